@@ -1,0 +1,155 @@
+"""Typed parameters: ``params/*.yaml`` → frozen dataclasses, with one clear error per bad key.
+
+A params file has one section per pipeline step. Unknown keys are errors (a typo must not silently
+fall back to a default); values are converted to the annotated type, and a value that does not fit
+names its dotted key. Relative paths are resolved against the repository root (the folder that
+holds ``params/``) so notebooks and the CLI agree wherever they run from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from biaslib.errors import BiaslibError
+
+
+class ParamsError(BiaslibError, ValueError):
+    """A params file has an unknown key or a value of the wrong type."""
+
+
+@dataclass(frozen=True)
+class CaptionConfig:
+    """Probabilities that a world caption mentions each attribute."""
+
+    p_gender: float = 0.35
+    p_age: float = 0.25
+    p_occupation: float = 0.6
+    p_place: float = 0.5
+    p_race: float = 0.05
+    p_style: float = 0.8
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    """The synthetic world (see ``biaslib/world/README.md``)."""
+
+    image_size: int = 64
+    bias_strength: float = 1.0
+    p_no_occupation: float = 0.15
+    p_object: float = 0.2
+    jpeg_quality: int = 95
+    captions: CaptionConfig = field(default_factory=CaptionConfig)
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """Sizes of the datasets ``biaslib world export`` writes (in the real datasets' formats)."""
+
+    cc3m_samples: int = 20000
+    cc3m_shard_size: int = 2000
+    phase_val: int = 1000
+    coco_images: int = 1000
+    coco_captions_per_image: int = 5
+    fairface_train: int = 4000
+    fairface_val: int = 1000
+    geode_per_object_region: int = 20
+    magbig_languages: tuple[str, ...] = ("english",)
+    workers: int = 2
+
+
+@dataclass(frozen=True)
+class Params:
+    """All parameters of one experiment."""
+
+    experiment: str = "world_default"
+    seed: int = 0
+    runs_dir: Path = Path("runs")
+    world: WorldConfig = field(default_factory=WorldConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+
+    @property
+    def run_dir(self) -> Path:
+        """Folder of this experiment's outputs: ``<runs_dir>/<experiment>``."""
+        return self.runs_dir / self.experiment
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form (paths as strings), for provenance records."""
+        return json.loads(json.dumps(dataclasses.asdict(self), default=str))
+
+    def digest(self) -> str:
+        """Short sha256 of the parameters, for provenance and output naming."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _convert(value: Any, tp: Any, key: str, base: Path) -> Any:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ParamsError(f"{key}: expected a mapping, got {value!r}")
+        return _build(tp, value, key, base)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ParamsError(f"{key}: expected a list, got {value!r}")
+        (inner, _ellipsis) = typing.get_args(tp)
+        return tuple(_convert(v, inner, f"{key}[{i}]", base) for i, v in enumerate(value))
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return None if value is None else _convert(value, args[0], key, base)
+    if tp is Path:
+        path = Path(str(value)).expanduser()
+        return path if path.is_absolute() else (base / path)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ParamsError(f"{key}: expected true/false, got {value!r}")
+        return value
+    if tp in (int, float, str):
+        if tp is int and isinstance(value, float) and not value.is_integer():
+            raise ParamsError(f"{key}: expected an integer, got {value!r}")
+        try:
+            return tp(value)
+        except (TypeError, ValueError):
+            raise ParamsError(f"{key}: expected {tp.__name__}, got {value!r}") from None
+    return value
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str, base: Path) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        where = f"{prefix}." if prefix else ""
+        raise ParamsError(f"unknown key {where}{unknown[0]}; allowed keys here: {', '.join(names)}")
+    kwargs = {k: _convert(v, hints[k], f"{prefix}.{k}" if prefix else k, base) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def load_params(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Params:
+    """Load a params YAML (default ``params/default.yaml``) into :class:`Params`.
+
+    ``overrides`` maps dotted keys to values (``{"world.bias_strength": 0}``) applied on top of the
+    file; they are checked like file keys.
+    """
+    path = Path(path) if path is not None else REPO_ROOT / "params" / "default.yaml"
+    if not path.is_file():
+        raise ParamsError(f"params file not found: {path} (expected a YAML file like params/default.yaml)")
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    for dotted, value in (overrides or {}).items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    base = path.resolve().parent.parent if path.resolve().parent.name == "params" else path.resolve().parent
+    return _build(Params, data, "", base)

@@ -1,0 +1,30 @@
+"""Bias metrics: exact estimands with bootstrap or analytic confidence intervals.
+
+Importing this package loads numpy and pandas only; torch is imported inside
+:func:`retrieval_hits` when it runs. Definitions: ``design.md`` ("Metric definitions") and
+``reference/formats.md`` (A6–A9, C6, D).
+"""
+
+from biaslib.metrics.amplification import bias_amplification, directional_bias_amplification
+from biaslib.metrics.clipscore import clip_score, paired_cosine
+from biaslib.metrics.geode import group_accuracy
+from biaslib.metrics.groups import by_group, group_gap
+from biaslib.metrics.magbig import magbig_fairness, magbig_fairness_mc
+from biaslib.metrics.markedness import person_preference, self_similarity, self_similarity_mc
+from biaslib.metrics.retrieval import retrieval_hits
+
+__all__ = [
+    "bias_amplification",
+    "by_group",
+    "clip_score",
+    "directional_bias_amplification",
+    "group_accuracy",
+    "group_gap",
+    "magbig_fairness",
+    "magbig_fairness_mc",
+    "paired_cosine",
+    "person_preference",
+    "retrieval_hits",
+    "self_similarity",
+    "self_similarity_mc",
+]

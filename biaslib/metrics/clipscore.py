@@ -1,0 +1,48 @@
+"""CLIP score of image–text pairs (formats.md C7)."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from biaslib.metrics._checks import as_matrix, row_norms
+
+
+def paired_cosine(a: ArrayLike, b: ArrayLike) -> np.ndarray:
+    """Cosine similarity of row i of ``a`` with row i of ``b``.
+
+    Parameters
+    ----------
+    a, b : array-like, shape (n, d)
+        Paired embeddings (any norm; rows are normalised).
+
+    Returns
+    -------
+    ndarray of float64, shape (n,)
+        Cosines in [-1, 1] (the raw score the MAGBIG/mm-debias scripts average).
+    """
+    left = as_matrix(a, "image_emb")
+    right = as_matrix(b, "text_emb")
+    if left.shape != right.shape:
+        raise ValueError(f"image_emb has shape {left.shape} but text_emb has shape {right.shape}")
+    dots = np.einsum("ij,ij->i", left, right).astype(np.float64)
+    return dots / (row_norms(left, "image_emb") * row_norms(right, "text_emb"))
+
+
+def clip_score(image_emb: ArrayLike, text_emb: ArrayLike) -> np.ndarray:
+    """CLIP score ``100 · max(cos(image_i, text_i), 0)`` per pair.
+
+    Parameters
+    ----------
+    image_emb : array-like, shape (n, d)
+        Image embeddings.
+    text_emb : array-like, shape (n, d)
+        Text embeddings, row i paired with image i.
+
+    Returns
+    -------
+    ndarray of float64, shape (n,)
+        Scores in [0, 100]; average them for a per-prompt or per-model score. Use
+        :func:`paired_cosine` for the raw cosine.
+    """
+    return 100.0 * np.maximum(paired_cosine(image_emb, text_emb), 0.0)

@@ -1,0 +1,63 @@
+"""Params loading (typed, strict) and the CLI's world commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from biaslib import cli
+from biaslib.config import REPO_ROOT, ParamsError, load_params
+
+
+def test_default_params_load_typed():
+    p = load_params()
+    assert p.world.image_size == 64 and isinstance(p.world.bias_strength, float)
+    assert p.export.magbig_languages == ("english",)
+    assert p.run_dir == REPO_ROOT / "runs" / "world_default"
+    assert len(p.digest()) == 12
+
+
+def test_overrides_and_digest_change():
+    base = load_params()
+    p = load_params(overrides={"world.bias_strength": 0, "export.cc3m_samples": 10})
+    assert p.world.bias_strength == 0.0 and p.export.cc3m_samples == 10
+    assert p.digest() != base.digest()
+
+
+@pytest.mark.parametrize("text, message", [
+    ("world:\n  bias_strenght: 1\n", "unknown key world.bias_strenght; allowed keys here: image_size"),
+    ("world:\n  image_size: big\n", "world.image_size: expected int, got 'big'"),
+    ("export:\n  cc3m_samples: 1.5\n", "export.cc3m_samples: expected an integer"),
+    ("world: 3\n", "world: expected a mapping"),
+])
+def test_bad_params_name_the_key(tmp_path, text, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ParamsError, match=message.replace(".", r"\.").replace("(", r"\(")):
+        load_params(path)
+
+
+def test_missing_params_file(tmp_path):
+    with pytest.raises(ParamsError, match="params file not found"):
+        load_params(tmp_path / "nope.yaml")
+
+
+def test_cli_world_export_and_error(tmp_path, capsys):
+    out = tmp_path / "data"
+    code = cli.main(["world", "export", "--out", str(out), "--set", "export.cc3m_samples=30",
+                     "--set", "export.cc3m_shard_size=10", "--set", "export.phase_val=5", "--set", "export.coco_images=5",
+                     "--set", "export.fairface_train=5", "--set", "export.fairface_val=5",
+                     "--set", "export.geode_per_object_region=1", "--set", "export.workers=1"])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert Path(summary["datasets"]["cc3m"]).joinpath("00002.tar").is_file()
+    assert cli.main(["world", "export", "--out", str(out), "--set", "world.nope=1"]) == 2
+    assert "unknown key world.nope" in capsys.readouterr().err
+
+
+def test_cli_tables(capsys):
+    assert cli.main(["world", "tables", "--set", "world.bias_strength=0"]) == 0
+    text = capsys.readouterr().out
+    assert "p(gender | occupation), bias_strength=0.0" in text and "nurse" in text
