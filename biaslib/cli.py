@@ -44,7 +44,7 @@ def cmd_world_export(args: argparse.Namespace) -> int:
     params = load_params(args.params, _overrides(args.set))
     out = args.out or params.run_dir / "data"
     start = time.perf_counter()
-    roots = export_all(World(params.world, params.seed), out, params.export)
+    roots = export_all(World(params.world, params.seed), out, params.export, overwrite=args.overwrite)
     summary = {"out": str(out), "datasets": {k: str(v) for k, v in roots.items()},
                "seconds": round(time.perf_counter() - start, 1), "params_digest": params.digest()}
     print(json.dumps(summary, indent=1))
@@ -71,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     export = world_actions.add_parser("export", help="write every real dataset format")
     _add_params(export)
     export.add_argument("--out", type=Path, default=None, help="output folder (default: <runs>/<experiment>/data)")
+    export.add_argument("--overwrite", action="store_true",
+                        help="replace an export made with other parameters in --out")
     export.set_defaults(func=cmd_world_export)
     tables = world_actions.add_parser("tables", help="print the tabled conditionals")
     _add_params(tables)

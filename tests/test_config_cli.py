@@ -47,7 +47,8 @@ def test_missing_params_file(tmp_path):
 def test_cli_world_export_and_error(tmp_path, capsys):
     out = tmp_path / "data"
     code = cli.main(["world", "export", "--out", str(out), "--set", "export.cc3m_samples=30",
-                     "--set", "export.cc3m_shard_size=10", "--set", "export.phase_val=5", "--set", "export.coco_images=5",
+                     "--set", "export.cc3m_shard_size=10", "--set", "export.phase_val=5",
+                     "--set", "export.coco_images=5",
                      "--set", "export.fairface_train=5", "--set", "export.fairface_val=5",
                      "--set", "export.geode_per_object_region=1", "--set", "export.workers=1"])
     assert code == 0

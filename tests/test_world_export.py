@@ -7,19 +7,29 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import SMALL_EXPORT
 from PIL import Image
 
 from biaslib.data import (
-    iter_cc3m, load_coco_bias, load_fairface, load_geode, load_magbig_prompts, load_phase,
+    iter_cc3m,
+    load_coco_bias,
+    load_fairface,
+    load_geode,
+    load_magbig_prompts,
+    load_phase,
 )
 from biaslib.world import World
 from biaslib.world.attributes import (
-    binary_skin, coco_gender, coco_skin, fairface_gender, occupations, phase_age, phase_ethnicity,
+    binary_skin,
+    coco_gender,
+    coco_skin,
+    fairface_gender,
+    occupations,
+    phase_age,
+    phase_ethnicity,
     phase_gender,
 )
 from biaslib.world.export import ADJECTIVES, export_all
-
-from conftest import SMALL_EXPORT
 
 
 def _truth(path: Path) -> pd.DataFrame:
@@ -43,7 +53,8 @@ def test_cc3m_round_trip(exported):
         else:
             assert s.metadata["world"]["object"] == row["object"]
     assert {"person", "object"} == set(truth["kind"])
-    assert sorted(p.name for p in exported["cc3m"].glob("*_stats.json")) == ["00000_stats.json", "00001_stats.json", "00002_stats.json"]
+    stats_files = sorted(p.name for p in exported["cc3m"].glob("*_stats.json"))
+    assert stats_files == ["00000_stats.json", "00001_stats.json", "00002_stats.json"]
 
 
 def test_phase_round_trip(exported):
@@ -122,3 +133,23 @@ def test_export_is_byte_identical(exported, tmp_path):
     assert first == second and len(first) > 100
     other_seed = _digests(export_all(World(seed=1), tmp_path / "c", serial)["cc3m"].parent)
     assert other_seed["cc3m/00000.tar"] != first["cc3m/00000.tar"]
+
+
+def test_rerun_is_skipped_and_other_params_are_refused(tmp_path):
+    from dataclasses import replace
+
+    from biaslib.errors import BiaslibError
+
+    small = replace(SMALL_EXPORT, cc3m_samples=20, cc3m_shard_size=10, phase_val=3, coco_images=3,
+                    fairface_train=3, fairface_val=3, geode_per_object_region=1)
+    roots = export_all(World(seed=0), tmp_path, small)
+    stamp = (roots["cc3m"] / "00000.tar").stat().st_mtime_ns
+    export_all(World(seed=0), tmp_path, small)  # same params: nothing rewritten
+    assert (roots["cc3m"] / "00000.tar").stat().st_mtime_ns == stamp
+    with pytest.raises(BiaslibError, match="other parameters"):
+        export_all(World(seed=1), tmp_path, small)
+    export_all(World(seed=1), tmp_path, small, overwrite=True)
+    assert (roots["cc3m"] / "00000.tar").stat().st_mtime_ns != stamp
+    (tmp_path / "export_manifest.json").unlink()  # an interrupted export: files but no manifest
+    with pytest.raises(BiaslibError, match="no finished export"):
+        export_all(World(seed=0), tmp_path, small)

@@ -10,7 +10,12 @@ from typing import Any
 import pandas as pd
 
 from biaslib.data._common import (
-    PathLike, layout_error, read_csv, require_columns, require_dir, require_unique,
+    PathLike,
+    layout_error,
+    read_csv,
+    require_columns,
+    require_dir,
+    require_unique,
 )
 from biaslib.errors import DataLayoutError
 

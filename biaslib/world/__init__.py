@@ -15,11 +15,24 @@ from PIL import Image
 
 from biaslib.config import WorldConfig
 from biaslib.world.attributes import (
-    AGE_BINS, AGE_LEVELS, GENDERS, PLACES, RACES, SKIN_TONES, STYLES, occupations,
+    AGE_BINS,
+    AGE_LEVELS,
+    GENDERS,
+    PLACES,
+    RACES,
+    SKIN_TONES,
+    STYLES,
+    occupations,
 )
 from biaslib.world.captions import CaptionParams, object_caption, person_caption
 from biaslib.world.distribution import (
-    OBJECTS, REGIONS, WEB_REGION_WEIGHTS, age_level_table, gender_table, race_table, sample_objects,
+    OBJECTS,
+    REGIONS,
+    WEB_REGION_WEIGHTS,
+    age_level_table,
+    gender_table,
+    race_table,
+    sample_objects,
     sample_people,
 )
 from biaslib.world.objects import render_object

@@ -21,9 +21,26 @@ import numpy as np
 import pandas as pd
 
 from biaslib.world.attributes import (
-    AGE_BIN_LEVEL, AGE_BIN_WEIGHTS, AGE_BINS, AGE_LEVELS, DRESSING_WEIGHTS, DRESSINGS, GENDERS,
-    HAIR_COLORS, NO_OCCUPATION, PLACES, RACE_BASE, RACE_CURLY, RACE_HAIR, RACE_SKIN_MEAN, RACES,
-    SKIN_SD, SKIN_TONES, STYLE_WEIGHTS, STYLES, occupation_table,
+    AGE_BIN_LEVEL,
+    AGE_BIN_WEIGHTS,
+    AGE_BINS,
+    AGE_LEVELS,
+    DRESSING_WEIGHTS,
+    DRESSINGS,
+    GENDERS,
+    HAIR_COLORS,
+    NO_OCCUPATION,
+    PLACES,
+    RACE_BASE,
+    RACE_CURLY,
+    RACE_HAIR,
+    RACE_SKIN_MEAN,
+    RACES,
+    SKIN_SD,
+    SKIN_TONES,
+    STYLE_WEIGHTS,
+    STYLES,
+    occupation_table,
 )
 
 #: GeoDE's six regions, conventional order.
@@ -151,7 +168,8 @@ def sample_people(
     for li, bins in enumerate(bins_by_level):
         rows = level == li
         w = np.array([AGE_BIN_WEIGHTS[b] for b in bins])
-        age[rows] = np.array(bins, dtype=object)[_categorical(u[rows, 3], np.broadcast_to(w / w.sum(), (rows.sum(), len(bins))))]
+        probs = np.broadcast_to(w / w.sum(), (rows.sum(), len(bins)))
+        age[rows] = np.array(bins, dtype=object)[_categorical(u[rows, 3], probs)]
 
     race = _categorical(u[:, 4], race_table(bias_strength).to_numpy()[occ])
     skin = np.array(SKIN_TONES)[_categorical(u[:, 5], skin_given_race().to_numpy()[race])]

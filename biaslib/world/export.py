@@ -25,18 +25,28 @@ import io
 import json
 import multiprocessing
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from biaslib import __version__
 from biaslib.config import ExportConfig
+from biaslib.errors import BiaslibError
 from biaslib.io import TarShardWriter, write_bytes, write_csv, write_json, write_parquet
 from biaslib.world import World
 from biaslib.world.attributes import (
-    binary_skin, coco_gender, coco_skin, fairface_gender, occupation_spec, occupations, phase_age,
-    phase_ethnicity, phase_gender,
+    binary_skin,
+    coco_gender,
+    coco_skin,
+    fairface_gender,
+    occupation_spec,
+    occupations,
+    phase_age,
+    phase_ethnicity,
+    phase_gender,
 )
 from biaslib.world.captions import person_caption
 from biaslib.world.distribution import OBJECTS, REGIONS
@@ -310,10 +320,11 @@ def export_geode(world: World, root: str | Path, per_object_region: int, workers
                               for r, s, k in zip(objects["region"], same, shift)]
     rows = objects.to_dict("records")
     countries = [REGION_COUNTRIES[r][i % len(REGION_COUNTRIES[r])] for i, r in enumerate(objects["region"])]
-    paths = [f"images/{o.replace(' ', '_')}/{r}_{i:06d}.jpg" for i, (o, r) in enumerate(zip(objects["object"], objects["region"]))]
+    folders = [o.replace(" ", "_") for o in objects["object"]]
+    paths = [f"images/{f}/{r}_{i:06d}.jpg" for i, (f, r) in enumerate(zip(folders, objects["region"]))]
     for path, jpg in zip(paths, encoded_images(world, rows, workers=workers, desc="geode")):
         write_bytes(root / path, jpg)
-    index = pd.DataFrame({"file_path": paths, "object": [o.replace(" ", "_") for o in objects["object"]],
+    index = pd.DataFrame({"file_path": paths, "object": folders,
                           "ip_country": countries, "region": objects["region"]})
     write_csv(root / "index.csv", index)
     truth = objects[["object", "region", "look_region", "render_seed"]].copy()
@@ -351,15 +362,50 @@ def export_magbig(root: str | Path, languages: Sequence[str] = ("english",)) -> 
     return {"direct": direct, "gender_neutral": neutral, "adjectives": adjectives}
 
 
-def export_all(world: World, out: str | Path, config: ExportConfig) -> dict[str, Path]:
-    """Write every format under ``out/<dataset>``; returns the dataset folders."""
+def _bytes_config(config: ExportConfig) -> dict:
+    return {k: v for k, v in asdict(config).items() if k != "workers"}
+
+
+def export_digest(world: World, config: ExportConfig) -> str:
+    """sha256 (16 hex digits) of everything that determines an export's bytes (not ``workers``)."""
+    blob = json.dumps({"world": asdict(world.config), "seed": world.seed, "export": _bytes_config(config),
+                       "version": __version__}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def export_all(world: World, out: str | Path, config: ExportConfig, overwrite: bool = False) -> dict[str, Path]:
+    """Write every format under ``out/<dataset>``; returns the dataset folders.
+
+    ``out/export_manifest.json`` is written last. A rerun with the same parameters finds it and
+    skips the work; a rerun with other parameters into a folder that holds an export is refused
+    unless ``overwrite`` is set, so two worlds never mix in one folder.
+    """
     out = Path(out)
-    w = config.workers
     roots = {name: out / name for name in ("cc3m", "phase", "coco_bias", "fairface", "geode", "magbig")}
-    export_cc3m(world, roots["cc3m"], config.cc3m_samples, config.cc3m_shard_size, workers=w)
-    export_phase(world, roots["phase"], config.phase_val, workers=w)
-    export_coco_bias(world, roots["coco_bias"], config.coco_images, config.coco_captions_per_image, workers=w)
-    export_fairface(world, roots["fairface"], config.fairface_train, config.fairface_val, workers=w)
-    export_geode(world, roots["geode"], config.geode_per_object_region, workers=w)
+    manifest_path = out / "export_manifest.json"
+    digest = export_digest(world, config)
+    if manifest_path.is_file():
+        previous = json.loads(manifest_path.read_text())
+        if previous.get("digest") == digest:
+            return roots
+        if not overwrite:
+            raise BiaslibError(f"{out} holds a world export with other parameters (digest {previous.get('digest')}, "
+                               f"now {digest}); choose another folder or pass overwrite=True (--overwrite)")
+        manifest_path.unlink()
+    elif out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise BiaslibError(f"{out} is not empty and holds no finished export (no export_manifest.json); "
+                           "choose an empty folder or pass overwrite=True (--overwrite)")
+    w = config.workers
+    truths = {
+        "cc3m": export_cc3m(world, roots["cc3m"], config.cc3m_samples, config.cc3m_shard_size, workers=w),
+        "phase": export_phase(world, roots["phase"], config.phase_val, workers=w),
+        "coco_bias": export_coco_bias(world, roots["coco_bias"], config.coco_images, config.coco_captions_per_image,
+                                      workers=w),
+        "geode": export_geode(world, roots["geode"], config.geode_per_object_region, workers=w),
+    }
+    fairface = export_fairface(world, roots["fairface"], config.fairface_train, config.fairface_val, workers=w)
     export_magbig(roots["magbig"], config.magbig_languages)
+    counts = {k: len(v) for k, v in truths.items()} | {f"fairface_{k}": len(v) for k, v in fairface.items()}
+    write_json(manifest_path, {"digest": digest, "seed": world.seed, "world": asdict(world.config),
+                               "export": _bytes_config(config), "counts": counts, "biaslib_version": __version__})
     return roots

@@ -120,8 +120,7 @@ def _background(c: Canvas, place: str, rng: np.random.Generator) -> None:
     elif place == "workshop":
         for y in (0.22, 0.40):
             c.rect(0.0, y, 1.0, y + 0.03, jitter((130, 95, 60), rng, 12))
-        for i in range(4):
-            x = rng.uniform(0.0, 0.95)
+        for x in rng.uniform(0.0, 0.95, size=4):
             c.rect(x, 0.15, x + 0.05, 0.22, jitter((180, 180, 60), rng, 40))
         c.rect(0.0, 0.75, 1.0, 1.0, jitter((60, 58, 56), rng, 8))
     elif place == "outdoors":
@@ -224,7 +223,7 @@ def _person(c: Canvas, f: Figure, row: Mapping, rng: np.random.Generator) -> Non
         c.rect(x1, sy + 0.01, x2, sy + arm_len, outfit)
         if spec.cut == "shirt":
             c.rect(x1, sy + arm_len * 0.45, x2, sy + arm_len, sleeve)
-        c.circle((x1 + x2) / 2, sy + arm_len + 0.01, f.arm_w * 0.7, skin)
+        c.circle((x1 + x2) / 2, sy + arm_len + 0.01, f.arm_w * 0.8, skin)
     # torso
     bottom = hy_
     if spec.cut == "coat":
@@ -277,7 +276,7 @@ def stylise(arr: np.ndarray, style: str, rng: np.random.Generator) -> np.ndarray
         x += rng.normal(0.0, 3.0, size=x.shape).astype(np.float32)
     elif style == "painting":
         x = (x + np.roll(x, 1, 0) + np.roll(x, -1, 0) + np.roll(x, 1, 1) + np.roll(x, -1, 1)) / 5
-        x = np.floor(x / 36.0) * 36.0 + 18.0
+        x = np.floor(x / 20.0) * 20.0 + 10.0
         x += rng.normal(0.0, 6.0, size=x.shape[:2] + (1,)).astype(np.float32)
     elif style == "sketch":
         lum = x.mean(axis=2)

@@ -1,0 +1,41 @@
+# biaslib: `make demo` runs the study on the synthetic world and writes figures/; `make test` runs the tests.
+# Both create .venv on first use (pinned requirements, biaslib editable, the `biaslib` Jupyter kernel).
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.biaslib-installed
+PARAMS ?= params/default.yaml
+NB_OUT ?= runs/notebooks
+
+.PHONY: venv demo test lint bench bench-quick clean
+
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(PY) -m pip check
+	$(PY) -m ipykernel install --sys-prefix --name biaslib --display-name biaslib
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	mkdir -p $(NB_OUT)
+	$(VENV)/bin/papermill --kernel biaslib notebooks/00_world.ipynb $(NB_OUT)/00_world.ipynb -p PARAMS_FILE $(PARAMS)
+	@echo "figures written to figures/:" && ls figures
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check biaslib tests bench
+
+bench: $(STAMP)
+	for script in bench/*.py; do $(PY) $$script || exit 1; done
+
+bench-quick: $(STAMP)
+	for script in bench/*.py; do $(PY) $$script --quick || exit 1; done
+
+clean:
+	rm -rf $(VENV) runs
