@@ -30,8 +30,7 @@ from biaslib.metrics.groups import GroupLabels, by_group, factorize_groups, summ
 # Rows of the embedding matrix per BLAS call when summing unit vectors by group.
 _ROW_CHUNK = 16384
 # Elements held at once by the bootstrap weights (8 bytes each with the draws) and by the Monte
-# Carlo gathers;
-# large chunks keep the (replicates × members) @ (members × d) product efficient in BLAS.
+# Carlo gathers; large chunks keep the (replicates × members) @ (members × d) product efficient.
 _CHUNK_ELEMENTS = 1 << 24
 
 
@@ -165,8 +164,9 @@ def self_similarity(
     ci_method : {"u_statistic", "bootstrap"}, default "u_statistic"
         ``"u_statistic"``: normal interval ``S_g ± z·SE`` with the Hoeffding variance
         ``4/n_g · Var_i(h1(u_i))``, O(n·d), no resampling. ``"bootstrap"``: percentile interval
-        over ``n_boot`` multinomial resamples of the members (see the replicate definition in
-        ``_bootstrap_replicates``), O(n_boot·n·d) in BLAS.
+        over ``n_boot`` multinomial resamples (counts w) of the members, replicate
+        ``(‖Σ w_i u_i‖² − Σ w_i²) / (n_g² − Σ w_i²)`` (pairs of draws of distinct items),
+        O(n_boot·n·d) in BLAS (≈6–20 s for 86,744 × 1024 here, against ≈0.1 s for the default).
     ci : float, default 0.95
         Confidence level.
 

@@ -21,6 +21,11 @@ from numpy.typing import ArrayLike
 from biaslib.metrics._checks import as_matrix, check_same_length, row_list, row_norms
 
 
+def _count_greater(sims: np.ndarray, own: np.ndarray) -> np.ndarray:
+    """Per row, how many entries of ``sims`` (chunk × n_images) exceed ``own`` (chunk × 1)."""
+    return np.greater(sims, own).view(np.uint8).sum(axis=1, dtype=np.int64)
+
+
 def _ranks_numpy(text: np.ndarray, image: np.ndarray, target: np.ndarray, chunk_size: int) -> np.ndarray:
     """0-based rank of each target: images with a strictly higher cosine (numpy)."""
     unit_image = image / row_norms(image, "image_emb")[:, None].astype(image.dtype)
@@ -30,8 +35,7 @@ def _ranks_numpy(text: np.ndarray, image: np.ndarray, target: np.ndarray, chunk_
         stop = min(len(text), start + chunk_size)
         chunk = text[start:stop] * inv_text[start:stop, None].astype(text.dtype)
         sims = chunk @ unit_image.T
-        own = sims[np.arange(stop - start), target[start:stop]]
-        ranks[start:stop] = (sims > own[:, None]).sum(axis=1)
+        ranks[start:stop] = _count_greater(sims, sims[np.arange(stop - start), target[start:stop], None])
     return ranks
 
 
@@ -46,15 +50,18 @@ def _ranks_torch(
     unit_image = image_t / torch.linalg.vector_norm(image_t, dim=1, keepdim=True)
     text_t = torch.from_numpy(text)
     target_t = torch.from_numpy(target)
-    ranks = torch.empty(len(text), dtype=torch.int64)
+    ranks = np.empty(len(text), dtype=np.int64)
     with torch.inference_mode():
         for start in range(0, len(text), chunk_size):
             chunk = text_t[start:start + chunk_size].to(dev)
             chunk = chunk / torch.linalg.vector_norm(chunk, dim=1, keepdim=True)
             sims = chunk @ unit_image.T
             own = sims.gather(1, target_t[start:start + chunk_size, None].to(dev))
-            ranks[start:start + chunk_size] = (sims > own).sum(dim=1).cpu()
-    return ranks.numpy()
+            if dev.type == "cpu":  # numpy's compare-and-count is several times faster on CPU
+                ranks[start:start + chunk_size] = _count_greater(sims.numpy(), own.numpy())
+            else:
+                ranks[start:start + chunk_size] = (sims > own).sum(dim=1).cpu().numpy()
+    return ranks
 
 
 def retrieval_hits(

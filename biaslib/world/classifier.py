@@ -121,8 +121,9 @@ def train_attribute_classifier(
     """Train :class:`AttributeCNN` on tensors for ``max_epochs`` with a cosine learning-rate schedule.
 
     If the epochs would overrun ``time_budget_s`` (a slow or busy machine), the schedule is
-    re-planned after each epoch to end, annealed, within the budget. ``bf16`` runs forward passes under bfloat16 autocast (about 2× faster on CPU here).
-    Returns the model (eval mode) and held-out accuracy per head on ``val_images``.
+    re-planned after each epoch to end, annealed, within the budget. ``bf16`` runs forward passes
+    under bfloat16 autocast (about 2× faster on CPU here). Returns the model (eval mode) and the
+    held-out accuracy per head on ``val_images``.
     """
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
