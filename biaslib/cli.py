@@ -62,6 +62,39 @@ def cmd_world_tables(args: argparse.Namespace) -> int:
     return 0
 
 
+def _generation_paths(args: argparse.Namespace, params) -> tuple[Path, Path]:
+    captions = args.captions or params.run_dir / "data" / "cc3m"
+    out = args.out or params.run_dir / "generated" / args.name
+    return captions, out
+
+
+def cmd_generate_run(args: argparse.Namespace) -> int:
+    """Generate one image per caption into webdataset shards (this process's rank share)."""
+    from biaslib.generate import generate, read_captions
+    from biaslib.world import World
+
+    params = load_params(args.params, _overrides(args.set))
+    captions_path, out = _generation_paths(args, params)
+    report = generate(read_captions(captions_path), out, params.generate, world=World(params.world, params.seed),
+                      max_items=args.max_items, overwrite=args.overwrite, rank=args.rank, world_size=args.world_size)
+    print(json.dumps({"out": str(report.out_dir), "rank": report.rank, "world_size": report.world_size,
+                      "images": report.images, "images_per_s": round(report.images_per_s, 2),
+                      "shards_done": len(report.shards_done), "shards_skipped": len(report.shards_skipped),
+                      "stopped_early": report.stopped_early, "skipped_empty_captions": len(report.skipped_empty)}))
+    return 0
+
+
+def cmd_generate_verify(args: argparse.Namespace) -> int:
+    """Check that every caption id was generated exactly once."""
+    from biaslib.generate import read_captions, verify
+
+    params = load_params(args.params, _overrides(args.set))
+    captions_path, out = _generation_paths(args, params)
+    check = verify(out, read_captions(captions_path))
+    print(check.summary())
+    return 0 if check.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="biaslib", description=__doc__.split("\n\n")[0])
     steps = parser.add_subparsers(dest="step", required=True)
@@ -77,6 +110,25 @@ def build_parser() -> argparse.ArgumentParser:
     tables = world_actions.add_parser("tables", help="print the tabled conditionals")
     _add_params(tables)
     tables.set_defaults(func=cmd_world_tables)
+
+    gen = steps.add_parser("generate", help="text-to-image generation into webdataset shards")
+    gen_actions = gen.add_subparsers(dest="action", required=True)
+    for action, func, text in (("run", cmd_generate_run, "generate (resumes finished shards)"),
+                               ("verify", cmd_generate_verify, "check every id appears exactly once")):
+        sub = gen_actions.add_parser(action, help=text)
+        _add_params(sub)
+        sub.add_argument("--captions", type=Path, default=None,
+                         help="caption table or CC3M export folder (default: <runs>/<experiment>/data/cc3m)")
+        sub.add_argument("--name", default="default", help="generation run name (default: default)")
+        sub.add_argument("--out", type=Path, default=None,
+                         help="shard folder (default: <runs>/<experiment>/generated/<name>)")
+        sub.set_defaults(func=func)
+        if action == "run":
+            sub.add_argument("--max-items", type=int, default=None, help="stop after this many images (resumable)")
+            sub.add_argument("--overwrite", action="store_true", help="replace images made with other settings")
+            sub.add_argument("--rank", type=int, default=None, help="this process's rank (default: $RANK or 0)")
+            sub.add_argument("--world-size", type=int, default=None,
+                             help="number of processes (default: $WORLD_SIZE or 1)")
     return parser
 
 

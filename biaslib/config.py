@@ -15,7 +15,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -66,6 +66,44 @@ class ExportConfig:
     workers: int = 2
 
 
+ImageFormat = Literal["jpg", "webp", "png"]
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    """Parameters of a generation run (``generate`` section of the params YAML).
+
+    ``model`` is ``"simulator"`` or a local diffusers pipeline folder. ``steps``/``guidance``/
+    ``scheduler``/``resolution``/``negative_prompt`` go to the pipeline (``None`` keeps the
+    pipeline's default). ``dtype`` ``auto`` means fp16 on CUDA and fp32 on CPU; ``bf16`` on CPU uses
+    autocast. ``output_size`` resizes images before encoding (``None`` keeps them).
+    """
+
+    model: str = "simulator"
+    amplification: float = 1.0
+    language_shift: dict[str, float] = field(default_factory=dict)
+    scheduler: str | None = None
+    steps: int = 50
+    guidance: float = 7.5
+    resolution: int | None = None
+    negative_prompt: str | None = None
+    batch_size: int = 8
+    image_format: ImageFormat = "jpg"
+    quality: int = 95
+    output_size: int | None = None
+    dtype: Literal["auto", "fp32", "fp16", "bf16"] = "auto"
+    device: str = "auto"
+    compile: bool = False
+    safety_checker: bool = False
+    shard_size: int = 1000
+    seed: int = 0
+
+    def digest(self) -> str:
+        """Hash of everything that changes the images (not batch size, device or compile)."""
+        keep = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("batch_size", "device", "compile")}
+        return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
+
+
 @dataclass(frozen=True)
 class Params:
     """All parameters of one experiment."""
@@ -75,6 +113,7 @@ class Params:
     runs_dir: Path = Path("runs")
     world: WorldConfig = field(default_factory=WorldConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
 
     @property
     def run_dir(self) -> Path:
@@ -104,6 +143,16 @@ def _convert(value: Any, tp: Any, key: str, base: Path) -> Any:
             raise ParamsError(f"{key}: expected a list, got {value!r}")
         (inner, _ellipsis) = typing.get_args(tp)
         return tuple(_convert(v, inner, f"{key}[{i}]", base) for i, v in enumerate(value))
+    if origin is Literal:
+        allowed = typing.get_args(tp)
+        if value not in allowed:
+            raise ParamsError(f"{key}: expected one of {', '.join(map(str, allowed))}, got {value!r}")
+        return value
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ParamsError(f"{key}: expected a mapping, got {value!r}")
+        _, value_type = typing.get_args(tp)
+        return {str(k): _convert(v, value_type, f"{key}.{k}", base) for k, v in value.items()}
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         return None if value is None else _convert(value, args[0], key, base)

@@ -28,26 +28,26 @@ class CaptionParams:
     p_style: float = 0.8
 
 
-_AGE_WORDS = {"young": ("young",), "adult": ("middle-aged", "adult"), "senior": ("elderly", "senior", "old")}
-_GENDER_ADJ = {"woman": "female", "man": "male"}
-_GENDER_NOUN = {
+AGE_WORDS = {"young": ("young",), "adult": ("middle-aged", "adult"), "senior": ("elderly", "senior", "old")}
+GENDER_ADJ = {"woman": "female", "man": "male"}
+GENDER_NOUN = {
     ("woman", "child"): ("girl",), ("man", "child"): ("boy",),
     ("woman", "young"): ("young woman", "woman"), ("man", "young"): ("young man", "man"),
     ("woman", "adult"): ("woman", "lady"), ("man", "adult"): ("man",),
     ("woman", "senior"): ("old woman", "grandmother"), ("man", "senior"): ("old man", "grandfather"),
 }
-_RACE_WORDS = {
+RACE_WORDS = {
     "White": "white", "Black": "black", "Latino_Hispanic": "latino", "East Asian": "asian",
     "Southeast Asian": "asian", "Indian": "indian", "Middle Eastern": "middle eastern",
 }
-_PLACE_PHRASES = {
+PLACE_PHRASES = {
     "office": ("in the office", "at the office", "at work"),
     "workshop": ("in a workshop", "in the garage", "at work"),
     "outdoors": ("outdoors", "in the park", "on the street"),
     "shop": ("in a shop", "at the store", "behind the counter"),
     "home": ("at home", "in the living room", "in the kitchen"),
 }
-_STYLE_PREFIX = {
+STYLE_PREFIX = {
     "painting": ("painting of", "illustration of", "artwork depicting"),
     "sketch": ("sketch of", "drawing of", "pencil sketch of"),
     "photo": ("photo of", "portrait of", "stock photo of"),
@@ -75,27 +75,27 @@ def person_caption(row: Mapping, params: CaptionParams = CaptionParams(), varian
     has_occ = occ != "none" and flags[2] < params.p_occupation
     adjs: list[str] = []
     if level != "child" and flags[1] < params.p_age:
-        adjs.append(_pick(rng, _AGE_WORDS[level]))
+        adjs.append(_pick(rng, AGE_WORDS[level]))
     if flags[4] < params.p_race:
-        adjs.append(_RACE_WORDS[row["race"]])
+        adjs.append(RACE_WORDS[row["race"]])
     if has_occ:
         if flags[0] < params.p_gender:
-            adjs.append(_GENDER_ADJ[gender])
+            adjs.append(GENDER_ADJ[gender])
         noun = occ
     elif flags[0] < params.p_gender or level == "child":
-        noun = _pick(rng, _GENDER_NOUN[(gender, level)]) if flags[0] < params.p_gender else "child"
+        noun = _pick(rng, GENDER_NOUN[(gender, level)]) if flags[0] < params.p_gender else "child"
     else:
         noun = "person"
     subject = _a(" ".join([*adjs, noun]))
     parts = []
     if row["style"] != "photo" and flags[5] < params.p_style:
-        parts.append(_pick(rng, _STYLE_PREFIX[row["style"]]))
+        parts.append(_pick(rng, STYLE_PREFIX[row["style"]]))
     elif row["style"] == "photo" and flags[5] < 0.2:
-        parts.append(_pick(rng, _STYLE_PREFIX["photo"]))
+        parts.append(_pick(rng, STYLE_PREFIX["photo"]))
     parts.append(subject)
     parts.append(_pick(rng, _CHILD_ACTIVITIES if level == "child" else _ACTIVITIES))
     if flags[3] < params.p_place:
-        parts.append(_pick(rng, _PLACE_PHRASES[row["place"]]))
+        parts.append(_pick(rng, PLACE_PHRASES[row["place"]]))
     return " ".join(parts)
 
 

@@ -148,8 +148,7 @@ def sample_people(
     (FairFace bin), ``age_level``, ``race``, ``skin_tone`` (1…6), ``hair_color``, ``hair_curly``,
     ``hair_long``, ``place``, ``style``, ``dressing``, ``outfit_color``, ``render_seed`` (uint32).
     """
-    specs = occupation_table()
-    names = [s.occupation for s in specs]
+    names = occupations_index()
     u = _uniforms(seed, stream, n)
     if occupations is None:
         occ_w = occupation_weights(p_no_occupation)
@@ -159,10 +158,69 @@ def sample_people(
             raise KeyError(f"unknown occupations {unknown}; known: {', '.join(names)}")
         occ_w = np.array([1.0 if nm in occupations else 0.0 for nm in names])
         occ_w /= occ_w.sum()
-    occ = _categorical(u[:, 0], np.broadcast_to(occ_w, (n, len(names))))
+    return people_from_uniforms(u, np.broadcast_to(occ_w, (n, len(names))), conditional_tables(bias_strength))
 
-    gender = _categorical(u[:, 1], gender_table(bias_strength).to_numpy()[occ])
-    level = _categorical(u[:, 2], age_level_table(bias_strength).to_numpy()[occ])
+
+def occupations_index() -> list[str]:
+    """Occupation names in table order (the index used by the conditional tables)."""
+    return [s.occupation for s in occupation_table()]
+
+
+def conditional_tables(bias_strength: float = 1.0) -> dict[str, np.ndarray]:
+    """The occupational conditionals as arrays ``(n_occupations, n_values)``: gender, age_level, race."""
+    return {
+        "gender": gender_table(bias_strength).to_numpy(),
+        "age_level": age_level_table(bias_strength).to_numpy(),
+        "race": race_table(bias_strength).to_numpy(),
+    }
+
+
+#: Attributes that :func:`people_from_uniforms` can fix per row, and their vocabularies.
+FIXABLE: dict[str, tuple] = {
+    "gender": GENDERS, "age_level": AGE_LEVELS, "race": RACES, "place": PLACES, "style": STYLES,
+}
+
+
+def people_from_uniforms(
+    u: np.ndarray,
+    occupation_probs: np.ndarray,
+    tables: dict[str, np.ndarray],
+    fixed: dict[str, np.ndarray] | None = None,
+    man_logit_shift: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """Draw people from uniforms: the core of :func:`sample_people` and of the simulated generator.
+
+    Parameters
+    ----------
+    u : ``(n, K)`` uniforms in [0, 1); column j drives one decision, so row i fixes person i.
+    occupation_probs : ``(n, n_occupations)`` row-wise distributions over :func:`occupations_index`.
+    tables : ``(n_occupations, n_values)`` conditionals for ``gender``, ``age_level``, ``race``
+        (see :func:`conditional_tables`).
+    fixed : optional column → ``(n,)`` int index into :data:`FIXABLE`'s vocabulary, ``-1`` = draw.
+    man_logit_shift : optional ``(n,)`` shift of log-odds(man) applied before drawing gender.
+
+    Returns
+    -------
+    The people table of :func:`sample_people`.
+    """
+    n = u.shape[0]
+    fixed = fixed or {}
+    specs = occupation_table()
+    names = [s.occupation for s in specs]
+
+    def choose(column: str, drawn: np.ndarray) -> np.ndarray:
+        if column not in fixed:
+            return drawn
+        return np.where(fixed[column] >= 0, fixed[column], drawn)
+
+    occ = _categorical(u[:, 0], occupation_probs)
+    gender_p = tables["gender"][occ]
+    if man_logit_shift is not None:
+        logit = np.log(np.clip(gender_p[:, 1], 1e-12, 1)) - np.log(np.clip(gender_p[:, 0], 1e-12, 1)) + man_logit_shift
+        p_man = 1.0 / (1.0 + np.exp(-logit))
+        gender_p = np.stack([1 - p_man, p_man], axis=1)
+    gender = choose("gender", _categorical(u[:, 1], gender_p))
+    level = choose("age_level", _categorical(u[:, 2], tables["age_level"][occ]))
     bins_by_level = [[b for b in AGE_BINS if AGE_BIN_LEVEL[b] == lvl] for lvl in AGE_LEVELS]
     age = np.empty(n, dtype=object)
     for li, bins in enumerate(bins_by_level):
@@ -171,7 +229,7 @@ def sample_people(
         probs = np.broadcast_to(w / w.sum(), (rows.sum(), len(bins)))
         age[rows] = np.array(bins, dtype=object)[_categorical(u[rows, 3], probs)]
 
-    race = _categorical(u[:, 4], race_table(bias_strength).to_numpy()[occ])
+    race = choose("race", _categorical(u[:, 4], tables["race"][occ]))
     skin = np.array(SKIN_TONES)[_categorical(u[:, 5], skin_given_race().to_numpy()[race])]
     hair_p = np.array([RACE_HAIR[r] for r in RACES])
     hair = _categorical(u[:, 6], hair_p[race])
@@ -187,8 +245,8 @@ def sample_people(
     place_p[:, home] = 0.2
     place_p[np.arange(n), workplace] = np.where(workplace == home, 0.9, 0.7)
     place_p /= place_p.sum(axis=1, keepdims=True)
-    place = _categorical(u[:, 9], place_p)
-    style = _categorical(u[:, 10], np.broadcast_to(np.array(STYLE_WEIGHTS), (n, len(STYLES))))
+    place = choose("place", _categorical(u[:, 9], place_p))
+    style = choose("style", _categorical(u[:, 10], np.broadcast_to(np.array(STYLE_WEIGHTS), (n, len(STYLES)))))
     dressing = _categorical(u[:, 11], np.broadcast_to(np.array(DRESSING_WEIGHTS), (n, len(DRESSINGS))))
     color_first = u[:, 12] < 0.7
     colors = np.array([s.colors for s in specs], dtype=object)[occ]

@@ -1,0 +1,458 @@
+"""Text-to-image generation over a caption table → webdataset shards (batched, resumable, multi-process).
+
+One image per caption id. The seed of id ``k`` is ``id_seed(seed, k)``, a keyed hash, and every image
+gets its own ``torch.Generator``: an image depends neither on its batch, nor on the order, nor on the
+number of processes. Output: ``<out>/<rank:02d>-<shard:05d>.tar`` with ``<key>.<jpg|webp|png>``,
+``<key>.txt`` (the prompt) and ``<key>.json`` (key, prompt, seed, model, scheduler, steps, guidance,
+size, …); ``<name>_stats.json`` is written after its tar and marks the shard finished (img2dataset's
+convention). Tars are written under a temporary name and renamed, so a half-written shard is never
+taken for a finished one; a rerun skips finished shards and rebuilds unfinished ones.
+
+Rank ``r`` of ``W`` processes takes rows ``i`` with ``i % W == r`` of the caption table
+(``torchrun``/``accelerate launch`` set ``RANK`` and ``WORLD_SIZE``); :func:`verify` checks that the
+finished shards of all ranks hold every id exactly once.
+
+Models: the world's :class:`~biaslib.world.simulator.SimulatedGenerator` (``model: simulator``) or any
+diffusers text-to-image pipeline folder (``save_pretrained`` layout): Stable Diffusion, the world's
+tiny pipeline, or AltDiffusion (built from its parts, as its pipeline class does not reload as is).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from PIL import Image
+from tqdm.auto import tqdm
+
+from biaslib import __version__
+from biaslib.config import GenerateConfig, ImageFormat
+from biaslib.errors import BiaslibError, DataLayoutError
+from biaslib.io import TarShardWriter, write_json
+
+
+def id_seed(seed: int, key: str) -> int:
+    """The per-id seed: a 63-bit keyed hash of (global seed, id)."""
+    digest = hashlib.blake2b(f"{seed}:{key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & (2**63 - 1)
+
+
+def shard_name(rank: int, shard: int) -> str:
+    """File stem of shard ``shard`` of rank ``rank``: ``RR-SSSSS``."""
+    return f"{rank:02d}-{shard:05d}"
+
+
+# ---- captions -------------------------------------------------------------------------------------
+
+@dataclass
+class CaptionCheck:
+    """Captions after validation: the usable rows and the ids skipped for empty text."""
+
+    table: pd.DataFrame
+    skipped_empty: list[str]
+
+
+def check_captions(captions: pd.DataFrame, key_column: str = "key", text_column: str = "caption") -> CaptionCheck:
+    """Validate a caption table: string ids, unique (duplicates are an error), empty texts skipped.
+
+    Returns the usable rows with columns ``key`` and ``caption`` first and any other columns kept.
+    """
+    missing = [c for c in (key_column, text_column) if c not in captions.columns]
+    if missing:
+        raise DataLayoutError(f"caption table lacks column(s) {missing}; expected columns "
+                              f"'{key_column}' (unique id) and '{text_column}' (prompt); got {list(captions.columns)}")
+    table = captions.rename(columns={key_column: "key", text_column: "caption"})
+    table = table[["key", "caption", *[c for c in table.columns if c not in ("key", "caption")]]]
+    table = table.assign(key=table["key"].astype(str))
+    dup = table["key"][table["key"].duplicated()].unique()
+    if len(dup):
+        raise BiaslibError(f"caption table has {len(dup)} duplicate id(s), e.g. {list(dup[:5])}; ids must be unique")
+    text = table["caption"].fillna("").astype(str).str.strip()
+    empty = text == ""
+    return CaptionCheck(table.loc[~empty].assign(caption=text[~empty]).reset_index(drop=True),
+                        list(table.loc[empty, "key"]))
+
+
+def read_captions(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a caption table: ``.parquet``/``.csv``/``.tsv`` with ``key`` and ``caption`` columns, or a
+    CC3M shard folder (its ``captions.parquet``), or the original study's ``<id>#<caption>`` text file."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "captions.parquet"
+    if not path.is_file():
+        raise DataLayoutError(f"caption table not found: {path} (expected a .parquet/.csv/.tsv with columns key, "
+                              "caption, a CC3M export folder holding captions.parquet, or an <id>#<caption> .txt)")
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    if path.suffix in (".csv", ".tsv"):
+        return pd.read_csv(path, sep="\t" if path.suffix == ".tsv" else ",", dtype=str, keep_default_na=False)
+    rows = [line.split("#", 1) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    bad = [i + 1 for i, r in enumerate(rows) if len(r) != 2]
+    if bad:
+        raise DataLayoutError(f"{path}: lines {bad[:5]} are not '<id>#<caption>'")
+    return pd.DataFrame(rows, columns=["key", "caption"])
+
+
+# ---- pipelines ------------------------------------------------------------------------------------
+
+def resolve_device(device: str) -> str:
+    """``auto`` → ``cuda`` when available, else ``cpu``."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _torch_dtype(dtype: str, device: str):
+    import torch
+
+    if dtype == "auto":
+        return torch.float16 if device.startswith("cuda") else torch.float32
+    return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
+
+
+def load_pipeline(config: GenerateConfig, world=None):
+    """Build the generator named by ``config.model`` (see module docstring).
+
+    A folder must hold a diffusers ``model_index.json``; anything else is one clear error.
+    """
+    if config.model == "simulator":
+        from biaslib.world import World
+        from biaslib.world.simulator import SimulatedGenerator
+
+        return SimulatedGenerator(world or World(), config.amplification, config.language_shift, config.output_size)
+    path = Path(config.model)
+    index = path / "model_index.json"
+    if not index.is_file():
+        raise DataLayoutError(f"no diffusers pipeline at {path}: expected a folder with model_index.json "
+                              "(as written by save_pretrained: model_index.json, unet/, text_encoder/, tokenizer/, "
+                              "scheduler/[, vae/]) or model: simulator")
+    import torch
+
+    device = resolve_device(config.device)
+    dtype = _torch_dtype(config.dtype, device)
+    load_dtype = torch.float32 if dtype == torch.bfloat16 and device == "cpu" else dtype
+    class_name = json.loads(index.read_text())["_class_name"]
+    if class_name == "WorldDiffusionPipeline":
+        from biaslib.world.tiny_pipeline import WorldDiffusionPipeline
+
+        pipe = WorldDiffusionPipeline.from_pretrained(path, torch_dtype=load_dtype)
+    elif class_name == "AltDiffusionPipeline":
+        pipe = _alt_diffusion_from_parts(path, load_dtype)
+    else:
+        from diffusers import DiffusionPipeline
+
+        extra = {} if config.safety_checker else {"safety_checker": None, "requires_safety_checker": False}
+        has_checker = "safety_checker" in json.loads(index.read_text())
+        pipe = DiffusionPipeline.from_pretrained(path, torch_dtype=load_dtype, **(extra if has_checker else {}))
+    if config.scheduler:
+        import diffusers
+
+        cls = getattr(diffusers, config.scheduler, None)
+        if cls is None:
+            raise BiaslibError(f"unknown scheduler {config.scheduler!r}; use a diffusers scheduler class name "
+                               "such as DPMSolverMultistepScheduler, PNDMScheduler, DDIMScheduler")
+        pipe.scheduler = cls.from_config(pipe.scheduler.config)
+    pipe = pipe.to(device)
+    pipe.set_progress_bar_config(disable=True)
+    if device.startswith("cuda") and config.compile:
+        pipe.unet = torch.compile(pipe.unet, mode="reduce-overhead", fullgraph=True)
+    return pipe
+
+
+def _alt_diffusion_from_parts(path: Path, dtype):
+    """AltDiffusion (XLM-R text encoder) assembled from its saved components."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from diffusers.pipelines.deprecated.alt_diffusion import AltDiffusionPipeline
+    from diffusers.pipelines.deprecated.alt_diffusion.modeling_roberta_series import (
+        RobertaSeriesModelWithTransformation,
+    )
+    from diffusers.schedulers import DPMSolverMultistepScheduler
+    from transformers import XLMRobertaTokenizer
+
+    return AltDiffusionPipeline(
+        vae=AutoencoderKL.from_pretrained(path / "vae", torch_dtype=dtype),
+        text_encoder=RobertaSeriesModelWithTransformation.from_pretrained(path / "text_encoder", torch_dtype=dtype),
+        tokenizer=XLMRobertaTokenizer.from_pretrained(path / "tokenizer"),
+        unet=UNet2DConditionModel.from_pretrained(path / "unet", torch_dtype=dtype),
+        scheduler=DPMSolverMultistepScheduler.from_pretrained(path / "scheduler"),
+        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+    )
+
+
+def _model_info(pipe, config: GenerateConfig) -> dict[str, Any]:
+    """Per-sample provenance of the generator."""
+    if config.model == "simulator":
+        return {"model": config.model, **{f"simulator_{k}": v for k, v in pipe.config.items()}}
+    return {"model": str(config.model), "model_class": type(pipe).__name__,
+            "scheduler": type(pipe.scheduler).__name__}
+
+
+def _call(pipe, config: GenerateConfig, prompts: list[str], seeds: list[int], languages: list[str] | None):
+    """One batch → (images, per-image extra metadata)."""
+    import torch
+
+    if config.model == "simulator":
+        out = pipe(prompts, seeds=seeds, language=languages or "english")
+        extras = out.attributes.drop(columns=["prompt", "seed"]).to_dict("records")
+        return out.images, [{"simulated": {k: _plain(v) for k, v in e.items()}} for e in extras]
+    device = pipe.device
+    gens = [torch.Generator(device="cpu" if device.type == "mps" else device).manual_seed(s) for s in seeds]
+    kwargs: dict[str, Any] = {"num_inference_steps": config.steps, "guidance_scale": config.guidance}
+    if config.resolution:
+        kwargs.update(height=config.resolution, width=config.resolution)
+    if config.negative_prompt:
+        kwargs["negative_prompt"] = [config.negative_prompt] * len(prompts)
+    autocast = config.dtype == "bf16" and device.type == "cpu"
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        images = pipe(prompt=prompts, generator=gens, output_type="pil", **kwargs).images
+    return images, [{} for _ in images]
+
+
+def _plain(value):
+    return value.item() if hasattr(value, "item") else value
+
+
+def encode_image(image: Image.Image, image_format: ImageFormat, quality: int, size: int | None = None) -> bytes:
+    """Encode a PIL image (optionally resized to ``size``×``size``, bicubic) as jpg/webp/png bytes."""
+    if size and image.size != (size, size):
+        image = image.resize((size, size), Image.Resampling.BICUBIC)
+    buf = io.BytesIO()
+    if image_format == "jpg":
+        image.convert("RGB").save(buf, format="JPEG", quality=quality)
+    elif image_format == "webp":
+        image.save(buf, format="WEBP", quality=quality, method=4)
+    elif image_format == "png":
+        image.save(buf, format="PNG")
+    else:
+        raise ValueError(f"image_format must be jpg, webp or png, got {image_format!r}")
+    return buf.getvalue()
+
+
+# ---- the job --------------------------------------------------------------------------------------
+
+@dataclass
+class GenerateReport:
+    """What one :func:`generate` call did."""
+
+    out_dir: Path
+    rank: int
+    world_size: int
+    shards_done: list[str] = field(default_factory=list)
+    shards_skipped: list[str] = field(default_factory=list)
+    images: int = 0
+    seconds: float = 0.0
+    stopped_early: bool = False
+    skipped_empty: list[str] = field(default_factory=list)
+
+    @property
+    def images_per_s(self) -> float:
+        return self.images / self.seconds if self.seconds else 0.0
+
+
+def rank_from_env() -> tuple[int, int]:
+    """(rank, world size) from ``RANK``/``WORLD_SIZE`` (torchrun, accelerate launch); (0, 1) otherwise."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def _claim_run_folder(out_dir: Path, config: GenerateConfig, overwrite: bool) -> None:
+    record = out_dir / "generate_config.json"
+    if record.is_file():
+        previous = json.loads(record.read_text())
+        if previous.get("digest") == config.digest():
+            return
+        if not overwrite:
+            raise BiaslibError(f"{out_dir} holds images generated with other settings (digest {previous.get('digest')},"
+                               f" now {config.digest()}); use another folder or overwrite=True (--overwrite)")
+        for p in out_dir.glob("*.tar"):
+            p.unlink()
+        for p in out_dir.glob("*_stats.json"):
+            p.unlink()
+    write_json(record, {"digest": config.digest(), "config": dataclasses.asdict(config),
+                        "biaslib_version": __version__})
+
+
+def generate(
+    captions: pd.DataFrame,
+    out_dir: str | os.PathLike,
+    config: GenerateConfig,
+    *,
+    rank: int | None = None,
+    world_size: int | None = None,
+    pipeline=None,
+    world=None,
+    max_items: int | None = None,
+    languages: Sequence[str] | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    on_batch: Callable[[int], None] | None = None,
+) -> GenerateReport:
+    """Generate one image per caption into webdataset shards; resumable; one rank of a multi-process run.
+
+    Parameters
+    ----------
+    captions : table with ``key`` (unique id) and ``caption`` columns.
+    out_dir : shard folder; ``generate_config.json`` there records the settings, and a folder made
+        with other settings is refused unless ``overwrite``.
+    config : :class:`GenerateConfig`.
+    rank, world_size : this process's share; default from the environment (:func:`rank_from_env`).
+    pipeline : an already loaded generator (else :func:`load_pipeline`).
+    world : the world for ``model: simulator``.
+    max_items : stop after this many images in this call (the unfinished shard is discarded and
+        rebuilt by the next call), to split long runs or to test resuming.
+    languages : per-caption language names (simulator's ``language_shift``), aligned with ``captions``;
+        a ``language`` column of ``captions`` does the same.
+    on_batch : called with the number of images after each batch (tests use it to interrupt).
+    """
+    env_rank, env_size = rank_from_env()
+    rank = env_rank if rank is None else rank
+    world_size = env_size if world_size is None else world_size
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} not in [0, {world_size})")
+    if languages is not None:
+        captions = captions.assign(language=list(languages))
+    checked = check_captions(captions)
+    table = checked.table
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if rank == 0:
+        _claim_run_folder(out_dir, config, overwrite)
+    mine = table.iloc[rank::world_size].reset_index(drop=True)
+    report = GenerateReport(out_dir, rank, world_size, skipped_empty=checked.skipped_empty)
+    todo = []
+    for shard, start in enumerate(range(0, len(mine), config.shard_size)):
+        name = shard_name(rank, shard)
+        if (out_dir / f"{name}_stats.json").is_file():
+            report.shards_skipped.append(name)
+        else:
+            todo.append((name, mine.iloc[start:start + config.shard_size]))
+    if not todo:
+        return report
+    pipe = pipeline if pipeline is not None else load_pipeline(config, world)
+    info = _model_info(pipe, config)
+    total = sum(len(rows) for _, rows in todo)
+    bar = tqdm(total=total, unit="img", desc=f"generate rank {rank}", disable=not progress)
+    start_time = time.perf_counter()
+    try:
+        for name, rows in todo:
+            if not _generate_shard(pipe, config, info, out_dir, name, rows, report, bar, max_items, on_batch):
+                report.stopped_early = True
+                break
+    finally:
+        bar.close()
+        report.seconds = time.perf_counter() - start_time
+    return report
+
+
+class _StopShard(Exception):
+    """Raised inside a shard writer to discard an unfinished shard."""
+
+
+def _generate_shard(pipe, config, info, out_dir, name, rows, report, bar, max_items, on_batch) -> bool:
+    """Write one shard; returns False when ``max_items`` stopped the run (shard discarded)."""
+    shard_start = time.perf_counter()
+    keys, prompts = list(rows["key"]), list(rows["caption"])
+    langs = list(rows["language"]) if "language" in rows.columns else None
+    try:
+        with TarShardWriter(out_dir / f"{name}.tar") as tar:
+            for lo in range(0, len(keys), config.batch_size):
+                if max_items is not None and report.images >= max_items:
+                    raise _StopShard
+                hi = min(len(keys), lo + config.batch_size)
+                seeds = [id_seed(config.seed, k) for k in keys[lo:hi]]
+                images, extras = _call(pipe, config, prompts[lo:hi], seeds, langs[lo:hi] if langs else None)
+                for key, prompt, seed, image, extra in zip(keys[lo:hi], prompts[lo:hi], seeds, images, extras):
+                    data = encode_image(image, config.image_format, config.quality, config.output_size)
+                    record = {"key": key, "prompt": prompt, "seed": seed, **info, "steps": config.steps,
+                              "guidance": config.guidance, "resolution": config.resolution,
+                              "negative_prompt": config.negative_prompt, "width": image.width, "height": image.height,
+                              "format": config.image_format, "biaslib_version": __version__, **extra}
+                    tar.add_sample(key, {config.image_format: data, "txt": prompt.encode("utf-8"),
+                                         "json": json.dumps(record, sort_keys=True).encode("utf-8")})
+                report.images += hi - lo
+                bar.update(hi - lo)
+                if on_batch is not None:
+                    on_batch(report.images)
+    except _StopShard:
+        return False
+    seconds = time.perf_counter() - shard_start
+    write_json(out_dir / f"{name}_stats.json", {
+        "count": len(keys), "successes": len(keys), "seconds": round(seconds, 3),
+        "images_per_s": round(len(keys) / seconds, 3) if seconds else None, "batch_size": config.batch_size,
+        "config_digest": config.digest(),
+    })
+    report.shards_done.append(name)
+    return True
+
+
+# ---- verification ---------------------------------------------------------------------------------
+
+@dataclass
+class GenerationCheck:
+    """Outcome of :func:`verify`: ``ok`` iff every expected id appears exactly once in finished shards."""
+
+    ok: bool
+    found: int
+    missing: list[str]
+    duplicates: list[str]
+    unexpected: list[str]
+    unfinished_shards: list[str]
+    corrupt_shards: list[str]
+
+    def summary(self) -> str:
+        status = "OK" if self.ok else "FAILED"
+        return (f"{status}: {self.found} images; missing {len(self.missing)}, duplicated {len(self.duplicates)}, "
+                f"unexpected {len(self.unexpected)}, unfinished shards {self.unfinished_shards}, "
+                f"corrupt shards {self.corrupt_shards}")
+
+
+def generated_keys(out_dir: str | os.PathLike) -> tuple[dict[str, list[str]], list[str], list[str]]:
+    """Keys per finished shard (by name), unfinished shard names, corrupt shard names.
+
+    A shard is corrupt when the streaming reader finds it truncated or broken, or skips a sample.
+    """
+    from biaslib.data.cc3m import ReadStats, iter_cc3m
+
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        raise DataLayoutError(f"generation folder not found: {out_dir}")
+    per_shard, unfinished, corrupt = {}, [], []
+    for tar_path in sorted(out_dir.glob("*.tar")):
+        if not (out_dir / f"{tar_path.stem}_stats.json").is_file():
+            unfinished.append(tar_path.stem)
+            continue
+        stats = ReadStats()
+        keys = [sample.key for sample in iter_cc3m(tar_path, stats, decode=False)]
+        if stats.bad_shards or stats.skipped:
+            corrupt.append(tar_path.stem)
+        per_shard[tar_path.stem] = keys
+    return per_shard, unfinished, corrupt
+
+
+def verify(out_dir: str | os.PathLike, captions: pd.DataFrame | None = None) -> GenerationCheck:
+    """Check that finished shards hold every id of ``captions`` exactly once (no caption table:
+    check only for duplicates, unfinished and corrupt shards)."""
+    per_shard, unfinished, corrupt = generated_keys(out_dir)
+    counts: dict[str, int] = {}
+    for keys in per_shard.values():
+        for k in keys:
+            counts[k] = counts.get(k, 0) + 1
+    duplicates = sorted(k for k, c in counts.items() if c > 1)
+    missing: list[str] = []
+    unexpected: list[str] = []
+    if captions is not None:
+        expected = set(check_captions(captions).table["key"])
+        missing = sorted(expected - set(counts))
+        unexpected = sorted(set(counts) - expected)
+    ok = not (missing or duplicates or unexpected or unfinished or corrupt)
+    return GenerationCheck(ok, sum(counts.values()), missing, duplicates, unexpected, unfinished, corrupt)
