@@ -456,3 +456,31 @@ def verify(out_dir: str | os.PathLike, captions: pd.DataFrame | None = None) -> 
         unexpected = sorted(set(counts) - expected)
     ok = not (missing or duplicates or unexpected or unfinished or corrupt)
     return GenerationCheck(ok, sum(counts.values()), missing, duplicates, unexpected, unfinished, corrupt)
+
+
+def read_generated(out_dir: str | os.PathLike) -> pd.DataFrame:
+    """The generation records of all finished shards, one row per image (``simulated`` fields flattened)."""
+    from biaslib.data.cc3m import iter_cc3m
+
+    per_shard, _, _ = generated_keys(out_dir)
+    rows = []
+    for name in per_shard:
+        for sample in iter_cc3m(Path(out_dir) / f"{name}.tar", decode=False):
+            record = dict(sample.metadata)
+            record.update({f"sim_{k}": v for k, v in record.pop("simulated", {}).items()})
+            record["shard"] = name
+            rows.append(record)
+    return pd.DataFrame(rows)
+
+
+def load_generated_images(out_dir: str | os.PathLike, keys: Sequence[str]) -> dict[str, Image.Image]:
+    """Decode the generated images of ``keys`` (all finished shards are scanned once)."""
+    from biaslib.data.cc3m import iter_cc3m
+
+    wanted, found = set(keys), {}
+    per_shard, _, _ = generated_keys(out_dir)
+    for name in per_shard:
+        for sample in iter_cc3m(Path(out_dir) / f"{name}.tar"):
+            if sample.key in wanted:
+                found[sample.key] = sample.image
+    return found
