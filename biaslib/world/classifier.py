@@ -157,8 +157,9 @@ def train_attribute_classifier(
         elapsed = time.perf_counter() - start
         history.append({"epoch": epoch, "loss": float(loss.detach()), "seconds": elapsed})
         # re-plan so that the cosine schedule still ends at zero inside the time budget
-        fits = int((time_budget_s - elapsed) // (elapsed / epoch))
-        planned_epochs = max(epoch, min(planned_epochs, epoch + fits))
+        if math.isfinite(time_budget_s):
+            fits = int((time_budget_s - elapsed) // (elapsed / epoch))
+            planned_epochs = max(epoch, min(planned_epochs, epoch + fits))
     model.eval()
     acc = evaluate_accuracy(model, val_images, val_labels)
     return model, TrainReport(acc, time.perf_counter() - start, epoch, history)

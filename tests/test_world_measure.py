@@ -1,0 +1,55 @@
+"""Attributes of generated images: simulator records, the cached classifier, and share tables."""
+
+from __future__ import annotations
+
+import pandas as pd
+import torch
+
+from biaslib.config import GenerateConfig
+from biaslib.generate import generate
+from biaslib.world import World
+from biaslib.world.classifier import classify_images, degrade, world_classifier
+from biaslib.world.measure import generated_attributes, share_table
+
+
+def test_generated_attributes_of_the_simulator_are_its_records(tmp_path):
+    world = World(seed=0)
+    captions = pd.DataFrame({"key": ["a", "b", "c"], "caption": ["a nurse", "a male nurse", "a photo of a pilot"]})
+    generate(captions, tmp_path / "g", GenerateConfig(shard_size=2, batch_size=2), world=world, progress=False)
+    attrs = generated_attributes(tmp_path / "g", world, tmp_path / "cache").set_index("key")
+    assert (attrs["labels"] == "simulator").all()
+    assert attrs.loc["b", "gender"] == "man" and attrs.loc["b", "occupation"] == "nurse"
+    assert attrs.loc["c", "occupation"] == "pilot"
+
+
+def test_world_classifier_is_cached_and_labels_images(tmp_path):
+    world = World(seed=0)
+    model, record = world_classifier(world, tmp_path, n_train=256, n_val=64, max_epochs=1)
+    assert set(record["accuracy"]) == {"gender", "age_level", "skin_tone", "occupation"}
+    files = sorted(p.suffix for p in tmp_path.iterdir())
+    assert files == [".json", ".safetensors"]
+    again, record2 = world_classifier(world, tmp_path, n_train=256, n_val=64, max_epochs=1)
+    assert record2 == record
+    for a, b in zip(model.state_dict().values(), again.state_dict().values()):
+        assert torch.equal(a, b)
+    people = world.people(5, stream="measure")
+    labels = classify_images(again, world.render_many(people.to_dict("records")))
+    assert list(labels.columns) == ["gender", "gender_p", "age_level", "age_level_p", "skin_tone", "skin_tone_p",
+                                    "occupation", "occupation_p"]
+    assert labels["gender_p"].between(0.5, 1.0).all()
+
+
+def test_degrade_keeps_shape_and_range():
+    x = torch.rand(2, 3, 64, 64)
+    y = degrade(x, 32)
+    assert y.shape == x.shape and float(y.min()) >= 0 and float(y.max()) <= 1
+    flat = torch.full((1, 3, 64, 64), 0.25)
+    assert torch.allclose(degrade(flat, 16), flat)
+
+
+def test_share_table_counts():
+    real = pd.DataFrame({"occupation": ["nurse"] * 4 + ["pilot"] * 2, "gender": ["woman"] * 3 + ["man"] * 3})
+    gen = pd.DataFrame({"occupation": ["nurse", "pilot"], "gender": ["woman", "woman"]})
+    table = share_table({"real": real, "gen": gen}).set_index(["source", "occupation"])
+    assert table.loc[("real", "nurse"), "share"] == 0.75 and table.loc[("real", "pilot"), "share"] == 0.0
+    assert table.loc[("gen", "pilot"), "share"] == 1.0 and table.loc[("real", "nurse"), "n"] == 4
