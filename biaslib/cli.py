@@ -95,6 +95,43 @@ def cmd_generate_verify(args: argparse.Namespace) -> int:
     return 0 if check.ok else 1
 
 
+def mix_folders(params) -> tuple[Path, Path, Path]:
+    """(real shards, generated shards, mixes folder) of an experiment."""
+    return (params.run_dir / "data" / "cc3m", params.run_dir / "generated" / params.mix.generated,
+            params.run_dir / "mixes" / params.mix.generated)
+
+
+def cmd_mix_run(args: argparse.Namespace) -> int:
+    """Write the mixed datasets at every ratio (or --ratio ones)."""
+    from biaslib.mix import mix
+
+    params = load_params(args.params, _overrides(args.set))
+    real, generated, out = mix_folders(params)
+    for ratio in args.ratio or params.mix.ratios:
+        manifest = mix(real, generated, out, ratio, seed=params.mix.seed,
+                       allow_shortfall=params.mix.allow_shortfall, overwrite=args.overwrite)
+        print(json.dumps({"ratio": manifest["ratio"], "out": str(out / f"mix_{manifest['ratio']}"),
+                          "n": manifest["n"], "counts": manifest["counts"], "shortfall": manifest["shortfall"]}))
+    return 0
+
+
+def cmd_mix_verify(args: argparse.Namespace) -> int:
+    """Verify mixed datasets against their manifests."""
+    from biaslib.mix import verify
+    from biaslib.ratios import ratio_code
+
+    params = load_params(args.params, _overrides(args.set))
+    _, _, out = mix_folders(params)
+    ok = True
+    for ratio in args.ratio or params.mix.ratios:
+        report = verify(out / f"mix_{ratio_code(ratio)}")
+        ok &= report.ok
+        print(f"mix_{ratio_code(ratio)}: {'OK' if report.ok else 'FAILED'} {report.counts}")
+        for problem in report.problems:
+            print("  -", problem)
+    return 0 if ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="biaslib", description=__doc__.split("\n\n")[0])
     steps = parser.add_subparsers(dest="step", required=True)
@@ -129,6 +166,18 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--rank", type=int, default=None, help="this process's rank (default: $RANK or 0)")
             sub.add_argument("--world-size", type=int, default=None,
                              help="number of processes (default: $WORLD_SIZE or 1)")
+
+    mixp = steps.add_parser("mix", help="nested ratio mixing of real and generated shards")
+    mix_actions = mixp.add_subparsers(dest="action", required=True)
+    for action, func, text in (("run", cmd_mix_run, "write the mixes"),
+                               ("verify", cmd_mix_verify, "check the mixes against their manifests")):
+        sub = mix_actions.add_parser(action, help=text)
+        _add_params(sub)
+        sub.add_argument("--ratio", action="append", default=None,
+                         help="ratio as 20, 0.2 or 020 (repeatable; default: the params' list)")
+        if action == "run":
+            sub.add_argument("--overwrite", action="store_true", help="replace a mix made with other parameters")
+        sub.set_defaults(func=func)
     return parser
 
 

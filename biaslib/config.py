@@ -105,6 +105,20 @@ class GenerateConfig:
 
 
 @dataclass(frozen=True)
+class MixConfig:
+    """Nested ratio mixing (``mix`` section): which ratios, the selection seed, the generation run.
+
+    Ratios are codes ``"000"`` … ``"100"`` (percent); quote them in YAML (``"020"``): a bare ``1``
+    would mean 1%, while ``0.2`` and ``"020"`` both mean 20%.
+    """
+
+    ratios: tuple[str, ...] = ("000", "020", "040", "060", "080", "100")
+    seed: int = 0
+    generated: str = "default"
+    allow_shortfall: bool = False
+
+
+@dataclass(frozen=True)
 class Params:
     """All parameters of one experiment."""
 
@@ -114,6 +128,7 @@ class Params:
     world: WorldConfig = field(default_factory=WorldConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
+    mix: MixConfig = field(default_factory=MixConfig)
 
     @property
     def run_dir(self) -> Path:

@@ -98,3 +98,22 @@ def count_panels(panels: Sequence[tuple[pd.DataFrame, str, str | None, Sequence 
             ax.legend(title=hue, fontsize=7, title_fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def line_plot(frame: pd.DataFrame, x: str, y: str, hue: str | None = None, ci: tuple[str, str] | None = None,
+              xlabel: str | None = None, ylabel: str | None = None, title: str | None = None) -> plt.Figure:
+    """Lines with markers (one per ``hue`` value) and, with ``ci=(low, high)`` columns, a shaded band."""
+    fig, ax = plt.subplots(figsize=(4.8, 3.4))
+    groups = [(None, frame)] if hue is None else list(frame.groupby(hue, sort=False))
+    for name, part in groups:
+        part = part.sort_values(x)
+        line, = ax.plot(part[x], part[y], marker="o", label=name)
+        if ci is not None:
+            ax.fill_between(part[x], part[ci[0]], part[ci[1]], color=line.get_color(), alpha=0.2, lw=0)
+    ax.set_xlabel(xlabel or x)
+    ax.set_ylabel(ylabel or y)
+    if hue is not None:
+        ax.legend(title=hue, fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig

@@ -9,7 +9,6 @@ gives byte-identical archives.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import tarfile
@@ -67,27 +66,51 @@ def write_parquet(path: str | os.PathLike, frame: pd.DataFrame) -> None:
         frame.to_parquet(tmp, index=False)
 
 
+#: Header bytes after the checksum for a regular file: type '0', no link, "ustar\0" "00", empty
+#: user/group names, device numbers and prefix (what tarfile writes for such a member).
+_USTAR_TAIL = b"0" + b"\0" * 100 + b"ustar\x0000" + b"\0" * (32 + 32 + 16 + 155)
+_USTAR_TAIL_SUM = sum(_USTAR_TAIL) + 8 * 32  # the checksum field counts as eight spaces
+
+
+def _ustar_header(name: str, size: int) -> bytes:
+    """The 512-byte header tarfile writes for a regular file with mtime 0, uid/gid 0 and mode 0644.
+
+    Names over 100 bytes get tarfile's pax extended header.
+    """
+    raw = name.encode("utf-8")
+    if len(raw) > 100:
+        info = tarfile.TarInfo(name)
+        info.size, info.mtime, info.mode = size, 0, 0o644
+        return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+    head = raw.ljust(100, b"\0") + b"0000644\0" + b"0000000\0" + b"0000000\0" + b"%011o\0" % size + b"00000000000\0"
+    checksum = sum(head) + _USTAR_TAIL_SUM
+    return (head + b"%06o\0 " % checksum + _USTAR_TAIL).ljust(tarfile.BLOCKSIZE, b"\0")
+
+
 class TarShardWriter:
     """Write one webdataset shard atomically: members go to a temporary tar renamed on close.
 
-    Members get mtime 0, uid/gid 0 and mode 0644, so equal content gives equal bytes. Use as a
-    context manager; if the block raises, the temporary file is discarded.
+    Members get mtime 0, uid/gid 0 and mode 0644 (the bytes :mod:`tarfile` writes for them, built
+    directly: header construction dominates when members are small), so equal content gives equal
+    bytes. Use as a context manager; if the block raises, the temporary file is discarded.
     """
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self._ctx = atomic_path(self.path)
         self._tmp = self._ctx.__enter__()
-        self._tar = tarfile.open(self._tmp, "w", format=tarfile.USTAR_FORMAT)
+        self._fh = open(self._tmp, "wb", buffering=1 << 20)  # noqa: SIM115 (closed in __exit__)
+        self._offset = 0
         self.count = 0
 
     def add(self, name: str, data: bytes) -> None:
         """Append a member ``name`` with ``data``."""
-        info = tarfile.TarInfo(name)
-        info.size = len(data)
-        info.mtime = 0
-        info.mode = 0o644
-        self._tar.addfile(info, io.BytesIO(data))
+        pad = -len(data) % tarfile.BLOCKSIZE
+        self._fh.write(_ustar_header(name, len(data)))
+        self._fh.write(data)
+        if pad:
+            self._fh.write(b"\0" * pad)
+        self._offset += tarfile.BLOCKSIZE + len(data) + pad
 
     def add_sample(self, key: str, members: dict[str, bytes]) -> None:
         """Append one sample: ``members`` maps extension (``"jpg"``) → bytes, written as ``key.ext``."""
@@ -95,9 +118,18 @@ class TarShardWriter:
             self.add(f"{key}.{ext}", data)
         self.count += 1
 
+    def _finish(self) -> None:
+        """End-of-archive: two zero blocks, then zeros up to a whole 10,240-byte record (as tarfile)."""
+        end = self._offset + 2 * tarfile.BLOCKSIZE
+        self._fh.write(b"\0" * (2 * tarfile.BLOCKSIZE + (-end % tarfile.RECORDSIZE)))
+
     def __enter__(self) -> TarShardWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self._tar.close()
-        self._ctx.__exit__(exc_type, exc, tb)
+        try:
+            if exc_type is None:
+                self._finish()
+        finally:
+            self._fh.close()
+            self._ctx.__exit__(exc_type, exc, tb)

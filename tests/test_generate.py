@@ -226,3 +226,21 @@ def test_simulator_needs_seeds():
 def test_all_occupations_parse():
     for occ in occupations():
         assert parse_prompt(f"A photo of the face of a {occ}.")["occupation"] == occ
+
+
+def test_simulator_renders_objects_with_web_region_mix():
+    from biaslib.world.distribution import REGIONS, WEB_REGION_WEIGHTS
+
+    world = World(seed=0)
+    n = 4000
+    seeds = [id_seed(2, str(i)) for i in range(n)]
+    one = SimulatedGenerator(world, 1.0).sample_attributes(["a car on the street"] * n, seeds)
+    assert (one["kind"] == "object").all() and (one["object"] == "car").all() and one["gender"].isna().all()
+    observed = one["region"].value_counts().reindex(list(REGIONS), fill_value=0).to_numpy()
+    assert stats.chisquare(observed, np.array(WEB_REGION_WEIGHTS) * n).pvalue > 1e-3
+    two = SimulatedGenerator(world, 2.0).sample_attributes(["a car on the street"] * n, seeds)
+    assert (two["region"] == "Europe").mean() > (one["region"] == "Europe").mean() + 0.05
+    stated = SimulatedGenerator(world).sample_attributes(["a red car in africa"], [1])
+    assert stated.loc[0, "region"] == "Africa"
+    images = SimulatedGenerator(world)(["a boat", "a person with a bag"], seeds=[1, 2])
+    assert list(images.attributes["kind"]) == ["object", "person"]

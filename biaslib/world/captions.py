@@ -100,7 +100,7 @@ def person_caption(row: Mapping, params: CaptionParams = CaptionParams(), varian
 
 
 _OBJECT_COLORS = ("red", "blue", "white", "old", "new", "small", "large")
-_REGION_WORDS = {
+REGION_WORDS = {
     "Africa": "in africa", "Americas": "in america", "EastAsia": "in east asia", "Europe": "in europe",
     "SouthEastAsia": "in southeast asia", "WestAsia": "in the middle east",
 }
@@ -113,7 +113,7 @@ def object_caption(row: Mapping, variant: int = 0) -> str:
     flags = rng.random(3)
     words = [_a(f"{_pick(rng, _OBJECT_COLORS)} {row['object']}" if flags[0] < 0.4 else row["object"])]
     if flags[1] < 0.2:
-        words.append(_REGION_WORDS[row["region"]])
+        words.append(REGION_WORDS[row["region"]])
     elif flags[2] < 0.5:
         words.append(_pick(rng, _OBJECT_SCENES))
     return " ".join(words)

@@ -55,3 +55,42 @@ def share_table(frames: Mapping[str, pd.DataFrame], column: str = "gender", valu
                                    "share": grouped.apply(lambda s: float((s == value).mean())).values,
                                    "n": grouped.size().values}))
     return pd.concat(parts, ignore_index=True)
+
+
+def mix_attributes(mix_dir: str | Path, generated: pd.DataFrame) -> pd.DataFrame:
+    """Attributes of every person sample of a mixed dataset, from the source it shows.
+
+    Real samples carry their world ground truth in the JSON (``world``); generated samples take the
+    row of ``generated`` (from :func:`generated_attributes`) with the same key. Returns ``key``,
+    ``source`` and :data:`ATTRIBUTES`; object samples are left out.
+    """
+    from biaslib.data.cc3m import iter_cc3m
+
+    by_key = generated.set_index("key")
+    rows = []
+    for sample in iter_cc3m(mix_dir, decode=False):
+        meta = sample.metadata
+        truth = meta.get("world", {})
+        if truth.get("kind") != "person":
+            continue
+        if meta.get("source") == "generated":
+            values = by_key.loc[sample.key, list(ATTRIBUTES)].to_dict()
+        else:
+            values = {a: truth[a] for a in ATTRIBUTES}
+        rows.append({"key": sample.key, "source": meta.get("source", "real"), **values})
+    return pd.DataFrame(rows)
+
+
+def skew_by_ratio(frames: Mapping[str, pd.DataFrame], column: str = "gender", value: str = "woman",
+                  by: str = "occupation") -> pd.DataFrame:
+    """Mean over ``by`` groups of |share(column == value) − ½| per mix (frames keyed by ratio code).
+
+    Returns ``ratio`` (fraction), ``skew`` and ``generated_share`` (share of generated samples).
+    """
+    out = []
+    for code, frame in sorted(frames.items()):
+        people = frame[frame[by] != "none"]
+        shares = people.groupby(by)[column].apply(lambda s: float((s == value).mean()))
+        out.append({"ratio": int(code) / 100, "skew": float((shares - 0.5).abs().mean()),
+                    "generated_share": float((frame["source"] == "generated").mean())})
+    return pd.DataFrame(out)

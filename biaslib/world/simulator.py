@@ -27,14 +27,26 @@ from PIL import Image
 
 from biaslib.world import World
 from biaslib.world.attributes import AGE_LEVELS, GENDERS, PLACES, RACES
-from biaslib.world.captions import AGE_WORDS, GENDER_ADJ, GENDER_NOUN, PLACE_PHRASES, RACE_WORDS, STYLE_PREFIX
+from biaslib.world.captions import (
+    AGE_WORDS,
+    GENDER_ADJ,
+    GENDER_NOUN,
+    PLACE_PHRASES,
+    RACE_WORDS,
+    REGION_WORDS,
+    STYLE_PREFIX,
+)
 from biaslib.world.distribution import (
     FIXABLE,
+    OBJECTS,
+    REGIONS,
+    WEB_REGION_WEIGHTS,
     conditional_tables,
     occupation_weights,
     occupations_index,
     people_from_uniforms,
 )
+from biaslib.world.objects import render_object
 from biaslib.world.render import render_person
 
 _N_UNIFORMS = 16
@@ -54,6 +66,9 @@ def _phrase_table() -> dict[str, list[tuple[str, str]]]:
         + [(place, place) for place in PLACES],
         "style": [(phrase, style) for style, phrases in STYLE_PREFIX.items() for phrase in phrases]
         + [("drawing of", "sketch"), ("photograph of", "photo"), ("painting", "painting"), ("sketch", "sketch")],
+        "object": [(o, o) for o in OBJECTS],
+        "region": [(phrase, region) for region, phrase in REGION_WORDS.items()],
+        "person": [(w, "yes") for w in ("person", "people", "child", "worker")],
     }
     for (gender, level), nouns in GENDER_NOUN.items():
         for noun in nouns:
@@ -74,7 +89,8 @@ _PATTERNS = {
 
 @lru_cache(maxsize=65536)
 def parse_prompt(prompt: str) -> dict[str, str]:
-    """Attributes an English prompt states: subset of occupation, gender, age_level, race, place, style.
+    """Attributes an English prompt states: subset of occupation, gender, age_level, race, place, style,
+    and for object prompts ``object`` and ``region`` (``person`` marks a person word such as "person").
 
     Matching is on whole words, longest phrase first ("woman" is not read as "man", "female" not as
     "male"); the first match in the prompt wins for each attribute. Returns a new dict per call site
@@ -166,7 +182,34 @@ class SimulatedGenerator:
         frame["seed"] = [int(s) for s in seeds]
         frame["language"] = languages
         frame["stated"] = [",".join(sorted(p)) for p in parsed]
-        return frame.drop(columns=["person_id"])
+        frame = frame.drop(columns=["person_id"])
+        return self._objects(frame, parsed, u)
+
+    def _objects(self, frame: pd.DataFrame, parsed: list[dict[str, str]], u: np.ndarray) -> pd.DataFrame:
+        """Rows whose prompt names an object and no person become objects of the world's object renderer.
+
+        The region is the stated one, else drawn from the web data's region mix tempered by γ (so
+        γ > 1 also amplifies the geographic skew); the look follows the region with probability 0.75.
+        """
+        person_cols = ("occupation", "gender", "age_level", "race", "person")
+        is_object = np.array([("object" in p) and not any(c in p for c in person_cols) for p in parsed], dtype=bool)
+        frame["kind"] = np.where(is_object, "object", "person")
+        for column in ("object", "region", "look_region"):
+            frame[column] = None
+        if not is_object.any():
+            return frame
+        cdf = np.cumsum(_temper_rows(np.array([WEB_REGION_WEIGHTS]), self.amplification)[0])[:-1]
+        k = len(REGIONS)
+        for i in np.flatnonzero(is_object):
+            p = parsed[i]
+            region = REGIONS.index(p["region"]) if "region" in p else int((u[i, 14] >= cdf).sum())
+            look = region if u[i, 15] < 0.75 else (region + 1 + int((u[i, 15] - 0.75) / 0.25 * (k - 1))) % k
+            frame.loc[i, ["object", "region", "look_region"]] = [p["object"], REGIONS[region], REGIONS[look]]
+        keep = ("prompt", "seed", "language", "stated", "kind", "object", "region", "look_region", "render_seed")
+        person_only = [c for c in frame.columns if c not in keep]
+        frame[person_only] = frame[person_only].astype(object)
+        frame.loc[is_object, person_only] = None
+        return frame
 
     def __call__(self, prompt: str | Sequence[str], generator=None, seeds: Sequence[int] | None = None,
                  language: str | Sequence[str] = "english", **_diffusers_kwargs) -> SimulatedOutput:
@@ -184,5 +227,7 @@ class SimulatedGenerator:
             seeds = [g.initial_seed() for g in gens]
         languages = [language] * len(prompts) if isinstance(language, str) else list(language)
         attrs = self.sample_attributes(prompts, seeds, languages)
-        images = [render_person(row, self.image_size) for row in attrs.to_dict("records")]
+        size = self.image_size
+        images = [render_object(row, size) if row["kind"] == "object" else render_person(row, size)
+                  for row in attrs.to_dict("records")]
         return SimulatedOutput(images=images, attributes=attrs)

@@ -1,0 +1,375 @@
+"""A real, tiny diffusers text-to-image pipeline for the synthetic world, trained on a CPU in minutes.
+
+:class:`WorldDiffusionPipeline` is a pixel-space diffusion pipeline: a 1.7 M-parameter
+``UNet2DConditionModel`` on 32×32 RGB images conditioned on a 3.2 M-parameter ``CLIPTextModel``
+(hidden 64, 2 layers) with the CLIP BPE tokenizer, sampled with ``DPMSolverMultistepScheduler``
+(dynamic thresholding on, otherwise pixel-space DPMSolver saturates). It is a standard
+``DiffusionPipeline``: ``save_pretrained`` writes ``model_index.json`` + one folder per component and
+``WorldDiffusionPipeline.from_pretrained`` reads it back offline. ``DiffusionPipeline.from_pretrained``
+cannot resolve the class name (diffusers looks ``_class_name`` up in its own namespace and would only
+import it as remote code), so loaders dispatch on ``_class_name == "WorldDiffusionPipeline"`` the way
+:func:`biaslib.generate.load_pipeline` does.
+
+:func:`train_world_pipeline` renders world people with their CC3M-like captions, writes them as an HF
+imagefolder and trains the pipeline with :func:`biaslib.finetune.finetune` (the loop that also
+fine-tunes Stable Diffusion) under a step budget derived from a wall-clock budget.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from diffusers import DiffusionPipeline, DPMSolverMultistepScheduler, UNet2DConditionModel
+from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
+from diffusers.utils.torch_utils import randn_tensor
+from PIL import Image
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+from biaslib.errors import BiaslibError
+from biaslib.io import write_json, write_text
+
+#: Context length of the text encoder and tokenizer (as in Stable Diffusion).
+MAX_TOKENS = 77
+#: Training noise schedule (DDPM cosine); sampling uses the same betas with DPMSolver.
+SCHEDULE = {"num_train_timesteps": 1000, "beta_schedule": "squaredcos_cap_v2", "prediction_type": "epsilon"}
+#: The design's training recipe for the tiny pipeline (bf16 autocast on CPU, text encoder trained too).
+RECIPE: dict[str, Any] = {
+    "train_batch_size": 32, "learning_rate": 1e-3, "lr_scheduler": "cosine", "lr_warmup_steps": 50,
+    "caption_dropout": 0.1, "mixed_precision": "bf16", "train_text_encoder": True, "random_flip": False,
+    "gradient_accumulation_steps": 1, "gradient_checkpointing": False, "checkpointing_steps": 200,
+    "checkpoints_total_limit": 2,
+}
+TRAIN_MARKER = "biaslib_train.json"
+_PLAN = "biaslib_plan.json"
+_DATA = "_data"
+
+
+class WorldDiffusionPipeline(DiffusionPipeline):
+    """Pixel-space text-to-image pipeline: text encoder → cross-attention UNet → DPMSolver sampler.
+
+    Components: ``unet`` (:class:`~diffusers.UNet2DConditionModel`, 3 input/output channels, images in
+    [-1, 1]), ``text_encoder`` (:class:`~transformers.CLIPTextModel`), ``tokenizer``
+    (:class:`~transformers.CLIPTokenizer`) and ``scheduler`` (any diffusers scheduler; built with
+    :class:`~diffusers.DPMSolverMultistepScheduler` and dynamic thresholding).
+    """
+
+    model_cpu_offload_seq = "text_encoder->unet"
+
+    def __init__(self, unet: UNet2DConditionModel, text_encoder: CLIPTextModel, tokenizer: CLIPTokenizer,
+                 scheduler: Any):
+        super().__init__()
+        self.register_modules(unet=unet, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler)
+
+    @property
+    def size_multiple(self) -> int:
+        """Height and width must be multiples of this (2 ** number of UNet downsamplings)."""
+        return 2 ** (len(self.unet.config.block_out_channels) - 1)
+
+    def check_inputs(self, prompts: list[str], negative_prompts: list[str], height: int, width: int,
+                     generator: torch.Generator | list[torch.Generator] | None, num_inference_steps: int,
+                     num_images_per_prompt: int, output_type: str) -> None:
+        """Raise ``ValueError`` naming the offending argument before any model work."""
+        if not prompts or not all(isinstance(p, str) for p in prompts):
+            raise ValueError(f"prompt must be a string or a non-empty list of strings, got {prompts!r}")
+        if len(negative_prompts) != len(prompts):
+            raise ValueError(f"negative_prompt has {len(negative_prompts)} entries but prompt has {len(prompts)}")
+        m = self.size_multiple
+        if height < m or width < m or height % m or width % m:
+            raise ValueError(f"height and width must be positive multiples of {m}, got height={height} width={width}")
+        if num_inference_steps < 1:
+            raise ValueError(f"num_inference_steps must be ≥ 1, got {num_inference_steps}")
+        if num_images_per_prompt < 1:
+            raise ValueError(f"num_images_per_prompt must be ≥ 1, got {num_images_per_prompt}")
+        n = len(prompts) * num_images_per_prompt
+        if isinstance(generator, list) and len(generator) != n:
+            raise ValueError(f"generator is a list of {len(generator)} generators but prompt asks for {n} images "
+                             f"({len(prompts)} prompts × num_images_per_prompt={num_images_per_prompt}); "
+                             "pass one generator per image")
+        if output_type not in ("pil", "np", "pt"):
+            raise ValueError(f"output_type must be 'pil', 'np' or 'pt', got {output_type!r}")
+
+    def encode_prompt(self, prompts: list[str], device: torch.device) -> torch.Tensor:
+        """Text embeddings ``(len(prompts), MAX_TOKENS, hidden)`` (last hidden state of the encoder)."""
+        ids = self.tokenizer(prompts, max_length=self.tokenizer.model_max_length, padding="max_length",
+                             truncation=True, return_tensors="pt").input_ids
+        return self.text_encoder(ids.to(device), return_dict=False)[0]
+
+    @torch.inference_mode()
+    def __call__(
+        self,
+        prompt: str | list[str],
+        negative_prompt: str | list[str] | None = None,
+        num_inference_steps: int = 20,
+        guidance_scale: float = 3.0,
+        height: int | None = None,
+        width: int | None = None,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        output_type: str = "pil",
+        num_images_per_prompt: int = 1,
+    ) -> ImagePipelineOutput:
+        """Generate ``len(prompt) × num_images_per_prompt`` images.
+
+        Images come out in prompt order (each prompt's copies together). ``generator``: one
+        generator for the whole batch, or a list with one per image — then image i's initial noise
+        ``(1, 3, H, W)`` is drawn from generator i alone, so an image does not depend on its batch.
+        Classifier-free guidance (``guidance_scale > 1``) runs the unconditional (``negative_prompt``,
+        default ``""``) and conditional branches in one UNet forward. ``height``/``width`` default to
+        the UNet's ``sample_size``. Output: PIL images, a float array ``(B, H, W, 3)`` in [0, 1]
+        (``"np"``) or a tensor ``(B, 3, H, W)`` in [0, 1] (``"pt"``).
+        """
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        if negative_prompt is None:
+            negatives = [""] * len(prompts)
+        elif isinstance(negative_prompt, str):
+            negatives = [negative_prompt] * len(prompts)
+        else:
+            negatives = list(negative_prompt)
+        height = height or self.unet.config.sample_size
+        width = width or self.unet.config.sample_size
+        self.check_inputs(prompts, negatives, height, width, generator, num_inference_steps, num_images_per_prompt,
+                          output_type)
+        device = self._execution_device
+        prompts = [p for p in prompts for _ in range(num_images_per_prompt)]
+        negatives = [p for p in negatives for _ in range(num_images_per_prompt)]
+        n = len(prompts)
+        guided = guidance_scale > 1.0
+        embeddings = self.encode_prompt(negatives + prompts if guided else prompts, device)
+
+        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        shape = (n, self.unet.config.in_channels, height, width)
+        sample = randn_tensor(shape, generator=generator, device=device, dtype=torch.float32)
+        sample = sample * self.scheduler.init_noise_sigma
+        for t in self.progress_bar(self.scheduler.timesteps):
+            model_input = torch.cat([sample, sample]) if guided else sample
+            model_input = self.scheduler.scale_model_input(model_input, t)
+            noise = self.unet(model_input.to(self.unet.dtype), t, embeddings, return_dict=False)[0].float()
+            if guided:
+                uncond, cond = noise.chunk(2)
+                noise = uncond + guidance_scale * (cond - uncond)
+            sample = self.scheduler.step(noise, t, sample, return_dict=False)[0]
+
+        images = (sample / 2 + 0.5).clamp(0, 1)
+        self.maybe_free_model_hooks()
+        if output_type == "pt":
+            return ImagePipelineOutput(images=images.cpu())
+        array = images.cpu().permute(0, 2, 3, 1).numpy()
+        if output_type == "np":
+            return ImagePipelineOutput(images=array)
+        return ImagePipelineOutput(images=self.numpy_to_pil(array))
+
+
+def build_tokenizer() -> CLIPTokenizer:
+    """The CLIP BPE tokenizer (49,408 tokens, context 77) built offline from open_clip's bundled vocabulary.
+
+    Token ids equal open_clip's and OpenAI CLIP's (``<|startoftext|>`` = 49406, ``<|endoftext|>`` =
+    49407, which also pads).
+    """
+    from open_clip.tokenizer import bytes_to_unicode, default_bpe
+
+    with gzip.open(default_bpe()) as fh:
+        lines = fh.read().decode("utf-8").split("\n")
+    merges = [tuple(line.split()) for line in lines[1:49152 - 256 - 2 + 1]]
+    byte_tokens = list(bytes_to_unicode().values())
+    vocab = byte_tokens + [t + "</w>" for t in byte_tokens] + ["".join(m) for m in merges]
+    vocab += ["<|startoftext|>", "<|endoftext|>"]
+    with tempfile.TemporaryDirectory() as tmp:
+        vocab_file, merges_file = Path(tmp) / "vocab.json", Path(tmp) / "merges.txt"
+        vocab_file.write_text(json.dumps({token: i for i, token in enumerate(vocab)}), encoding="utf-8")
+        merges_file.write_text("#version: 0.2\n" + "\n".join(" ".join(m) for m in merges) + "\n", encoding="utf-8")
+        return CLIPTokenizer(str(vocab_file), str(merges_file), model_max_length=MAX_TOKENS)
+
+
+def build_tiny_pipeline(seed: int = 0, sample_size: int = 32) -> WorldDiffusionPipeline:
+    """A randomly initialised :class:`WorldDiffusionPipeline`; the weights are a pure function of ``seed``.
+
+    UNet: ``sample_size``² RGB, block channels (32, 64, 64), one layer per block, cross-attention
+    dim 64 (1.7 M parameters). Text encoder: CLIP, hidden 64, 2 layers, 4 heads, 77 positions (3.2 M
+    parameters, 3.16 M of them the token embedding). The global torch RNG is left untouched.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        unet = UNet2DConditionModel(
+            sample_size=sample_size, in_channels=3, out_channels=3, layers_per_block=1,
+            block_out_channels=(32, 64, 64), norm_num_groups=8, cross_attention_dim=64, attention_head_dim=8,
+            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+            up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+        )
+        text_encoder = CLIPTextModel(CLIPTextConfig(
+            vocab_size=49408, hidden_size=64, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
+            max_position_embeddings=MAX_TOKENS, bos_token_id=49406, eos_token_id=49407, pad_token_id=49407,
+        ))
+    scheduler = DPMSolverMultistepScheduler(**SCHEDULE, thresholding=True, sample_max_value=1.0)
+    pipe = WorldDiffusionPipeline(unet=unet.eval(), text_encoder=text_encoder.eval(), tokenizer=build_tokenizer(),
+                                  scheduler=scheduler)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+# ---- training on the world ----------------------------------------------------------------------------
+
+def write_world_imagefolder(world: Any, folder: Path, n_images: int, sample_size: int = 32,
+                            stream: str = "tiny_pipeline/train") -> Path:
+    """Render ``n_images`` world people, box-downsample 64→``sample_size`` and write an HF imagefolder.
+
+    Layout: ``folder/train/{i:06d}.png`` + ``folder/train/metadata.jsonl`` (``file_name``, ``text`` =
+    the CC3M-like caption), the metadata written last and atomically. Returns the ``train`` folder.
+    """
+    train = folder / "train"
+    train.mkdir(parents=True, exist_ok=True)
+    people = world.people(n_images, stream=stream)
+    lines = []
+    for i, row in enumerate(people.to_dict("records")):
+        name = f"{i:06d}.png"
+        image = world.render(row)
+        if image.size != (sample_size, sample_size):
+            image = image.resize((sample_size, sample_size), Image.Resampling.BOX)
+        image.save(train / name, format="PNG")
+        lines.append(json.dumps({"file_name": name, "text": row["caption"]}, ensure_ascii=False))
+    write_text(train / "metadata.jsonl", "\n".join(lines) + "\n")
+    return train
+
+
+def _train_params(world: Any, minutes: float, n_images: int, seed: int, sample_size: int) -> dict[str, Any]:
+    """Everything the trained pipeline depends on (hashed into the cache digest)."""
+    return {"world_config": asdict(world.config), "world_seed": world.seed, "minutes": float(minutes),
+            "n_images": int(n_images), "seed": int(seed), "sample_size": int(sample_size), "recipe": RECIPE,
+            "schedule": SCHEDULE, "format": 1}
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def train_world_pipeline(
+    world: Any,
+    out_dir: str | Path,
+    minutes: float = 12.0,
+    n_images: int = 24000,
+    seed: int = 0,
+    resume: bool = True,
+    *,
+    sample_size: int = 32,
+    calibration_steps: int = 12,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Train the world's tiny pipeline for about ``minutes`` of CPU time and save it to ``out_dir``.
+
+    Steps: render ``n_images`` people (stream ``tiny_pipeline/train``) into ``out_dir/_data`` as an
+    imagefolder; measure the training speed over ``calibration_steps`` updates of a throwaway copy;
+    fix ``max_steps = speed × minutes`` and record it in ``out_dir/biaslib_plan.json`` (a resumed run
+    reuses it, so the result does not depend on when it was interrupted); train with
+    :func:`biaslib.finetune.finetune` and :data:`RECIPE` (DDPM cosine schedule, AdamW 1e-3 with cosine
+    decay, batch 32, 10% caption dropout, bf16 autocast); save with ``save_pretrained(out_dir)`` and
+    write ``out_dir/biaslib_train.json`` (params, digest, max_steps, steps, seconds, images/s) last.
+
+    Cache: if ``out_dir`` holds a finished pipeline with the same params digest it is returned
+    untouched. A finished pipeline with other params raises :class:`BiaslibError` unless
+    ``overwrite``. ``resume=False`` discards checkpoints and plan of an unfinished run.
+    """
+    from biaslib.finetune import FinetuneConfig, finetune, load_finetune_dataset
+
+    out = Path(out_dir)
+    params = _train_params(world, minutes, n_images, seed, sample_size)
+    digest = _digest(params)
+    marker = _read_json(out / TRAIN_MARKER)
+    if marker is not None and (out / "model_index.json").is_file():
+        if marker.get("digest") == digest:
+            return out
+        if not overwrite:
+            raise BiaslibError(f"{out} holds a tiny pipeline trained with other params (digest "
+                               f"{marker.get('digest')} ≠ {digest}); pass overwrite=True or use another folder")
+    plan = _read_json(out / _PLAN)
+    if marker is not None or not resume or (plan is not None and plan.get("digest") != digest):
+        _clear_outputs(out)
+        plan = None
+    out.mkdir(parents=True, exist_ok=True)
+
+    started = time.perf_counter()
+    data_dir = out / _DATA
+    data_params = {k: params[k] for k in ("world_config", "world_seed", "n_images", "sample_size")}
+    stamp = data_dir / "biaslib_data.json"
+    fresh = _read_json(stamp) == json.loads(json.dumps(data_params, default=str))
+    if not fresh or not (data_dir / "train" / "metadata.jsonl").is_file():
+        shutil.rmtree(data_dir, ignore_errors=True)
+        write_world_imagefolder(world, data_dir, n_images, sample_size)
+        write_json(stamp, data_params)
+    dataset = load_finetune_dataset(data_dir)
+    render_seconds = time.perf_counter() - started
+    config = FinetuneConfig(output_dir=out, resolution=sample_size, center_crop=True, seed=seed,
+                            resume_from_checkpoint="latest", progress=progress, **RECIPE)
+
+    if plan is None:
+        with tempfile.TemporaryDirectory(dir=out) as scratch:
+            probe = finetune(build_tiny_pipeline(seed, sample_size), dataset,
+                             FinetuneConfig(**{**config.to_dict(), "output_dir": scratch, "progress": False,
+                                               "resume_from_checkpoint": None}),
+                             max_steps_override=10**6, stop_after_steps=calibration_steps)
+        steps_per_s = probe.images_per_second() / probe.images_per_update
+        plan = {"digest": digest, "max_steps": max(1, int(round(steps_per_s * minutes * 60))),
+                "calibration": {"steps": calibration_steps, "steps_per_s": steps_per_s,
+                                "images_per_s": probe.images_per_second()}}
+        write_json(out / _PLAN, plan)
+
+    pipe = build_tiny_pipeline(seed, sample_size)
+    result = finetune(pipe, dataset, config, max_steps_override=plan["max_steps"])
+    tail = result.losses[-50:]
+    write_json(out / TRAIN_MARKER, {
+        "params": params, "digest": digest, "max_steps": plan["max_steps"], "global_step": result.global_step,
+        "calibration": plan["calibration"], "train_seconds_last_call": result.seconds,
+        "resumed_from": str(result.resumed_from) if result.resumed_from else None,
+        "images_per_s": result.images_per_second(), "final_loss": float(np.mean(tail)) if tail else None,
+        "setup_seconds": render_seconds, "n_params": {
+            "unet": sum(p.numel() for p in pipe.unet.parameters()),
+            "text_encoder": sum(p.numel() for p in pipe.text_encoder.parameters())},
+    })
+    _clear_work(out)
+    return out
+
+
+def _clear_work(out: Path) -> None:
+    """Remove the training data and checkpoints of a finished run (the pipeline stays)."""
+    from biaslib.finetune import list_checkpoints
+
+    for path in [out / _DATA, *list_checkpoints(out)]:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _clear_outputs(out: Path) -> None:
+    """Remove everything :func:`train_world_pipeline` writes into ``out`` (nothing else)."""
+    from biaslib.finetune import FINETUNE_MARKER
+
+    _clear_work(out)
+    for name in ("model_index.json", TRAIN_MARKER, _PLAN, FINETUNE_MARKER):
+        (out / name).unlink(missing_ok=True)
+    for name in ("unet", "text_encoder", "tokenizer", "scheduler"):
+        shutil.rmtree(out / name, ignore_errors=True)
+
+
+__all__ = [
+    "MAX_TOKENS",
+    "RECIPE",
+    "SCHEDULE",
+    "WorldDiffusionPipeline",
+    "build_tiny_pipeline",
+    "build_tokenizer",
+    "train_world_pipeline",
+    "write_world_imagefolder",
+]
