@@ -7,6 +7,8 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.biaslib-installed
 PARAMS ?= params/default.yaml
 NB_OUT ?= runs/notebooks
+# the study on the synthetic world, in order; each notebook is executed with papermill into $(NB_OUT)
+DEMO_NOTEBOOKS := 00_world 01_generate 02_mix
 
 .PHONY: venv demo test lint bench bench-quick clean
 
@@ -22,7 +24,9 @@ venv: $(STAMP)
 
 demo: $(STAMP)
 	mkdir -p $(NB_OUT)
-	$(VENV)/bin/papermill --kernel biaslib notebooks/00_world.ipynb $(NB_OUT)/00_world.ipynb -p PARAMS_FILE $(PARAMS)
+	for nb in $(DEMO_NOTEBOOKS); do \
+	  $(VENV)/bin/papermill --kernel biaslib notebooks/$$nb.ipynb $(NB_OUT)/$$nb.ipynb -p PARAMS_FILE $(PARAMS) || exit 1; \
+	done
 	@echo "figures written to figures/:" && ls figures
 
 test: $(STAMP)

@@ -101,8 +101,11 @@ def count_panels(panels: Sequence[tuple[pd.DataFrame, str, str | None, Sequence 
 
 
 def line_plot(frame: pd.DataFrame, x: str, y: str, hue: str | None = None, ci: tuple[str, str] | None = None,
-              xlabel: str | None = None, ylabel: str | None = None, title: str | None = None) -> plt.Figure:
-    """Lines with markers (one per ``hue`` value) and, with ``ci=(low, high)`` columns, a shaded band."""
+              xlabel: str | None = None, ylabel: str | None = None, title: str | None = None,
+              reference: float | None = None, reference_label: str | None = None,
+              ylim: tuple[float | None, float | None] | None = None) -> plt.Figure:
+    """Lines with markers (one per ``hue`` value) and, with ``ci=(low, high)`` columns, a shaded band;
+    an optional dashed horizontal ``reference`` line."""
     fig, ax = plt.subplots(figsize=(4.8, 3.4))
     groups = [(None, frame)] if hue is None else list(frame.groupby(hue, sort=False))
     for name, part in groups:
@@ -110,9 +113,13 @@ def line_plot(frame: pd.DataFrame, x: str, y: str, hue: str | None = None, ci: t
         line, = ax.plot(part[x], part[y], marker="o", label=name)
         if ci is not None:
             ax.fill_between(part[x], part[ci[0]], part[ci[1]], color=line.get_color(), alpha=0.2, lw=0)
+    if reference is not None:
+        ax.axhline(reference, color="0.3", lw=1, ls="--", label=reference_label)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
     ax.set_xlabel(xlabel or x)
     ax.set_ylabel(ylabel or y)
-    if hue is not None:
+    if hue is not None or reference_label:
         ax.legend(title=hue, fontsize=8)
     if title:
         ax.set_title(title, fontsize=10)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 import torch
 
 from biaslib.config import GenerateConfig
@@ -53,3 +54,17 @@ def test_share_table_counts():
     table = share_table({"real": real, "gen": gen}).set_index(["source", "occupation"])
     assert table.loc[("real", "nurse"), "share"] == 0.75 and table.loc[("real", "pilot"), "share"] == 0.0
     assert table.loc[("gen", "pilot"), "share"] == 1.0 and table.loc[("real", "nurse"), "n"] == 4
+
+
+def test_skew_by_ratio_recovers_a_planted_skew():
+    from biaslib.world.measure import skew_by_ratio
+
+    occupations = ["nurse"] * 400 + ["pilot"] * 400
+    balanced = pd.DataFrame({"occupation": occupations, "gender": ["woman", "man"] * 400, "source": "real"})
+    skewed = balanced.assign(gender=["woman"] * 360 + ["man"] * 40 + ["man"] * 360 + ["woman"] * 40,
+                             source=["generated"] * 800)
+    table = skew_by_ratio({"000": balanced, "100": skewed}).set_index("ratio")
+    assert table.loc[0.0, "skew"] == 0.0 and table.loc[1.0, "skew"] == pytest.approx(0.4)
+    assert table.loc[1.0, "ci_low"] > table.loc[0.0, "ci_high"]
+    assert table.loc[1.0, "ci_low"] < 0.4 < table.loc[1.0, "ci_high"]
+    assert table.loc[1.0, "generated_share"] == 1.0 and table.loc[0.0, "generated_share"] == 0.0

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from biaslib.generate import load_generated_images, read_generated
@@ -82,15 +83,23 @@ def mix_attributes(mix_dir: str | Path, generated: pd.DataFrame) -> pd.DataFrame
 
 
 def skew_by_ratio(frames: Mapping[str, pd.DataFrame], column: str = "gender", value: str = "woman",
-                  by: str = "occupation") -> pd.DataFrame:
+                  by: str = "occupation", n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
     """Mean over ``by`` groups of |share(column == value) − ½| per mix (frames keyed by ratio code).
 
-    Returns ``ratio`` (fraction), ``skew`` and ``generated_share`` (share of generated samples).
+    The 95% interval resamples the samples within each group (a binomial draw of each group's count,
+    which is what resampling its members gives). Returns ``ratio`` (fraction), ``skew``, ``ci_low``,
+    ``ci_high`` and ``generated_share`` (share of generated samples).
     """
+    rng = np.random.default_rng(seed)
     out = []
     for code, frame in sorted(frames.items()):
         people = frame[frame[by] != "none"]
-        shares = people.groupby(by)[column].apply(lambda s: float((s == value).mean()))
-        out.append({"ratio": int(code) / 100, "skew": float((shares - 0.5).abs().mean()),
+        grouped = people.groupby(by)[column]
+        n = grouped.size().to_numpy()
+        k = grouped.apply(lambda s: int((s == value).sum())).to_numpy()
+        boot = rng.binomial(n[None, :], (k / n)[None, :], size=(n_boot, len(n))) / n[None, :]
+        skews = np.abs(boot - 0.5).mean(axis=1)
+        out.append({"ratio": int(code) / 100, "skew": float(np.abs(k / n - 0.5).mean()),
+                    "ci_low": float(np.quantile(skews, 0.025)), "ci_high": float(np.quantile(skews, 0.975)),
                     "generated_share": float((frame["source"] == "generated").mean())})
     return pd.DataFrame(out)
