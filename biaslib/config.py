@@ -119,6 +119,31 @@ class MixConfig:
 
 
 @dataclass(frozen=True)
+class TrainConfig:
+    """CLIP training per mixing ratio with open_clip's own trainer (``train`` section).
+
+    ``model`` is an open_clip model name (``RN50``) or one of biaslib's registered configs
+    (``biaslib-tiny-rn``). ``gpus`` > 1 runs ``torchrun --nproc_per_node gpus``; ``batch_size`` is
+    per GPU; ``train_num_samples`` ``None`` takes the mix manifest's count. ``extra_args`` are passed
+    to ``open_clip_train.main`` unchanged.
+    """
+
+    model: str = "biaslib-tiny-rn"
+    epochs: int = 4
+    batch_size: int = 256
+    lr: float = 1e-3
+    wd: float = 0.1
+    warmup: int = 20
+    precision: str = "fp32"
+    workers: int = 1
+    gpus: int = 0
+    train_num_samples: int | None = None
+    save_frequency: int = 1
+    seed: int = 0
+    extra_args: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Params:
     """All parameters of one experiment."""
 
@@ -129,6 +154,7 @@ class Params:
     export: ExportConfig = field(default_factory=ExportConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     mix: MixConfig = field(default_factory=MixConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
 
     @property
     def run_dir(self) -> Path:
