@@ -8,7 +8,6 @@ datasets' formats (:mod:`.export`). Everything is a pure function of the paramet
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict
 
 import pandas as pd
 from PIL import Image
@@ -24,7 +23,7 @@ from biaslib.world.attributes import (
     STYLES,
     occupations,
 )
-from biaslib.world.captions import CaptionParams, object_caption, person_caption
+from biaslib.world.captions import object_caption, person_caption
 from biaslib.world.distribution import (
     OBJECTS,
     REGIONS,
@@ -53,7 +52,6 @@ class World:
     def __init__(self, config: WorldConfig | None = None, seed: int = 0):
         self.config = config or WorldConfig()
         self.seed = int(seed)
-        self.caption_params = CaptionParams(**asdict(self.config.captions))
 
     def people(self, n: int, stream: str = "people", occupations: list[str] | None = None) -> pd.DataFrame:
         """``n`` people of stream ``stream`` with a ``caption`` column added."""
@@ -61,7 +59,7 @@ class World:
             n, seed=self.seed, stream=stream, bias_strength=self.config.bias_strength,
             p_no_occupation=self.config.p_no_occupation, occupations=occupations,
         )
-        frame["caption"] = [person_caption(r, self.caption_params) for r in frame.to_dict("records")]
+        frame["caption"] = [person_caption(r, self.config.captions) for r in frame.to_dict("records")]
         return frame
 
     def objects(self, n: int, stream: str = "objects", web: bool = False) -> pd.DataFrame:

@@ -9,23 +9,12 @@ function of the row.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import numpy as np
 
+from biaslib.config import CaptionConfig
+
 _ARTICLE_VOWELS = tuple("aeiou")
-
-
-@dataclass(frozen=True)
-class CaptionParams:
-    """Probabilities that a caption mentions an attribute (each drawn independently)."""
-
-    p_gender: float = 0.35
-    p_age: float = 0.25
-    p_occupation: float = 0.6
-    p_place: float = 0.5
-    p_race: float = 0.05
-    p_style: float = 0.8
 
 
 AGE_WORDS = {"young": ("young",), "adult": ("middle-aged", "adult"), "senior": ("elderly", "senior", "old")}
@@ -67,8 +56,12 @@ def _pick(rng: np.random.Generator, options: tuple[str, ...]) -> str:
     return options[int(rng.integers(len(options)))]
 
 
-def person_caption(row: Mapping, params: CaptionParams = CaptionParams(), variant: int = 0) -> str:
-    """One caption for a person row; ``variant`` gives independent alternatives (COCO has 5)."""
+def person_caption(row: Mapping, params: CaptionConfig | None = None, variant: int = 0) -> str:
+    """One caption for a person row; ``variant`` gives independent alternatives (COCO has 5).
+
+    ``params``: mention probabilities (default :class:`~biaslib.config.CaptionConfig`).
+    """
+    params = params or CaptionConfig()
     rng = np.random.default_rng([int(row["render_seed"]), 11, variant])
     flags = rng.random(6)
     gender, level, occ = row["gender"], row["age_level"], row["occupation"]

@@ -273,7 +273,7 @@ def export_coco_bias(world: World, root: str | Path, n: int, captions_per_image:
 
 def world_caption_variant(world: World, row: Mapping, variant: int) -> str:
     """An alternative caption of a person row (COCO images have several)."""
-    return person_caption(row, world.caption_params, variant=variant)
+    return person_caption(row, world.config.captions, variant=variant)
 
 
 # ---- FairFace -------------------------------------------------------------------------------------

@@ -333,9 +333,11 @@ def train_world_pipeline(
     tail = result.losses[-50:]
     write_json(out / TRAIN_MARKER, {
         "params": params, "digest": digest, "max_steps": plan["max_steps"], "global_step": result.global_step,
-        "calibration": plan["calibration"], "train_seconds_last_call": result.seconds,
+        "calibration": plan["calibration"], "train_seconds": result.train_seconds,
+        "train_seconds_last_call": result.seconds, "images_per_s_last_call": result.images_per_second(),
         "resumed_from": str(result.resumed_from) if result.resumed_from else None,
-        "images_per_s": result.images_per_second(), "final_loss": float(np.mean(tail)) if tail else None,
+        "images_per_s": plan["max_steps"] * RECIPE["train_batch_size"] / max(result.train_seconds, 1e-9),
+        "final_loss": float(np.mean(tail)) if tail else None,
         "setup_seconds": render_seconds, "n_params": {
             "unet": sum(p.numel() for p in pipe.unet.parameters()),
             "text_encoder": sum(p.numel() for p in pipe.text_encoder.parameters())},
