@@ -24,15 +24,24 @@ def _add_params(parser: argparse.ArgumentParser) -> None:
                         help="override a parameter, e.g. --set world.bias_strength=0 (repeatable)")
 
 
-def _overrides(pairs: list[str]) -> dict[str, object]:
-    import yaml
+def _value(text: str) -> object:
+    """A command-line value: JSON when it parses (numbers, true/false, null, lists), else the string.
 
+    (Not YAML: YAML 1.1 would read ``no`` as false and ``020`` as an octal number.)
+    """
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _overrides(pairs: list[str]) -> dict[str, object]:
     out = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep:
-            raise BiaslibError(f"--set expects KEY=VALUE, got {pair!r}")
-        out[key] = yaml.safe_load(value)
+            raise BiaslibError(f"expected KEY=VALUE, got {pair!r}")
+        out[key] = _value(value)
     return out
 
 
@@ -132,6 +141,44 @@ def cmd_mix_verify(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def cmd_world_train_pipeline(args: argparse.Namespace) -> int:
+    """Train (or reuse) the world's tiny diffusion pipeline with biaslib.finetune."""
+    from biaslib.world import World
+    from biaslib.world.tiny_pipeline import train_world_pipeline
+
+    params = load_params(args.params, _overrides(args.set))
+    out = args.out or params.runs_dir / "cache" / "tiny_pipeline"
+    path = train_world_pipeline(World(params.world, params.seed), out, minutes=args.minutes, overwrite=args.overwrite)
+    print(json.dumps({"pipeline": str(path), **json.loads((path / "biaslib_train.json").read_text())}, default=str))
+    return 0
+
+
+def cmd_finetune_run(args: argparse.Namespace) -> int:
+    """Fine-tune a text-to-image pipeline folder on an imagefolder or webdataset shards."""
+    import dataclasses
+
+    from biaslib.finetune import FinetuneConfig, finetune, load_finetune_dataset
+    from biaslib.generate import GenerateConfig, load_pipeline
+
+    options = _overrides(args.opt)
+    known = {f.name for f in dataclasses.fields(FinetuneConfig)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise BiaslibError(f"unknown fine-tuning option {unknown[0]}; allowed: {', '.join(sorted(known))}")
+    try:
+        config = FinetuneConfig(output_dir=args.out, **options)
+    except (TypeError, ValueError) as err:
+        raise BiaslibError(f"fine-tuning options: {err}") from None
+    dataset = load_finetune_dataset(args.data, resolution=config.resolution, center_crop=config.center_crop,
+                                    random_flip=config.random_flip, image_column=config.image_column,
+                                    caption_column=config.caption_column)
+    pipe = load_pipeline(GenerateConfig(model=str(args.pipeline), dtype="fp32"))
+    result = finetune(pipe, dataset, config)
+    print(json.dumps({"output_dir": str(args.out), "global_step": result.global_step,
+                      "train_seconds": round(result.train_seconds, 1)}))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="biaslib", description=__doc__.split("\n\n")[0])
     steps = parser.add_subparsers(dest="step", required=True)
@@ -147,6 +194,22 @@ def build_parser() -> argparse.ArgumentParser:
     tables = world_actions.add_parser("tables", help="print the tabled conditionals")
     _add_params(tables)
     tables.set_defaults(func=cmd_world_tables)
+    tiny = world_actions.add_parser("train-pipeline", help="train (or reuse) the world's tiny diffusion pipeline")
+    _add_params(tiny)
+    tiny.add_argument("--minutes", type=float, default=12.0, help="CPU training budget (default 12)")
+    tiny.add_argument("--out", type=Path, default=None, help="folder (default: <runs>/cache/tiny_pipeline)")
+    tiny.add_argument("--overwrite", action="store_true", help="replace a pipeline trained with other settings")
+    tiny.set_defaults(func=cmd_world_train_pipeline)
+
+    ft = steps.add_parser("finetune", help="fine-tune a text-to-image pipeline (biaslib.finetune)")
+    ft_actions = ft.add_subparsers(dest="action", required=True)
+    ft_run = ft_actions.add_parser("run", help="fine-tune; resumable with --opt resume_from_checkpoint=latest")
+    ft_run.add_argument("--pipeline", type=Path, required=True, help="diffusers pipeline folder to start from")
+    ft_run.add_argument("--data", type=Path, required=True, help="imagefolder with metadata.jsonl, or shards")
+    ft_run.add_argument("--out", type=Path, required=True, help="output folder (checkpoints, final pipeline)")
+    ft_run.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE",
+                        help="FinetuneConfig field, e.g. --opt learning_rate=1e-4 --opt mixed_precision=bf16")
+    ft_run.set_defaults(func=cmd_finetune_run)
 
     gen = steps.add_parser("generate", help="text-to-image generation into webdataset shards")
     gen_actions = gen.add_subparsers(dest="action", required=True)

@@ -1,0 +1,39 @@
+"""CLI wiring of the pipeline steps (each calls the library; the library is tested in depth elsewhere)."""
+
+from __future__ import annotations
+
+import json
+
+from biaslib import cli
+from biaslib.world import World
+from biaslib.world.tiny_pipeline import WorldDiffusionPipeline, build_tiny_pipeline, write_world_imagefolder
+
+
+def test_finetune_cli_runs_and_rejects_unknown_options(tmp_path, capsys):
+    build_tiny_pipeline(seed=0, sample_size=16).save_pretrained(tmp_path / "pipe")
+    write_world_imagefolder(World(seed=0), tmp_path / "data", n_images=8, sample_size=16)
+    args = ["finetune", "run", "--pipeline", str(tmp_path / "pipe"), "--data", str(tmp_path / "data"),
+            "--out", str(tmp_path / "out")]
+    assert cli.main([*args, "--opt", "learning_rat=1"]) == 2
+    assert "unknown fine-tuning option learning_rat" in capsys.readouterr().err
+    opts = ["resolution=16", "train_batch_size=4", "gradient_accumulation_steps=1", "max_train_steps=2",
+            "mixed_precision=no", "gradient_checkpointing=false", "learning_rate=1e-4", "progress=false"]
+    assert cli.main([*args, *[x for o in opts for x in ("--opt", o)]]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["global_step"] == 2
+    pipe = WorldDiffusionPipeline.from_pretrained(tmp_path / "out")
+    assert pipe.unet.config.sample_size == 16
+
+
+def test_mix_cli_round_trip(tmp_path, capsys):
+    run = ["--set", f"runs_dir={tmp_path}", "--set", "export.cc3m_samples=40", "--set", "export.cc3m_shard_size=20",
+           "--set", "export.phase_val=2", "--set", "export.coco_images=2", "--set", "export.fairface_train=2",
+           "--set", "export.fairface_val=2", "--set", "export.geode_per_object_region=1", "--set", "export.workers=1",
+           "--set", "generate.shard_size=20"]
+    assert cli.main(["world", "export", *run]) == 0
+    assert cli.main(["generate", "run", *run]) == 0
+    assert cli.main(["mix", "run", *run, "--ratio", "0.5", "--ratio", "100"]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.strip().splitlines() if x.startswith('{"ratio"')]
+    assert [(x["ratio"], x["counts"]["generated"]) for x in lines] == [("050", 20), ("100", 40)]
+    assert cli.main(["mix", "verify", *run, "--ratio", "050", "--ratio", "1.0"]) == 0
+    assert "mix_050: OK" in capsys.readouterr().out
