@@ -1,0 +1,364 @@
+"""Batched CLIP image and text embeddings, stored as unit-norm rows with their ids; zero-shot accuracy.
+
+Unlike the original extraction loop (formats.md A5: one forward pass per image, no normalisation,
+then every row divided by the norm of *one* row), images are decoded and preprocessed in DataLoader
+workers, encoded in batches under ``torch.inference_mode`` with the model in eval mode (fp16
+autocast on a GPU by default, fp32 on the CPU), and **each row** is L2-normalised in float32. Every
+row travels with its id, so the order of the output never has to be guessed.
+
+Feature store layout (no pickle; written atomically, the ids file last)::
+
+    <root>/<model>__<dataset>.npy        (N, D) float32 or float16, row i ↔ ids[i]; read memory-mapped
+    <root>/<model>__<dataset>.ids.json   {"format", "model", "dataset", "n", "dim", "dtype", "ids": [...]}
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Literal, NamedTuple
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
+
+from biaslib import __version__
+from biaslib.data._common import PathLike
+from biaslib.data.cc3m import list_shards
+from biaslib.errors import DataLayoutError
+from biaslib.io import atomic_path, write_json
+from biaslib.train import CheckpointError, check_model, read_checkpoint
+
+Precision = Literal["auto", "fp32", "fp16", "bf16"]
+ImageInput = Sequence[Image.Image] | Sequence[PathLike]
+STORE_FORMAT = "biaslib-features/1"
+OCCUPATION_TEMPLATES = ("a photo of a {}.", "a {}.", "a {} at work.")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+-]*(?:_[A-Za-z0-9.+-]+)*")
+_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+class Features(NamedTuple):
+    """Embeddings ``vectors`` (N, D), unit-norm rows, row ``i`` belonging to ``ids[i]``."""
+
+    ids: list[str]
+    vectors: np.ndarray
+
+
+# ---- models -------------------------------------------------------------------------------------
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` → ``cuda`` when available, else ``cpu``; anything else as given."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def load_clip(checkpoint: PathLike | None, model_name: str, device: str | torch.device = "auto",
+              precision: Precision = "auto") -> tuple[torch.nn.Module, Any, Any]:
+    """Build open_clip model ``model_name`` and load a local checkpoint into it (nothing is downloaded).
+
+    ``checkpoint``: an open_clip training checkpoint (``epoch_N.pt``), a bare state dict (``.pt``) or a
+    ``.safetensors`` file, read with ``weights_only=True``; ``None`` keeps random weights (for
+    benchmarks). ``precision`` is the weight dtype: ``auto``/``fp32`` keep float32 weights (the
+    extraction functions then autocast to fp16 on a GPU), ``fp16``/``bf16`` cast them. Returns
+    ``(model, preprocess, tokenizer)`` with the model in eval mode on ``device``.
+
+    Raises :class:`~biaslib.train.UnknownModelError` (listing the configs) for an unknown name and
+    :class:`~biaslib.train.CheckpointError` naming the file when it is unreadable or does not fit.
+    """
+    import open_clip
+
+    check_model(model_name)
+    state = _state_dict(read_checkpoint(checkpoint), checkpoint) if checkpoint is not None else None
+    with _quiet_random_init():
+        model, _, preprocess = open_clip.create_model_and_transforms(model_name, device="cpu")
+    if state is not None:
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as exc:
+            detail = " ".join(str(exc).split())
+            raise CheckpointError(f"checkpoint {checkpoint} does not fit model {model_name!r}: "
+                                  f"{detail[:300]}{' …' if len(detail) > 300 else ''}") from exc
+    if precision in _DTYPES:
+        model = model.to(_DTYPES[precision])
+    model = model.to(resolve_device(device)).eval()
+    return model, preprocess, open_clip.get_tokenizer(model_name)
+
+
+def _state_dict(raw: Any, path: PathLike) -> dict[str, torch.Tensor]:
+    """The model weights inside a training checkpoint or a bare state dict (``module.`` stripped)."""
+    state = raw.get("state_dict", raw) if isinstance(raw, dict) else None
+    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"checkpoint {path} holds no state dict of tensors")
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+@contextlib.contextmanager
+def _quiet_random_init() -> Iterator[None]:
+    """Drop open_clip's 'initialized randomly' warning (biaslib loads its checkpoint itself)."""
+    keep = lambda record: "initialized randomly" not in record.getMessage()  # noqa: E731
+    root = logging.getLogger()
+    root.addFilter(keep)
+    try:
+        yield
+    finally:
+        root.removeFilter(keep)
+
+
+def _autocast(device: torch.device, precision: Precision) -> contextlib.AbstractContextManager:
+    """fp16 autocast on CUDA for ``auto``; the named dtype for ``fp16``/``bf16``; nothing for fp32."""
+    dtype = torch.float16 if precision == "auto" and device.type == "cuda" else _DTYPES.get(precision)
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def _normalise(x: torch.Tensor) -> np.ndarray:
+    """Rows of ``x`` (B, D) divided by their own L2 norm, in float32."""
+    x = x.float()
+    return (x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12)).cpu().numpy()
+
+
+# ---- image inputs -------------------------------------------------------------------------------
+
+class _ImageList(Dataset):
+    """PIL images or image files → (position, preprocessed tensor); files are decoded in the worker."""
+
+    def __init__(self, items: ImageInput, preprocess: Any):
+        self.items, self.preprocess = items, preprocess
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[int, torch.Tensor]:
+        item = self.items[i]
+        if isinstance(item, Image.Image):
+            return i, self.preprocess(item)
+        try:
+            with Image.open(item) as image:
+                return i, self.preprocess(image.convert("RGB"))
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise DataLayoutError(f"cannot read image {item}: {exc}") from exc
+
+
+class _ShardImages(IterableDataset):
+    """Webdataset shards → (key, preprocessed tensor); each DataLoader worker reads whole shards."""
+
+    def __init__(self, shards: list[Path], preprocess: Any):
+        self.shards, self.preprocess = shards, preprocess
+
+    def __iter__(self) -> Iterator[tuple[str, torch.Tensor]]:
+        from biaslib.data.cc3m import iter_cc3m
+
+        info = get_worker_info()
+        mine = self.shards if info is None else self.shards[info.id::info.num_workers]
+        if not mine:
+            return
+        for sample in iter_cc3m(mine, decode=True):
+            yield sample.key, self.preprocess(sample.image.convert("RGB"))
+
+
+def _image_loader(images: ImageInput | PathLike, ids: Sequence[str] | None, preprocess: Any, batch_size: int,
+                  workers: int) -> tuple[DataLoader, list[str] | None]:
+    """DataLoader over the input and the ids of its positions (``None`` for shards: keys come along)."""
+    if isinstance(images, (str, Path)):
+        if ids is not None:
+            raise ValueError("ids come from the sample keys of webdataset shards; do not pass ids")
+        dataset: Dataset = _ShardImages(list_shards(images), preprocess)
+    else:
+        dataset = _ImageList(images, preprocess)
+        ids = _check_ids(ids, len(images))
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, shuffle=False,
+                        persistent_workers=False, pin_memory=torch.cuda.is_available())
+    return loader, ids
+
+
+def _check_ids(ids: Sequence[str] | None, n: int) -> list[str]:
+    """``ids`` as strings (default ``"0"``…``"n-1"``); raise unless there are ``n`` unique ones."""
+    ids = [str(i) for i in (range(n) if ids is None else ids)]
+    if len(ids) != n:
+        raise ValueError(f"{len(ids)} ids for {n} inputs")
+    if len(set(ids)) != n:
+        raise ValueError(f"ids are not unique ({n - len(set(ids))} duplicates)")
+    return ids
+
+
+# ---- extraction ---------------------------------------------------------------------------------
+
+def extract_image_features(model: torch.nn.Module, preprocess: Any, images: ImageInput | PathLike,
+                           ids: Sequence[str] | None = None, *, batch_size: int = 256, workers: int = 0,
+                           precision: Precision = "auto", progress: bool = False) -> Features:
+    """Embed images: a list of PIL images, a list of image file paths, or webdataset shards.
+
+    Shards are given as a folder, a ``.tar`` or a brace pattern (see
+    :func:`biaslib.data.cc3m.list_shards`); their sample keys are the ids. For lists, ``ids`` default
+    to the positions ``"0"``…``"N-1"``. Decoding and ``preprocess`` run in ``workers`` DataLoader
+    processes. The model runs on its own device in eval mode under ``torch.inference_mode``.
+    Returns :class:`Features` with float32 (N, D) unit rows.
+    """
+    loader, position_ids = _image_loader(images, ids, preprocess, batch_size, workers)
+    device = _device_of(model)
+    dtype = next(model.parameters()).dtype
+    model.eval()
+    keys: list[str] = []
+    rows: list[np.ndarray] = []
+    with torch.inference_mode():
+        for index, batch in _progress(loader, progress, "images"):
+            with _autocast(device, precision):
+                out = model.encode_image(batch.to(device, dtype=dtype, non_blocking=True))
+            rows.append(_normalise(out))
+            keys += [position_ids[int(i)] for i in index] if position_ids is not None else list(index)
+    return Features(keys, _stack(rows))
+
+
+def extract_text_features(model: torch.nn.Module, tokenizer: Any, texts: Sequence[str],
+                          ids: Sequence[str] | None = None, *, batch_size: int = 256,
+                          precision: Precision = "auto", progress: bool = False) -> Features:
+    """Embed ``texts`` (ids default to positions ``"0"``…``"N-1"``); float32 (N, D) unit rows."""
+    ids = _check_ids(ids, len(texts))
+    device = _device_of(model)
+    model.eval()
+    rows = []
+    with torch.inference_mode():
+        starts = range(0, len(texts), batch_size)
+        for start in _progress(starts, progress, "texts"):
+            tokens = tokenizer(list(texts[start:start + batch_size])).to(device)
+            with _autocast(device, precision):
+                rows.append(_normalise(model.encode_text(tokens)))
+    return Features(ids, _stack(rows))
+
+
+def _device_of(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def _stack(rows: list[np.ndarray]) -> np.ndarray:
+    """Concatenate batch outputs; raise on an empty input."""
+    if not rows:
+        raise ValueError("nothing to embed: the input holds no images or texts")
+    return np.concatenate(rows).astype(np.float32, copy=False)
+
+
+def _progress(items: Iterable, enabled: bool, desc: str) -> Iterable:
+    if not enabled:
+        return items
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc=desc, unit="batch")
+
+
+# ---- feature store ------------------------------------------------------------------------------
+
+class FeatureStore:
+    """Folder of feature arrays, one per (model, dataset) pair (layout in the module docstring).
+
+    ``model`` and ``dataset`` are file-name parts: letters, digits, ``.+-`` and single ``_`` (a double
+    underscore separates them in the file name).
+    """
+
+    def __init__(self, root: PathLike):
+        self.root = Path(root)
+
+    def paths(self, model: str, dataset: str) -> tuple[Path, Path]:
+        """``(<model>__<dataset>.npy, <model>__<dataset>.ids.json)``."""
+        for what, name in (("model", model), ("dataset", dataset)):
+            if not _NAME.fullmatch(name):
+                raise ValueError(f"{what} name {name!r} is not a safe file-name part (letters, digits, .+-, "
+                                 "single underscores)")
+        stem = f"{model}__{dataset}"
+        return self.root / f"{stem}.npy", self.root / f"{stem}.ids.json"
+
+    def save(self, model: str, dataset: str, features: Features,
+             dtype: Literal["float32", "float16"] = "float32") -> Path:
+        """Write ``features`` atomically (array first, ids last); return the ``.npy`` path."""
+        array, ids_path = self.paths(model, dataset)
+        vectors = np.asarray(features.vectors)
+        if vectors.ndim != 2 or vectors.shape[0] != len(features.ids):
+            raise ValueError(f"features hold {len(features.ids)} ids but an array of shape {vectors.shape}")
+        _check_ids(features.ids, len(features.ids))
+        with atomic_path(array) as tmp, open(tmp, "wb") as fh:
+            np.save(fh, vectors.astype(dtype, copy=False), allow_pickle=False)
+        write_json(ids_path, {"format": STORE_FORMAT, "biaslib_version": __version__, "model": model,
+                              "dataset": dataset, "n": len(features.ids), "dim": int(vectors.shape[1]),
+                              "dtype": dtype, "ids": list(features.ids)})
+        return array
+
+    def has(self, model: str, dataset: str) -> bool:
+        """True when both files of the pair exist (the ids file is written last)."""
+        return all(p.is_file() for p in self.paths(model, dataset))
+
+    def load(self, model: str, dataset: str) -> Features:
+        """The ids and a read-only memory-mapped array; raises :class:`DataLayoutError` if missing or
+        inconsistent."""
+        array, ids_path = self.paths(model, dataset)
+        if not self.has(model, dataset):
+            raise DataLayoutError(f"no features for model {model!r} on {dataset!r}: expected {array} and {ids_path}")
+        record = json.loads(ids_path.read_text(encoding="utf-8"))
+        vectors = np.load(array, mmap_mode="r", allow_pickle=False)
+        if vectors.shape != (record["n"], record["dim"]) or len(record["ids"]) != record["n"]:
+            raise DataLayoutError(f"{array} has shape {vectors.shape} but {ids_path} lists "
+                                  f"{len(record['ids'])} ids of dimension {record['dim']}")
+        return Features(record["ids"], vectors)
+
+    def entries(self) -> pd.DataFrame:
+        """Every stored pair: columns ``model``, ``dataset``, ``n``, ``dim``, ``dtype``, ``path``."""
+        rows = []
+        for ids_path in sorted(self.root.glob("*__*.ids.json")):
+            record = json.loads(ids_path.read_text(encoding="utf-8"))
+            rows.append({k: record[k] for k in ("model", "dataset", "n", "dim", "dtype")}
+                        | {"path": ids_path.with_name(ids_path.name.removesuffix(".ids.json") + ".npy")})
+        return pd.DataFrame(rows, columns=["model", "dataset", "n", "dim", "dtype", "path"])
+
+
+# ---- zero-shot classification -------------------------------------------------------------------
+
+def zero_shot_classifier(model: torch.nn.Module, tokenizer: Any, classnames: Sequence[str],
+                         templates: Sequence[str] = ("a photo of a {}.",), *,
+                         precision: Precision = "auto") -> np.ndarray:
+    """Class embeddings (C, D), CLIP_benchmark style: per class the mean of its unit template
+    embeddings, renormalised."""
+    prompts = [t.format(c) for c in classnames for t in templates]
+    text = extract_text_features(model, tokenizer, prompts, precision=precision).vectors
+    mean = text.reshape(len(classnames), len(templates), -1).mean(axis=1)
+    return mean / np.linalg.norm(mean, axis=1, keepdims=True)
+
+
+def zero_shot_accuracy(model: torch.nn.Module, tokenizer: Any, preprocess: Any, images: ImageInput,
+                       labels: Sequence[str], classnames: Sequence[str],
+                       templates: Sequence[str] = ("a photo of a {}.",), *, batch_size: int = 256,
+                       workers: int = 0, precision: Precision = "auto") -> float:
+    """Top-1 accuracy of zero-shot classification of ``images`` (true class names ``labels``)."""
+    unknown = sorted(set(labels) - set(classnames))
+    if unknown:
+        raise ValueError(f"labels not among the class names: {unknown[:5]}")
+    weights = zero_shot_classifier(model, tokenizer, classnames, templates, precision=precision)
+    feats = extract_image_features(model, preprocess, images, batch_size=batch_size, workers=workers,
+                                   precision=precision).vectors
+    predicted = np.asarray(classnames)[(feats @ weights.T).argmax(axis=1)]
+    return float(np.mean(predicted == np.asarray(labels)))
+
+
+def occupation_zero_shot(clip: PathLike | tuple[torch.nn.Module, Any, Any], world: Any, *, n: int = 2000,
+                         model_name: str = "biaslib-tiny-rn", templates: Sequence[str] = OCCUPATION_TEMPLATES,
+                         stream: str = "zeroshot/eval", batch_size: int = 256) -> dict[str, float]:
+    """Zero-shot occupation accuracy of a CLIP on ``n`` held-out world people (uniform over the 40
+    occupations, so chance is 1/40; people without an occupation are not drawn).
+
+    ``clip`` is a checkpoint path (built as ``model_name``) or a ``(model, preprocess, tokenizer)``
+    tuple. Returns ``{"accuracy", "chance", "n", "classes"}``.
+    """
+    from biaslib.world.attributes import occupations
+
+    model, preprocess, tokenizer = load_clip(clip, model_name) if isinstance(clip, (str, Path)) else clip
+    names = occupations()
+    people = world.people(n, stream=stream, occupations=names)
+    images = world.render_many(people.to_dict("records"))
+    accuracy = zero_shot_accuracy(model, tokenizer, preprocess, images, list(people["occupation"]), names,
+                                  templates, batch_size=batch_size)
+    return {"accuracy": accuracy, "chance": 1 / len(names), "n": n, "classes": len(names)}

@@ -1,0 +1,468 @@
+"""CLIP training per mixing ratio with open_clip's own trainer (``open_clip_train.main``).
+
+One run per ratio, named ``<experiment>_<code>`` (``world_default_020``), trained from scratch on the
+mix ``<run_dir>/mixes/<generated>/mix_<code>/`` (formats.md A4: the study's RN50, 50 epochs, batch
+360 on 4 GPUs, amp). Outputs are open_clip's own::
+
+    <run_dir>/clip/<experiment>_<code>/
+      out.log, params.txt             open_clip's log and arguments
+      checkpoints/epoch_<N>.pt        {"epoch", "name", "state_dict", "optimizer"} after epoch N
+      biaslib_run.json                the settings a resumed run must share (written before training)
+
+* ``gpus`` ≤ 1: ``open_clip_train.main.main(argv)`` runs in this process, after biaslib's model
+  configs (``biaslib/model_configs/*.json``: ``biaslib-tiny-rn``, ``biaslib-tiny-vit``) are
+  registered with ``open_clip.add_model_config``.
+* ``gpus`` > 1: ``torchrun --nproc_per_node <gpus> -m biaslib.train <argv>``. Registration does not
+  survive into torchrun's fresh worker interpreters, so the workers run this module's :func:`main`,
+  which registers the configs and then calls ``open_clip_train.main.main`` with the same argv.
+* Resume: every run passes ``--resume latest``; open_clip restarts after the newest
+  ``epoch_<N>.pt`` (or starts fresh when there is none). A run whose final ``epoch_<epochs>.pt``
+  exists is skipped. Changing the model, data, batch, lr, … of a started run is refused unless
+  ``overwrite`` (which deletes the run); ``epochs``, ``workers`` and ``save_frequency`` may change.
+* DataLoader workers are clamped to ``shards // processes``: webdataset hands shards to nodes, then
+  to workers (``split_by_node``, ``split_by_worker``), so a worker without a shard yields nothing and
+  the epoch never fills its batch count (a hang with older open_clip, an assertion in 3.x).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import difflib
+import gc
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from biaslib.config import Params, TrainConfig
+from biaslib.data._common import PathLike, layout_error, require_dir
+from biaslib.data.cc3m import iter_cc3m, list_shards
+from biaslib.errors import BiaslibError, DataLayoutError
+from biaslib.io import write_json
+from biaslib.ratios import ratio_code
+
+CONFIG_DIR = Path(__file__).resolve().parent / "model_configs"
+RUN_RECORD = "biaslib_run.json"
+#: Settings a resumed run must share with the run it continues.
+RESUME_KEYS = ("model", "batch_size", "lr", "wd", "warmup", "precision", "seed", "gpus", "shards",
+               "train_num_samples", "extra_args")
+TRAIN_LAYOUT = """
+<data_dir>/
+  00000.tar, 00001.tar, ...     webdataset shards: <key>.jpg|.png|.webp, <key>.txt, <key>.json
+  manifest.json                 optional (biaslib.mix): "n" samples and "shards" [{"name", "samples"}]
+  00000_stats.json, ...         optional (img2dataset): "successes" per shard, used without a manifest
+"""
+_EPOCH = re.compile(r"epoch_(\d+)\.pt")
+_NUMBERED = re.compile(r"(\d+)\.tar")
+
+log = logging.getLogger(__name__)
+
+
+class UnknownModelError(BiaslibError, ValueError):
+    """A model name with no open_clip config (message lists the available ones)."""
+
+
+class CheckpointError(BiaslibError):
+    """A checkpoint is missing, unreadable or does not fit its model (message names the file)."""
+
+
+# ---- model configs ------------------------------------------------------------------------------
+
+def register_model_configs() -> list[str]:
+    """Register ``biaslib/model_configs/*.json`` with open_clip (idempotent); return their names."""
+    import open_clip
+
+    names = sorted(p.stem for p in CONFIG_DIR.glob("*.json"))
+    if not set(names) <= set(open_clip.list_models()):
+        open_clip.add_model_config(CONFIG_DIR)
+    return names
+
+
+def check_model(name: str) -> str:
+    """Return ``name`` if open_clip (with biaslib's configs) knows it; else raise listing the models."""
+    import open_clip
+
+    ours = register_model_configs()
+    known = open_clip.list_models()
+    if name in known:
+        return name
+    close = difflib.get_close_matches(name, known, n=3)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    builtin = [m for m in known if m not in ours]
+    raise UnknownModelError(
+        f"no model config named {name!r}.{hint} biaslib configs: {', '.join(ours)}; open_clip configs: "
+        f"{', '.join(builtin)}. Add a JSON config to {CONFIG_DIR} or call open_clip.add_model_config.")
+
+
+def read_checkpoint(path: PathLike, mmap: bool = False) -> dict[str, Any]:
+    """Load a checkpoint with ``torch.load(weights_only=True)`` (or safetensors) on the CPU.
+
+    Returns the raw object: open_clip training checkpoints are ``{"epoch", "name", "state_dict",
+    "optimizer"}``, bare ones a state dict. ``mmap`` maps tensors instead of reading them (a cheap
+    integrity check for a ``.pt`` zip archive). Raises :class:`CheckpointError` naming the file when it
+    is missing, truncated, not a checkpoint, or would need pickle code to load.
+    """
+    import torch
+
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(path, device="cpu")
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except Exception as exc:  # torch raises RuntimeError, UnpicklingError, EOFError, zipfile errors ...
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"cannot read checkpoint {path}: {first} (truncated or corrupt file, or not a "
+                              "torch/safetensors checkpoint)") from exc
+
+
+# ---- training data ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TrainingData:
+    """The shards of one training set and its sample count (open_clip's ``--train-num-samples``)."""
+
+    root: Path
+    shards: tuple[Path, ...]
+    num_samples: int
+
+    @property
+    def urls(self) -> str:
+        """open_clip's ``--train-data``: ``<root>/{00000..00009}.tar`` for numbered shards, else ``a::b``."""
+        names = [p.name for p in self.shards]
+        numbers = [_NUMBERED.fullmatch(n) for n in names]
+        if len(names) > 1 and all(numbers) and len({len(m[1]) for m in numbers}) == 1:
+            values = [int(m[1]) for m in numbers]
+            if values == list(range(values[0], values[0] + len(values))):
+                return f"{self.root}/{{{numbers[0][1]}..{numbers[-1][1]}}}.tar"
+        return "::".join(str(p) for p in self.shards)
+
+
+def training_data(data_dir: PathLike) -> TrainingData:
+    """Describe the training shards in ``data_dir`` (a mix folder or a plain webdataset export).
+
+    With ``manifest.json`` (biaslib.mix) its shard list and ``n`` are used and every listed shard must
+    exist; otherwise the folder's ``*.tar`` files are used and samples are counted from
+    ``<shard>_stats.json`` (img2dataset's ``successes``) or, without it, by reading the shard. Raises
+    :class:`DataLayoutError` for a missing folder, no shards, or a listed shard that is missing.
+    """
+    root = require_dir(data_dir, "training shard folder", TRAIN_LAYOUT)
+    manifest = root / "manifest.json"
+    if manifest.is_file():
+        try:
+            record = json.loads(manifest.read_text(encoding="utf-8"))
+            shards, n = tuple(root / s["name"] for s in record["shards"]), int(record["n"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise layout_error(f"{manifest} is not a mix manifest ({exc!r})", TRAIN_LAYOUT) from exc
+        missing = [p.name for p in shards if not p.is_file()]
+        if missing:
+            raise layout_error(f"{root}: {len(missing)} shard(s) listed in manifest.json are missing: "
+                               f"{', '.join(missing[:10])}", TRAIN_LAYOUT)
+        if not shards:
+            raise layout_error(f"{manifest} lists no shards", TRAIN_LAYOUT)
+        return TrainingData(root, shards, n)
+    shards = tuple(list_shards(root))
+    return TrainingData(root, shards, sum(_count_samples(p) for p in shards))
+
+
+def _count_samples(shard: Path) -> int:
+    """Samples of one shard: img2dataset's ``successes`` from ``<shard>_stats.json``, else counted."""
+    stats = shard.with_name(f"{shard.stem}_stats.json")
+    record = json.loads(stats.read_text(encoding="utf-8")) if stats.is_file() else {}
+    if isinstance(record, dict) and isinstance(record.get("successes"), int):
+        return record["successes"]
+    return sum(1 for _ in iter_cc3m(shard, decode=False))
+
+
+def clamp_workers(workers: int, shards: int, processes: int = 1) -> int:
+    """DataLoader workers per process such that every worker of every process reads ≥ 1 shard.
+
+    Returns ``min(workers, shards // processes)`` and warns when it clamps; raises
+    :class:`DataLayoutError` when there are fewer shards than processes (a rank would get no data).
+    """
+    if shards < processes:
+        raise DataLayoutError(f"{shards} shard(s) cannot feed {processes} training processes: each needs at "
+                              "least one shard (write the data with a smaller shard size)")
+    limit = shards // processes
+    if workers > limit:
+        warnings.warn(f"workers={workers} but only {shards} shard(s) for {processes} process(es): using "
+                      f"{limit} DataLoader worker(s), since webdataset gives each worker whole shards and a "
+                      "worker without one stalls the epoch", stacklevel=2)
+        return limit
+    return workers
+
+
+# ---- command construction -----------------------------------------------------------------------
+
+def open_clip_argv(*, data: TrainingData, config: TrainConfig, name: str, logs: PathLike, workers: int) -> list[str]:
+    """open_clip_train arguments for one run; ``workers`` per process, already clamped (:func:`clamp_workers`)."""
+    return [
+        "--train-data", data.urls, "--dataset-type", "webdataset",
+        "--train-num-samples", str(config.train_num_samples or data.num_samples),
+        "--batch-size", str(config.batch_size), "--epochs", str(config.epochs),
+        "--lr", repr(config.lr), "--wd", repr(config.wd), "--warmup", str(config.warmup),
+        "--precision", resolve_precision(config.precision, config.gpus),
+        "--workers", str(workers),
+        "--model", config.model, "--name", name, "--logs", str(logs),
+        "--save-frequency", str(config.save_frequency), "--seed", str(config.seed),
+        "--device", "cuda" if config.gpus > 0 else "cpu", "--report-to", "none", "--resume", "latest",
+        *config.extra_args,
+    ]
+
+
+def resolve_precision(precision: str, gpus: int) -> str:
+    """open_clip ``--precision`` for a configured precision; ``auto`` means ``amp`` on GPUs and, on the
+    CPU, ``amp_bf16`` where the CPU computes bf16 natively (AVX512-BF16/AMX: a tiny-CLIP step 1.3×
+    faster than fp32 here), else ``fp32`` (emulated bf16 is slower). Other values pass unchanged."""
+    if precision != "auto":
+        return precision
+    if gpus > 0:
+        return "amp"
+    import torch
+
+    return "amp_bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+
+
+def command(argv: Sequence[str], gpus: int) -> list[str]:
+    """The process command for ``argv``: ``torchrun`` for ``gpus`` > 1, else ``python -m biaslib.train``."""
+    if gpus > 1:
+        local = Path(sys.executable).with_name("torchrun")
+        # "--" ends torchrun's own options: argparse would otherwise take open_clip's --logs for an
+        # ambiguous abbreviation of torchrun's --logs-specs and refuse the command.
+        return [str(local) if local.is_file() else "torchrun", "--standalone", "--nproc_per_node", str(gpus),
+                "-m", "biaslib.train", "--", *argv]
+    return [sys.executable, "-m", "biaslib.train", *argv]
+
+
+# ---- one run ------------------------------------------------------------------------------------
+
+def epoch_checkpoints(run_dir: PathLike) -> list[tuple[int, Path]]:
+    """``(epoch, path)`` of ``<run_dir>/checkpoints/epoch_<N>.pt``, by epoch."""
+    folder = Path(run_dir) / "checkpoints"
+    found = [(int(m[1]), p) for p in folder.glob("epoch_*.pt") if (m := _EPOCH.fullmatch(p.name))]
+    return sorted(found)
+
+
+def train(*, data_dir: PathLike, name: str, logs: PathLike, config: TrainConfig,
+          overwrite: bool = False) -> Path:
+    """Train one CLIP with open_clip_train on the shards in ``data_dir``; return its final checkpoint.
+
+    The run lives in ``<logs>/<name>/``. Skipped when ``epoch_<epochs>.pt`` exists; resumed from the
+    newest ``epoch_<N>.pt`` otherwise. ``overwrite`` deletes the run folder first. Raises
+    :class:`UnknownModelError`, :class:`DataLayoutError` (missing shards, fewer shards than GPUs),
+    :class:`CheckpointError` (unreadable newest checkpoint) or :class:`BiaslibError` (settings differ
+    from the started run, no CUDA for ``gpus`` ≥ 1, trainer failure).
+    """
+    check_model(config.model)
+    data = training_data(data_dir)
+    run = Path(logs).expanduser().resolve() / name
+    if overwrite and run.exists():
+        shutil.rmtree(run)
+    final = run / "checkpoints" / f"epoch_{config.epochs}.pt"
+    if final.is_file():
+        log.info("%s: %s exists, skipping", name, final)
+        return final
+    _require_device(config.gpus)
+    workers = clamp_workers(config.workers, len(data.shards), max(config.gpus, 1))
+    argv = open_clip_argv(data=data, config=config, name=name, logs=run.parent, workers=workers)
+    _claim_run(run, config, data)
+    if previous := epoch_checkpoints(run):
+        read_checkpoint(previous[-1][1], mmap=True)
+        log.info("%s: resuming after epoch %d", name, previous[-1][0])
+    if config.gpus > 1:
+        _run_torchrun(argv, config.gpus, run)
+    else:
+        run_open_clip(argv, threads=cpu_threads(workers) if config.gpus == 0 else None)
+    if not final.is_file():
+        raise BiaslibError(f"open_clip_train finished without writing {final}; see {run / 'out.log'}")
+    return final
+
+
+def cpu_threads(workers: int) -> int:
+    """Torch compute threads for CPU training next to ``workers`` DataLoader processes: the cores left.
+
+    OpenMP threads wait for each other at every operator; when a DataLoader worker (or another job)
+    takes one of their cores they stall: a tiny-CLIP step on 2 cores took 5 s with 2 threads beside a
+    busy process, 0.9 s with 1 thread.
+    """
+    return max(1, len(os.sched_getaffinity(0)) - workers)
+
+
+def run_open_clip(argv: Sequence[str], threads: int | None = None) -> None:
+    """Call ``open_clip_train.main.main(argv)`` in this process with biaslib's configs registered.
+
+    ``threads`` sets torch's intra-op threads for the run (``None``: unchanged). The root logger's
+    handlers and the loggers' levels, which open_clip's ``setup_logging`` changes, are restored
+    afterwards. Raises :class:`BiaslibError` if the trainer returns an error code.
+    """
+    import torch
+
+    register_model_configs()
+    from open_clip_train.main import main as open_clip_main
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads or before)
+    try:
+        with _scoped_logging():
+            code = open_clip_main(list(argv))
+    finally:
+        torch.set_num_threads(before)
+    gc.collect()  # shut down the persistent DataLoader workers of the finished run
+    if code not in (None, 0):
+        raise BiaslibError(f"open_clip_train.main returned {code} for {' '.join(argv)}")
+
+
+def _require_device(gpus: int) -> None:
+    import torch
+
+    if gpus > 0 and torch.cuda.device_count() < gpus:
+        raise BiaslibError(f"train.gpus={gpus} but {torch.cuda.device_count()} CUDA device(s) are visible; "
+                           "set train.gpus: 0 to train on the CPU")
+
+
+def _claim_run(run: Path, config: TrainConfig, data: TrainingData) -> None:
+    """Write the run record, or refuse when a started run used other settings (shards by name, so a
+    moved experiment folder still resumes)."""
+    settings = {k: v for k, v in dataclasses.asdict(config).items() if k in RESUME_KEYS}
+    settings["precision"] = resolve_precision(config.precision, config.gpus)
+    settings.update(shards=[p.name for p in data.shards], extra_args=list(config.extra_args),
+                    train_num_samples=config.train_num_samples or data.num_samples)
+    record = run / RUN_RECORD
+    if record.is_file():
+        old = json.loads(record.read_text(encoding="utf-8"))
+        changed = [k for k in RESUME_KEYS if old.get(k) != settings[k]]
+        if changed:
+            detail = "; ".join(f"{k}: {old.get(k)!r} -> {settings[k]!r}" for k in changed)
+            raise BiaslibError(f"{run} was started with other settings ({detail}); pass overwrite=True "
+                               "(CLI --overwrite) to delete it and train again")
+    elif (run / "checkpoints").is_dir() and epoch_checkpoints(run):
+        raise BiaslibError(f"{run} holds checkpoints but no {RUN_RECORD}; it was not started by biaslib. "
+                           "Pass overwrite=True to delete it")
+    write_json(record, settings)
+
+
+def _run_torchrun(argv: Sequence[str], gpus: int, run: Path) -> None:
+    cmd = command(argv, gpus)
+    log.info("running %s", subprocess.list2cmdline(cmd))
+    result = subprocess.run(cmd, check=False)
+    if result.returncode != 0:
+        raise BiaslibError(f"torchrun exited with status {result.returncode}; see {run / 'out.log'}")
+
+
+@contextlib.contextmanager
+def _scoped_logging() -> Iterator[None]:
+    """Contain open_clip's ``setup_logging``, which lowers every logger to INFO and adds root handlers.
+
+    The caller's root handlers keep showing only what they showed before (no duplicated INFO lines);
+    afterwards open_clip's handlers are removed and closed and all levels restored.
+    """
+    root = logging.getLogger()
+    handlers, level = {h: h.level for h in root.handlers}, root.level
+    levels = {n: lg.level for n, lg in logging.root.manager.loggerDict.items() if isinstance(lg, logging.Logger)}
+    for handler, handler_level in handlers.items():
+        handler.setLevel(max(handler_level, level))
+    try:
+        yield
+    finally:
+        for handler in [h for h in root.handlers if h not in handlers]:
+            root.removeHandler(handler)
+            handler.close()
+        for handler, handler_level in handlers.items():
+            handler.setLevel(handler_level)
+        root.setLevel(level)
+        for n, lg in list(logging.root.manager.loggerDict.items()):
+            if isinstance(lg, logging.Logger):
+                lg.setLevel(levels.get(n, logging.NOTSET))
+
+
+# ---- experiments: one run per ratio -------------------------------------------------------------
+
+def run_name(experiment: str, ratio: float | int | str) -> str:
+    """Run name of a ratio: ``<experiment>_<code>`` (``world_default_020``)."""
+    return f"{experiment}_{ratio_code(ratio)}"
+
+
+def mix_dir(params: Params, ratio: float | int | str) -> Path:
+    """Training shards of a ratio: ``<run_dir>/mixes/<generated>/mix_<code>``."""
+    return params.run_dir / "mixes" / params.mix.generated / f"mix_{ratio_code(ratio)}"
+
+
+def clip_dir(params: Params) -> Path:
+    """open_clip ``--logs`` folder of an experiment: ``<run_dir>/clip``."""
+    return params.run_dir / "clip"
+
+
+def train_ratio(params: Params, ratio: float | int | str, overwrite: bool = False) -> Path:
+    """Train (or resume, or skip) the CLIP of one ratio; return its final checkpoint."""
+    return train(data_dir=mix_dir(params, ratio), name=run_name(params.experiment, ratio), logs=clip_dir(params),
+                 config=params.train, overwrite=overwrite)
+
+
+def train_sweep(params: Params, ratios: Sequence[float | int | str] | None = None,
+                overwrite: bool = False) -> pd.DataFrame:
+    """Train every ratio (default ``params.mix.ratios``) in turn; return :func:`checkpoints`."""
+    for ratio in ratios if ratios is not None else params.mix.ratios:
+        train_ratio(params, ratio, overwrite=overwrite)
+    return checkpoints(params)
+
+
+def train_command(params: Params, ratio: float | int | str) -> list[str]:
+    """The command that trains one ratio (``torchrun …`` for ``train.gpus`` > 1), e.g. for a job script."""
+    data = training_data(mix_dir(params, ratio))
+    workers = clamp_workers(params.train.workers, len(data.shards), max(params.train.gpus, 1))
+    argv = open_clip_argv(data=data, config=params.train, name=run_name(params.experiment, ratio),
+                          logs=clip_dir(params).resolve(), workers=workers)
+    return command(argv, params.train.gpus)
+
+
+def checkpoints(params: Params) -> pd.DataFrame:
+    """Registry of an experiment's checkpoints: columns ``ratio`` (code), ``name``, ``epoch``, ``path``,
+    ``final`` (epoch == ``train.epochs``), sorted by ratio and epoch."""
+    pattern = re.compile(rf"{re.escape(params.experiment)}_(\d{{3}})")
+    rows = []
+    folder = clip_dir(params)
+    for run in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if match := pattern.fullmatch(run.name):
+            rows += [{"ratio": match[1], "name": run.name, "epoch": epoch, "path": path,
+                      "final": epoch == params.train.epochs} for epoch, path in epoch_checkpoints(run)]
+    return pd.DataFrame(rows, columns=["ratio", "name", "epoch", "path", "final"])
+
+
+def latest_checkpoint(params: Params, ratio: float | int | str) -> Path:
+    """Newest checkpoint of a ratio; raises :class:`CheckpointError` when the run has none."""
+    run = clip_dir(params) / run_name(params.experiment, ratio)
+    found = epoch_checkpoints(run)
+    if not found:
+        raise CheckpointError(f"no checkpoint for ratio {ratio_code(ratio)} of {params.experiment}: "
+                              f"{run / 'checkpoints'} holds no epoch_<N>.pt (train it with `biaslib train run`)")
+    return found[-1][1]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m biaslib.train <open_clip_train args>``: the torchrun worker entry point.
+
+    Registers biaslib's model configs, then runs ``open_clip_train.main.main(argv)`` unchanged.
+    """
+    register_model_configs()
+    from open_clip_train.main import main as open_clip_main
+
+    code = open_clip_main(list(sys.argv[1:] if argv is None else argv))
+    return 0 if code is None else int(code)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,201 @@
+"""biaslib.features: batch-size invariance, unit rows, id alignment, inputs, store round trip, bad checkpoints."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from biaslib.errors import BiaslibError, DataLayoutError
+from biaslib.features import (
+    Features,
+    FeatureStore,
+    extract_image_features,
+    extract_text_features,
+    load_clip,
+    zero_shot_accuracy,
+    zero_shot_classifier,
+)
+from biaslib.train import CheckpointError, UnknownModelError
+from biaslib.world.export import export_cc3m
+
+N_IMAGES = 70  # one full batch of 64 plus a remainder
+
+
+@pytest.fixture(scope="module")
+def clip():
+    torch.manual_seed(0)
+    return load_clip(None, "biaslib-tiny-rn", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def people(world):
+    frame = world.people(N_IMAGES, stream="test/features")
+    return frame, world.render_many(frame.to_dict("records"))
+
+
+@pytest.fixture(scope="module")
+def checkpoint(clip, tmp_path_factory):
+    """An open_clip-style training checkpoint of the random model."""
+    path = tmp_path_factory.mktemp("ckpt") / "epoch_1.pt"
+    torch.save({"epoch": 1, "name": "t", "state_dict": {f"module.{k}": v for k, v in clip[0].state_dict().items()}},
+               path)
+    return path
+
+
+def test_image_features_do_not_depend_on_batch_size(clip, people):
+    model, preprocess, _ = clip
+    _, images = people
+    one = extract_image_features(model, preprocess, images, batch_size=1)
+    many = extract_image_features(model, preprocess, images, batch_size=64)
+    assert one.ids == many.ids == [str(i) for i in range(N_IMAGES)]
+    assert one.vectors.shape == (N_IMAGES, 128) and one.vectors.dtype == np.float32
+    np.testing.assert_allclose(one.vectors, many.vectors, atol=1e-5, rtol=0)
+
+
+def test_text_features_do_not_depend_on_batch_size(clip, people):
+    model, _, tokenizer = clip
+    captions = list(people[0]["caption"])
+    ids = [f"c{i}" for i in range(len(captions))]
+    one = extract_text_features(model, tokenizer, captions, ids, batch_size=1)
+    many = extract_text_features(model, tokenizer, captions, ids, batch_size=64)
+    assert one.ids == many.ids == ids
+    np.testing.assert_allclose(one.vectors, many.vectors, atol=1e-5, rtol=0)
+
+
+def test_every_row_is_unit_norm(clip, people):
+    model, preprocess, tokenizer = clip
+    image = extract_image_features(model, preprocess, people[1], batch_size=32).vectors
+    text = extract_text_features(model, tokenizer, list(people[0]["caption"])).vectors
+    for vectors in (image, text):
+        np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_ids_follow_their_inputs_when_shuffled(clip, people):
+    model, preprocess, _ = clip
+    _, images = people
+    ids = [f"img{i:03d}" for i in range(N_IMAGES)]
+    perm = np.random.default_rng(0).permutation(N_IMAGES)
+    base = extract_image_features(model, preprocess, images, ids, batch_size=16)
+    shuffled = extract_image_features(model, preprocess, [images[i] for i in perm], [ids[i] for i in perm],
+                                      batch_size=16)
+    assert shuffled.ids == [ids[i] for i in perm]
+    np.testing.assert_allclose(shuffled.vectors, base.vectors[perm], atol=1e-5, rtol=0)
+
+
+def test_files_decoded_in_workers_match_the_main_process(clip, people, tmp_path):
+    model, preprocess, _ = clip
+    paths = []
+    for i, image in enumerate(people[1][:20]):
+        paths.append(tmp_path / f"{i}.jpg")
+        image.save(paths[-1], quality=95)
+    main = extract_image_features(model, preprocess, paths, batch_size=8, workers=0)
+    workers = extract_image_features(model, preprocess, paths, batch_size=8, workers=2)
+    assert main.ids == workers.ids
+    np.testing.assert_allclose(main.vectors, workers.vectors, atol=1e-6, rtol=0)
+
+
+def test_webdataset_shards_give_keys_as_ids(clip, world, tmp_path):
+    from biaslib.data.cc3m import iter_cc3m
+
+    model, preprocess, _ = clip
+    export_cc3m(world, tmp_path, 30, shard_size=10)
+    samples = list(iter_cc3m(tmp_path))
+    expected = extract_image_features(model, preprocess, [s.image for s in samples], [s.key for s in samples])
+    got = extract_image_features(model, preprocess, tmp_path, batch_size=4, workers=2)
+    assert sorted(got.ids) == sorted(expected.ids) and len(got.ids) == 30
+    order = {key: i for i, key in enumerate(expected.ids)}
+    np.testing.assert_allclose(got.vectors, expected.vectors[[order[k] for k in got.ids]], atol=1e-5, rtol=0)
+
+
+def test_bad_ids_and_missing_inputs_are_refused(clip, people, tmp_path):
+    model, preprocess, _ = clip
+    images = people[1][:3]
+    with pytest.raises(ValueError, match="2 ids for 3 inputs"):
+        extract_image_features(model, preprocess, images, ["a", "b"])
+    with pytest.raises(ValueError, match="not unique"):
+        extract_image_features(model, preprocess, images, ["a", "a", "b"])
+    with pytest.raises(DataLayoutError, match="missing.jpg"):
+        extract_image_features(model, preprocess, [tmp_path / "missing.jpg"])
+    with pytest.raises(DataLayoutError, match="no-shards"):
+        extract_image_features(model, preprocess, tmp_path / "no-shards")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_store_round_trip_is_memory_mapped(tmp_path, dtype):
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(50, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ids = [f"k{i}" for i in range(50)]
+    store = FeatureStore(tmp_path)
+    path = store.save("tiny-rn_world_020", "phase_val", Features(ids, vectors), dtype=dtype)
+    assert path.name == "tiny-rn_world_020__phase_val.npy"
+    loaded = store.load("tiny-rn_world_020", "phase_val")
+    assert isinstance(loaded.vectors, np.memmap) and not loaded.vectors.flags.writeable
+    assert loaded.ids == ids and loaded.vectors.dtype == np.dtype(dtype)
+    np.testing.assert_allclose(loaded.vectors, vectors, atol=1e-3 if dtype == "float16" else 0)
+    assert store.entries()[["model", "dataset", "n", "dim"]].values.tolist() == [
+        ["tiny-rn_world_020", "phase_val", 50, 16]]
+    assert not list(tmp_path.glob(".*tmp*"))
+
+
+def test_store_refuses_unsafe_names_and_missing_pairs(tmp_path):
+    store = FeatureStore(tmp_path)
+    with pytest.raises(ValueError, match="file-name part"):
+        store.paths("a__b", "c")
+    with pytest.raises(ValueError, match="file-name part"):
+        store.paths("a", "../c")
+    with pytest.raises(DataLayoutError, match="no features"):
+        store.load("a", "b")
+
+
+def test_checkpoint_round_trip(clip, people, checkpoint):
+    model, preprocess, _ = clip
+    reloaded, preprocess2, _ = load_clip(checkpoint, "biaslib-tiny-rn", device="cpu")
+    images = people[1][:8]
+    np.testing.assert_allclose(extract_image_features(reloaded, preprocess2, images).vectors,
+                               extract_image_features(model, preprocess, images).vectors, atol=1e-6, rtol=0)
+
+
+def test_corrupt_checkpoint_names_the_file(checkpoint, tmp_path):
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(checkpoint.read_bytes()[:100_000])
+    not_torch = tmp_path / "notes.pt"
+    not_torch.write_text("hello")
+    for path in (truncated, not_torch, tmp_path / "absent.pt"):
+        with pytest.raises(BiaslibError, match=path.name) as info:
+            load_clip(path, "biaslib-tiny-rn", device="cpu")
+        assert isinstance(info.value, CheckpointError)
+
+
+def test_checkpoint_needing_pickle_code_is_refused(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"state_dict": {"w": torch.zeros(1)}, "payload": Features(["a"], np.zeros(1))}, path)
+    with pytest.raises(CheckpointError, match="evil.pt"):
+        load_clip(path, "biaslib-tiny-rn", device="cpu")
+
+
+def test_checkpoint_of_another_model_is_refused(checkpoint):
+    with pytest.raises(CheckpointError, match="does not fit model 'biaslib-tiny-vit'"):
+        load_clip(checkpoint, "biaslib-tiny-vit", device="cpu")
+
+
+def test_unknown_model_lists_the_configs():
+    with pytest.raises(UnknownModelError, match="biaslib-tiny-rn") as info:
+        load_clip(None, "biaslib-tiny-rm", device="cpu")
+    assert "RN50" in str(info.value) and "Did you mean biaslib-tiny-rn" in str(info.value)
+
+
+def test_zero_shot_classifier_and_accuracy(clip, people):
+    model, preprocess, tokenizer = clip
+    weights = zero_shot_classifier(model, tokenizer, ["nurse", "pilot", "baker"], ("a {}.", "a photo of a {}."))
+    assert weights.shape == (3, 128)
+    np.testing.assert_allclose(np.linalg.norm(weights, axis=1), 1.0, atol=1e-5)
+    frame, images = people
+    keep = [i for i, o in enumerate(frame["occupation"]) if o != "none"]
+    labels = [frame["occupation"].iloc[i] for i in keep]
+    classes = sorted(set(labels))
+    accuracy = zero_shot_accuracy(model, tokenizer, preprocess, [images[i] for i in keep], labels, classes)
+    assert 0.0 <= accuracy <= 1.0
+    with pytest.raises(ValueError, match="not among the class names"):
+        zero_shot_accuracy(model, tokenizer, preprocess, images[:1], ["astronaut"], classes)
