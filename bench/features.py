@@ -7,7 +7,8 @@ per image — open and decode the file, open_clip's preprocess, the image tower,
   ``model.encode_image(x[None])`` under ``torch.no_grad``, one image per forward pass, run with the
   faster of 1 thread and torch's default (:func:`loop_threads`);
 * ``batched``: :func:`biaslib.features.extract_image_features` on the file list (DataLoader with
-  ``--workers`` decoding processes, batch 256, ``inference_mode``, fp32);
+  ``--workers`` decoding processes, batch 256, ``inference_mode``, fp32, torch threads = the cores
+  the workers leave);
 * ``batched_workers0``: the same with decoding in the main process;
 * ``batched_bf16``: the same as ``batched`` under bf16 autocast (CPU).
 

@@ -33,7 +33,7 @@ from biaslib.data._common import PathLike
 from biaslib.data.cc3m import list_shards
 from biaslib.errors import DataLayoutError
 from biaslib.io import atomic_path, write_json
-from biaslib.train import CheckpointError, check_model, read_checkpoint
+from biaslib.train import CheckpointError, check_model, cpu_threads, read_checkpoint
 
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
 ImageInput = Sequence[Image.Image] | Sequence[PathLike]
@@ -193,14 +193,16 @@ def _check_ids(ids: Sequence[str] | None, n: int) -> list[str]:
 
 def extract_image_features(model: torch.nn.Module, preprocess: Any, images: ImageInput | PathLike,
                            ids: Sequence[str] | None = None, *, batch_size: int = 256, workers: int = 0,
-                           precision: Precision = "auto", progress: bool = False) -> Features:
+                           precision: Precision = "auto", threads: int | None = None,
+                           progress: bool = False) -> Features:
     """Embed images: a list of PIL images, a list of image file paths, or webdataset shards.
 
     Shards are given as a folder, a ``.tar`` or a brace pattern (see
     :func:`biaslib.data.cc3m.list_shards`); their sample keys are the ids. For lists, ``ids`` default
     to the positions ``"0"``…``"N-1"``. Decoding and ``preprocess`` run in ``workers`` DataLoader
-    processes. The model runs on its own device in eval mode under ``torch.inference_mode``.
-    Returns :class:`Features` with float32 (N, D) unit rows.
+    processes. The model runs on its own device in eval mode under ``torch.inference_mode``; on the
+    CPU with ``threads`` torch threads (``None``: the cores the workers leave, see
+    :func:`biaslib.train.cpu_threads`). Returns :class:`Features` with float32 (N, D) unit rows.
     """
     loader, position_ids = _image_loader(images, ids, preprocess, batch_size, workers)
     device = _device_of(model)
@@ -208,7 +210,7 @@ def extract_image_features(model: torch.nn.Module, preprocess: Any, images: Imag
     model.eval()
     keys: list[str] = []
     rows: list[np.ndarray] = []
-    with torch.inference_mode():
+    with torch.inference_mode(), _torch_threads(threads or cpu_threads(workers), device):
         for index, batch in _progress(loader, progress, "images"):
             with _autocast(device, precision):
                 out = model.encode_image(batch.to(device, dtype=dtype, non_blocking=True))
@@ -232,6 +234,18 @@ def extract_text_features(model: torch.nn.Module, tokenizer: Any, texts: Sequenc
             with _autocast(device, precision):
                 rows.append(_normalise(model.encode_text(tokens)))
     return Features(ids, _stack(rows))
+
+
+@contextlib.contextmanager
+def _torch_threads(threads: int, device: torch.device) -> Iterator[None]:
+    """Use ``threads`` intra-op threads for a CPU block (unchanged for a GPU)."""
+    before = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _device_of(model: torch.nn.Module) -> torch.device:

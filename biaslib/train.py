@@ -19,6 +19,8 @@ mix ``<run_dir>/mixes/<generated>/mix_<code>/`` (formats.md A4: the study's RN50
   ``epoch_<N>.pt`` (or starts fresh when there is none). A run whose final ``epoch_<epochs>.pt``
   exists is skipped. Changing the model, data, batch, lr, … of a started run is refused unless
   ``overwrite`` (which deletes the run); ``epochs``, ``workers`` and ``save_frequency`` may change.
+* On the CPU torch gets the cores the DataLoader workers leave (:func:`cpu_threads`) and ``precision:
+  auto`` picks bf16 autocast where the CPU has native bf16 (:func:`resolve_precision`).
 * DataLoader workers are clamped to ``shards // processes``: webdataset hands shards to nodes, then
   to workers (``split_by_node``, ``split_by_worker``), so a worker without a shard yields nothing and
   the epoch never fills its batch count (a hang with older open_clip, an assertion in 3.x).
