@@ -179,6 +179,92 @@ def cmd_finetune_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_run(args: argparse.Namespace) -> int:
+    """Train (resume, or skip when finished) one CLIP per mixing ratio with open_clip_train."""
+    from biaslib.train import train_ratio
+
+    params = load_params(args.params, _overrides(args.set))
+    for ratio in args.ratio or params.mix.ratios:
+        start = time.perf_counter()
+        final = train_ratio(params, ratio, overwrite=args.overwrite)
+        seconds = round(time.perf_counter() - start, 1)
+        print(json.dumps({"ratio": str(ratio), "checkpoint": str(final), "seconds": seconds}))
+    return 0
+
+
+def cmd_train_command(args: argparse.Namespace) -> int:
+    """Print the command that trains each ratio (``torchrun …`` when ``train.gpus`` > 1), for job scripts."""
+    import shlex
+
+    from biaslib.train import train_command
+
+    params = load_params(args.params, _overrides(args.set))
+    for ratio in args.ratio or params.mix.ratios:
+        print(shlex.join(train_command(params, ratio)))
+    return 0
+
+
+def cmd_train_list(args: argparse.Namespace) -> int:
+    """Print the registry of an experiment's checkpoints (ratio, run name, epoch, path, final)."""
+    from biaslib.train import checkpoints
+
+    table = checkpoints(load_params(args.params, _overrides(args.set)))
+    print(table.to_string(index=False) if len(table) else "no checkpoints")
+    return 0
+
+
+def cmd_features_extract(args: argparse.Namespace) -> int:
+    """Embed images (a folder, a file list, or webdataset shards) and/or texts with an open_clip checkpoint
+    and store them (one ``.npy`` + ids per model × dataset) in a FeatureStore folder."""
+    from biaslib.features import FeatureStore, extract_image_features, extract_text_features, load_clip
+
+    model, preprocess, tokenizer = load_clip(args.checkpoint, args.model, device=args.device)
+    store = FeatureStore(args.store)
+    written = {}
+    if args.images is not None:
+        source, ids = _image_source(args.images)
+        features = extract_image_features(model, preprocess, source, ids, batch_size=args.batch_size,
+                                          workers=args.workers, precision=args.precision, progress=True)
+        written["images"] = str(store.save(args.name, f"{args.dataset}_images", features))
+    if args.texts is not None:
+        ids, texts = _read_texts(args.texts)
+        features = extract_text_features(model, tokenizer, texts, ids, batch_size=args.batch_size,
+                                         precision=args.precision)
+        written["texts"] = str(store.save(args.name, f"{args.dataset}_texts", features))
+    if not written:
+        raise BiaslibError("nothing to embed: give --images and/or --texts")
+    print(json.dumps(written))
+    return 0
+
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+
+
+def _image_source(path: Path) -> tuple[Path | list[Path], list[str] | None]:
+    """``(source, ids)``: shards stay a path (folder of ``.tar``, one ``.tar`` or a brace pattern; ids =
+    sample keys); a folder of image files becomes its sorted file list, ids = paths relative to it."""
+    if path.is_dir() and not any(path.glob("*.tar")):
+        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise BiaslibError(f"{path} holds neither webdataset shards (*.tar) nor images "
+                               f"({', '.join(IMAGE_SUFFIXES)})")
+        return files, [f.relative_to(path).as_posix() for f in files]
+    return path, None
+
+
+def _read_texts(path: Path) -> tuple[list[str], list[str]]:
+    """``(ids, texts)`` from a CSV or parquet table with columns ``id`` and ``text``."""
+    import pandas as pd
+
+    if not path.is_file():
+        raise BiaslibError(f"no text table {path}: expected a CSV or parquet file with columns id, text")
+    frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype=str, keep_default_na=False)
+    missing = {"id", "text"} - set(frame.columns)
+    if missing:
+        raise BiaslibError(f"{path} lacks column(s) {sorted(missing)}; expected columns id, text")
+    return frame["id"].astype(str).tolist(), frame["text"].astype(str).tolist()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="biaslib", description=__doc__.split("\n\n")[0])
     steps = parser.add_subparsers(dest="step", required=True)
@@ -241,6 +327,37 @@ def build_parser() -> argparse.ArgumentParser:
         if action == "run":
             sub.add_argument("--overwrite", action="store_true", help="replace a mix made with other parameters")
         sub.set_defaults(func=func)
+
+    trainp = steps.add_parser("train", help="train one CLIP per mixing ratio with open_clip_train")
+    train_actions = trainp.add_subparsers(dest="action", required=True)
+    for action, func, text in (("run", cmd_train_run, "train (resumes from the last epoch; skips finished runs)"),
+                               ("command", cmd_train_command, "print the training command per ratio (torchrun)"),
+                               ("list", cmd_train_list, "list the experiment's checkpoints")):
+        sub = train_actions.add_parser(action, help=text)
+        _add_params(sub)
+        if action != "list":
+            sub.add_argument("--ratio", action="append", default=None,
+                             help="ratio as 20, 0.2 or 020 (repeatable; default: the params' list)")
+        if action == "run":
+            sub.add_argument("--overwrite", action="store_true",
+                             help="delete and retrain a run started with other settings")
+        sub.set_defaults(func=func)
+
+    feats = steps.add_parser("features", help="batched CLIP embeddings into a feature store")
+    feat_actions = feats.add_subparsers(dest="action", required=True)
+    extract = feat_actions.add_parser("extract", help="embed images and/or texts with an open_clip checkpoint")
+    extract.add_argument("--checkpoint", type=Path, required=True, help="open_clip checkpoint (.pt or .safetensors)")
+    extract.add_argument("--model", default="biaslib-tiny-rn", help="open_clip model name of the checkpoint")
+    extract.add_argument("--images", type=Path, default=None, help="image folder, .tar shard, shard folder or pattern")
+    extract.add_argument("--texts", type=Path, default=None, help="CSV/parquet table with columns id, text")
+    extract.add_argument("--store", type=Path, required=True, help="feature store folder")
+    extract.add_argument("--name", required=True, help="model name in the store, e.g. world_default_020")
+    extract.add_argument("--dataset", required=True, help="dataset name in the store, e.g. phase")
+    extract.add_argument("--batch-size", type=int, default=256)
+    extract.add_argument("--workers", type=int, default=1, help="image decoding processes")
+    extract.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
+    extract.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    extract.set_defaults(func=cmd_features_extract)
     return parser
 
 

@@ -66,6 +66,15 @@ TRAIN_LAYOUT = """
   00000_stats.json, ...         optional (img2dataset): "successes" per shard, used without a manifest
 """
 _EPOCH = re.compile(r"epoch_(\d+)\.pt")
+#: open_clip logs a training line every this many steps (and at each epoch's last step); ``extra_args``
+#: may override it. Its default, 100, leaves one or two points per epoch of a world run.
+LOG_EVERY_N_STEPS = 10
+#: open_clip_train's progress line (open_clip_train/train.py, ``train_one_epoch``).
+_LOG_LINE = re.compile(
+    r"Train Epoch: (?P<epoch>\d+) \[\s*(?P<samples>\d+)/(?P<epoch_samples>\d+) \((?P<percent>[\d.]+)%\)\] "
+    r"Data \(t\): (?P<data_time>[\d.]+) Batch \(t\): (?P<batch_time>[\d.]+), (?P<samples_per_s>[\d.eE+-]+)/s.*?"
+    r"LR: (?P<lr>[\d.eE+-]+) Logit Scale: (?P<logit_scale>[\d.]+) (?P<losses>.*)$")
+_LOSS = re.compile(r"(?P<name>\w+): (?P<value>[\d.eE+-]+) \((?P<average>[\d.eE+-]+)\)")
 _NUMBERED = re.compile(r"(\d+)\.tar")
 
 log = logging.getLogger(__name__)
@@ -222,6 +231,7 @@ def open_clip_argv(*, data: TrainingData, config: TrainConfig, name: str, logs: 
         "--model", config.model, "--name", name, "--logs", str(logs),
         "--save-frequency", str(config.save_frequency), "--seed", str(config.seed),
         "--device", "cuda" if config.gpus > 0 else "cpu", "--report-to", "none", "--resume", "latest",
+        "--log-every-n-steps", str(LOG_EVERY_N_STEPS),
         *config.extra_args,
     ]
 
@@ -442,6 +452,52 @@ def checkpoints(params: Params) -> pd.DataFrame:
             rows += [{"ratio": match[1], "name": run.name, "epoch": epoch, "path": path,
                       "final": epoch == params.train.epochs} for epoch, path in epoch_checkpoints(run)]
     return pd.DataFrame(rows, columns=["ratio", "name", "epoch", "path", "final"])
+
+
+def read_training_log(run: PathLike) -> pd.DataFrame:
+    """Training curve of one run from open_clip's ``<run>/out.log``.
+
+    One row per logged step: ``epoch`` (0-based, as logged), ``samples`` seen in that epoch,
+    ``progress`` (fractional epochs completed), ``batch_time`` (s per step, running mean),
+    ``samples_per_s``, ``lr``, ``logit_scale`` and, per loss term as open_clip names it (lower case,
+    e.g. ``contrastive_loss``), the logged step's value and ``<term>_avg`` (running mean over the
+    epoch). A resumed run appends to the same log; a step logged twice keeps its last line. Raises
+    :class:`DataLayoutError` without ``out.log``.
+    """
+    path = Path(run) / "out.log"
+    if not path.is_file():
+        raise layout_error(f"no training log {path}", "<logs>/<name>/out.log  (written by open_clip_train)")
+    rows = []
+    for line in path.read_text(errors="replace").splitlines():
+        match = _LOG_LINE.search(line)
+        if not match:
+            continue
+        row: dict[str, Any] = {k: float(match[k]) for k in ("data_time", "batch_time", "samples_per_s", "lr",
+                                                             "logit_scale")}
+        row |= {"epoch": int(match["epoch"]), "samples": int(match["samples"]),
+                "progress": int(match["epoch"]) + int(match["samples"]) / int(match["epoch_samples"])}
+        for loss in _LOSS.finditer(match["losses"]):
+            row[loss["name"].lower()] = float(loss["value"])
+            row[f"{loss['name'].lower()}_avg"] = float(loss["average"])
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    return frame.drop_duplicates(["epoch", "samples"], keep="last").sort_values("progress").reset_index(drop=True)
+
+
+def training_curves(params: Params, ratios: Sequence[float | int | str] | None = None) -> pd.DataFrame:
+    """:func:`read_training_log` of every ratio's run (default ``params.mix.ratios``) that has a log,
+    with a ``ratio`` code column in front."""
+    frames = []
+    for ratio in ratios if ratios is not None else params.mix.ratios:
+        run = clip_dir(params) / run_name(params.experiment, ratio)
+        if (run / "out.log").is_file():
+            frames.append(read_training_log(run).assign(ratio=ratio_code(ratio)))
+    if not frames:
+        return pd.DataFrame(columns=["ratio", "epoch", "samples", "progress"])
+    frame = pd.concat(frames, ignore_index=True)
+    return frame[["ratio", *[c for c in frame.columns if c != "ratio"]]]
 
 
 def latest_checkpoint(params: Params, ratio: float | int | str) -> Path:

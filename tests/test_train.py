@@ -24,9 +24,11 @@ from biaslib.train import (
     clamp_workers,
     latest_checkpoint,
     mix_dir,
+    read_training_log,
     resolve_precision,
     train_command,
     train_ratio,
+    training_curves,
     training_data,
 )
 from biaslib.world import World
@@ -78,6 +80,67 @@ def test_short_run_writes_epoch_1_and_the_registry_finds_it(first_run):
     table = checkpoints(params)
     assert table[["ratio", "name", "epoch", "final"]].values.tolist() == [["000", "t_000", 1, True]]
     assert latest_checkpoint(params, 0.0) == final
+
+
+def test_training_log_gives_the_curve_open_clip_logged(first_run):
+    """1,000 samples at batch 100 = 10 steps; logged at step 1 and at the epoch's last step."""
+    params, _, _ = first_run
+    curve = read_training_log(_run_dir(params))
+    assert curve["epoch"].tolist() == [0, 0] and curve["samples"].tolist() == [100, 1000]
+    assert curve["progress"].tolist() == [0.1, 1.0]
+    assert curve["contrastive_loss"].between(0, 20).all() and curve["samples_per_s"].gt(0).all()
+    assert curve["contrastive_loss_avg"].iloc[0] == curve["contrastive_loss"].iloc[0]
+    curves = training_curves(params, ratios=["000", "020"])  # 020 was never trained: left out
+    assert curves["ratio"].unique().tolist() == ["000"] and len(curves) == 2
+
+
+def test_training_log_parser_keeps_the_last_of_a_repeated_step(tmp_path):
+    line = ("2026-11-29,10:00:00 | INFO | Train Epoch: {e} [ {n}/1000 ({p}%)] Data (t): 0.010 Batch (t): 0.500, "
+            "200.000/s, 200.000/s/gpu LR: 0.000500 Logit Scale: 14.286 Contrastive_loss: {v} (5.0000)")
+    (tmp_path / "out.log").write_text("\n".join([
+        "2026-11-29,10:00:00 | INFO | Start epoch 0", line.format(e=0, n=500, p=50, v="5.5000"),
+        line.format(e=0, n=1000, p=100, v="4.5000"), "resuming checkpoint", line.format(e=0, n=1000, p=100, v="4.0000"),
+        line.format(e=1, n=500, p=50, v="3.5000")]))
+    curve = read_training_log(tmp_path)
+    assert curve["progress"].tolist() == [0.5, 1.0, 1.5]
+    assert curve["contrastive_loss"].tolist() == [5.5, 4.0, 3.5] and curve["lr"].tolist() == [5e-4] * 3
+    with pytest.raises(DataLayoutError, match="out.log"):
+        read_training_log(tmp_path / "missing")
+
+
+def test_train_and_features_cli(first_run, tmp_path, capsys):
+    from biaslib.cli import main
+    from biaslib.features import FeatureStore, extract_text_features, load_clip
+
+    params, final, _ = first_run
+    yaml = tmp_path / "p.yaml"
+    yaml.write_text(f"experiment: t\nruns_dir: {params.runs_dir}\nmix: {{ratios: ['000']}}\n"
+                    "train: {epochs: 1, batch_size: 100, lr: 0.001, warmup: 2, workers: 3}\n")
+    assert main(["train", "list", "--params", str(yaml)]) == 0
+    assert "t_000" in capsys.readouterr().out
+    assert main(["train", "command", "--params", str(yaml), "--ratio", "0"]) == 0
+    assert "--name t_000" in capsys.readouterr().out
+    assert main(["train", "run", "--params", str(yaml)]) == 0  # finished: skipped
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["checkpoint"] == str(final)
+    images = tmp_path / "images"
+    images.mkdir()
+    for i, name in enumerate(["b.png", "a.jpg"]):
+        World(seed=0).render_many(World(seed=0).people(2, stream="cli").to_dict("records"))[i].save(images / name)
+    (tmp_path / "texts.csv").write_text("id,text\nx,a photo of a nurse\ny,a photo of a pilot\n")
+    argv = ["features", "extract", "--checkpoint", str(final), "--store", str(tmp_path / "store"), "--name", "t_000",
+            "--dataset", "toy", "--images", str(images), "--texts", str(tmp_path / "texts.csv"), "--workers", "0"]
+    assert main(argv) == 0
+    store = FeatureStore(tmp_path / "store")
+    assert store.load("t_000", "toy_images").ids == ["a.jpg", "b.png"]
+    texts = store.load("t_000", "toy_texts")
+    model, _, tokenizer = load_clip(final, "biaslib-tiny-rn")
+    direct = extract_text_features(model, tokenizer, ["a photo of a nurse", "a photo of a pilot"], ["x", "y"])
+    assert texts.ids == ["x", "y"] and abs(texts.vectors - direct.vectors).max() < 1e-5
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no images here")
+    assert main(["features", "extract", "--checkpoint", str(final), "--store", str(tmp_path / "s"), "--name", "m",
+                 "--dataset", "d", "--images", str(tmp_path / "empty")]) == 2
+    assert "neither webdataset shards" in capsys.readouterr().err
 
 
 def test_workers_above_the_shard_count_are_clamped(first_run):
