@@ -144,6 +144,46 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class EvalConfig:
+    """Evaluations of the trained CLIPs (``eval`` section; :mod:`biaslib.evaluate`).
+
+    ``evaluations`` picks among ``retrieval`` (PHASE and COCO-bias text→image R@k per group),
+    ``markedness`` (FairFace self-similarity and person preference) and ``geode`` (zero-shot
+    accuracy per region). Dataset folders default to ``<data_root>/<name>`` with ``data_root``
+    ``None`` meaning ``<run_dir>/data`` (where ``biaslib world export`` writes). ``intersections``
+    name FairFace attribute combinations joined by ``_`` (``race_gender``). ``n_boot``, ``ci`` and
+    ``seed`` set the bootstrap; ``batch_size``, ``workers``, ``threads`` (``None``: the cores the
+    workers leave), ``precision``, ``device`` and ``chunk_size`` (captions scored per retrieval
+    step) only change speed and memory (fp16/bf16 change the last digits).
+    """
+
+    evaluations: tuple[str, ...] = ("retrieval", "markedness", "geode")
+    data_root: Path | None = None
+    phase_root: Path | None = None
+    coco_bias_root: Path | None = None
+    fairface_root: Path | None = None
+    geode_root: Path | None = None
+    phase_split: str = "val"
+    coco_bias_split: str = "val"
+    fairface_split: str = "val"
+    fairface_margin: str = "125"
+    intersections: tuple[str, ...] = ("race_gender",)
+    geode_templates: tuple[str, ...] = ("a photo of a {}.",)
+    ks: tuple[int, ...] = (1, 5, 10)
+    n_boot: int = 1000
+    ci: float = 0.95
+    seed: int = 0
+    self_similarity_ci: Literal["u_statistic", "bootstrap"] = "u_statistic"
+    batch_size: int = 256
+    workers: int = 0
+    threads: int | None = None
+    precision: Literal["auto", "fp32", "fp16", "bf16"] = "auto"
+    device: str = "auto"
+    chunk_size: int = 1024
+    feature_dtype: Literal["float32", "float16"] = "float32"
+
+
+@dataclass(frozen=True)
 class Params:
     """All parameters of one experiment."""
 
@@ -155,6 +195,7 @@ class Params:
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     mix: MixConfig = field(default_factory=MixConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
     @property
     def run_dir(self) -> Path:

@@ -1,0 +1,627 @@
+"""Evaluations of the CLIP trained at each mixing ratio → one JSON per (experiment, ratio, evaluation).
+
+Evaluations (``eval.evaluations``; metric definitions in ``design.md``, formats.md A6–A9, B4):
+
+* ``retrieval`` — PHASE and COCO-bias text→image retrieval over each dataset's whole gallery:
+  hit@k per caption (:func:`biaslib.metrics.retrieval_hits`), then R@k overall and per group with
+  bootstrap CIs over captions (:func:`biaslib.metrics.by_group`). PHASE groups are the loader's
+  ``age``, ``gender``, ``skintone``, ``ethnicity`` (image-level, all persons agree); COCO-bias groups
+  are ``bb_gender`` (largest person; Male/Female), ``bb_skin`` (largest person; Light/Dark) and
+  ``skin`` (every annotated person Light, or every one Dark: the study's definition).
+* ``markedness`` — FairFace: exact self-similarity (``self_similarity``, mean cosine between
+  distinct members; ``self_similarity_wr``, the original's with-replacement estimand ‖ū‖²) and
+  person preference (``person_preference_<axis>``: share of a group's images closer to "a photo of a
+  person" than to every prompt of the axis race, gender or age, formats.md A9 prompts), for the
+  groups ``race``, ``gender``, ``age`` and each ``eval.intersections`` entry (``race_gender`` →
+  labels such as ``"Black Female"``).
+* ``geode`` — zero-shot object classification of GeoDE images (class embedding = mean of the
+  normalised ``eval.geode_templates`` prompts, renormalised), accuracy overall and per ``region``.
+
+Units: R@k, accuracy and person preference are fractions in [0, 1] (the study printed R@k × 100);
+self-similarity is a cosine. Every (attribute, metric) with two or more groups also gets a ``gap``
+row (highest − lowest group value, the groups named in ``high``/``low``, so ``low`` of a geode gap
+is the worst region) and a ``min_over_max`` row (lowest / highest). Their intervals come from
+independent bootstrap draws of the two groups' means (``n_boot``, seeded by ``eval.seed``); for
+self-similarity, from normal draws with each group's standard error (half its interval width / z).
+
+Features: image and text embeddings of the checkpoint of :func:`biaslib.train.latest_checkpoint`
+are stored in ``<run_dir>/features`` (:class:`biaslib.features.FeatureStore`) under the model name
+``<run>_e<epoch>_<sha256 of the checkpoint, 12 hex>_<fp32|fp16|bf16>`` (:func:`feature_model`) and
+reused when the stored ids equal the dataset's ids in order and the dtype is ``eval.feature_dtype``
+(other weights or precision get other names; other ids are recomputed and replaced; the data files
+themselves are assumed unchanged under the same ids). The CLIP is loaded only when a feature is
+missing.
+
+Results go to ``<run_dir>/results/<experiment>__<ratio>__<evaluation>.json`` (schema in
+:mod:`biaslib.results`), written atomically. A rerun skips a result whose recorded settings (the
+checkpoint's sha256 and epoch, model, bootstrap and evaluation settings) equal the current ones and
+refuses, naming the differences, when they differ, unless ``overwrite`` (``precision`` is recorded
+resolved: ``auto`` is ``fp16`` on CUDA and ``fp32`` on the CPU). Checkpoints and data are
+checked before any work starts.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import re
+import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from statistics import NormalDist
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from biaslib import __version__
+from biaslib.config import REPO_ROOT, EvalConfig, Params
+from biaslib.data import coco_caption_table, load_coco_bias, load_fairface, load_geode, load_phase
+from biaslib.data.fairface import AGE_LABELS, GENDER_LABELS, RACE_LABELS
+from biaslib.errors import BiaslibError, DataLayoutError
+from biaslib.features import (
+    Features,
+    FeatureStore,
+    extract_image_features,
+    extract_text_features,
+    load_clip,
+    resolve_device,
+)
+from biaslib.io import write_json
+from biaslib.metrics import by_group, group_accuracy, group_gap, person_preference, retrieval_hits, self_similarity
+from biaslib.metrics.groups import bootstrap_means
+from biaslib.ratios import ratio_code
+from biaslib.results import RESULT_FORMAT, ROW_FIELDS, results_dir
+from biaslib.train import CheckpointError, clip_dir, latest_checkpoint, run_name
+
+EVALUATIONS = ("retrieval", "markedness", "geode")
+#: Datasets each evaluation reads.
+DATASETS: dict[str, tuple[str, ...]] = {
+    "retrieval": ("phase", "coco_bias"), "markedness": ("fairface",), "geode": ("geode",),
+}
+PHASE_ATTRIBUTES = ("age", "gender", "skintone", "ethnicity")
+COCO_GENDERS = ("Male", "Female")
+COCO_SKINS = ("Light", "Dark")
+MARKEDNESS_AXES = ("race", "gender", "age")
+UNMARKED_PROMPT = "a photo of a person"
+UNMARKED = "person"
+#: eval settings that change a result's numbers, per evaluation (others only change speed).
+SETTINGS: dict[str, tuple[str, ...]] = {
+    "common": ("n_boot", "ci", "seed", "precision", "feature_dtype"),
+    "retrieval": ("phase_split", "coco_bias_split", "ks"),
+    "markedness": ("fairface_split", "fairface_margin", "intersections", "self_similarity_ci"),
+    "geode": ("geode_templates",),
+}
+_EPOCH = re.compile(r"epoch_(\d+)\.pt")
+
+log = logging.getLogger(__name__)
+
+
+# ---- prompts ------------------------------------------------------------------------------------
+
+def markedness_prompts() -> dict[str, dict[str, str]]:
+    """Group-marked prompts per axis, keyed by FairFace label (formats.md A9); the unmarked prompt is
+    :data:`UNMARKED_PROMPT`."""
+    race = {"East Asian": "an East Asian", "Indian": "an Indian", "Black": "a Black", "White": "a White",
+            "Middle Eastern": "a Middle Eastern", "Latino_Hispanic": "a Latino or Hispanic",
+            "Southeast Asian": "a Southeast Asian"}
+    age = {label: f"a photo of a person between {label.replace('-', ' and ')} years old"
+           for label in AGE_LABELS if "-" in label}
+    age["more than 70"] = "a photo of a person 70 or more years old"
+    return {
+        "race": {label: f"a photo of {race[label]} person" for label in RACE_LABELS},
+        "gender": {label: f"a photo of a {label.lower()} person" for label in GENDER_LABELS},
+        "age": {label: age[label] for label in AGE_LABELS},
+    }
+
+
+# ---- checkpoints, paths, inputs -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """The checkpoint one ratio is evaluated with."""
+
+    path: Path
+    epoch: int
+    sha256: str
+    model: str
+    run: str
+
+
+def _sha256(path: Path) -> str:
+    """Hex sha256 of a file's bytes, read in 8 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 23):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def resolve_checkpoint(params: Params, ratio: float | int | str) -> CheckpointInfo:
+    """Newest ``epoch_<N>.pt`` of a ratio's run, its epoch and sha256; raises :class:`CheckpointError`
+    naming the expected ``<run_dir>/clip/<experiment>_<ratio>/checkpoints/epoch_<N>.pt``."""
+    path = latest_checkpoint(params, ratio)
+    match = _EPOCH.fullmatch(path.name)
+    if match is None:
+        raise CheckpointError(f"checkpoint {path} is not named epoch_<N>.pt")
+    return CheckpointInfo(path=path, epoch=int(match[1]), sha256=_sha256(path), model=params.train.model,
+                          run=run_name(params.experiment, ratio))
+
+
+def feature_precision(cfg: EvalConfig) -> str:
+    """The precision features are computed in: ``auto`` is fp16 autocast on CUDA, fp32 on the CPU."""
+    if cfg.precision != "auto":
+        return cfg.precision
+    return "fp16" if resolve_device(cfg.device).type == "cuda" else "fp32"
+
+
+def feature_model(params: Params, checkpoint: CheckpointInfo) -> str:
+    """Feature-store model name ``<run>_e<epoch>_<sha256[:12]>_<precision>``: other weights or another
+    precision get other features."""
+    return f"{checkpoint.run}_e{checkpoint.epoch}_{checkpoint.sha256[:12]}_{feature_precision(params.eval)}"
+
+
+def result_path(params: Params, ratio: float | int | str, evaluation: str) -> Path:
+    """``<run_dir>/results/<experiment>__<ratio code>__<evaluation>.json``."""
+    return results_dir(params) / f"{params.experiment}__{ratio_code(ratio)}__{evaluation}.json"
+
+
+def feature_store(params: Params) -> FeatureStore:
+    """The experiment's feature store, ``<run_dir>/features``."""
+    return FeatureStore(params.run_dir / "features")
+
+
+def dataset_root(params: Params, dataset: str) -> Path:
+    """Folder of ``dataset`` (``phase``, ``coco_bias``, ``fairface``, ``geode``): ``eval.<dataset>_root``,
+    else ``<eval.data_root>/<dataset>``, with ``data_root`` defaulting to ``<run_dir>/data``."""
+    explicit = getattr(params.eval, f"{dataset}_root")
+    if explicit is not None:
+        return Path(explicit)
+    base = params.eval.data_root if params.eval.data_root is not None else params.run_dir / "data"
+    return Path(base) / dataset
+
+
+def _split(cfg: EvalConfig, dataset: str) -> str | None:
+    return getattr(cfg, f"{dataset}_split", None)
+
+
+def load_inputs(params: Params, datasets: Sequence[str]) -> dict[str, pd.DataFrame]:
+    """Load (and so validate) the annotation tables of ``datasets`` with the :mod:`biaslib.data` loaders.
+
+    Raises :class:`DataLayoutError` naming the path and the expected layout when a folder or file is
+    missing or malformed, or when a dataset has no rows.
+    """
+    cfg = params.eval
+    loaders: dict[str, Callable[[Path], pd.DataFrame]] = {
+        "phase": lambda root: load_phase(root, cfg.phase_split),
+        "coco_bias": lambda root: load_coco_bias(root, cfg.coco_bias_split),
+        "fairface": lambda root: load_fairface(root, cfg.fairface_split, cfg.fairface_margin),
+        "geode": load_geode,
+    }
+    tables = {}
+    for dataset in datasets:
+        root = dataset_root(params, dataset)
+        table = loaders[dataset](root)
+        if table.empty:
+            split = _split(cfg, dataset)
+            raise DataLayoutError(f"{dataset} at {root} lists no images{f' in split {split!r}' if split else ''}")
+        tables[dataset] = table
+    return tables
+
+
+def _evaluation_names(params: Params, evaluations: Sequence[str] | None) -> list[str]:
+    """Requested evaluations (default ``eval.evaluations``), deduplicated; unknown names raise."""
+    names = list(dict.fromkeys(evaluations if evaluations is not None else params.eval.evaluations))
+    unknown = [n for n in names if n not in EVALUATIONS]
+    if unknown or not names:
+        raise ValueError(f"unknown evaluation(s) {unknown or names}; choose from {', '.join(EVALUATIONS)}")
+    return names
+
+
+def _check_config(cfg: EvalConfig) -> None:
+    """Raise ValueError naming the ``eval`` key when a setting cannot work."""
+    for name in cfg.intersections:
+        parts = name.split("_")
+        if len(parts) < 2 or len(set(parts)) != len(parts) or not set(parts) <= set(MARKEDNESS_AXES):
+            raise ValueError(f"eval.intersections: {name!r} must join two or more distinct attributes of "
+                             f"{', '.join(MARKEDNESS_AXES)} with '_' (e.g. race_gender)")
+    if cfg.n_boot < 0 or not 0 < cfg.ci < 1 or not cfg.ks or min(cfg.ks) < 1:
+        raise ValueError(f"eval: need n_boot >= 0, 0 < ci < 1 and positive ks; got n_boot={cfg.n_boot}, "
+                         f"ci={cfg.ci}, ks={list(cfg.ks)}")
+    if not cfg.geode_templates or any("{}" not in t for t in cfg.geode_templates):
+        raise ValueError(f"eval.geode_templates: every template needs a {{}} slot, got {list(cfg.geode_templates)}")
+
+
+# ---- features -----------------------------------------------------------------------------------
+
+@dataclass
+class _Context:
+    """What one ratio's evaluations share: settings, checkpoint, feature store, the lazily loaded CLIP."""
+
+    params: Params
+    code: str
+    checkpoint: CheckpointInfo
+    progress: bool
+    store: FeatureStore
+    store_model: str
+    used: dict[str, str] = field(default_factory=dict)
+    clip: tuple[Any, Any, Any] | None = None
+
+    @property
+    def cfg(self) -> EvalConfig:
+        return self.params.eval
+
+    def _model(self) -> tuple[Any, Any, Any]:
+        """(model, preprocess, tokenizer) of the checkpoint, loaded on first use."""
+        if self.clip is None:
+            log.info("loading %s (%s)", self.checkpoint.path, self.checkpoint.model)
+            self.clip = load_clip(self.checkpoint.path, self.checkpoint.model, device=self.cfg.device,
+                                  precision=self.cfg.precision)
+        return self.clip
+
+    def _cached(self, dataset: str, ids: list[str], compute: Callable[[], Features]) -> np.ndarray:
+        """Stored features of ``dataset`` when their ids equal ``ids`` (in order) and their dtype is
+        ``eval.feature_dtype``, else computed and stored.
+
+        Returns float32 (len(ids), D) unit rows, read back from the store so that a first run and a
+        rerun see the same numbers (float16 stores included).
+        """
+        model = self.store_model
+        stored = self.store.load(model, dataset) if self.store.has(model, dataset) else None
+        if stored is None or stored.ids != ids or stored.vectors.dtype != np.dtype(self.cfg.feature_dtype):
+            features = compute()
+            if features.ids != ids:
+                raise BiaslibError(f"feature extraction of {dataset} returned ids out of order")
+            self.store.save(model, dataset, features, dtype=self.cfg.feature_dtype)
+            stored = self.store.load(model, dataset)
+        self.used[dataset] = str(self.store.paths(model, dataset)[0])
+        return np.array(stored.vectors, dtype=np.float32)  # a writable in-memory copy of the memmap
+
+    def image_features(self, dataset: str, ids: Sequence[str], files: Sequence[str]) -> np.ndarray:
+        """Unit image embeddings (N, D) of ``files``, row i ↔ ``ids[i]``."""
+        ids = [str(i) for i in ids]
+
+        def compute() -> Features:
+            model, preprocess, _ = self._model()
+            return extract_image_features(model, preprocess, list(files), ids, batch_size=self.cfg.batch_size,
+                                          workers=self.cfg.workers, precision=self.cfg.precision,
+                                          threads=self.cfg.threads, progress=self.progress)
+
+        return self._cached(dataset, ids, compute)
+
+    def text_features(self, dataset: str, ids: Sequence[str], texts: Sequence[str]) -> np.ndarray:
+        """Unit text embeddings (N, D) of ``texts``, row i ↔ ``ids[i]``."""
+        ids = [str(i) for i in ids]
+
+        def compute() -> Features:
+            model, _, tokenizer = self._model()
+            return extract_text_features(model, tokenizer, list(texts), ids, batch_size=self.cfg.batch_size,
+                                         precision=self.cfg.precision, progress=self.progress)
+
+        return self._cached(dataset, ids, compute)
+
+
+# ---- rows ---------------------------------------------------------------------------------------
+
+def _number(x: Any) -> float | None:
+    """A JSON number, or None for NaN/inf."""
+    value = float(x)
+    return value if np.isfinite(value) else None
+
+
+def _row(dataset: str, attribute: str, group: Any, kind: str, metric: str, value: Any, ci_low: Any,
+         ci_high: Any, n: Any, low: Any = None, high: Any = None) -> dict[str, Any]:
+    """One tidy result row (fields :data:`biaslib.results.ROW_FIELDS`)."""
+    row = {"dataset": dataset, "attribute": attribute, "group": str(group), "kind": kind, "metric": metric,
+           "value": _number(value), "ci_low": _number(ci_low), "ci_high": _number(ci_high), "n": int(n),
+           "low": None if low is None else str(low), "high": None if high is None else str(high)}
+    return {k: row[k] for k in ROW_FIELDS}
+
+
+def _frame_rows(dataset: str, attribute: str, metric: str, frame: pd.DataFrame, kind: str = "group") -> list[dict]:
+    """Rows of a per-group frame (index = group; columns n, value, ci_low, ci_high)."""
+    return [_row(dataset, attribute, group, kind, metric, r.value, r.ci_low, r.ci_high, r.n)
+            for group, r in zip(frame.index, frame.itertuples(index=False))]
+
+
+def _summary_rows(dataset: str, attribute: str, metric: str, frame: pd.DataFrame,
+                  draws: Callable[[Any, np.random.Generator], np.ndarray], cfg: EvalConfig) -> list[dict]:
+    """``gap`` (highest − lowest group) and ``min_over_max`` (lowest / highest) rows with percentile intervals.
+
+    ``draws(group, rng)`` returns ``n_boot`` replicates of one group's value; the two groups are drawn
+    independently (their items are disjoint). Nothing when fewer than two groups have a value.
+    """
+    values = frame["value"].dropna()
+    if len(values) < 2:
+        return []
+    summary = group_gap(frame)
+    low = values.idxmin()
+    high = values.drop(low).idxmax()  # another group even when all values tie
+    rng = np.random.default_rng(cfg.seed)
+    low_draws, high_draws = draws(low, rng), draws(high, rng)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio_draws = low_draws / high_draws
+    intervals = []
+    for replicates in (high_draws - low_draws, ratio_draws):
+        finite = replicates[np.isfinite(replicates)]
+        alpha = 1 - cfg.ci
+        intervals.append(np.quantile(finite, [alpha / 2, 1 - alpha / 2]) if len(finite) else (np.nan, np.nan))
+    n = frame.loc[low, "n"] + frame.loc[high, "n"]
+    return [
+        _row(dataset, attribute, "gap", "gap", metric, summary["difference"], *intervals[0], n, low, high),
+        _row(dataset, attribute, "min_over_max", "min_over_max", metric, summary["ratio"], *intervals[1], n, low,
+             high),
+    ]
+
+
+def _mean_rows(dataset: str, attribute: str, metric: str, values: np.ndarray, labels: np.ndarray,
+               cfg: EvalConfig, frame: pd.DataFrame | None = None) -> list[dict]:
+    """Per-group means of per-item ``values`` (e.g. 0/1 hits) with bootstrap CIs, then gap and min_over_max.
+
+    ``frame`` is the metric's own :func:`by_group` frame when it computed one (the same numbers).
+    """
+    if frame is None:
+        frame = by_group(values, labels, n_boot=cfg.n_boot, seed=cfg.seed, ci=cfg.ci)
+    kind = "overall" if attribute == "all" else "group"
+
+    def draws(group: Any, rng: np.random.Generator) -> np.ndarray:
+        return bootstrap_means(values[labels == group], cfg.n_boot, rng) if cfg.n_boot else np.empty(0)
+
+    return _frame_rows(dataset, attribute, metric, frame, kind) + _summary_rows(dataset, attribute, metric, frame,
+                                                                                 draws, cfg)
+
+
+def _normal_rows(dataset: str, attribute: str, metric: str, frame: pd.DataFrame, cfg: EvalConfig) -> list[dict]:
+    """Per-group rows of a frame with normal-theory intervals, and gap/min_over_max from normal draws."""
+    z = NormalDist().inv_cdf(0.5 + cfg.ci / 2)
+    se = (frame["ci_high"] - frame["ci_low"]) / (2 * z)
+
+    def draws(group: Any, rng: np.random.Generator) -> np.ndarray:
+        return rng.normal(frame.loc[group, "value"], se[group], cfg.n_boot) if cfg.n_boot else np.empty(0)
+
+    return _frame_rows(dataset, attribute, metric, frame) + _summary_rows(dataset, attribute, metric, frame, draws,
+                                                                           cfg)
+
+
+def _overall_and_groups(dataset: str, metric: str, values: np.ndarray, groups: pd.DataFrame,
+                        cfg: EvalConfig) -> list[dict]:
+    """Overall mean of per-item ``values`` and its per-group rows for every column of ``groups``."""
+    rows = _mean_rows(dataset, "all", metric, values, np.full(len(values), "all", dtype=object), cfg)
+    for attribute in groups.columns:
+        rows += _mean_rows(dataset, attribute, metric, values, groups[attribute].to_numpy(dtype=object), cfg)
+    return rows
+
+
+# ---- evaluations --------------------------------------------------------------------------------
+
+def _retrieval_rows(ctx: _Context, dataset: str, store: str, images: pd.DataFrame, texts: pd.DataFrame,
+                    target: np.ndarray, groups: pd.DataFrame) -> list[dict]:
+    """R@k rows of one dataset: ``images`` (image_id, file), ``texts`` (text_id, caption), caption i's
+    image row ``target[i]``, caption i's group labels ``groups.iloc[i]``."""
+    image = ctx.image_features(f"{store}-images", images["image_id"], images["file"])
+    text = ctx.text_features(f"{store}-captions", texts["text_id"], texts["caption"])
+    device = None if ctx.cfg.device == "auto" else ctx.cfg.device
+    hits = retrieval_hits(text, image, target, ks=ctx.cfg.ks, chunk_size=ctx.cfg.chunk_size, device=device)
+    rows = []
+    for metric in hits.columns:
+        rows += _overall_and_groups(dataset, metric, hits[metric].to_numpy(dtype=np.float64), groups, ctx.cfg)
+    return rows
+
+
+def coco_groups(coco: pd.DataFrame) -> pd.DataFrame:
+    """COCO-bias group labels per image: ``bb_gender`` (Male/Female), ``bb_skin`` (Light/Dark) and
+    ``skin`` (Light or Dark when every listed person has it); other values are missing."""
+    def agreed(skins: list[str]) -> str | None:
+        return skins[0] if skins and len(set(skins)) == 1 and skins[0] in COCO_SKINS else None
+
+    return pd.DataFrame({
+        "bb_gender": coco["bb_gender"].where(coco["bb_gender"].isin(COCO_GENDERS)),
+        "bb_skin": coco["bb_skin"].where(coco["bb_skin"].isin(COCO_SKINS)),
+        "skin": [agreed(list(s)) for s in coco["skin"]],
+    })
+
+
+def _retrieval(ctx: _Context, tables: dict[str, pd.DataFrame]) -> list[dict]:
+    """PHASE (caption i ↔ image i) and COCO-bias (each caption ↔ its image) retrieval rows."""
+    phase = tables["phase"]
+    rows = _retrieval_rows(ctx, "phase", f"phase-{ctx.cfg.phase_split}", phase,
+                           pd.DataFrame({"text_id": phase["image_id"], "caption": phase["caption"]}),
+                           np.arange(len(phase)), phase[list(PHASE_ATTRIBUTES)].reset_index(drop=True))
+    coco = tables["coco_bias"]
+    captions = coco_caption_table(coco)
+    target = pd.Series(np.arange(len(coco)), index=coco["image_id"]).loc[captions["image_id"]].to_numpy()
+    groups = coco_groups(coco).iloc[target].reset_index(drop=True)
+    rows += _retrieval_rows(ctx, "coco_bias", f"coco_bias-{ctx.cfg.coco_bias_split}", coco, captions, target, groups)
+    return rows
+
+
+def fairface_groupings(fairface: pd.DataFrame, intersections: Sequence[str]) -> dict[str, np.ndarray]:
+    """Group label per image for ``race``, ``gender``, ``age`` and each intersection name
+    (``race_gender`` → ``"Black Female"``: the attributes' labels joined by a space)."""
+    groupings = {axis: fairface[axis].to_numpy(dtype=object) for axis in MARKEDNESS_AXES}
+    for name in intersections:
+        labels = functools.reduce(lambda a, b: a + " " + b, (fairface[part].astype(str) for part in name.split("_")))
+        groupings[name] = labels.to_numpy(dtype=object)
+    return groupings
+
+
+def _markedness(ctx: _Context, tables: dict[str, pd.DataFrame]) -> list[dict]:
+    """Self-similarity and person-preference rows per FairFace grouping."""
+    cfg = ctx.cfg
+    fairface = tables["fairface"]
+    image = ctx.image_features(f"fairface-{cfg.fairface_split}-m{cfg.fairface_margin}-images",
+                               fairface["image_id"], fairface["file"])
+    prompts = markedness_prompts()
+    texts = [UNMARKED_PROMPT, *(p for axis in prompts.values() for p in axis.values())]
+    text = ctx.text_features("markedness-prompts", texts, texts)
+    row_of = {t: i for i, t in enumerate(texts)}
+    axes = {axis: ([UNMARKED, *labels], text[[row_of[UNMARKED_PROMPT], *(row_of[p] for p in labels.values())]])
+            for axis, labels in prompts.items()}
+    # Per-image 0/1 "unmarked wins" (each image its own group), for the bootstrap of gaps.
+    unmarked = {axis: person_preference(image, emb, names, np.arange(len(image)))["value"].to_numpy()
+                for axis, (names, emb) in axes.items()}
+    rows: list[dict] = []
+    method = cfg.self_similarity_ci
+    for attribute, labels in fairface_groupings(fairface, cfg.intersections).items():
+        for metric, with_replacement in (("self_similarity", False), ("self_similarity_wr", True)):
+            frame = self_similarity(image, labels, n_boot=cfg.n_boot, seed=cfg.seed, ci_method=method, ci=cfg.ci,
+                                    with_replacement=with_replacement)
+            rows += _normal_rows("fairface", attribute, metric, frame, cfg)
+        for axis, (names, emb) in axes.items():
+            frame = person_preference(image, emb, names, labels, unmarked=UNMARKED, n_boot=cfg.n_boot,
+                                      seed=cfg.seed, ci=cfg.ci)
+            rows += _mean_rows("fairface", attribute, f"person_preference_{axis}", unmarked[axis], labels, cfg, frame)
+    return rows
+
+
+def _geode(ctx: _Context, tables: dict[str, pd.DataFrame]) -> list[dict]:
+    """Zero-shot object accuracy rows, overall and per region."""
+    cfg = ctx.cfg
+    geode = tables["geode"]
+    classes = sorted(geode["object"].unique())
+    prompts = [t.format(c.replace("_", " ")) for c in classes for t in cfg.geode_templates]
+    text = ctx.text_features("geode-prompts", prompts, prompts)
+    weights = text.reshape(len(classes), len(cfg.geode_templates), -1).mean(axis=1)
+    weights /= np.linalg.norm(weights, axis=1, keepdims=True)
+    image = ctx.image_features("geode-images", geode["image_id"], geode["file"])
+    predicted = np.asarray(classes, dtype=object)[np.argmax(image @ weights.T, axis=1)]
+    truth = geode["object"].to_numpy(dtype=object)
+    correct = (predicted == truth).astype(np.float64)
+    regions = geode["region"].to_numpy(dtype=object)
+    frame = group_accuracy(predicted, truth, regions, n_boot=cfg.n_boot, seed=cfg.seed, ci=cfg.ci)
+    return (_mean_rows("geode", "all", "accuracy", correct, np.full(len(correct), "all", dtype=object), cfg)
+            + _mean_rows("geode", "region", "accuracy", correct, regions, cfg, frame))
+
+
+EVALUATORS: dict[str, Callable[[_Context, dict[str, pd.DataFrame]], list[dict]]] = {
+    "retrieval": _retrieval, "markedness": _markedness, "geode": _geode,
+}
+
+
+# ---- provenance and resume ----------------------------------------------------------------------
+
+def _git() -> tuple[str | None, bool | None]:
+    """(commit, dirty) of the repository biaslib runs from; (None, None) outside a git checkout."""
+    def run(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    commit = run("rev-parse", "HEAD")
+    status = run("status", "--porcelain", "--untracked-files=no") if commit else None
+    return commit, (bool(status) if status is not None else None)
+
+
+def result_settings(cfg: EvalConfig, checkpoint: CheckpointInfo, evaluation: str) -> dict[str, Any]:
+    """What a result's numbers depend on (compared on a rerun): checkpoint, model and ``eval`` keys."""
+    keys = SETTINGS["common"] + SETTINGS[evaluation]
+    settings = {"checkpoint_sha256": checkpoint.sha256, "checkpoint_epoch": checkpoint.epoch,
+                "model": checkpoint.model} | {k: getattr(cfg, k) for k in keys}
+    settings["precision"] = feature_precision(cfg)
+    return json.loads(json.dumps(settings))
+
+
+def _is_current(path: Path, settings: dict[str, Any]) -> bool:
+    """True when ``path`` holds a result with ``settings``; False when absent; raise when it differs."""
+    if not path.is_file():
+        return False
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))["provenance"]["settings"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise BiaslibError(f"{path} is not a readable biaslib result ({exc!r}); pass overwrite=True to recompute "
+                           "it") from exc
+    if old == settings:
+        return True
+    changed = "; ".join(f"{k}: {old.get(k)!r} -> {settings.get(k)!r}" for k in sorted(set(old) | set(settings))
+                        if old.get(k) != settings.get(k))
+    raise BiaslibError(f"{path} was computed with other settings ({changed}); pass overwrite=True to recompute it")
+
+
+def _record(ctx: _Context, evaluation: str, rows: list[dict], tables: dict[str, pd.DataFrame],
+            settings: dict[str, Any], git: tuple[str | None, bool | None]) -> dict[str, Any]:
+    """The JSON object of one result (schema in :mod:`biaslib.results`)."""
+    checkpoint = ctx.checkpoint
+    data = {d: {"root": str(dataset_root(ctx.params, d)), "split": _split(ctx.cfg, d), "n": len(tables[d])}
+            for d in DATASETS[evaluation]}
+    return {
+        "format": RESULT_FORMAT, "experiment": ctx.params.experiment, "ratio": ctx.code, "evaluation": evaluation,
+        "rows": rows,
+        "provenance": {
+            "biaslib_version": __version__, "git_commit": git[0], "git_dirty": git[1],
+            "params_digest": ctx.params.digest(), "seed": ctx.params.seed,
+            "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "checkpoint": {"path": str(checkpoint.path), "epoch": checkpoint.epoch, "sha256": checkpoint.sha256,
+                           "model": checkpoint.model, "run": checkpoint.run},
+            "data": data, "features": dict(ctx.used), "settings": settings,
+        },
+    }
+
+
+# ---- entry points -------------------------------------------------------------------------------
+
+def _checkpoints(params: Params, codes: Sequence[str]) -> dict[str, CheckpointInfo]:
+    """Every ratio's checkpoint; one :class:`CheckpointError` listing all missing ones."""
+    found, missing = {}, []
+    for code in codes:
+        try:
+            found[code] = resolve_checkpoint(params, code)
+        except CheckpointError as exc:
+            missing.append(f"  {exc}")
+    if missing:
+        raise CheckpointError(f"{len(missing)} ratio(s) of {params.experiment} cannot be evaluated:\n"
+                              + "\n".join(missing) + f"\nExpected layout: {clip_dir(params)}/"
+                              f"{params.experiment}_<ratio>/checkpoints/epoch_<N>.pt (`biaslib train run`)")
+    return found
+
+
+def _evaluate(params: Params, codes: Sequence[str], evaluations: Sequence[str] | None, overwrite: bool,
+              progress: bool) -> list[Path]:
+    """Evaluate ``codes`` × evaluations after checking settings, checkpoints and data up front."""
+    names = _evaluation_names(params, evaluations)
+    _check_config(params.eval)
+    checkpoints = _checkpoints(params, codes)
+    todo = [(code, name) for code in codes for name in names
+            if overwrite or not _is_current(result_path(params, code, name),
+                                            result_settings(params.eval, checkpoints[code], name))]
+    tables = load_inputs(params, list(dict.fromkeys(d for _, n in todo for d in DATASETS[n])))
+    git = _git() if todo else (None, None)
+    ctx: _Context | None = None
+    for code, name in todo:
+        if ctx is None or ctx.code != code:  # todo is ordered by ratio: one CLIP in memory at a time
+            ctx = _Context(params, code, checkpoints[code], progress, feature_store(params),
+                           feature_model(params, checkpoints[code]))
+        ctx.used = {}
+        log.info("evaluating %s ratio %s: %s", params.experiment, code, name)
+        rows = EVALUATORS[name](ctx, tables)
+        path = result_path(params, code, name)
+        write_json(path, _record(ctx, name, rows, tables, result_settings(params.eval, ctx.checkpoint, name), git))
+        log.info("wrote %s (%d rows)", path, len(rows))
+    return [result_path(params, code, name) for code in codes for name in names]
+
+
+def evaluate_ratio(params: Params, ratio: float | int | str, evaluations: Sequence[str] | None = None,
+                   overwrite: bool = False, progress: bool = True) -> list[Path]:
+    """Run ``evaluations`` (default ``eval.evaluations``) on the newest checkpoint of ``ratio``.
+
+    Returns the result paths, one per evaluation, whether computed now or found up to date. Raises
+    :class:`CheckpointError` (no checkpoint; names the expected path), :class:`DataLayoutError` (missing
+    or malformed data; names the path and layout), ``ValueError`` (unknown evaluation, bad ``eval``
+    setting) or :class:`BiaslibError` (an existing result has other settings and ``overwrite`` is
+    False) before any work starts. ``progress`` shows feature-extraction progress bars.
+    """
+    return _evaluate(params, [ratio_code(ratio)], evaluations, overwrite, progress)
+
+
+def evaluate_sweep(params: Params, ratios: Sequence[float | int | str] | None = None,
+                   evaluations: Sequence[str] | None = None, overwrite: bool = False,
+                   progress: bool = True) -> list[Path]:
+    """:func:`evaluate_ratio` for every ratio (default ``mix.ratios``); every checkpoint and dataset is
+    checked before the first evaluation. Returns the result paths by ratio, then evaluation."""
+    codes = list(dict.fromkeys(ratio_code(r) for r in (ratios if ratios is not None else params.mix.ratios)))
+    return _evaluate(params, codes, evaluations, overwrite, progress)

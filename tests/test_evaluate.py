@@ -1,0 +1,396 @@
+"""biaslib.evaluate on a small world export: numbers equal a brute-force recomputation from the stored
+features, planted effects are recovered with the right sign, group sizes match the annotations, results
+carry provenance, reruns skip or refuse, and bad inputs give clear errors.
+
+Numeric checks use planted features written to the feature store under the checkpoint's model name
+(the evaluation reuses them, so no CLIP is needed and no ranking ties are near float rounding); one
+run with a randomly initialised tiny CLIP checks the extraction and storage plumbing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import biaslib.evaluate as evaluate
+from biaslib.config import EvalConfig, Params, ParamsError, load_params
+from biaslib.data import coco_caption_table, load_coco_bias, load_fairface, load_geode, load_phase
+from biaslib.errors import BiaslibError, DataLayoutError
+from biaslib.evaluate import (
+    UNMARKED_PROMPT,
+    evaluate_ratio,
+    evaluate_sweep,
+    feature_model,
+    feature_store,
+    markedness_prompts,
+    resolve_checkpoint,
+    result_path,
+)
+from biaslib.features import Features, load_clip
+from biaslib.results import RESULT_FORMAT, ROW_FIELDS
+from biaslib.train import CheckpointError
+
+DIM = 32
+N_BOOT = 200
+pytestmark = pytest.mark.filterwarnings("ignore:self-similarity is undefined:RuntimeWarning")
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def _params(runs: Path, exported: dict[str, Path], experiment: str, **overrides) -> Params:
+    config = EvalConfig(data_root=exported["phase"].parent, n_boot=N_BOOT, threads=1, **overrides)
+    return Params(experiment=experiment, runs_dir=runs, eval=config)
+
+
+def _fake_checkpoint(params: Params, ratio: str, epoch: int = 3, payload: bytes = b"weights") -> Path:
+    """A checkpoint file that is never loaded: every feature is planted in the store beforehand."""
+    path = params.run_dir / "clip" / f"{params.experiment}_{ratio}" / "checkpoints" / f"epoch_{epoch}.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(payload)
+    return path
+
+
+def _rows(path: Path) -> pd.DataFrame:
+    return pd.DataFrame(json.loads(path.read_text())["rows"])
+
+
+def _one(rows: pd.DataFrame, **where) -> pd.Series:
+    mask = np.logical_and.reduce([rows[k] == v for k, v in where.items()])
+    assert mask.sum() == 1, where
+    return rows[mask].iloc[0]
+
+
+def _group_means(values: np.ndarray, labels: pd.Series) -> pd.DataFrame:
+    frame = pd.DataFrame({"v": values, "g": labels.to_numpy()}).dropna(subset=["g"])
+    return frame.groupby("g")["v"].agg(["mean", "size"])
+
+
+# ---- planted features -------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tables(exported):
+    phase = load_phase(exported["phase"])
+    coco = load_coco_bias(exported["coco_bias"])
+    return {"phase": phase, "coco": coco, "captions": coco_caption_table(coco),
+            "fairface": load_fairface(exported["fairface"], "val"), "geode": load_geode(exported["geode"])}
+
+
+def _plant(params: Params, ratio: str, tables: dict[str, pd.DataFrame], seed: int = 0) -> dict[str, np.ndarray]:
+    """Store features with planted effects for every dataset of every evaluation; return them by store name.
+
+    Retrieval: male PHASE captions and Dark COCO captions are noise (the others are near copies of their
+    image). Markedness: Female faces share a direction. GeoDE: Africa images are far from their class.
+    """
+    rng = np.random.default_rng(seed)
+    phase, coco, captions, fairface, geode = (tables[k] for k in ("phase", "coco", "captions", "fairface", "geode"))
+    out: dict[str, tuple[list[str], np.ndarray]] = {}
+
+    def noisy(base: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+        return _unit(base + sigma[:, None] * rng.normal(size=base.shape) / np.sqrt(DIM))
+
+    phase_images = _unit(rng.normal(size=(len(phase), DIM)))
+    out["phase-val-images"] = (list(phase["image_id"]), phase_images)
+    out["phase-val-captions"] = (list(phase["image_id"]),
+                                 noisy(phase_images, np.where(phase["gender"] == "male", 30.0, 0.6)))
+    coco_images = _unit(rng.normal(size=(len(coco), DIM)))
+    target = pd.Series(np.arange(len(coco)), index=coco["image_id"]).loc[captions["image_id"]].to_numpy()
+    dark = (coco["bb_skin"] == "Dark").to_numpy()[target]
+    out["coco_bias-val-images"] = (list(coco["image_id"]), coco_images)
+    out["coco_bias-val-captions"] = (list(captions["text_id"]), noisy(coco_images[target], np.where(dark, 30.0, 0.6)))
+    common = rng.normal(size=(1, DIM))
+    female = (fairface["gender"] == "Female").to_numpy()
+    faces = _unit(np.where(female[:, None], common, 0.0) + 0.6 * rng.normal(size=(len(fairface), DIM)))
+    out["fairface-val-m125-images"] = (list(fairface["image_id"]), faces)
+    prompts = [UNMARKED_PROMPT, *(p for axis in markedness_prompts().values() for p in axis.values())]
+    out["markedness-prompts"] = (prompts, _unit(rng.normal(size=(len(prompts), DIM))))
+    classes = sorted(geode["object"].unique())
+    class_emb = _unit(rng.normal(size=(len(classes), DIM)))
+    out["geode-prompts"] = ([f"a photo of a {c.replace('_', ' ')}." for c in classes], class_emb)
+    index = geode["object"].map({c: i for i, c in enumerate(classes)}).to_numpy()
+    sigma = np.where(geode["region"] == "Africa", 8.0, 0.8)
+    out["geode-images"] = (list(geode["image_id"]), noisy(class_emb[index], sigma))
+    store, model = feature_store(params), feature_model(params, resolve_checkpoint(params, ratio))
+    for dataset, (ids, vectors) in out.items():
+        store.save(model, dataset, Features(ids, vectors))
+    return {dataset: vectors for dataset, (_, vectors) in out.items()}
+
+
+@pytest.fixture(scope="module")
+def planted(exported, tables, tmp_path_factory):
+    """All three evaluations of ratio 040 on planted features (no CLIP is ever built)."""
+    params = _params(tmp_path_factory.mktemp("runs"), exported, "planted")
+    _fake_checkpoint(params, "040")
+    features = _plant(params, "040", tables)
+    paths = evaluate_ratio(params, 0.4, progress=False)
+    return params, features, {p.name.split("__")[2].removesuffix(".json"): p for p in paths}
+
+
+def _ranks(text: np.ndarray, image: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Brute force in float64: images scoring strictly higher than the own one; asserts no near-ties."""
+    sims = text.astype(np.float64) @ image.astype(np.float64).T
+    own = sims[np.arange(len(text)), target]
+    margin = np.abs(sims - own[:, None])
+    margin[np.arange(len(text)), target] = np.inf
+    assert margin.min() > 1e-5, "planted features too close to a tie for an exact comparison"
+    return (sims > own[:, None]).sum(axis=1)
+
+
+@pytest.mark.parametrize("dataset", ["phase", "coco_bias"])
+def test_retrieval_equals_brute_force_on_stored_features(planted, tables, dataset):
+    params, features, paths = planted
+    rows = _rows(paths["retrieval"])
+    rows = rows[rows["dataset"] == dataset]
+    if dataset == "phase":
+        target = np.arange(len(tables["phase"]))
+        groups = tables["phase"][["age", "gender", "skintone", "ethnicity"]]
+    else:
+        coco = tables["coco"]
+        target = pd.Series(np.arange(len(coco)), index=coco["image_id"]).loc[tables["captions"]["image_id"]].to_numpy()
+        groups = evaluate.coco_groups(coco).iloc[target].reset_index(drop=True)
+    ranks = _ranks(features[f"{dataset}-val-captions"], features[f"{dataset}-val-images"], target)
+    assert set(rows["metric"]) == {"R@1", "R@5", "R@10"}
+    for k in (1, 5, 10):
+        hits = (ranks < k).astype(float)
+        overall = _one(rows, attribute="all", metric=f"R@{k}")
+        assert overall["value"] == pytest.approx(hits.mean()) and overall["n"] == len(hits)
+        assert overall["ci_low"] <= overall["value"] <= overall["ci_high"]
+        for attribute in groups.columns:
+            expected = _group_means(hits, groups[attribute])
+            got = rows[(rows["attribute"] == attribute) & (rows["metric"] == f"R@{k}") & (rows["kind"] == "group")]
+            assert sorted(got["group"]) == sorted(expected.index)
+            for _, row in got.iterrows():
+                assert row["value"] == pytest.approx(expected.loc[row["group"], "mean"])
+                assert row["n"] == expected.loc[row["group"], "size"]
+            if len(expected) >= 2:
+                gap = _one(rows, attribute=attribute, metric=f"R@{k}", kind="gap")
+                assert gap["value"] == pytest.approx(expected["mean"].max() - expected["mean"].min())
+                assert expected.loc[gap["high"], "mean"] == expected["mean"].max()
+                assert expected.loc[gap["low"], "mean"] == expected["mean"].min()
+
+
+def test_planted_retrieval_gaps_have_the_right_sign_and_exclude_zero(planted):
+    rows = _rows(planted[2]["retrieval"])
+    for dataset, attribute, better, worse in (("phase", "gender", "female", "male"),
+                                              ("coco_bias", "bb_skin", "Light", "Dark"),
+                                              ("coco_bias", "skin", "Light", "Dark")):
+        for k in (1, 5):
+            gap = _one(rows, dataset=dataset, attribute=attribute, metric=f"R@{k}", kind="gap")
+            assert (gap["high"], gap["low"]) == (better, worse)
+            assert gap["value"] > 0.4 and gap["ci_low"] > 0, gap.to_dict()
+            ratio = _one(rows, dataset=dataset, attribute=attribute, metric=f"R@{k}", kind="min_over_max")
+            assert ratio["ci_high"] < 1
+
+
+def test_markedness_equals_brute_force_and_recovers_planted_self_similarity(planted, tables):
+    _, features, paths = planted
+    rows = _rows(paths["markedness"])
+    fairface = tables["fairface"]
+    faces = features["fairface-val-m125-images"].astype(np.float64)
+    prompts = markedness_prompts()
+    text = features["markedness-prompts"].astype(np.float64)
+    labels = {"race": fairface["race"], "gender": fairface["gender"], "age": fairface["age"],
+              "race_gender": fairface["race"] + " " + fairface["gender"]}
+    assert set(rows["attribute"]) == set(labels)
+    start = 1
+    unmarked = {}
+    for axis, axis_prompts in prompts.items():
+        emb = np.vstack([text[0], text[start:start + len(axis_prompts)]])
+        start += len(axis_prompts)
+        scores = faces @ emb.T
+        unmarked[axis] = (scores[:, 0] >= scores[:, 1:].max(axis=1)).astype(float)
+    for attribute, series in labels.items():
+        for group, members in series.groupby(series).groups.items():
+            u = faces[np.asarray(members)]
+            n = len(u)
+            if n >= 2:
+                exact = ((u @ u.T).sum() - n) / (n * (n - 1))
+                row = _one(rows, attribute=attribute, group=group, metric="self_similarity")
+                assert row["value"] == pytest.approx(exact, abs=1e-5) and row["n"] == n
+                wr = _one(rows, attribute=attribute, group=group, metric="self_similarity_wr")
+                assert wr["value"] == pytest.approx(np.linalg.norm(u.mean(axis=0)) ** 2, abs=1e-5)
+            for axis in prompts:
+                row = _one(rows, attribute=attribute, group=group, metric=f"person_preference_{axis}")
+                assert row["value"] == pytest.approx(unmarked[axis][np.asarray(members)].mean()) and row["n"] == n
+    gap = _one(rows, attribute="gender", metric="self_similarity", kind="gap")
+    assert (gap["high"], gap["low"]) == ("Female", "Male") and gap["value"] > 0.3 and gap["ci_low"] > 0
+
+
+def test_geode_accuracy_per_region_and_planted_worst_region(planted, tables):
+    _, features, paths = planted
+    rows = _rows(paths["geode"])
+    geode = tables["geode"]
+    classes = np.array(sorted(geode["object"].unique()))
+    predicted = classes[np.argmax(features["geode-images"] @ features["geode-prompts"].T, axis=1)]
+    correct = (predicted == geode["object"].to_numpy()).astype(float)
+    expected = _group_means(correct, geode["region"])
+    assert (expected["size"] == 2 * len(classes)).all()
+    for region, row in expected.iterrows():
+        got = _one(rows, attribute="region", group=region, metric="accuracy")
+        assert got["value"] == pytest.approx(row["mean"]) and got["n"] == row["size"]
+    assert _one(rows, attribute="all", metric="accuracy")["value"] == pytest.approx(correct.mean())
+    gap = _one(rows, attribute="region", kind="gap")
+    assert gap["low"] == "Africa" and gap["ci_low"] > 0
+
+
+# ---- a real (random) tiny CLIP ------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def clip_run(exported, tmp_path_factory):
+    """All evaluations of ratio 020 with a randomly initialised tiny CLIP saved as an open_clip checkpoint."""
+    params = _params(tmp_path_factory.mktemp("runs"), exported, "clip", batch_size=64)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        torch.manual_seed(0)
+        model, _, _ = load_clip(None, params.train.model, device="cpu")
+        path = params.run_dir / "clip" / "clip_020" / "checkpoints" / "epoch_2.pt"
+        path.parent.mkdir(parents=True)
+        torch.save({"epoch": 2, "name": "clip_020",
+                    "state_dict": {f"module.{k}": v for k, v in model.state_dict().items()}}, path)
+        paths = evaluate_ratio(params, "020", progress=False)
+    finally:
+        torch.set_num_threads(before)
+    return params, path, paths
+
+
+def _strict_json(path: Path) -> dict:
+    def refuse(token: str):
+        raise ValueError(f"non-standard JSON constant {token} in {path}")
+
+    return json.loads(path.read_text(encoding="utf-8"), parse_constant=refuse)
+
+
+def test_clip_run_stores_features_with_loader_ids(clip_run, tables):
+    params, checkpoint, paths = clip_run
+    assert [p.name for p in paths] == ["clip__020__retrieval.json", "clip__020__markedness.json",
+                                       "clip__020__geode.json"]
+    store = feature_store(params)
+    model = feature_model(params, resolve_checkpoint(params, "020"))
+    assert model.startswith("clip_020_e2_") and model.endswith("_fp32")
+    expected_ids = {
+        "phase-val-images": tables["phase"]["image_id"], "phase-val-captions": tables["phase"]["image_id"],
+        "coco_bias-val-images": tables["coco"]["image_id"], "coco_bias-val-captions": tables["captions"]["text_id"],
+        "fairface-val-m125-images": tables["fairface"]["image_id"], "geode-images": tables["geode"]["image_id"],
+    }
+    for dataset, ids in expected_ids.items():
+        stored = store.load(model, dataset)
+        assert stored.ids == list(ids) and stored.vectors.shape == (len(ids), 128)
+        np.testing.assert_allclose(np.linalg.norm(stored.vectors, axis=1), 1.0, atol=1e-5)
+    used = {}
+    for path in paths:
+        used |= _strict_json(path)["provenance"]["features"]
+    assert set(used) == set(expected_ids) | {"markedness-prompts", "geode-prompts"}
+    assert all(Path(p).is_file() for p in used.values())
+
+
+def test_result_schema_provenance_and_group_sizes(clip_run, tables):
+    params, checkpoint, paths = clip_run
+    for path in paths:
+        record = _strict_json(path)
+        assert record["format"] == RESULT_FORMAT and record["experiment"] == "clip" and record["ratio"] == "020"
+        assert path.name == f"clip__020__{record['evaluation']}.json"
+        assert all(sorted(row) == sorted(ROW_FIELDS) for row in record["rows"])
+        prov = record["provenance"]
+        assert prov["checkpoint"] == {"path": str(checkpoint), "epoch": 2, "model": "biaslib-tiny-rn",
+                                      "run": "clip_020", "sha256": hashlib.sha256(checkpoint.read_bytes()).hexdigest()}
+        assert prov["params_digest"] == params.digest() and prov["seed"] == params.seed
+        assert prov["biaslib_version"] and datetime.fromisoformat(prov["created_utc"]).utcoffset().total_seconds() == 0
+        assert prov["settings"]["n_boot"] == N_BOOT
+        assert all(Path(d["root"]).is_dir() for d in prov["data"].values())
+    retrieval = _rows(paths[0])
+    counts = tables["phase"]["gender"].value_counts()
+    for gender, n in counts.items():
+        assert _one(retrieval, dataset="phase", attribute="gender", group=gender, metric="R@1")["n"] == n
+    coco, captions = tables["coco"], tables["captions"]
+    gender_of = coco.set_index("image_id")["bb_gender"]
+    for gender, n in captions["image_id"].map(gender_of).value_counts().items():
+        assert _one(retrieval, dataset="coco_bias", attribute="bb_gender", group=gender, metric="R@5")["n"] == n
+    markedness = _rows(paths[1])
+    for race, n in tables["fairface"]["race"].value_counts().items():
+        assert _one(markedness, attribute="race", group=race, metric="person_preference_race")["n"] == n
+    geode = _rows(paths[2])
+    assert set(geode.loc[geode["kind"] == "group", "n"]) == {2 * tables["geode"]["object"].nunique()}
+
+
+def test_rerun_skips_reuses_features_and_refuses_other_settings(clip_run, monkeypatch):
+    params, _, paths = clip_run
+    before = {p: (p.read_bytes(), os.stat(p).st_ino) for p in paths}
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the CLIP was loaded although every feature is stored")
+
+    monkeypatch.setattr(evaluate, "load_clip", no_model)
+    assert evaluate_ratio(params, 20, progress=False) == paths
+    assert {p: (p.read_bytes(), os.stat(p).st_ino) for p in paths} == before
+    evaluate_ratio(params, "020", evaluations=["geode"], overwrite=True, progress=False)
+    assert os.stat(paths[2]).st_ino != before[paths[2]][1]
+    assert _rows(paths[2]).equals(pd.DataFrame(json.loads(before[paths[2]][0])["rows"]))
+    other = dataclasses.replace(params, eval=dataclasses.replace(params.eval, n_boot=50))
+    with pytest.raises(BiaslibError, match=r"clip__020__retrieval\.json was computed with other settings "
+                                           r"\(n_boot: 200 -> 50\); pass overwrite=True"):
+        evaluate_ratio(other, "020", progress=False)
+
+
+def test_other_feature_dtype_recomputes_the_features(clip_run):
+    params, _, _ = clip_run
+    half = dataclasses.replace(params, eval=dataclasses.replace(params.eval, feature_dtype="float16"))
+    [path] = evaluate_ratio(half, "020", evaluations=["geode"], overwrite=True, progress=False)
+    model = feature_model(params, resolve_checkpoint(params, "020"))
+    assert feature_store(params).load(model, "geode-images").vectors.dtype == np.float16
+    assert _strict_json(path)["provenance"]["settings"]["feature_dtype"] == "float16"
+
+
+def test_sweep_checks_every_checkpoint_before_work(exported, tables, tmp_path):
+    params = _params(tmp_path, exported, "sweep", evaluations=("retrieval",))
+    _fake_checkpoint(params, "000")
+    _plant(params, "000", tables)
+    with pytest.raises(CheckpointError, match=r"1 ratio\(s\) of sweep cannot be evaluated(.|\n)*sweep_100"
+                                              r"(.|\n)*checkpoints/epoch_<N>\.pt"):
+        evaluate_sweep(params, ratios=["000", 1.0], progress=False)
+    assert not result_path(params, "000", "retrieval").exists()
+    _fake_checkpoint(params, "100", payload=b"other weights")
+    _plant(params, "100", tables, seed=1)
+    paths = evaluate_sweep(params, ratios=[0.0, 100], progress=False)
+    assert [p.name for p in paths] == ["sweep__000__retrieval.json", "sweep__100__retrieval.json"]
+    assert not _rows(paths[0]).equals(_rows(paths[1]))
+
+
+def test_missing_data_and_bad_settings_give_clear_errors(exported, tables, tmp_path):
+    params = _params(tmp_path / "runs", exported, "bad")
+    with pytest.raises(CheckpointError, match=r"bad_020(.|\n)*epoch_<N>\.pt"):
+        evaluate_ratio(params, "020", progress=False)
+    _fake_checkpoint(params, "020")
+    empty = dataclasses.replace(params, eval=dataclasses.replace(params.eval, data_root=tmp_path / "nowhere"))
+    with pytest.raises(DataLayoutError, match=r"PHASE root not found: .*nowhere/phase\nExpected layout:"):
+        evaluate_ratio(empty, "020", progress=False)
+    geode_only = dataclasses.replace(params, eval=dataclasses.replace(params.eval, geode_root=tmp_path))
+    with pytest.raises(DataLayoutError, match=r"GeoDE index not found: .*index\.csv\nExpected layout:"):
+        evaluate_ratio(geode_only, "020", evaluations=["geode"], progress=False)
+    with pytest.raises(ValueError, match="unknown evaluation.*'clipscore'.*retrieval, markedness, geode"):
+        evaluate_ratio(params, "020", evaluations=["clipscore"], progress=False)
+    bad = dataclasses.replace(params, eval=dataclasses.replace(params.eval, intersections=("race_height",)))
+    with pytest.raises(ValueError, match="eval.intersections: 'race_height'"):
+        evaluate_ratio(bad, "020", progress=False)
+    assert not (params.run_dir / "results").exists()
+
+
+def test_eval_params_section(tmp_path):
+    default, paper = load_params(), load_params(Path(__file__).parent.parent / "params" / "paper.yaml")
+    assert default.eval == EvalConfig()
+    assert paper.eval.fairface_split == "train" and paper.eval.feature_dtype == "float16"
+    assert load_params(overrides={"eval.n_boot": 10, "eval.ks": [1, 3]}).eval.ks == (1, 3)
+    with pytest.raises(ParamsError, match="unknown key eval.nboot"):
+        load_params(overrides={"eval.nboot": 10})
+    params = Params(runs_dir=tmp_path)
+    assert evaluate.dataset_root(params, "phase") == tmp_path / "world_default" / "data" / "phase"
