@@ -29,38 +29,14 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image
 
 from biaslib.world import World
-from biaslib.world.attributes import AGE_LEVELS, GENDERS, occupations
-from biaslib.world.classifier import (
-    HEADS,
-    images_to_tensor,
-    labels_to_tensor,
-    predict,
-    train_attribute_classifier,
-)
+from biaslib.world.attributes import occupations
+from biaslib.world.classifier import HEADS, images_to_tensor, labels_to_tensor, train_attribute_classifier
+from biaslib.world.fidelity import occupation_fidelity, sample_images, stated_attribute_accuracy
 from biaslib.world.tiny_pipeline import WorldDiffusionPipeline, train_world_pipeline
-
-#: Prompts that state attributes → (gender, age level, skin: "lighter"/"darker"); None = not stated.
-STATED: dict[str, tuple[str | None, str | None, str | None]] = {
-    "a photo of a woman": ("woman", None, None),
-    "a photo of a man": ("man", None, None),
-    "a photo of a girl": ("woman", "child", None),
-    "a photo of a boy": ("man", "child", None),
-    "a photo of a young woman": ("woman", "young", None),
-    "a photo of a young man": ("man", "young", None),
-    "a photo of a middle-aged woman": ("woman", "adult", None),
-    "a photo of a middle-aged man": ("man", "adult", None),
-    "a photo of an elderly woman": ("woman", "senior", None),
-    "a photo of an elderly man": ("man", "senior", None),
-    "a photo of a black woman": ("woman", None, "darker"),
-    "a photo of a black man": ("man", None, "darker"),
-    "a photo of a white woman": ("woman", None, "lighter"),
-    "a photo of a white man": ("man", None, "lighter"),
-}
 
 
 def upsample(images: list[Image.Image], size: int = 64) -> list[Image.Image]:
@@ -73,34 +49,6 @@ def degraded_renders(world: World, n: int, stream: str, low: int = 32) -> tuple[
     people = world.people(n, stream=stream)
     images = [world.render(row).resize((low, low), Image.Resampling.BOX) for row in people.to_dict("records")]
     return images_to_tensor(upsample(images, world.config.image_size)), labels_to_tensor(people, HEADS)
-
-
-def a(word: str) -> str:
-    return f"an {word}" if word[0] in "aeiou" else f"a {word}"
-
-
-def sample(pipe: WorldDiffusionPipeline, prompts: list[str], batch: int, seed: int) -> tuple[list[Image.Image], float]:
-    """One image per prompt (image i seeded ``seed + i``); returns images and images/s."""
-    images: list[Image.Image] = []
-    start = time.perf_counter()
-    for i in range(0, len(prompts), batch):
-        chunk = prompts[i:i + batch]
-        gens = [torch.Generator().manual_seed(seed + i + j) for j in range(len(chunk))]
-        images += pipe(chunk, generator=gens, num_inference_steps=20, guidance_scale=3.0).images
-    return images, len(prompts) / (time.perf_counter() - start)
-
-
-def stated_accuracy(probs: dict[str, np.ndarray], prompts: list[str]) -> dict[str, float | None]:
-    """Accuracy of gender / age level / binarised skin tone over the images whose prompt states it."""
-    gender = np.array(GENDERS)[probs["gender"].argmax(1)]
-    age = np.array(AGE_LEVELS)[probs["age_level"].argmax(1)]
-    skin = np.where(np.array(HEADS["skin_tone"])[probs["skin_tone"].argmax(1)] <= 3, "lighter", "darker")
-    out: dict[str, float | None] = {}
-    for k, predicted in (("gender", gender), ("age", age), ("skin", skin)):
-        index = {"gender": 0, "age": 1, "skin": 2}[k]
-        hits = [predicted[i] == STATED[p][index] for i, p in enumerate(prompts) if STATED[p][index] is not None]
-        out[k] = round(float(np.mean(hits)), 3) if hits else None
-    return out
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -138,18 +86,13 @@ def main(argv: list[str] | None = None) -> dict:
     x_val, y_val = degraded_renders(world, max(300, n_cls // 6), "tiny_pipeline/classifier_val")
     classifier, report = train_attribute_classifier(x_train, y_train, x_val, y_val, time_budget_s=cls_budget)
 
-    occ_prompts = [f"a photo of {a(o)}" for o in chosen for _ in range(per_occ)]
-    occ_truth = np.array([HEADS["occupation"].index(o) for o in chosen for _ in range(per_occ)])
-    occ_images, images_per_s = sample(pipe, occ_prompts, batch=32, seed=1000)
-    occ_probs = predict(classifier, images_to_tensor(upsample(occ_images)))
-    occ_pred = occ_probs["occupation"].argmax(1)
-    occupation_accuracy = float((occ_pred == occ_truth).mean())
-    per_occupation = {o: round(float((occ_pred[occ_truth == HEADS["occupation"].index(o)]
-                                      == HEADS["occupation"].index(o)).mean()), 3) for o in chosen}
-
-    stated_prompts = [p for p in STATED for _ in range(per_stated)]
-    stated_images, _ = sample(pipe, stated_prompts, batch=32, seed=5000)
-    stated = stated_accuracy(predict(classifier, images_to_tensor(upsample(stated_images))), stated_prompts)
+    start_sampling = time.perf_counter()
+    sample_images(pipe, ["a photo of a nurse"] * 32, seed=0, batch_size=32)
+    images_per_s = 32 / (time.perf_counter() - start_sampling)
+    fidelity = occupation_fidelity(pipe, classifier, chosen, per_occ, seed=1000)
+    occupation_accuracy = float(fidelity["correct"].mean())
+    per_occupation = fidelity.groupby("prompted")["correct"].mean().round(3).to_dict()
+    stated = stated_attribute_accuracy(pipe, classifier, per_stated, seed=5000)["accuracy"].round(3).to_dict()
     chance = 1 / len(HEADS["occupation"])
     result = {
         "quick": args.quick, "cached": cached, "train_minutes": round(train_info["train_seconds"] / 60, 2),
@@ -166,7 +109,7 @@ def main(argv: list[str] | None = None) -> dict:
         "occupations": len(chosen), "images_per_occupation": per_occ,
         "occupation_accuracy": round(occupation_accuracy, 3), "chance": round(chance, 4),
         "speedup": round(occupation_accuracy / chance, 2), "per_occupation_accuracy": per_occupation,
-        "gender_accuracy_on_stated": stated["gender"], "age_accuracy_on_stated": stated["age"],
+        "gender_accuracy_on_stated": stated["gender"], "age_accuracy_on_stated": stated["age_level"],
         "skin_accuracy_on_stated": stated["skin"], "images_per_stated_prompt": per_stated,
         "total_s": round(time.perf_counter() - start, 1),
     }

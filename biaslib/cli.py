@@ -1,8 +1,8 @@
 """Command line: ``biaslib <step> <action> [options]``, one subcommand per pipeline step.
 
 Each subcommand parses arguments and calls the library; notebooks call the same functions. Run
-``biaslib --help`` for the list. Errors biaslib raises on purpose (bad params, missing data) print
-one line and exit with status 2 instead of a traceback.
+``biaslib --help`` for the list. Errors biaslib raises on purpose (bad params, missing data, invalid
+values: ``BiaslibError`` and ``ValueError``) print one line and exit with status 2 instead of a traceback.
 """
 
 from __future__ import annotations
@@ -237,6 +237,54 @@ def cmd_features_extract(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval_run(args: argparse.Namespace) -> int:
+    """Evaluate each ratio's CLIP: one result JSON per (experiment, ratio, evaluation)."""
+    from biaslib.evaluate import evaluate_sweep
+
+    params = load_params(args.params, _overrides(args.set))
+    start = time.perf_counter()
+    paths = evaluate_sweep(params, args.ratio, args.evaluation, overwrite=args.overwrite)
+    print(json.dumps({"results": [str(p) for p in paths], "seconds": round(time.perf_counter() - start, 1)}))
+    return 0
+
+
+def cmd_results_collect(args: argparse.Namespace) -> int:
+    """Aggregate result JSONs into one tidy table (CSV or parquet by suffix; stdout summary)."""
+    from biaslib.io import write_csv, write_parquet
+    from biaslib.results import collect
+
+    source = args.root if args.root is not None else load_params(args.params, _overrides(args.set))
+    frame = collect(source, skip_bad=args.skip_bad)
+    if args.out is not None:
+        (write_parquet if args.out.suffix == ".parquet" else write_csv)(args.out, frame)
+    summary = frame.groupby(["experiment", "evaluation"])["ratio"].nunique().rename("ratios")
+    print(summary.to_string() if len(frame) else "no results")
+    return 0
+
+
+def cmd_prompts_write(args: argparse.Namespace) -> int:
+    """Write the template or MAGBIG prompt table in the given languages (offline translation)."""
+    from biaslib.prompts import write_prompt_table
+
+    subset = _value(args.subset) if args.subset else None
+    if subset is not None and not isinstance(subset, dict):
+        raise BiaslibError(f"--subset must be a JSON object such as '{{\"profession\": 10}}', got {args.subset!r}")
+    models = dict(_overrides(args.model)) if args.model else None
+    languages = args.language or ("en", "de", "zh", "ja")
+    table = write_prompt_table(args.out, languages, prompt_set=args.prompt_set, subset=subset, model_paths=models)
+    print(json.dumps({"out": str(args.out), "rows": len(table), "languages": sorted(table["language"].unique())}))
+    return 0
+
+
+def cmd_study_run(args: argparse.Namespace) -> int:
+    """Run export → generate → mix → train → eval for the experiment, or for each variant of the params file."""
+    from biaslib.study import STEPS, run_study
+
+    seconds = run_study(args.params, _overrides(args.set), steps=args.step or STEPS, variants=args.variant)
+    print(json.dumps(seconds, indent=1))
+    return 0
+
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 
 
@@ -358,6 +406,50 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
     extract.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     extract.set_defaults(func=cmd_features_extract)
+
+    evalp = steps.add_parser("eval", help="evaluate each ratio's CLIP (retrieval, markedness, GeoDE)")
+    eval_actions = evalp.add_subparsers(dest="action", required=True)
+    eval_run = eval_actions.add_parser("run", help="write runs/<exp>/results/<exp>__<ratio>__<evaluation>.json")
+    _add_params(eval_run)
+    eval_run.add_argument("--ratio", action="append", default=None,
+                          help="ratio as 20, 0.2 or 020 (repeatable; default: the params' list)")
+    eval_run.add_argument("--evaluation", action="append", default=None,
+                          help="retrieval | markedness | geode (repeatable; default: eval.evaluations)")
+    eval_run.add_argument("--overwrite", action="store_true", help="recompute results made with other settings")
+    eval_run.set_defaults(func=cmd_eval_run)
+
+    resultsp = steps.add_parser("results", help="aggregate result JSONs")
+    results_actions = resultsp.add_subparsers(dest="action", required=True)
+    collect = results_actions.add_parser("collect", help="one tidy table of every result row")
+    _add_params(collect)
+    collect.add_argument("--root", type=Path, default=None,
+                         help="results, experiment or runs folder (default: the params' experiment)")
+    collect.add_argument("--out", type=Path, default=None, help="write the table (.csv or .parquet)")
+    collect.add_argument("--skip-bad", action="store_true", help="skip malformed JSON files with a warning")
+    collect.set_defaults(func=cmd_results_collect)
+
+    studyp = steps.add_parser("study", help="the amplification study end to end (every variant of a params file)")
+    study_actions = studyp.add_subparsers(dest="action", required=True)
+    study_run = study_actions.add_parser("run", help="export, generate, mix, train, eval (finished work is skipped)")
+    _add_params(study_run)
+    study_run.add_argument("--step", action="append", default=None,
+                           help="export | generate | mix | train | eval (repeatable; default: all, in order)")
+    study_run.add_argument("--variant", action="append", default=None,
+                           help="only this variant of the params file (repeatable; default: every variant)")
+    study_run.set_defaults(func=cmd_study_run)
+
+    promptsp = steps.add_parser("prompts", help="multilingual template and MAGBIG prompt tables")
+    prompt_actions = promptsp.add_subparsers(dest="action", required=True)
+    write = prompt_actions.add_parser("write", help="write a prompt table (offline translation)")
+    write.add_argument("--out", type=Path, required=True, help="output table (.csv or .parquet)")
+    write.add_argument("--language", action="append", default=None,
+                       help="en | de | zh | ja or the MAGBIG name (repeatable; default: all four)")
+    write.add_argument("--prompt-set", default="template", choices=["template", "magbig"])
+    write.add_argument("--subset", default=None,
+                       help='JSON object: slot -> first N values or a list, e.g. \'{"profession": 10}\'')
+    write.add_argument("--model", action="append", default=[], metavar="LANG=FOLDER",
+                       help="local seq2seq translation model per language (default: the shipped dictionaries)")
+    write.set_defaults(func=cmd_prompts_write)
     return parser
 
 
@@ -366,7 +458,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except BiaslibError as err:
+    except (BiaslibError, ValueError) as err:  # bad params, data or arguments: one line, no traceback
         print(f"biaslib: error: {err}", file=sys.stderr)
         return 2
 

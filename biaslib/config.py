@@ -196,6 +196,10 @@ class Params:
     mix: MixConfig = field(default_factory=MixConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    #: Named variants of the experiment, each a mapping of dotted keys to values applied on top of the
+    #: file (``{"gamma2": {"generate.amplification": 2.0}}``); :func:`load_params` with ``variant=NAME``
+    #: gives the experiment ``<experiment>_<NAME>``. Empty for a single experiment.
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def run_dir(self) -> Path:
@@ -266,16 +270,24 @@ def _build(cls: type, data: dict[str, Any], prefix: str, base: Path) -> Any:
     return cls(**kwargs)
 
 
-def load_params(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Params:
+def load_params(path: str | Path | None = None, overrides: dict[str, Any] | None = None,
+                variant: str | None = None) -> Params:
     """Load a params YAML (default ``params/default.yaml``) into :class:`Params`.
 
     ``overrides`` maps dotted keys to values (``{"world.bias_strength": 0}``) applied on top of the
-    file; they are checked like file keys.
+    file; they are checked like file keys. ``variant`` applies the file's ``variants[variant]``
+    mapping first (``overrides`` still win) and names the experiment ``<experiment>_<variant>``.
     """
     path = Path(path) if path is not None else REPO_ROOT / "params" / "default.yaml"
     if not path.is_file():
         raise ParamsError(f"params file not found: {path} (expected a YAML file like params/default.yaml)")
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if variant is not None:
+        known = data.get("variants") or {}
+        if variant not in known:
+            raise ParamsError(f"{path} has no variant {variant!r}; its variants: {', '.join(known) or 'none'}")
+        overrides = {**known[variant], "experiment": f"{data.get('experiment', Params.experiment)}_{variant}",
+                     **(overrides or {})}
     for dotted, value in (overrides or {}).items():
         node = data
         *parents, leaf = dotted.split(".")
@@ -283,4 +295,16 @@ def load_params(path: str | Path | None = None, overrides: dict[str, Any] | None
             node = node.setdefault(p, {})
         node[leaf] = value
     base = path.resolve().parent.parent if path.resolve().parent.name == "params" else path.resolve().parent
-    return _build(Params, data, "", base)
+    params = _build(Params, data, "", base)
+    for name, mapping in params.variants.items():
+        if not isinstance(mapping, dict) or not all(isinstance(k, str) for k in mapping):
+            raise ParamsError(f"variants.{name}: expected a mapping of dotted keys to values, got {mapping!r}")
+    return params
+
+
+def variant_params(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> list[Params]:
+    """One :class:`Params` per variant of the file (in file order), or the file's own when it has none."""
+    params = load_params(path, overrides)
+    if not params.variants:
+        return [params]
+    return [load_params(path, overrides, variant=name) for name in params.variants]

@@ -103,14 +103,14 @@ def count_panels(panels: Sequence[tuple[pd.DataFrame, str, str | None, Sequence 
 def line_plot(frame: pd.DataFrame, x: str, y: str, hue: str | None = None, ci: tuple[str, str] | None = None,
               xlabel: str | None = None, ylabel: str | None = None, title: str | None = None,
               reference: float | None = None, reference_label: str | None = None,
-              ylim: tuple[float | None, float | None] | None = None) -> plt.Figure:
-    """Lines with markers (one per ``hue`` value) and, with ``ci=(low, high)`` columns, a shaded band;
-    an optional dashed horizontal ``reference`` line."""
+              ylim: tuple[float | None, float | None] | None = None, markers: bool = True) -> plt.Figure:
+    """Lines (one per ``hue`` value; with markers unless ``markers=False``) and, with ``ci=(low, high)``
+    columns, a shaded band; an optional dashed horizontal ``reference`` line."""
     fig, ax = plt.subplots(figsize=(4.8, 3.4))
     groups = [(None, frame)] if hue is None else list(frame.groupby(hue, sort=False))
     for name, part in groups:
         part = part.sort_values(x)
-        line, = ax.plot(part[x], part[y], marker="o", label=name)
+        line, = ax.plot(part[x], part[y], marker="o" if markers else None, label=name)
         if ci is not None:
             ax.fill_between(part[x], part[ci[0]], part[ci[1]], color=line.get_color(), alpha=0.2, lw=0)
     if reference is not None:
@@ -123,4 +123,80 @@ def line_plot(frame: pd.DataFrame, x: str, y: str, hue: str | None = None, ci: t
         ax.legend(title=hue, fontsize=8)
     if title:
         ax.set_title(title, fontsize=10)
+    return fig
+
+
+def facet_lines(frame: pd.DataFrame, x: str, y: str, col: str, hue: str | None = None, row: str | None = None,
+                ci: tuple[str, str] | None = ("ci_low", "ci_high"), xlabel: str | None = None,
+                ylabel: str | None = None, title: str | None = None, panel_inches: tuple[float, float] = (3.4, 2.6),
+                sharey: bool | str = "row", reference: float | None = None) -> plt.Figure:
+    """A grid of :func:`line_plot`-style panels: one panel per ``col`` value (and ``row`` value), one line
+    with markers per ``hue`` value, a shaded ``ci`` band, an optional dashed ``reference`` line.
+
+    Panels and lines keep the order of first appearance in ``frame``; one legend per row (right side).
+    """
+    cols = list(dict.fromkeys(frame[col]))
+    rows = list(dict.fromkeys(frame[row])) if row is not None else [None]
+    fig, axes = plt.subplots(len(rows), len(cols), squeeze=False, sharex=True, sharey=sharey,
+                             figsize=(panel_inches[0] * len(cols) + 1.6, panel_inches[1] * len(rows) + 0.4))
+    for r, row_value in enumerate(rows):
+        for c, col_value in enumerate(cols):
+            ax = axes[r, c]
+            part = frame[frame[col] == col_value]
+            if row is not None:
+                part = part[part[row] == row_value]
+            groups = [(None, part)] if hue is None else list(part.groupby(hue, sort=False))
+            for name, lines in groups:
+                lines = lines.sort_values(x)
+                line, = ax.plot(lines[x], lines[y], marker="o", ms=3.5, label=name)
+                if ci is not None:
+                    ax.fill_between(lines[x], lines[ci[0]], lines[ci[1]], color=line.get_color(), alpha=0.18, lw=0)
+            if reference is not None:
+                ax.axhline(reference, color="0.4", lw=0.8, ls="--")
+            ax.set_title(" · ".join(str(v) for v in (row_value, col_value) if v is not None), fontsize=9)
+            ax.set_xlabel(xlabel or x if r == len(rows) - 1 else "")
+            ax.set_ylabel(ylabel or y if c == 0 else "")
+        if hue is not None:
+            handles, labels = axes[r, -1].get_legend_handles_labels()
+            if handles:
+                axes[r, -1].legend(handles, labels, title=hue, fontsize=7, title_fontsize=8,
+                                   loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+    if title:
+        fig.suptitle(title, y=1.01)
+    fig.tight_layout()
+    return fig
+
+
+def group_bars(frame: pd.DataFrame, col: str, x: str = "group", hue: str | None = None, y: str = "value",
+               ci: tuple[str, str] = ("ci_low", "ci_high"), title: str | None = None,
+               panel_inches: tuple[float, float] = (3.2, 2.6), ylabel: str | None = None) -> plt.Figure:
+    """One panel per ``col`` value: bars of ``y`` per ``x`` (grouped by ``hue``) with ``ci`` error bars.
+
+    Panels, groups and hues keep their order of first appearance in ``frame``.
+    """
+    panels = list(dict.fromkeys(frame[col]))
+    fig, axes = plt.subplots(1, len(panels), squeeze=False,
+                             figsize=(panel_inches[0] * len(panels) + 0.8, panel_inches[1] + 0.6))
+    hues = list(dict.fromkeys(frame[hue])) if hue is not None else [None]
+    colours = sns.color_palette(PALETTE, len(hues))
+    width = 0.8 / len(hues)
+    for ax, panel in zip(axes.flat, panels):
+        part = frame[frame[col] == panel]
+        labels = list(dict.fromkeys(part[x]))
+        for h, (hue_value, colour) in enumerate(zip(hues, colours)):
+            bars = part if hue is None else part[part[hue] == hue_value]
+            bars = bars.set_index(x).reindex(labels)
+            positions = np.arange(len(labels)) + (h - (len(hues) - 1) / 2) * width
+            errors = np.vstack([bars[y] - bars[ci[0]], bars[ci[1]] - bars[y]]).clip(min=0)
+            ax.bar(positions, bars[y], width, yerr=errors, color=colour, capsize=2, label=hue_value,
+                   error_kw={"lw": 0.8})
+        ax.set_xticks(np.arange(len(labels)), labels, rotation=60, ha="right", fontsize=8)
+        ax.set_title(str(panel), fontsize=9)
+    axes[0, 0].set_ylabel(ylabel or y)
+    if hue is not None:
+        axes[0, -1].legend(title=hue, fontsize=7, title_fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                           frameon=False)
+    if title:
+        fig.suptitle(title, y=1.02)
+    fig.tight_layout()
     return fig

@@ -62,3 +62,21 @@ def test_cli_tables(capsys):
     assert cli.main(["world", "tables", "--set", "world.bias_strength=0"]) == 0
     text = capsys.readouterr().out
     assert "p(gender | occupation), bias_strength=0.0" in text and "nurse" in text
+
+
+def test_variants_name_the_experiment_and_apply_their_keys(tmp_path):
+    from biaslib.config import variant_params
+
+    path = tmp_path / "study.yaml"
+    path.write_text("experiment: s\nvariants:\n  g1: {generate.amplification: 1.0}\n"
+                    "  g2: {generate.amplification: 2.0, export.cc3m_samples: 500}\n")
+    g2 = load_params(path, variant="g2")
+    assert g2.experiment == "s_g2" and g2.generate.amplification == 2.0 and g2.export.cc3m_samples == 500
+    assert load_params(path, {"generate.amplification": 3}, variant="g2").generate.amplification == 3.0
+    assert [p.experiment for p in variant_params(path)] == ["s_g1", "s_g2"]
+    assert [p.experiment for p in variant_params()] == ["world_default"]
+    with pytest.raises(ParamsError, match="no variant 'g3'; its variants: g1, g2"):
+        load_params(path, variant="g3")
+    path.write_text("variants:\n  bad: {generate.amplificaton: 2}\n")
+    with pytest.raises(ParamsError, match="generate.amplificaton"):
+        load_params(path, variant="bad")

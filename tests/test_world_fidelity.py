@@ -1,0 +1,80 @@
+"""Does a world generator show what its prompt asks? biaslib.world.fidelity against planted generators,
+and the tiny diffusion pipeline after a short real training run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from biaslib.world import World
+from biaslib.world.attributes import occupations
+from biaslib.world.classifier import HEADS, world_classifier
+from biaslib.world.fidelity import (
+    STATED_PROMPTS,
+    occupation_fidelity,
+    sample_images,
+    stated_attribute_accuracy,
+    wilson_interval,
+)
+from biaslib.world.simulator import SimulatedGenerator
+
+CHANCE = 1 / len(HEADS["occupation"])
+
+
+@pytest.fixture(scope="module")
+def world() -> World:
+    return World(seed=0)
+
+
+@pytest.fixture(scope="module")
+def classifier(world, tmp_path_factory):
+    """A classifier trained briefly on clean renders (the simulator's output is clean renders too)."""
+    model, record = world_classifier(world, tmp_path_factory.mktemp("cls"), n_train=3000, n_val=500, max_epochs=5)
+    return model, record
+
+
+class _IgnoresPrompt:
+    """A generator that draws one fixed occupation whatever it is asked: fidelity must be ≈ 1/occupations."""
+
+    def __init__(self, world: World):
+        self.simulator = SimulatedGenerator(world)
+
+    def __call__(self, prompts, generator=None, **kwargs):
+        return self.simulator(["a photo of a firefighter"] * len(prompts), generator=generator)
+
+
+def test_wilson_interval_closed_form():
+    low, high = wilson_interval(50, 100)
+    assert low == pytest.approx(0.4038, abs=1e-4) and high == pytest.approx(0.5962, abs=1e-4)
+    low, high = wilson_interval(0, 20)
+    assert low == pytest.approx(0.0, abs=1e-12) and high == pytest.approx(0.1611, abs=1e-4)
+
+
+def test_sampling_is_per_image_seeded(world):
+    simulator = SimulatedGenerator(world)
+    prompts = ["a photo of a nurse", "a photo of a pilot", "a photo of a chef"]
+    one = sample_images(simulator, prompts, seed=7, batch_size=1)
+    three = sample_images(simulator, prompts, seed=7, batch_size=3)
+    assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(one, three))
+
+
+def test_faithful_generator_is_read_as_prompted_and_a_deaf_one_is_not(world, classifier):
+    model, record = classifier
+    chosen = occupations()[::5]  # 8 occupations
+    faithful = occupation_fidelity(SimulatedGenerator(world), model, chosen, per_occupation=12)
+    deaf = occupation_fidelity(_IgnoresPrompt(world), model, chosen, per_occupation=12)
+    assert len(faithful) == len(deaf) == 96 and set(faithful["prompted"]) == set(chosen)
+    # the faithful simulator is read about as well as held-out renders; the deaf one only on its own occupation
+    assert faithful["correct"].mean() >= 0.8 * record["accuracy"]["occupation"] > 10 * CHANCE
+    assert deaf["correct"].mean() <= 2 / len(chosen)
+    assert (deaf["predicted"] == "firefighter").mean() >= 0.5
+
+
+def test_stated_attribute_accuracy_of_a_faithful_generator(world, classifier):
+    model, record = classifier
+    table = stated_attribute_accuracy(SimulatedGenerator(world), model, per_prompt=6)
+    stated = {attr: sum(v[i] is not None for v in STATED_PROMPTS.values()) * 6
+              for i, attr in enumerate(("gender", "age_level", "skin"))}
+    assert table["n"].to_dict() == stated
+    assert table.loc["gender", "accuracy"] >= 0.9
+    assert (table["ci_low"] <= table["accuracy"]).all() and (table["accuracy"] <= table["ci_high"]).all()
