@@ -7,10 +7,12 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.biaslib-installed
 PARAMS ?= params/default.yaml
 NB_OUT ?= runs/notebooks
-# the study on the synthetic world, in order; each notebook is executed with papermill into $(NB_OUT)
-DEMO_NOTEBOOKS := 00_world 01_generate 02_mix
+# the study on the synthetic world, in order; each notebook is executed with papermill into $(NB_OUT);
+# 04_eval runs once per mixing ratio of the params file
+DEMO_NOTEBOOKS := 00_world 01_generate 02_mix 03_train
+STUDY_PARAMS ?= params/world_study.yaml
 
-.PHONY: venv demo test lint bench bench-quick clean
+.PHONY: venv demo study test lint bench bench-quick clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +32,21 @@ demo: $(STAMP)
 	for nb in $(DEMO_NOTEBOOKS); do \
 	  $(VENV)/bin/papermill --kernel biaslib notebooks/$$nb.ipynb $(NB_OUT)/$$nb.ipynb -p PARAMS_FILE $(PARAMS) || exit 1; \
 	done
+	for ratio in $$($(PY) -c "from biaslib.config import load_params; print(*load_params('$(PARAMS)').mix.ratios)"); do \
+	  $(VENV)/bin/papermill --kernel biaslib notebooks/04_eval.ipynb $(NB_OUT)/04_eval_$$ratio.ipynb \
+	    -p PARAMS_FILE $(PARAMS) -r ratio $$ratio || exit 1; \
+	done
+	$(VENV)/bin/papermill --kernel biaslib notebooks/05_figures.ipynb $(NB_OUT)/05_figures.ipynb -p PARAMS_FILE $(PARAMS)
 	@echo "figures written to figures/:" && ls figures
+
+# the fuller world study: every variant of $(STUDY_PARAMS) (γ = 1, γ = 2, the tiny diffusion pipeline),
+# then the figures with the variants side by side
+study: $(STAMP)
+	$(VENV)/bin/biaslib world train-pipeline --params $(STUDY_PARAMS)
+	$(VENV)/bin/biaslib study run --params $(STUDY_PARAMS)
+	mkdir -p $(NB_OUT)
+	$(VENV)/bin/papermill --kernel biaslib notebooks/05_figures.ipynb $(NB_OUT)/05_figures_study.ipynb \
+	  -p PARAMS_FILE $(STUDY_PARAMS)
 
 test: $(STAMP)
 	$(PY) -m pytest -q

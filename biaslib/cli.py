@@ -285,6 +285,50 @@ def cmd_study_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_faces_analyse(args: argparse.Namespace) -> int:
+    """Detect faces, classify the single-face images and write one row per image (CSV or parquet)."""
+    from biaslib.faces import analyse_images, create_classifier
+    from biaslib.io import write_csv, write_parquet
+
+    ids, images, prompts = _read_images(args.images)
+    classifier = None
+    if args.classifier == "onnx":
+        classifier = create_classifier("onnx")
+    elif args.classifier == "fairface":
+        if args.weights is None:
+            raise BiaslibError("--classifier fairface needs --weights (a local FairFace ResNet-34 .pt/.safetensors)")
+        classifier = create_classifier("fairface", args.weights)
+    elif args.classifier == "clip":
+        if args.weights is None:
+            raise BiaslibError("--classifier clip needs --weights (a local open_clip checkpoint) and --clip-model")
+        classifier = create_classifier("clip", args.weights, model_name=args.clip_model)
+    frame = analyse_images(images, args.detector, classifier, batch_size=args.batch_size, skin=args.skin)
+    frame.insert(0, "id", ids)
+    if prompts is not None:
+        frame.insert(1, "prompt", prompts)
+    (write_parquet if args.out.suffix == ".parquet" else write_csv)(args.out, frame)
+    if "outcome" in frame:
+        counts = {str(k): int(v) for k, v in frame["outcome"].value_counts().items()}
+    else:
+        counts = {"with_faces": int((frame["n_faces"] > 0).sum())}
+    print(json.dumps({"out": str(args.out), "images": len(frame), **counts}))
+    return 0
+
+
+def _read_images(path: Path) -> tuple[list[str], list, list[str] | None]:
+    """``(ids, PIL images, prompts or None)`` from an image folder or webdataset shards (prompts from
+    the samples' ``.txt``)."""
+    from PIL import Image
+
+    from biaslib.data.cc3m import iter_cc3m
+
+    source, ids = _image_source(path)
+    if isinstance(source, list):
+        return ids, [Image.open(f).convert("RGB") for f in source], None
+    samples = list(iter_cc3m(source))
+    return [s.key for s in samples], [s.image for s in samples], [s.caption for s in samples]
+
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 
 
@@ -437,6 +481,19 @@ def build_parser() -> argparse.ArgumentParser:
     study_run.add_argument("--variant", action="append", default=None,
                            help="only this variant of the params file (repeatable; default: every variant)")
     study_run.set_defaults(func=cmd_study_run)
+
+    facesp = steps.add_parser("faces", help="face detection and perceived-attribute classification")
+    face_actions = facesp.add_subparsers(dest="action", required=True)
+    analyse = face_actions.add_parser("analyse", help="one row per image: faces found, attributes of single faces")
+    analyse.add_argument("--images", type=Path, required=True, help="image folder, .tar shard, shard folder or pattern")
+    analyse.add_argument("--out", type=Path, required=True, help="output table (.csv or .parquet)")
+    analyse.add_argument("--detector", default="mtcnn", choices=["none", "haar", "hog", "mtcnn"])
+    analyse.add_argument("--classifier", default="onnx", choices=["none", "onnx", "fairface", "clip"])
+    analyse.add_argument("--weights", type=Path, default=None, help="FairFace weights or CLIP checkpoint (local)")
+    analyse.add_argument("--clip-model", default="biaslib-tiny-rn", help="open_clip model name of --weights")
+    analyse.add_argument("--skin", action="store_true", help="add ITA skin tone and its Monk-style bin")
+    analyse.add_argument("--batch-size", type=int, default=32)
+    analyse.set_defaults(func=cmd_faces_analyse)
 
     promptsp = steps.add_parser("prompts", help="multilingual template and MAGBIG prompt tables")
     prompt_actions = promptsp.add_subparsers(dest="action", required=True)

@@ -276,7 +276,8 @@ def load_params(path: str | Path | None = None, overrides: dict[str, Any] | None
 
     ``overrides`` maps dotted keys to values (``{"world.bias_strength": 0}``) applied on top of the
     file; they are checked like file keys. ``variant`` applies the file's ``variants[variant]``
-    mapping first (``overrides`` still win) and names the experiment ``<experiment>_<variant>``.
+    mapping first (``overrides`` still win) and names the experiment ``<experiment>_<variant>``
+    unless the variant sets ``experiment`` itself (to reuse another experiment's runs).
     """
     path = Path(path) if path is not None else REPO_ROOT / "params" / "default.yaml"
     if not path.is_file():
@@ -286,7 +287,7 @@ def load_params(path: str | Path | None = None, overrides: dict[str, Any] | None
         known = data.get("variants") or {}
         if variant not in known:
             raise ParamsError(f"{path} has no variant {variant!r}; its variants: {', '.join(known) or 'none'}")
-        overrides = {**known[variant], "experiment": f"{data.get('experiment', Params.experiment)}_{variant}",
+        overrides = {"experiment": f"{data.get('experiment', Params.experiment)}_{variant}", **known[variant],
                      **(overrides or {})}
     for dotted, value in (overrides or {}).items():
         node = data

@@ -80,3 +80,15 @@ def test_variants_name_the_experiment_and_apply_their_keys(tmp_path):
     path.write_text("variants:\n  bad: {generate.amplificaton: 2}\n")
     with pytest.raises(ParamsError, match="generate.amplificaton"):
         load_params(path, variant="bad")
+
+
+def test_world_study_gamma1_is_the_default_experiment():
+    """The study's γ = 1 variant reuses the demo's runs, so its params must equal params/default.yaml."""
+    import dataclasses
+
+    from biaslib.config import variant_params
+
+    study = variant_params(REPO_ROOT / "params" / "world_study.yaml")
+    assert [p.experiment for p in study] == ["world_default", "world_gamma2", "world_diffusion"]
+    assert dataclasses.replace(study[0], variants={}) == load_params()
+    assert study[1].generate.amplification == 2.0 and study[2].generate.model.endswith("tiny_pipeline")
