@@ -62,3 +62,16 @@ bench-quick: $(STAMP)
 
 clean:
 	rm -rf $(VENV) runs
+
+# the multilingual study on the synthetic world (issue 7; params/multilingual.yaml): the base tiny pipeline
+# (cached), then prompts → per-language generation → datasets → fine-tuning → generation again, through the
+# notebooks 10_prompts, 11_generate_multilingual and 12_finetune (executed copies in $(NB_OUT))
+ML_PARAMS ?= params/multilingual.yaml
+ML_NOTEBOOKS := 10_prompts 11_generate_multilingual 12_finetune
+.PHONY: multilingual
+multilingual: $(STAMP)
+	$(VENV)/bin/biaslib world train-pipeline --params $(ML_PARAMS)
+	mkdir -p $(NB_OUT)
+	for nb in $(ML_NOTEBOOKS); do \
+	  $(VENV)/bin/papermill --kernel biaslib notebooks/$$nb.ipynb $(NB_OUT)/$$nb.ipynb -p PARAMS_FILE $(ML_PARAMS) || exit 1; \
+	done

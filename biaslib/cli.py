@@ -276,6 +276,59 @@ def cmd_prompts_write(args: argparse.Namespace) -> int:
     return 0
 
 
+def _multilingual_params(args: argparse.Namespace):
+    """The params of a ``biaslib multilingual`` command, checked before any work."""
+    from biaslib.multilingual import check_params
+
+    params = load_params(args.params, _overrides(args.set))
+    check_params(params)
+    return params
+
+
+def cmd_multilingual_generate(args: argparse.Namespace) -> int:
+    """Write the prompt tables, then generate one image set per language (resumes finished shards)."""
+    from biaslib.multilingual import generate_languages, write_prompts
+
+    params = _multilingual_params(args)
+    write_prompts(params)
+    reports = generate_languages(params, args.what, args.language, overwrite=args.overwrite,
+                                 max_items=args.max_items)
+    print(json.dumps({code: {"done": True} if r is None else {"images": r.images, "stopped_early": r.stopped_early,
+                                                               "images_per_s": round(r.images_per_s, 2)}
+                      for code, r in reports.items()}))
+    return 0
+
+
+def cmd_multilingual_dataset(args: argparse.Namespace) -> int:
+    """Collect the full and balanced imagefolders (metadata.jsonl) from the generated images."""
+    from biaslib.multilingual import collect_datasets
+
+    roots = collect_datasets(_multilingual_params(args), overwrite=args.overwrite)
+    print(json.dumps({variant: json.loads((root / "manifest.json").read_text())["counts"]
+                      for variant, root in roots.items()}))
+    return 0
+
+
+def cmd_multilingual_finetune(args: argparse.Namespace) -> int:
+    """Fine-tune the base pipeline on the chosen dataset variant (resumes from the latest checkpoint)."""
+    from biaslib.multilingual import finetuned_dir, run_finetune
+
+    params = _multilingual_params(args)
+    result = run_finetune(params, overwrite=args.overwrite)
+    steps = None if result is None else result.global_step
+    print(json.dumps({"output_dir": str(finetuned_dir(params)), "global_step": steps, "already_done": result is None}))
+    return 0
+
+
+def cmd_multilingual_run(args: argparse.Namespace) -> int:
+    """Run the multilingual study's steps in order (finished work is skipped); prints seconds per step."""
+    from biaslib.multilingual import STEPS, run_multilingual
+
+    seconds = run_multilingual(_multilingual_params(args), args.step or STEPS, overwrite=args.overwrite)
+    print(json.dumps(seconds, indent=1))
+    return 0
+
+
 def cmd_study_run(args: argparse.Namespace) -> int:
     """Run export → generate → mix → train → eval for the experiment, or for each variant of the params file."""
     from biaslib.study import STEPS, run_study
@@ -507,6 +560,28 @@ def build_parser() -> argparse.ArgumentParser:
     write.add_argument("--model", action="append", default=[], metavar="LANG=FOLDER",
                        help="local seq2seq translation model per language (default: the shipped dictionaries)")
     write.set_defaults(func=cmd_prompts_write)
+
+    mlp = steps.add_parser("multilingual", help="the multilingual gender-bias study (prompts → fine-tuning)")
+    ml_actions = mlp.add_subparsers(dest="action", required=True)
+    for action, func, text in (
+            ("generate", cmd_multilingual_generate, "generate per language (data, base or finetuned model)"),
+            ("dataset", cmd_multilingual_dataset, "write the full and balanced imagefolders"),
+            ("finetune", cmd_multilingual_finetune, "fine-tune the base pipeline (resumes)"),
+            ("run", cmd_multilingual_run, "prompts, generate, dataset, finetune, generate_eval (skips finished work)")):
+        sub = ml_actions.add_parser(action, help=text)
+        _add_params(sub)
+        sub.add_argument("--overwrite", action="store_true", help="replace outputs made with other settings")
+        sub.set_defaults(func=func)
+        if action == "generate":
+            sub.add_argument("--what", default="data", choices=["data", "base", "finetuned"],
+                             help="data: the dataset's images; base/finetuned: the evaluation images")
+            sub.add_argument("--language", action="append", default=None,
+                             help="en | de | zh | ja or the MAGBIG name (repeatable; default: all the set needs)")
+            sub.add_argument("--max-items", type=int, default=None,
+                             help="stop each language after this many images (resumable)")
+        if action == "run":
+            sub.add_argument("--step", action="append", default=None,
+                             help="prompts | generate | dataset | finetune | generate_eval (repeatable; default: all)")
     return parser
 
 

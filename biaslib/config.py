@@ -184,6 +184,75 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class FinetuneParams:
+    """Fine-tuning settings of the multilingual study (``multilingual.finetune``).
+
+    The fields and defaults of :class:`biaslib.finetune.FinetuneConfig` that a params file may set (a
+    test keeps them equal); the defaults are the paper settings (formats.md C3): resolution 256, center
+    crop, random flip, batch 16 × gradient accumulation 2, 5 epochs, learning rate 5e-6 with a polynomial
+    schedule and no warm-up, fp16, TF32, gradient checkpointing. Steps count optimizer updates.
+    """
+
+    resolution: int = 256
+    center_crop: bool = True
+    random_flip: bool = True
+    train_batch_size: int = 16
+    gradient_accumulation_steps: int = 2
+    num_train_epochs: int = 5
+    max_train_steps: int | None = None
+    learning_rate: float = 5e-6
+    lr_scheduler: Literal["constant", "constant_with_warmup", "linear", "cosine", "polynomial"] = "polynomial"
+    lr_power: float = 1.0
+    lr_warmup_steps: int = 0
+    mixed_precision: Literal["no", "fp16", "bf16"] = "fp16"
+    allow_tf32: bool = True
+    gradient_checkpointing: bool = True
+    use_ema: bool = False
+    caption_dropout: float = 0.0
+    train_text_encoder: bool = False
+    checkpointing_steps: int = 500
+    checkpoints_total_limit: int | None = None
+    dataloader_num_workers: int = 0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class MultilingualConfig:
+    """The multilingual gender-bias study (``multilingual`` section; :mod:`biaslib.multilingual`).
+
+    ``languages``: prompt languages (codes or MAGBIG names of :func:`biaslib.prompts.supported_languages`).
+    ``subset``: template slots → first N values or a list (:func:`biaslib.prompts.template_table`).
+    Dataset (formats.md C3): each language's ``caption`` prompt (``neutral`` as the original, or
+    ``gendered``) is paired with the image generated for the same prompt id from the ``image_prompt``
+    (``gendered`` as the original, or ``neutral``) in ``image_language`` (``en`` as the original, a
+    language, or ``same`` = the caption's own language). The ``balanced`` variant keeps equal numbers of
+    men and women per (profession, language); labels come from the simulator's record, else from
+    ``gender_labels`` (a table with ``key``/``id``, ``gender``/``outcome`` and, with several image
+    languages, ``language``; e.g. ``biaslib faces analyse`` output), else from the prompt's gender slot.
+    ``finetune_dataset`` is the variant fine-tuned; ``base_pipeline`` the pipeline folder fine-tuned
+    (``None``: the world's tiny pipeline in ``<runs_dir>/cache/tiny_pipeline``). Generation again:
+    ``eval_models`` (``base``, ``finetuned``) draw ``eval_images_per_prompt`` images per prompt of
+    ``eval_prompt_set`` (``template``: the neutral prompts; ``magbig``: MAGBIG's prompts) restricted by
+    ``eval_subset`` (``None``: ``subset``), with the ``generate`` section changed by ``eval_generate``.
+    """
+
+    languages: tuple[str, ...] = ("en", "de", "zh", "ja")
+    subset: dict[str, Any] = field(default_factory=dict)
+    caption: Literal["neutral", "gendered"] = "neutral"
+    image_prompt: Literal["gendered", "neutral"] = "gendered"
+    image_language: str = "en"
+    gender_labels: Path | None = None
+    finetune_dataset: Literal["full", "balanced"] = "balanced"
+    base_pipeline: Path | None = None
+    finetune: FinetuneParams = field(default_factory=FinetuneParams)
+    eval_models: tuple[str, ...] = ("base", "finetuned")
+    eval_prompt_set: Literal["template", "magbig"] = "template"
+    eval_subset: dict[str, Any] | None = None
+    eval_images_per_prompt: int = 1
+    eval_generate: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Params:
     """All parameters of one experiment."""
 
@@ -196,6 +265,7 @@ class Params:
     mix: MixConfig = field(default_factory=MixConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    multilingual: MultilingualConfig = field(default_factory=MultilingualConfig)
     #: Named variants of the experiment, each a mapping of dotted keys to values applied on top of the
     #: file (``{"gamma2": {"generate.amplification": 2.0}}``); :func:`load_params` with ``variant=NAME``
     #: gives the experiment ``<experiment>_<NAME>``. Empty for a single experiment.
@@ -301,6 +371,12 @@ def load_params(path: str | Path | None = None, overrides: dict[str, Any] | None
         if not isinstance(mapping, dict) or not all(isinstance(k, str) for k in mapping):
             raise ParamsError(f"variants.{name}: expected a mapping of dotted keys to values, got {mapping!r}")
     return params
+
+
+def build_config(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
+    """The params dataclass ``cls`` from a plain mapping, checked like a params file section named ``prefix``
+    (unknown keys and misfit values are :class:`ParamsError`; relative paths resolve against the repository)."""
+    return _build(cls, data, prefix, REPO_ROOT)
 
 
 def variant_params(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> list[Params]:

@@ -722,14 +722,16 @@ def _training_loss(batch: dict[str, Any], generator: torch.Generator, accelerato
 
     tokens = tokenizer(captions, max_length=tokenizer.model_max_length, padding="max_length", truncation=True,
                        return_tensors="pt")
+    # no return_dict=False: AltDiffusion's RobertaSeriesModelWithTransformation then breaks on its own tuple;
+    # element 0 of the output is the last hidden state (CLIP) or the projection state (AltDiffusion)
     text_kwargs = {}
     if getattr(text_encoder.config, "use_attention_mask", False):
         text_kwargs["attention_mask"] = tokens.attention_mask.to(device)
     if config.train_text_encoder:
-        hidden = text_encoder(tokens.input_ids.to(device), return_dict=False, **text_kwargs)[0]
+        hidden = text_encoder(tokens.input_ids.to(device), **text_kwargs)[0]
     else:
         with torch.no_grad(), accelerator.autocast():
-            hidden = text_encoder(tokens.input_ids.to(device), return_dict=False, **text_kwargs)[0]
+            hidden = text_encoder(tokens.input_ids.to(device), **text_kwargs)[0]
 
     if prediction_type == "epsilon":
         target = noise
