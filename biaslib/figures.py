@@ -129,38 +129,49 @@ def line_plot(frame: pd.DataFrame, x: str, y: str, hue: str | None = None, ci: t
 def facet_lines(frame: pd.DataFrame, x: str, y: str, col: str, hue: str | None = None, row: str | None = None,
                 ci: tuple[str, str] | None = ("ci_low", "ci_high"), xlabel: str | None = None,
                 ylabel: str | None = None, title: str | None = None, panel_inches: tuple[float, float] = (3.4, 2.6),
-                sharey: bool | str = "row", reference: float | None = None) -> plt.Figure:
+                sharey: bool | str = "row", reference: float | None = None, col_wrap: int | None = None) -> plt.Figure:
     """A grid of :func:`line_plot`-style panels: one panel per ``col`` value (and ``row`` value), one line
     with markers per ``hue`` value, a shaded ``ci`` band, an optional dashed ``reference`` line.
 
-    Panels and lines keep the order of first appearance in ``frame``; one legend per row (right side).
+    Without ``row``, ``col_wrap`` starts a new row of panels every ``col_wrap`` panels. Panels and lines
+    keep the order of first appearance in ``frame``. When every panel shows the same ``hue`` values one
+    legend sits right of each row; otherwise each panel gets its own legend.
     """
     cols = list(dict.fromkeys(frame[col]))
     rows = list(dict.fromkeys(frame[row])) if row is not None else [None]
-    fig, axes = plt.subplots(len(rows), len(cols), squeeze=False, sharex=True, sharey=sharey,
-                             figsize=(panel_inches[0] * len(cols) + 1.6, panel_inches[1] * len(rows) + 0.4))
-    for r, row_value in enumerate(rows):
-        for c, col_value in enumerate(cols):
-            ax = axes[r, c]
-            part = frame[frame[col] == col_value]
-            if row is not None:
-                part = part[part[row] == row_value]
-            groups = [(None, part)] if hue is None else list(part.groupby(hue, sort=False))
-            for name, lines in groups:
-                lines = lines.sort_values(x)
-                line, = ax.plot(lines[x], lines[y], marker="o", ms=3.5, label=name)
-                if ci is not None:
-                    ax.fill_between(lines[x], lines[ci[0]], lines[ci[1]], color=line.get_color(), alpha=0.18, lw=0)
-            if reference is not None:
-                ax.axhline(reference, color="0.4", lw=0.8, ls="--")
-            ax.set_title(" · ".join(str(v) for v in (row_value, col_value) if v is not None), fontsize=9)
-            ax.set_xlabel(xlabel or x if r == len(rows) - 1 else "")
-            ax.set_ylabel(ylabel or y if c == 0 else "")
-        if hue is not None:
-            handles, labels = axes[r, -1].get_legend_handles_labels()
+    panels = [(r, c) for r in rows for c in cols]
+    ncols = min(col_wrap, len(cols)) if (col_wrap and row is None) else len(cols)
+    nrows = int(np.ceil(len(panels) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, squeeze=False, sharex=True, sharey=sharey,
+                             figsize=(panel_inches[0] * ncols + 1.6, panel_inches[1] * nrows + 0.4))
+    hue_sets = set()
+    for index, (row_value, col_value) in enumerate(panels):
+        ax = axes.flat[index]
+        part = frame[frame[col] == col_value]
+        if row is not None:
+            part = part[part[row] == row_value]
+        groups = [(None, part)] if hue is None else list(part.groupby(hue, sort=False))
+        hue_sets.add(tuple(name for name, _ in groups))
+        for name, lines in groups:
+            lines = lines.sort_values(x)
+            line, = ax.plot(lines[x], lines[y], marker="o", ms=3.5, label=name)
+            if ci is not None:
+                ax.fill_between(lines[x], lines[ci[0]], lines[ci[1]], color=line.get_color(), alpha=0.18, lw=0)
+        if reference is not None:
+            ax.axhline(reference, color="0.4", lw=0.8, ls="--")
+        ax.set_title(" · ".join(str(v) for v in (row_value, col_value) if v is not None), fontsize=9)
+        ax.set_xlabel(xlabel or x if index // ncols == nrows - 1 else "")
+        ax.set_ylabel(ylabel or y if index % ncols == 0 else "")
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    if hue is not None:
+        shared = len(hue_sets) == 1
+        targets = [axes[r, ncols - 1] for r in range(nrows)] if shared else list(axes.flat[:len(panels)])
+        for ax in targets:
+            handles, labels = ax.get_legend_handles_labels()
             if handles:
-                axes[r, -1].legend(handles, labels, title=hue, fontsize=7, title_fontsize=8,
-                                   loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+                ax.legend(handles, labels, title=hue if shared else None, fontsize=6.5, title_fontsize=8,
+                          loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     if title:
         fig.suptitle(title, y=1.01)
     fig.tight_layout()

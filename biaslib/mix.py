@@ -630,7 +630,8 @@ def mix(real_root: PathLike, generated_root: PathLike, out_root: PathLike, ratio
         plan.maps.close()
         bar.close()
     manifest = _manifest(params, survey, index, eligible, chosen, shards)
-    write_json(out_dir / "manifest.json", manifest)
+    if _load_json(out_dir / "manifest.json") != manifest:  # a rerun that changed nothing leaves it untouched
+        write_json(out_dir / "manifest.json", manifest)
     return manifest
 
 

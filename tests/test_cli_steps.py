@@ -37,3 +37,22 @@ def test_mix_cli_round_trip(tmp_path, capsys):
     assert [(x["ratio"], x["counts"]["generated"]) for x in lines] == [("050", 20), ("100", 40)]
     assert cli.main(["mix", "verify", *run, "--ratio", "050", "--ratio", "1.0"]) == 0
     assert "mix_050: OK" in capsys.readouterr().out
+
+
+def test_faces_cli_counts_the_astronaut_and_an_empty_image(tmp_path, capsys):
+    import numpy as np
+    import pandas as pd
+    from PIL import Image
+    from skimage import data
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    Image.fromarray(data.astronaut()).save(folder / "astronaut.png")
+    Image.fromarray(np.full((128, 128, 3), 127, np.uint8)).save(folder / "grey.png")
+    out = tmp_path / "faces.csv"
+    assert cli.main(["faces", "analyse", "--images", str(folder), "--out", str(out), "--detector", "haar"]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["images"] == 2
+    table = pd.read_csv(out).set_index("id")
+    assert table.loc["astronaut.png", "outcome"] == "woman" and table.loc["grey.png", "outcome"] == "no_face"
+    assert cli.main(["faces", "analyse", "--images", str(folder), "--out", str(out), "--classifier", "fairface"]) == 2
+    assert "needs --weights" in capsys.readouterr().err
