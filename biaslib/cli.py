@@ -24,6 +24,11 @@ def _add_params(parser: argparse.ArgumentParser) -> None:
                         help="override a parameter, e.g. --set world.bias_strength=0 (repeatable)")
 
 
+def _add_ratios(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ratio", action="append", default=None,
+                        help="ratio as 20, 0.2 or 020 (repeatable; default: the params' list)")
+
+
 def _value(text: str) -> object:
     """A command-line value: JSON when it parses (numbers, true/false, null, lists), else the string.
 
@@ -467,8 +472,7 @@ def build_parser() -> argparse.ArgumentParser:
                                ("verify", cmd_mix_verify, "check the mixes against their manifests")):
         sub = mix_actions.add_parser(action, help=text)
         _add_params(sub)
-        sub.add_argument("--ratio", action="append", default=None,
-                         help="ratio as 20, 0.2 or 020 (repeatable; default: the params' list)")
+        _add_ratios(sub)
         if action == "run":
             sub.add_argument("--overwrite", action="store_true", help="replace a mix made with other parameters")
         sub.set_defaults(func=func)
@@ -481,8 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub = train_actions.add_parser(action, help=text)
         _add_params(sub)
         if action != "list":
-            sub.add_argument("--ratio", action="append", default=None,
-                             help="ratio as 20, 0.2 or 020 (repeatable; default: the params' list)")
+            _add_ratios(sub)
         if action == "run":
             sub.add_argument("--overwrite", action="store_true",
                              help="delete and retrain a run started with other settings")
@@ -508,8 +511,7 @@ def build_parser() -> argparse.ArgumentParser:
     eval_actions = evalp.add_subparsers(dest="action", required=True)
     eval_run = eval_actions.add_parser("run", help="write runs/<exp>/results/<exp>__<ratio>__<evaluation>.json")
     _add_params(eval_run)
-    eval_run.add_argument("--ratio", action="append", default=None,
-                          help="ratio as 20, 0.2 or 020 (repeatable; default: the params' list)")
+    _add_ratios(eval_run)
     eval_run.add_argument("--evaluation", action="append", default=None,
                           help="retrieval | markedness | geode (repeatable; default: eval.evaluations)")
     eval_run.add_argument("--overwrite", action="store_true", help="recompute results made with other settings")
