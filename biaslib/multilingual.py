@@ -260,6 +260,8 @@ def generation_captions(params: Params, generation: str, language: str) -> pd.Da
 
     ``data``: one image per training prompt id, captioned by the ``image_prompt`` column. ``base`` /
     ``finetuned``: ``eval_images_per_prompt`` images per evaluation prompt, keys ``<prompt_id>_<j>``.
+    Keys, hence seeds, are equal across languages: each language's image of a prompt starts from the
+    same noise, so the language is the only difference between them.
     """
     code = resolve_language(language)
     if generation not in GENERATIONS:
