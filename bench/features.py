@@ -10,7 +10,8 @@ per image — open and decode the file, open_clip's preprocess, the image tower,
   ``--workers`` decoding processes, batch 256, ``inference_mode``, fp32, torch threads = the cores
   the workers leave);
 * ``batched_workers0``: the same with decoding in the main process;
-* ``batched_bf16``: the same as ``batched`` under bf16 autocast (CPU).
+* ``batched_bf16`` (``batched_fp16`` with ``--device cuda``): the same as ``batched`` under
+  half-precision autocast.
 
 Models: the world's tiny CLIP (``biaslib-tiny-rn``, 64 px; random weights unless ``--checkpoint``:
 the speed is the same) and RN50 (random weights, 224 px, on ``--rn50-images`` of the files). Images/s
@@ -50,14 +51,16 @@ def write_images(root: Path, n: int) -> list[Path]:
 
 
 def original_loop(model: torch.nn.Module, preprocess: Callable, paths: list[Path]) -> torch.Tensor:
-    """One image per forward pass, as the original ``image_retrieval.py`` (rows normalised here)."""
+    """One image per forward pass, as the original ``image_retrieval.py`` (rows normalised here), on
+    the model's device; returns the rows on the CPU."""
+    device = next(model.parameters()).device
     rows = []
     with torch.no_grad():
         for path in paths:
-            image = preprocess(Image.open(path)).unsqueeze(0)
+            image = preprocess(Image.open(path)).unsqueeze(0).to(device)
             feature = model.encode_image(image)
             rows.append(feature / feature.norm(dim=-1, keepdim=True))
-    return torch.cat(rows)
+    return torch.cat(rows).cpu()
 
 
 def best_run(run: Callable[[], np.ndarray], images: int, repeat: int) -> tuple[float, np.ndarray]:
@@ -98,11 +101,14 @@ def loop_threads(model: torch.nn.Module, preprocess: Callable, paths: list[Path]
     return min(seconds, key=seconds.get)
 
 
-def measure(model_name: str, checkpoint: str | None, paths: list[Path], workers: int, repeat: int) -> dict[str, float]:
-    """Images/s of the loop and of the batched pipeline (fp32 with ``workers`` and with none, bf16
-    autocast) for one model, after one warm-up batch; also the largest difference to the loop's rows."""
+def measure(model_name: str, checkpoint: str | None, paths: list[Path], workers: int, repeat: int,
+            device: str = "cpu") -> dict[str, float]:
+    """Images/s of the loop and of the batched pipeline (fp32 with ``workers`` and with none, and
+    half-precision autocast: bf16 on the CPU, fp16 on CUDA) for one model; also the largest
+    difference to the loop's rows."""
     torch.manual_seed(0)
-    model, preprocess, _ = load_clip(checkpoint, model_name, device="cpu")
+    half = "fp16" if device.startswith("cuda") else "bf16"
+    model, preprocess, _ = load_clip(checkpoint, model_name, device=device)
     batched = lambda precision, w: extract_image_features(  # noqa: E731
         model, preprocess, paths, batch_size=256, workers=w, precision=precision).vectors
     threads = loop_threads(model, preprocess, paths[:32])
@@ -113,7 +119,7 @@ def measure(model_name: str, checkpoint: str | None, paths: list[Path], workers:
         "loop_images_per_s": loop_rate, "loop_threads": threads,
         "batched_images_per_s": rate,
         "batched_workers0_images_per_s": best_run(lambda: batched("fp32", 0), len(paths), repeat)[0],
-        "batched_bf16_images_per_s": best_run(lambda: batched("bf16", workers), len(paths), repeat)[0],
+        f"batched_{half}_images_per_s": best_run(lambda: batched(half, workers), len(paths), repeat)[0],
         "max_abs_diff_vs_loop": float(np.abs(vectors - reference).max()),
     }
 
@@ -126,17 +132,19 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--workers", type=int, default=2, help="DataLoader decoding processes (default 2)")
     parser.add_argument("--repeat", type=int, default=None, help="runs per measurement (default 2; quick 1)")
     parser.add_argument("--checkpoint", default=None, help="tiny CLIP checkpoint (default: random weights)")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda: where the models run")
     args = parser.parse_args(argv)
     n = args.n or (500 if args.quick else 2000)
     n_rn50 = args.rn50_images or (16 if args.quick else 256)
     repeat = args.repeat or (1 if args.quick else 2)
     with tempfile.TemporaryDirectory(prefix="bench_features_") as tmp:
         paths = write_images(Path(tmp), n)
-        tiny = measure("biaslib-tiny-rn", args.checkpoint, paths, args.workers, repeat)
-        rn50 = measure("RN50", None, paths[:n_rn50], args.workers, repeat)
+        tiny = measure("biaslib-tiny-rn", args.checkpoint, paths, args.workers, repeat, args.device)
+        rn50 = measure("RN50", None, paths[:n_rn50], args.workers, repeat, args.device)
     result = {
         "n": n, "rn50_images": n_rn50, "workers": args.workers, "batch_size": 256, "repeat": repeat,
         "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "machine": platform.machine(),
+        "device": torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu",
         "load_avg_1m": round(os.getloadavg()[0], 2),
         "tiny": tiny, "rn50": rn50,
         "rn50_speedup": round(rn50["batched_images_per_s"] / rn50["loop_images_per_s"], 2),
