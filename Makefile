@@ -65,9 +65,9 @@ clean:
 
 # the multilingual study on the synthetic world (issue 7; params/multilingual.yaml): the base tiny pipeline
 # (cached), then prompts → per-language generation → datasets → fine-tuning → generation again, through the
-# notebooks 10_prompts, 11_generate_multilingual and 12_finetune (executed copies in $(NB_OUT))
+# notebooks 10_prompts, 11_generate_multilingual, 12_finetune and 13_eval_multilingual (executed copies in $(NB_OUT))
 ML_PARAMS ?= params/multilingual.yaml
-ML_NOTEBOOKS := 10_prompts 11_generate_multilingual 12_finetune
+ML_NOTEBOOKS := 10_prompts 11_generate_multilingual 12_finetune 13_eval_multilingual
 .PHONY: multilingual
 multilingual: $(STAMP)
 	$(VENV)/bin/biaslib world train-pipeline --params $(ML_PARAMS)

@@ -334,6 +334,21 @@ def cmd_multilingual_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_multilingual_eval(args: argparse.Namespace) -> int:
+    """Evaluate the generated images per language: raw and classifier-corrected MAGBIG fairness, CLIP score,
+    amplification against the world's data; writes one JSON per (generation, language); prints the fairness."""
+    from biaslib.multilingual_eval import evaluate_multilingual, find_clip_checkpoint, generation_confusion
+
+    params = _multilingual_params(args)
+    generations = list(params.multilingual.eval_models)
+    confusion = {g: generation_confusion(params, g, source=args.confusion) for g in generations}
+    clip = (Path(args.clip_checkpoint), args.clip_model) if args.clip_checkpoint else find_clip_checkpoint()
+    tables = evaluate_multilingual(params, generations, confusion=confusion, clip=clip, n_boot=args.n_boot)
+    fairness = tables["fairness"]
+    print(fairness[fairness["metric"].isin(["share_woman", "mean_l1"])].to_string(index=False))
+    return 0
+
+
 def cmd_study_run(args: argparse.Namespace) -> int:
     """Run export → generate → mix → train → eval for the experiment, or for each variant of the params file."""
     from biaslib.study import STEPS, run_study
@@ -569,7 +584,8 @@ def build_parser() -> argparse.ArgumentParser:
             ("generate", cmd_multilingual_generate, "generate per language (data, base or finetuned model)"),
             ("dataset", cmd_multilingual_dataset, "write the full and balanced imagefolders"),
             ("finetune", cmd_multilingual_finetune, "fine-tune the base pipeline (resumes)"),
-            ("run", cmd_multilingual_run, "prompts, generate, dataset, finetune, generate_eval (skips finished work)")):
+            ("run", cmd_multilingual_run, "prompts, generate, dataset, finetune, generate_eval (skips finished work)"),
+            ("eval", cmd_multilingual_eval, "fairness (raw and corrected), CLIP score and amplification per language")):
         sub = ml_actions.add_parser(action, help=text)
         _add_params(sub)
         sub.add_argument("--overwrite", action="store_true", help="replace outputs made with other settings")
@@ -581,6 +597,13 @@ def build_parser() -> argparse.ArgumentParser:
                              help="en | de | zh | ja or the MAGBIG name (repeatable; default: all the set needs)")
             sub.add_argument("--max-items", type=int, default=None,
                              help="stop each language after this many images (resumable)")
+        if action == "eval":
+            sub.add_argument("--confusion", default="stated", choices=["stated", "renders"],
+                             help="classifier error measured on the pipeline's gender-stating prompts or on renders")
+            sub.add_argument("--clip-checkpoint", default=None,
+                             help="open_clip checkpoint for the CLIP score (default: the demo ratio-0 CLIP)")
+            sub.add_argument("--clip-model", default="biaslib-tiny-rn", help="its open_clip model name")
+            sub.add_argument("--n-boot", type=int, default=1000, help="bootstrap draws for every CI")
         if action == "run":
             sub.add_argument("--step", action="append", default=None,
                              help="prompts | generate | dataset | finetune | generate_eval (repeatable; default: all)")

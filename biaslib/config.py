@@ -204,7 +204,7 @@ class FinetuneParams:
     lr_scheduler: Literal["constant", "constant_with_warmup", "linear", "cosine", "polynomial"] = "polynomial"
     lr_power: float = 1.0
     lr_warmup_steps: int = 0
-    mixed_precision: Literal["no", "fp16", "bf16"] = "fp16"
+    mixed_precision: Literal["auto", "no", "fp16", "bf16"] = "fp16"
     allow_tf32: bool = True
     gradient_checkpointing: bool = True
     use_ema: bool = False

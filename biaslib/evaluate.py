@@ -70,6 +70,7 @@ from biaslib.features import (
     extract_text_features,
     load_clip,
     resolve_device,
+    resolve_precision,
 )
 from biaslib.io import write_json
 from biaslib.metrics import by_group, group_accuracy, group_gap, person_preference, retrieval_hits, self_similarity
@@ -153,10 +154,8 @@ def resolve_checkpoint(params: Params, ratio: float | int | str) -> CheckpointIn
 
 
 def feature_precision(cfg: EvalConfig) -> str:
-    """The precision features are computed in: ``auto`` is fp16 autocast on CUDA, fp32 on the CPU."""
-    if cfg.precision != "auto":
-        return cfg.precision
-    return "fp16" if resolve_device(cfg.device).type == "cuda" else "fp32"
+    """The precision features are computed in (:func:`biaslib.features.resolve_precision`)."""
+    return resolve_precision(cfg.precision, resolve_device(cfg.device))
 
 
 def feature_model(params: Params, checkpoint: CheckpointInfo) -> str:

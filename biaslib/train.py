@@ -244,9 +244,9 @@ def resolve_precision(precision: str, gpus: int) -> str:
         return precision
     if gpus > 0:
         return "amp"
-    import torch
+    from biaslib import hardware
 
-    return "amp_bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+    return "amp_bf16" if hardware.native_bf16() else "fp32"
 
 
 def command(argv: Sequence[str], gpus: int) -> list[str]:

@@ -56,8 +56,8 @@ def checkpoint(clip, tmp_path_factory):
 def test_image_features_do_not_depend_on_batch_size(clip, people):
     model, preprocess, _ = clip
     _, images = people
-    one = extract_image_features(model, preprocess, images, batch_size=1)
-    many = extract_image_features(model, preprocess, images, batch_size=64)
+    one = extract_image_features(model, preprocess, images, batch_size=1, precision="fp32")
+    many = extract_image_features(model, preprocess, images, batch_size=64, precision="fp32")
     assert one.ids == many.ids == [str(i) for i in range(N_IMAGES)]
     assert one.vectors.shape == (N_IMAGES, 128) and one.vectors.dtype == np.float32
     np.testing.assert_allclose(one.vectors, many.vectors, atol=1e-5, rtol=0)
@@ -67,8 +67,8 @@ def test_text_features_do_not_depend_on_batch_size(clip, people):
     model, _, tokenizer = clip
     captions = list(people[0]["caption"])
     ids = [f"c{i}" for i in range(len(captions))]
-    one = extract_text_features(model, tokenizer, captions, ids, batch_size=1)
-    many = extract_text_features(model, tokenizer, captions, ids, batch_size=64)
+    one = extract_text_features(model, tokenizer, captions, ids, batch_size=1, precision="fp32")
+    many = extract_text_features(model, tokenizer, captions, ids, batch_size=64, precision="fp32")
     assert one.ids == many.ids == ids
     np.testing.assert_allclose(one.vectors, many.vectors, atol=1e-5, rtol=0)
 
@@ -86,9 +86,9 @@ def test_ids_follow_their_inputs_when_shuffled(clip, people):
     _, images = people
     ids = [f"img{i:03d}" for i in range(N_IMAGES)]
     perm = np.random.default_rng(0).permutation(N_IMAGES)
-    base = extract_image_features(model, preprocess, images, ids, batch_size=16)
+    base = extract_image_features(model, preprocess, images, ids, batch_size=16, precision="fp32")
     shuffled = extract_image_features(model, preprocess, [images[i] for i in perm], [ids[i] for i in perm],
-                                      batch_size=16)
+                                      batch_size=16, precision="fp32")
     assert shuffled.ids == [ids[i] for i in perm]
     np.testing.assert_allclose(shuffled.vectors, base.vectors[perm], atol=1e-5, rtol=0)
 
@@ -99,8 +99,8 @@ def test_files_decoded_in_workers_match_the_main_process(clip, people, tmp_path)
     for i, image in enumerate(people[1][:20]):
         paths.append(tmp_path / f"{i}.jpg")
         image.save(paths[-1], quality=95)
-    main = extract_image_features(model, preprocess, paths, batch_size=8, workers=0)
-    workers = extract_image_features(model, preprocess, paths, batch_size=8, workers=2)
+    main = extract_image_features(model, preprocess, paths, batch_size=8, workers=0, precision="fp32")
+    workers = extract_image_features(model, preprocess, paths, batch_size=8, workers=2, precision="fp32")
     assert main.ids == workers.ids
     np.testing.assert_allclose(main.vectors, workers.vectors, atol=1e-6, rtol=0)
 
@@ -111,8 +111,9 @@ def test_webdataset_shards_give_keys_as_ids(clip, world, tmp_path):
     model, preprocess, _ = clip
     export_cc3m(world, tmp_path, 30, shard_size=10)
     samples = list(iter_cc3m(tmp_path))
-    expected = extract_image_features(model, preprocess, [s.image for s in samples], [s.key for s in samples])
-    got = extract_image_features(model, preprocess, tmp_path, batch_size=4, workers=2)
+    expected = extract_image_features(model, preprocess, [s.image for s in samples], [s.key for s in samples],
+                                      precision="fp32")
+    got = extract_image_features(model, preprocess, tmp_path, batch_size=4, workers=2, precision="fp32")
     assert sorted(got.ids) == sorted(expected.ids) and len(got.ids) == 30
     order = {key: i for i, key in enumerate(expected.ids)}
     np.testing.assert_allclose(got.vectors, expected.vectors[[order[k] for k in got.ids]], atol=1e-5, rtol=0)
@@ -163,8 +164,9 @@ def test_checkpoint_round_trip(clip, people, checkpoint):
     model, preprocess, _ = clip
     reloaded, preprocess2, _ = load_clip(checkpoint, "biaslib-tiny-rn", device="cpu")
     images = people[1][:8]
-    np.testing.assert_allclose(extract_image_features(reloaded, preprocess2, images).vectors,
-                               extract_image_features(model, preprocess, images).vectors, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(extract_image_features(reloaded, preprocess2, images, precision="fp32").vectors,
+                               extract_image_features(model, preprocess, images, precision="fp32").vectors,
+                               atol=1e-6, rtol=0)
 
 
 def test_corrupt_checkpoint_names_the_file(checkpoint, tmp_path):
@@ -209,3 +211,16 @@ def test_zero_shot_classifier_and_accuracy(clip, people):
     assert 0.0 <= accuracy <= 1.0
     with pytest.raises(ValueError, match="not among the class names"):
         zero_shot_accuracy(model, tokenizer, preprocess, images[:1], ["astronaut"], classes)
+
+
+def test_auto_precision_follows_native_bf16(monkeypatch):
+    """``auto``: fp16 on CUDA; on the CPU bf16 exactly when it is native, else fp32; others unchanged."""
+    import biaslib.features as features
+
+    for native, expected in ((True, "bf16"), (False, "fp32")):
+        monkeypatch.setattr("biaslib.hardware.native_bf16", lambda native=native: native)
+        assert features.resolve_precision("auto", "cpu") == expected
+        assert features.resolve_precision("auto", torch.device("cuda")) == "fp16"
+        assert features.resolve_precision("fp32", "cpu") == "fp32"
+        assert features.resolve_precision("bf16", "cuda") == "bf16"
+

@@ -50,7 +50,7 @@ def micro_config(output_dir: Path, **overrides) -> FinetuneConfig:
     settings = dict(
         output_dir=output_dir, resolution=SIZE, train_batch_size=8, gradient_accumulation_steps=2,
         max_train_steps=7, learning_rate=1e-3, lr_scheduler="polynomial", lr_power=2.0, lr_warmup_steps=2,
-        mixed_precision="bf16", gradient_checkpointing=False, train_text_encoder=True, caption_dropout=0.1,
+        mixed_precision="auto", gradient_checkpointing=False, train_text_encoder=True, caption_dropout=0.1,
         random_flip=True, center_crop=False, checkpointing_steps=2, checkpoints_total_limit=2, progress=False,
     )
     return FinetuneConfig(**{**settings, **overrides})
@@ -184,8 +184,8 @@ def test_ema_weights_survive_resume(image_folder: Path, tmp_path: Path) -> None:
     straight = build_tiny_pipeline(0, SIZE)
     finetune(straight, image_folder, micro_config(tmp_path / "a", **config))
     cut = tmp_path / "b"
-    if not torch.cuda.is_available():  # the paper's fp16 becomes bf16 autocast on a CPU, with a warning
-        with pytest.warns(UserWarning, match="fp16.*bf16"):
+    if not torch.cuda.is_available():  # the paper's fp16 becomes the CPU's precision, with a warning
+        with pytest.warns(UserWarning, match="fp16.*needs a CUDA device"):
             finetune(build_tiny_pipeline(0, SIZE), image_folder, micro_config(cut, **config, mixed_precision="fp16"),
                      stop_after_steps=3)
     else:
@@ -212,3 +212,36 @@ def test_train_world_pipeline_caches_by_params(tmp_path: Path) -> None:
     with pytest.raises(BiaslibError, match="other params"):
         train_world_pipeline(world, out, **{**kwargs, "n_images": 65})
     assert WorldDiffusionPipeline.from_pretrained(out).unet.config.sample_size == SIZE
+
+
+def test_mixed_precision_auto_follows_the_hardware(monkeypatch) -> None:
+    """``auto``: fp16 on CUDA; bf16 on a CPU with native bf16, else fp32 (``no``); fp16 on a CPU warns."""
+    from biaslib.finetune import resolve_mixed_precision
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for native, cpu in ((True, "bf16"), (False, "no")):
+        monkeypatch.setattr("biaslib.hardware.native_bf16", lambda native=native: native)
+        assert resolve_mixed_precision("auto") == cpu
+        assert resolve_mixed_precision("no") == "no" and resolve_mixed_precision("bf16") == "bf16"
+        with pytest.warns(UserWarning, match="fp16"):
+            assert resolve_mixed_precision("fp16") == cpu
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_mixed_precision("auto") == "fp16" and resolve_mixed_precision("bf16") == "bf16"
+
+
+
+def test_min_snr_weights_closed_form() -> None:
+    """Min-SNR-γ weights against SNR computed by hand from the betas of a cosine schedule."""
+    from diffusers import DDPMScheduler
+
+    from biaslib.finetune import min_snr_weights
+
+    scheduler = DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2")
+    t = torch.tensor([0, 10, 250, 500, 999])
+    alpha_bar = np.cumprod(1.0 - scheduler.betas.double().numpy())[t.numpy()]
+    snr = alpha_bar / (1.0 - alpha_bar)
+    clipped = np.minimum(snr, 5.0)
+    for kind, expected in (("epsilon", clipped / snr), ("v_prediction", clipped / (snr + 1)), ("sample", clipped)):
+        got = min_snr_weights(scheduler, t, 5.0, kind).numpy()
+        np.testing.assert_allclose(got, expected, rtol=2e-3)  # the scheduler accumulates ᾱ in float32
+    assert min_snr_weights(scheduler, t, 5.0, "epsilon")[-1] == pytest.approx(1.0)  # high noise: SNR < γ, weight 1

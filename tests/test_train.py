@@ -232,10 +232,11 @@ def test_fewer_shards_than_processes():
         assert clamp_workers(4, shards=9, processes=4) == 2
 
 
-def test_precision_auto_is_amp_on_gpus_and_bf16_only_where_the_cpu_has_it():
+def test_precision_auto_is_amp_on_gpus_and_bf16_only_where_the_cpu_has_it(monkeypatch):
     assert resolve_precision("auto", gpus=4) == "amp"
-    assert resolve_precision("auto", gpus=0) == (
-        "amp_bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32")
+    for native, cpu in ((True, "amp_bf16"), (False, "fp32")):
+        monkeypatch.setattr("biaslib.hardware.native_bf16", lambda native=native: native)
+        assert resolve_precision("auto", gpus=0) == cpu
     assert resolve_precision("fp32", gpus=4) == "fp32"
 
 
