@@ -598,8 +598,9 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--max-items", type=int, default=None,
                              help="stop each language after this many images (resumable)")
         if action == "eval":
-            sub.add_argument("--confusion", default="stated", choices=["stated", "renders"],
-                             help="classifier error measured on the pipeline's gender-stating prompts or on renders")
+            sub.add_argument("--confusion", default="renders", choices=["renders", "stated"],
+                             help="classifier error measured on world renders of known gender (default) or on the "
+                                  "pipeline's images of gender-stating prompts")
             sub.add_argument("--clip-checkpoint", default=None,
                              help="open_clip checkpoint for the CLIP score (default: the demo ratio-0 CLIP)")
             sub.add_argument("--clip-model", default="biaslib-tiny-rn", help="its open_clip model name")

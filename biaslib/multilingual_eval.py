@@ -204,13 +204,16 @@ def stated_confusion(pipe: Any, world: Any, cache_dir: str | os.PathLike, *, per
     return estimate_confusion(true, _classify_gender(images, world, cache_dir, _through(images, world)), LABELS)
 
 
-def generation_confusion(params: Params, generation: str, *, world: Any = None, source: str = "stated",
+def generation_confusion(params: Params, generation: str, *, world: Any = None, source: str = "renders",
                          per_prompt: int = 8, n_renders: int = 1000) -> Confusion:
     """The confusion to correct a generation set's world-classifier labels with.
 
-    :data:`EXACT` for the simulator (its labels are ground truth); otherwise ``stated`` (the pipeline's
-    own images of gender-stating prompts, :func:`stated_confusion`) or ``renders``
-    (:func:`render_confusion` through the pipeline's output size).
+    :data:`EXACT` for the simulator (its labels are ground truth); otherwise ``renders`` (default:
+    :func:`render_confusion`, world renders of known gender through the pipeline's output size) or
+    ``stated`` (the pipeline's own images of gender-stating prompts, :func:`stated_confusion`). ``stated``
+    measures the classifier only if the pipeline shows the stated gender: for a pipeline that ignores
+    it (the world's tiny one, bench/RESULTS.md) it mixes the generator's infidelity into the "confusion"
+    (measured on multilingual_world: Youden's J < 0 for the base pipeline, so no correction exists).
     """
     from biaslib.generate import load_generated_images, load_pipeline, read_generated
     from biaslib.world import World
