@@ -46,7 +46,15 @@ import pandas as pd
 from biaslib import __version__
 from biaslib.config import Params
 from biaslib.errors import DataLayoutError
-from biaslib.faces.correction import Confusion, corrected_shares, estimate_confusion, invert_shares
+from biaslib.faces.correction import (
+    Confusion,
+    corrected_shares,
+    estimate_confusion,
+    invert_shares,
+    percentile_interval,
+    rate_draws,
+    share_draws,
+)
 from biaslib.faces.counts import GENDER_ALIASES, OUTCOMES, face_counts, image_outcomes
 from biaslib.io import write_json
 from biaslib.metrics import clip_score, magbig_fairness
@@ -288,36 +296,23 @@ def _point_scores(frame: pd.DataFrame, woman: np.ndarray, occupations: int, imag
     return {"share_woman": float(woman[usable].mean()), **{m: scores[m] for m in METRICS if m in scores}}
 
 
-def _rate_draws(confusion: Confusion, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """Bootstrap draws of the confusion rates, ``(B, K, K)``: each true label's row resampled."""
-    return np.stack([rng.multinomial(confusion.n[t], confusion.rates[t], size=n_boot) for t in
-                     range(len(confusion.labels))], axis=1) / confusion.n[None, :, None]
-
-
-def _group_draws(frame: pd.DataFrame, rates: np.ndarray, rate_draws: np.ndarray, n_boot: int,
+def _group_draws(frame: pd.DataFrame, rates: np.ndarray, rates_drawn: np.ndarray,
                  rng: np.random.Generator) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Point p(woman) ``(O,)`` and its bootstrap draws ``(B, O)``, raw and corrected, of one group's occupations."""
+    """Point p(woman) ``(O,)`` and its bootstrap draws ``(B, O)`` (:func:`~biaslib.faces.correction.share_draws`),
+    raw and corrected, of one group's occupations."""
     observed = frame[list(LABELS)].to_numpy(dtype=np.int64)
     n = observed.sum(axis=1)
     q = np.divide(observed, n[:, None], out=np.full(observed.shape, np.nan), where=n[:, None] > 0)
-    raw = np.full((n_boot, len(frame)), np.nan)
-    corrected = np.full((n_boot, len(frame)), np.nan)
-    for row in np.flatnonzero(n > 0):
-        q_draws = rng.multinomial(n[row], q[row], size=n_boot) / n[row]
-        raw[:, row] = q_draws[:, 1]
-        corrected[:, row] = invert_shares(q_draws, rate_draws)[:, 1]
+    raw, corrected = share_draws(observed, rates_drawn, 1, rng)
     point = invert_shares(q, rates)[:, 1]
     point[n == 0] = np.nan
     return {"raw": (q[:, 1], raw), "corrected": (point, corrected)}
 
 
 def _percentile(draws: np.ndarray, ci: float) -> tuple[float, float]:
-    """Percentile interval of finite draws; NaN when there is none."""
-    finite = draws[np.isfinite(draws)]
-    if not len(finite):
-        return float("nan"), float("nan")
-    alpha = (1.0 - ci) / 2.0
-    return float(np.quantile(finite, alpha)), float(np.quantile(finite, 1.0 - alpha))
+    """Percentile interval of the finite draws ``(B,)`` (:func:`~biaslib.faces.correction.percentile_interval`)."""
+    low, high = percentile_interval(draws, ci)
+    return float(low), float(high)
 
 
 def _all_draws(counts: pd.DataFrame, confusion: Confusion | Mapping[str, Confusion] | None, n_boot: int,
@@ -333,9 +328,9 @@ def _all_draws(counts: pd.DataFrame, confusion: Confusion | Mapping[str, Confusi
     out = {}
     for generation, rows in counts.groupby("generation", sort=False):
         chosen = _confusion_of(confusion, generation)
-        rate_draws = _rate_draws(chosen, n_boot, rng)
+        rates_drawn = rate_draws(chosen, n_boot, rng)
         for code, group in rows.groupby("language", sort=False):
-            out[(generation, code)] = (group, _group_draws(group, chosen.rates, rate_draws, n_boot, rng))
+            out[(generation, code)] = (group, _group_draws(group, chosen.rates, rates_drawn, rng))
     return out
 
 

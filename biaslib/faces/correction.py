@@ -112,7 +112,7 @@ def invert_shares(q: np.ndarray, rates: np.ndarray) -> np.ndarray:
     return _project(np.where(singular[..., None], np.nan, p))
 
 
-def _percentiles(draws: np.ndarray, ci: float) -> tuple[np.ndarray, np.ndarray]:
+def percentile_interval(draws: np.ndarray, ci: float) -> tuple[np.ndarray, np.ndarray]:
     """Percentile interval over axis 0, ignoring NaN draws; NaN where every draw is NaN."""
     alpha = (1.0 - ci) / 2.0
     finite = np.isfinite(draws).any(axis=0)
@@ -122,6 +122,28 @@ def _percentiles(draws: np.ndarray, ci: float) -> tuple[np.ndarray, np.ndarray]:
         low[finite] = np.nanquantile(draws[:, finite], alpha, axis=0)
         high[finite] = np.nanquantile(draws[:, finite], 1.0 - alpha, axis=0)
     return low, high
+
+
+def rate_draws(confusion: Confusion, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """Bootstrap draws of the confusion rates ``(B, K, K)``: each true label's row of counts resampled."""
+    return np.stack([rng.multinomial(confusion.n[t], confusion.rates[t], size=n_boot) for t in
+                     range(len(confusion.labels))], axis=1) / confusion.n[None, :, None]
+
+
+def share_draws(observed: np.ndarray, rates_drawn: np.ndarray, k: int,
+                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Bootstrap draws ``(B, G)`` of label ``k``'s raw and corrected share per group of predicted counts
+    ``observed`` ``(G, K)``: each group's counts resampled (multinomial), corrected with the matching draw
+    of ``rates_drawn`` ``(B, K, K)``; NaN columns for groups without a count."""
+    n_boot = len(rates_drawn)
+    n = observed.sum(axis=1)
+    raw = np.full((n_boot, len(observed)), np.nan)
+    corrected = np.full((n_boot, len(observed)), np.nan)
+    for row in np.flatnonzero(n > 0):
+        q_draws = rng.multinomial(n[row], observed[row] / n[row], size=n_boot) / n[row]  # (B, K)
+        raw[:, row] = q_draws[:, k]
+        corrected[:, row] = invert_shares(q_draws, rates_drawn)[:, k]
+    return raw, corrected
 
 
 def corrected_shares(counts: pd.DataFrame, confusion: Confusion, *, label: str | None = None, n_boot: int = 1000,
@@ -165,21 +187,14 @@ def corrected_shares(counts: pd.DataFrame, confusion: Confusion, *, label: str |
     corrected = invert_shares(q, confusion.rates)
 
     rng = np.random.default_rng(seed)
-    rate_draws = np.stack([rng.multinomial(confusion.n[t], confusion.rates[t], size=n_boot) for t in
-                           range(len(labels))], axis=1) / confusion.n[None, :, None]  # (B, K, K)
-    raw_draws = np.full((n_boot, len(counts)), np.nan)
-    corrected_draws = np.full((n_boot, len(counts)), np.nan)
-    for row in np.flatnonzero(n > 0):
-        q_draws = rng.multinomial(n[row], q[row], size=n_boot) / n[row]  # (B, K)
-        raw_draws[:, row] = q_draws[:, k]
-        corrected_draws[:, row] = invert_shares(q_draws, rate_draws)[:, k]
+    raw_draws, corrected_draws = share_draws(observed, rate_draws(confusion, n_boot, rng), k, rng)
 
     out = counts.copy()
     out["classified"] = n
     out["share_raw"] = q[:, k]
-    out["share_raw_low"], out["share_raw_high"] = _percentiles(raw_draws, ci)
+    out["share_raw_low"], out["share_raw_high"] = percentile_interval(raw_draws, ci)
     out["share_corrected"] = corrected[:, k]
-    out["share_corrected_low"], out["share_corrected_high"] = _percentiles(corrected_draws, ci)
+    out["share_corrected_low"], out["share_corrected_high"] = percentile_interval(corrected_draws, ci)
     informative = np.isfinite(invert_shares(np.full(len(labels), 1.0 / len(labels)), confusion.rates)).all()
     out["status"] = np.where(n == 0, STATUS_EMPTY, STATUS_OK if informative else STATUS_UNINFORMATIVE)
     out.attrs.update({"label": label, "n_boot": n_boot, "seed": seed, "ci": ci,
