@@ -58,6 +58,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", default="runs/cache/tiny_pipeline", help="pipeline cache folder (full run)")
     parser.add_argument("--max-steps", type=int, default=None,
                         help="fixed step budget instead of calibrating the minutes (for a busy shared CPU)")
+    parser.add_argument("--text-encoder", default=None,
+                        help="open_clip checkpoint or run folder whose text tower becomes the frozen text encoder "
+                             "(e.g. runs/world_default/clip/world_default_000)")
     args = parser.parse_args(argv)
     torch.manual_seed(0)
     world = World(seed=0)
@@ -76,7 +79,7 @@ def main(argv: list[str] | None = None) -> dict:
     start = time.perf_counter()
     cached = (out / "biaslib_train.json").is_file()
     train_world_pipeline(world, out, minutes=minutes, n_images=n_images, seed=0, max_steps=args.max_steps,
-                         **({"calibration_steps": 4} if args.quick else {}))
+                         text_encoder=args.text_encoder, **({"calibration_steps": 4} if args.quick else {}))
     train_info = json.loads((out / "biaslib_train.json").read_text())
     train_wall = time.perf_counter() - start
     pipe = WorldDiffusionPipeline.from_pretrained(out)

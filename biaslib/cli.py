@@ -153,7 +153,8 @@ def cmd_world_train_pipeline(args: argparse.Namespace) -> int:
 
     params = load_params(args.params, _overrides(args.set))
     out = args.out or params.runs_dir / "cache" / "tiny_pipeline"
-    path = train_world_pipeline(World(params.world, params.seed), out, minutes=args.minutes, overwrite=args.overwrite)
+    path = train_world_pipeline(World(params.world, params.seed), out, minutes=args.minutes, overwrite=args.overwrite,
+                                text_encoder=args.text_encoder, text_encoder_model=args.text_encoder_model)
     print(json.dumps({"pipeline": str(path), **json.loads((path / "biaslib_train.json").read_text())}, default=str))
     return 0
 
@@ -450,6 +451,11 @@ def build_parser() -> argparse.ArgumentParser:
     tiny.add_argument("--minutes", type=float, default=12.0, help="CPU training budget (default 12)")
     tiny.add_argument("--out", type=Path, default=None, help="folder (default: <runs>/cache/tiny_pipeline)")
     tiny.add_argument("--overwrite", action="store_true", help="replace a pipeline trained with other settings")
+    tiny.add_argument("--text-encoder", type=Path, default=None,
+                      help="open_clip checkpoint or run folder (its newest epoch) whose text tower is the frozen text "
+                           "encoder, e.g. runs/world_default/clip/world_default_000 (default: train one from scratch)")
+    tiny.add_argument("--text-encoder-model", default="biaslib-tiny-rn",
+                      help="open_clip model name of --text-encoder (default biaslib-tiny-rn)")
     tiny.set_defaults(func=cmd_world_train_pipeline)
 
     ft = steps.add_parser("finetune", help="fine-tune a text-to-image pipeline (biaslib.finetune)")

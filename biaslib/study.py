@@ -47,7 +47,7 @@ def _generate(params: Params) -> None:
     model = params.generate.model
     if model != "simulator" and not Path(model).is_dir():
         raise BiaslibError(f"generate.model {model} is not a folder; for the world's tiny diffusion pipeline run "
-                           "`biaslib world train-pipeline` first (it writes runs/cache/tiny_pipeline)")
+                           f"`biaslib world train-pipeline --out {model}` first (`make study` shows the options)")
     generate(read_captions(data_dir(params) / "cc3m"), generated_dir(params), params.generate,
              world=World(params.world, params.seed))
 

@@ -55,6 +55,12 @@ RECIPE: dict[str, Any] = {
     "gradient_accumulation_steps": 1, "gradient_checkpointing": False, "checkpointing_steps": 200,
     "checkpoints_total_limit": 2, "snr_gamma": 5.0, "use_ema": True,
 }
+#: The recipe with a frozen pretrained text encoder (:func:`biaslib.text_encoder.open_clip_text_encoder` of a
+#: CLIP trained on the world, as Stable Diffusion keeps OpenAI's CLIP frozen): only the UNet learns, and the
+#: loss is the plain v-MSE. Min-SNR-γ is off because with v-prediction it weights a sample by
+#: min(SNR, γ)/(SNR + 1) ≈ SNR at high noise, i.e. it removes the timesteps where the image's layout (and so
+#: the prompted outfit) is decided; the unweighted v-MSE keeps them.
+FROZEN_TEXT_RECIPE: dict[str, Any] = {**RECIPE, "train_text_encoder": False, "snr_gamma": None}
 TRAIN_MARKER = "biaslib_train.json"
 _PLAN = "biaslib_plan.json"
 _DATA = "_data"
@@ -174,8 +180,9 @@ class WorldDiffusionPipeline(DiffusionPipeline):
         return ImagePipelineOutput(images=self.numpy_to_pil(array))
 
 
-def build_tokenizer() -> CLIPTokenizer:
-    """The CLIP BPE tokenizer (49,408 tokens, context 77) built offline from open_clip's bundled vocabulary.
+def build_tokenizer(max_length: int = MAX_TOKENS) -> CLIPTokenizer:
+    """The CLIP BPE tokenizer (49,408 tokens, context ``max_length``) built offline from open_clip's bundled
+    vocabulary.
 
     Token ids equal open_clip's and OpenAI CLIP's (``<|startoftext|>`` = 49406, ``<|endoftext|>`` =
     49407, which also pads).
@@ -192,35 +199,43 @@ def build_tokenizer() -> CLIPTokenizer:
         vocab_file, merges_file = Path(tmp) / "vocab.json", Path(tmp) / "merges.txt"
         vocab_file.write_text(json.dumps({token: i for i, token in enumerate(vocab)}), encoding="utf-8")
         merges_file.write_text("#version: 0.2\n" + "\n".join(" ".join(m) for m in merges) + "\n", encoding="utf-8")
-        return CLIPTokenizer(str(vocab_file), str(merges_file), model_max_length=MAX_TOKENS)
+        return CLIPTokenizer(str(vocab_file), str(merges_file), model_max_length=max_length)
 
 
-def build_tiny_pipeline(seed: int = 0, sample_size: int = 32) -> WorldDiffusionPipeline:
-    """A randomly initialised :class:`WorldDiffusionPipeline`; the weights are a pure function of ``seed``.
+def build_tiny_pipeline(seed: int = 0, sample_size: int = 32,
+                        text_encoder: CLIPTextModel | None = None) -> WorldDiffusionPipeline:
+    """A randomly initialised :class:`WorldDiffusionPipeline`; the weights are a pure function of ``seed``
+    (and of ``text_encoder`` when one is given).
 
     UNet: ``sample_size``² RGB, block channels (32, 64, 64), one layer per block, cross-attention
     dim 64, plus the attention-pooled text embedding added to the time embedding
     (``addition_embed_type="text"``, as DeepFloyd IF: a global conditioning path into every ResNet block
     besides cross-attention at 16² and 8²), 1.7 M parameters. Text encoder: CLIP, hidden 64, 2 layers,
     4 heads, 77 positions (3.2 M parameters, 3.16 M of them the token embedding).
+    ``text_encoder``: use this (pretrained) encoder instead; the UNet's cross-attention dimension and the
+    tokenizer's context length follow its hidden size and positions.
     The global torch RNG is left untouched.
     """
+    context = text_encoder.config.max_position_embeddings if text_encoder is not None else MAX_TOKENS
+    width = text_encoder.config.hidden_size if text_encoder is not None else 64
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         unet = UNet2DConditionModel(
             sample_size=sample_size, in_channels=3, out_channels=3, layers_per_block=1,
-            block_out_channels=(32, 64, 64), norm_num_groups=8, cross_attention_dim=64, attention_head_dim=8,
+            block_out_channels=(32, 64, 64), norm_num_groups=8, cross_attention_dim=width, attention_head_dim=8,
             down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
             up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
             addition_embed_type="text", addition_embed_type_num_heads=4,
         )
-        text_encoder = CLIPTextModel(CLIPTextConfig(
-            vocab_size=49408, hidden_size=64, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
-            max_position_embeddings=MAX_TOKENS, bos_token_id=49406, eos_token_id=49407, pad_token_id=49407,
-        ))
+        if text_encoder is None:
+            text_encoder = CLIPTextModel(CLIPTextConfig(
+                vocab_size=49408, hidden_size=width, intermediate_size=256, num_hidden_layers=2,
+                num_attention_heads=4, max_position_embeddings=context, bos_token_id=49406, eos_token_id=49407,
+                pad_token_id=49407,
+            ))
     scheduler = DPMSolverMultistepScheduler(**SCHEDULE, thresholding=True, sample_max_value=1.0)
-    pipe = WorldDiffusionPipeline(unet=unet.eval(), text_encoder=text_encoder.eval(), tokenizer=build_tokenizer(),
-                                  scheduler=scheduler)
+    pipe = WorldDiffusionPipeline(unet=unet.eval(), text_encoder=text_encoder.eval(),
+                                  tokenizer=build_tokenizer(context), scheduler=scheduler)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -250,11 +265,37 @@ def write_world_imagefolder(world: Any, folder: Path, n_images: int, sample_size
 
 
 def _train_params(world: Any, minutes: float, n_images: int, seed: int, sample_size: int,
-                  max_steps: int | None) -> dict[str, Any]:
+                  max_steps: int | None, text_encoder: dict[str, str] | None) -> dict[str, Any]:
     """Everything the trained pipeline depends on (hashed into the cache digest)."""
-    return {"world_config": asdict(world.config), "world_seed": world.seed, "minutes": float(minutes),
-            "n_images": int(n_images), "seed": int(seed), "sample_size": int(sample_size), "recipe": RECIPE,
-            "schedule": SCHEDULE, "max_steps": max_steps, "format": 2}
+    params = {"world_config": asdict(world.config), "world_seed": world.seed, "minutes": float(minutes),
+              "n_images": int(n_images), "seed": int(seed), "sample_size": int(sample_size),
+              "recipe": RECIPE if text_encoder is None else FROZEN_TEXT_RECIPE, "schedule": SCHEDULE,
+              "max_steps": max_steps, "format": 2}
+    return params if text_encoder is None else {**params, "text_encoder": text_encoder}
+
+
+def resolve_text_encoder_checkpoint(path: str | Path) -> Path:
+    """An open_clip checkpoint file, or the newest ``checkpoints/epoch_N.pt`` of an open_clip run folder
+    (``<logs>/<name>``, as :func:`biaslib.train.train` writes it); :class:`BiaslibError` naming the path
+    when there is none."""
+    from biaslib.train import epoch_checkpoints
+
+    path = Path(path).expanduser()
+    if path.is_file():
+        return path
+    found = epoch_checkpoints(path) if path.is_dir() else []
+    if not found:
+        raise BiaslibError(f"no open_clip checkpoint at {path}: expected a checkpoint file or a run folder with "
+                           "checkpoints/epoch_<N>.pt (train one with `biaslib train run`)")
+    return found[-1][1]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _digest(obj: Any) -> str:
@@ -279,6 +320,8 @@ def train_world_pipeline(
     sample_size: int = 32,
     calibration_steps: int = 12,
     max_steps: int | None = None,
+    text_encoder: str | Path | None = None,
+    text_encoder_model: str = "biaslib-tiny-rn",
     overwrite: bool = False,
     progress: bool = True,
 ) -> Path:
@@ -299,6 +342,12 @@ def train_world_pipeline(
     ``max_steps`` fixes the step budget instead of measuring it (``minutes`` is then only recorded):
     the result no longer depends on how busy the machine was during the calibration.
 
+    ``text_encoder``: an open_clip checkpoint (file or run folder, see
+    :func:`resolve_text_encoder_checkpoint`) of model ``text_encoder_model``, e.g. the world's CLIP trained
+    on real data; its text tower becomes the pipeline's frozen text encoder
+    (:func:`biaslib.text_encoder.open_clip_text_encoder`) and :data:`FROZEN_TEXT_RECIPE` trains the UNet
+    alone. The checkpoint's sha256 is part of the cache digest.
+
     Cache: if ``out_dir`` holds a finished pipeline with the same params digest it is returned
     untouched. A finished pipeline with other params raises :class:`BiaslibError` unless
     ``overwrite``. ``resume=False`` discards checkpoints and plan of an unfinished run.
@@ -306,7 +355,12 @@ def train_world_pipeline(
     from biaslib.finetune import FinetuneConfig, finetune, load_finetune_dataset
 
     out = Path(out_dir)
-    params = _train_params(world, minutes, n_images, seed, sample_size, max_steps)
+    encoder_source = None
+    if text_encoder is not None:
+        checkpoint = resolve_text_encoder_checkpoint(text_encoder)
+        encoder_source = {"checkpoint": str(checkpoint), "model": text_encoder_model, "sha256": _sha256(checkpoint)}
+    params = _train_params(world, minutes, n_images, seed, sample_size, max_steps,
+                           None if encoder_source is None else {k: encoder_source[k] for k in ("model", "sha256")})
     digest = _digest(params)
     marker = _read_json(out / TRAIN_MARKER)
     if marker is not None and (out / "model_index.json").is_file():
@@ -332,15 +386,24 @@ def train_world_pipeline(
         write_json(stamp, data_params)
     dataset = load_finetune_dataset(data_dir)
     render_seconds = time.perf_counter() - started
+    recipe = params["recipe"]
     config = FinetuneConfig(output_dir=out, resolution=sample_size, center_crop=True, seed=seed,
-                            resume_from_checkpoint="latest", progress=progress, **RECIPE)
+                            resume_from_checkpoint="latest", progress=progress, **recipe)
+
+    def fresh_pipeline() -> WorldDiffusionPipeline:
+        if encoder_source is None:
+            return build_tiny_pipeline(seed, sample_size)
+        from biaslib.text_encoder import load_open_clip_text_encoder
+
+        encoder = load_open_clip_text_encoder(encoder_source["checkpoint"], encoder_source["model"])
+        return build_tiny_pipeline(seed, sample_size, text_encoder=encoder)
 
     if plan is None and max_steps is not None:
         plan = {"digest": digest, "max_steps": int(max_steps), "calibration": None}
         write_json(out / _PLAN, plan)
     if plan is None:
         with tempfile.TemporaryDirectory(dir=out) as scratch:
-            probe = finetune(build_tiny_pipeline(seed, sample_size), dataset,
+            probe = finetune(fresh_pipeline(), dataset,
                              FinetuneConfig(**{**config.to_dict(), "output_dir": scratch, "progress": False,
                                                "resume_from_checkpoint": None}),
                              max_steps_override=10**6, stop_after_steps=calibration_steps)
@@ -350,7 +413,7 @@ def train_world_pipeline(
                                 "images_per_s": probe.images_per_second()}}
         write_json(out / _PLAN, plan)
 
-    pipe = build_tiny_pipeline(seed, sample_size)
+    pipe = fresh_pipeline()
     result = finetune(pipe, dataset, config, max_steps_override=plan["max_steps"])
     tail = result.losses[-50:]
     # the median update time is robust to other jobs on a shared CPU (the mean is not)
@@ -360,11 +423,11 @@ def train_world_pipeline(
         "calibration": plan["calibration"], "train_seconds": result.train_seconds,
         "train_seconds_last_call": result.seconds, "images_per_s_last_call": result.images_per_second(),
         "resumed_from": str(result.resumed_from) if result.resumed_from else None,
-        "images_per_s": plan["max_steps"] * RECIPE["train_batch_size"] / max(result.train_seconds, 1e-9),
+        "images_per_s": plan["max_steps"] * recipe["train_batch_size"] / max(result.train_seconds, 1e-9),
         "median_step_seconds": median_step,
-        "images_per_s_median_step": RECIPE["train_batch_size"] / median_step if median_step else None,
+        "images_per_s_median_step": recipe["train_batch_size"] / median_step if median_step else None,
         "final_loss": float(np.mean(tail)) if tail else None,
-        "setup_seconds": render_seconds, "n_params": {
+        "setup_seconds": render_seconds, "text_encoder_source": encoder_source, "n_params": {
             "unet": sum(p.numel() for p in pipe.unet.parameters()),
             "text_encoder": sum(p.numel() for p in pipe.text_encoder.parameters())},
     })
@@ -392,12 +455,14 @@ def _clear_outputs(out: Path) -> None:
 
 
 __all__ = [
+    "FROZEN_TEXT_RECIPE",
     "MAX_TOKENS",
     "RECIPE",
     "SCHEDULE",
     "WorldDiffusionPipeline",
     "build_tiny_pipeline",
     "build_tokenizer",
+    "resolve_text_encoder_checkpoint",
     "train_world_pipeline",
     "write_world_imagefolder",
 ]
