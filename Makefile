@@ -41,8 +41,11 @@ demo: $(STAMP)
 
 # the fuller world study: every variant of $(STUDY_PARAMS) (γ = 1, γ = 2, the tiny diffusion pipeline),
 # then the figures with the variants side by side
+# (the diffusion variant's pipeline conditions on the frozen text tower of γ = 1's CLIP at ratio 0, trained first)
 study: $(STAMP)
-	$(VENV)/bin/biaslib world train-pipeline --params $(STUDY_PARAMS)
+	$(VENV)/bin/biaslib study run --params $(STUDY_PARAMS) --variant gamma1
+	$(VENV)/bin/biaslib world train-pipeline --params $(STUDY_PARAMS) --out runs/cache/tiny_pipeline_clip \
+	  --text-encoder runs/world_default/clip/world_default_000
 	$(VENV)/bin/biaslib study run --params $(STUDY_PARAMS)
 	mkdir -p $(NB_OUT)
 	$(VENV)/bin/papermill --kernel biaslib notebooks/05_figures.ipynb $(NB_OUT)/05_figures_study.ipynb \

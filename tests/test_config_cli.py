@@ -91,4 +91,4 @@ def test_world_study_gamma1_is_the_default_experiment():
     study = variant_params(REPO_ROOT / "params" / "world_study.yaml")
     assert [p.experiment for p in study] == ["world_default", "world_gamma2", "world_diffusion"]
     assert dataclasses.replace(study[0], variants={}) == load_params()
-    assert study[1].generate.amplification == 2.0 and study[2].generate.model.endswith("tiny_pipeline")
+    assert study[1].generate.amplification == 2.0 and study[2].generate.model.endswith("tiny_pipeline_clip")

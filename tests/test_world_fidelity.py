@@ -17,6 +17,7 @@ from biaslib.world.fidelity import (
     wilson_interval,
 )
 from biaslib.world.simulator import SimulatedGenerator
+from biaslib.world.tiny_pipeline import WorldDiffusionPipeline, train_world_pipeline
 
 CHANCE = 1 / len(HEADS["occupation"])
 
@@ -78,3 +79,29 @@ def test_stated_attribute_accuracy_of_a_faithful_generator(world, classifier):
     assert table["n"].to_dict() == stated
     assert table.loc["gender", "accuracy"] >= 0.9
     assert (table["ci_low"] <= table["accuracy"]).all() and (table["accuracy"] <= table["ci_high"]).all()
+
+
+@pytest.mark.slow
+def test_tiny_pipeline_on_the_world_clip_follows_its_prompts(world, world_clip, tmp_path_factory):
+    """The tiny diffusion pipeline, its text encoder the frozen text tower of the session's world CLIP,
+    trained for 300 updates of 32 (9,600 images, ≈ 6 minutes on 2 cores): samples of "a photo of a
+    <occupation>" for 20 occupations are classified as prompted well above chance, and "a photo of a
+    woman/man…" shows the stated gender more often than a coin flip.
+
+    Bars: see the measured values in the assertion messages and bench/RESULTS.md (the 12-minute bench
+    pipeline on the demo's CLIP: occupation 0.14, stated gender 0.75; a pipeline that ignores its text
+    is read at chance, 0.024 and 0.5).
+    """
+    out = train_world_pipeline(world, tmp_path_factory.mktemp("tiny_clip") / "pipe", n_images=9600, max_steps=300,
+                               text_encoder=world_clip, progress=False)
+    pipe = WorldDiffusionPipeline.from_pretrained(out)
+    pipe.set_progress_bar_config(disable=True)
+    model, record = world_classifier(world, tmp_path_factory.mktemp("cls32"), n_train=3000, n_val=500, max_epochs=5,
+                                     through_resolution=32)
+    fidelity = occupation_fidelity(pipe, model, occupations()[::2], per_occupation=8)
+    stated = stated_attribute_accuracy(pipe, model, per_prompt=4)
+    accuracy, gender = fidelity["correct"].mean(), stated.loc["gender", "accuracy"]
+    print(f"occupation fidelity {accuracy:.3f} (chance {CHANCE:.3f}); stated gender {gender:.3f}; "
+          f"classifier on degraded renders {record['accuracy']}")
+    assert accuracy >= 3 * CHANCE, (accuracy, record)
+    assert gender >= 0.6, stated
