@@ -6,6 +6,11 @@ evaluation, dataset, attribute, metric), the value at the lowest ratio with the 
 over all ratios. A change counts as beyond sampling error only when the two 95% intervals do not
 overlap (a conservative test for two independent estimates). :func:`findings` turns the table into
 sentences, so that notebook text states whatever the results say.
+
+Bootstrap intervals only cover the sampling of *evaluation* data. :func:`replicate_spread` measures the
+other source of noise, training itself: experiments whose CLIPs were trained on identical data (the
+study's variants at ratio 0) differ only by run-to-run nondeterminism, so their disagreement is a floor
+below which a change along the ratio is not evidence.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 TREND_KEYS = ["experiment", "evaluation", "dataset", "attribute", "metric"]
+SPREAD_COLUMNS = [*TREND_KEYS[1:], "experiments", "values", "spread", "ci_width"]
 TREND_COLUMNS = [*TREND_KEYS, "ratios", "ratio_first", "value_first", "ci_low_first", "ci_high_first", "ratio_last",
                  "value_last", "ci_low_last", "ci_high_last", "change", "slope", "direction"]
 
@@ -78,3 +84,49 @@ def findings(trends: pd.DataFrame, what: str = "gap") -> list[str]:
                          f"{counts.get('down', 0)} shrank beyond sampling error from the lowest to the highest "
                          f"ratio; {counts.get('no change', 0)} changed within it.")
     return sentences
+
+
+def replicate_spread(frame: pd.DataFrame, experiments: list[str], ratio: float = 0.0,
+                     kind: str = "gap") -> pd.DataFrame:
+    """How much CLIPs trained on identical data disagree: the ``kind`` rows of ``experiments`` at ``ratio``.
+
+    Returns :data:`SPREAD_COLUMNS`, one row per (evaluation, dataset, attribute, metric) that every
+    experiment has: ``values`` (tuple, in ``experiments`` order), ``spread`` = max − min of them and
+    ``ci_width`` = the median width of their 95% bootstrap intervals (same units as the metric).
+    """
+    rows = frame[(frame["kind"] == kind) & frame["experiment"].isin(experiments)
+                 & np.isclose(frame["ratio_fraction"], ratio) & frame["value"].notna()]
+    out = []
+    for keys, part in rows.groupby(TREND_KEYS[1:], sort=True):
+        if set(part["experiment"]) != set(experiments):
+            continue
+        part = part.set_index("experiment").loc[experiments]
+        values = part["value"].to_numpy(float)
+        out.append({**dict(zip(TREND_KEYS[1:], keys)), "experiments": tuple(experiments),
+                    "values": tuple(values), "spread": float(np.ptp(values)),
+                    "ci_width": float(np.median(part["ci_high"] - part["ci_low"]))})
+    return pd.DataFrame(out, columns=SPREAD_COLUMNS)
+
+
+def replicate_findings(spread: pd.DataFrame, changes: pd.DataFrame | None = None, what: str = "gap") -> list[str]:
+    """Sentences on training noise from :func:`replicate_spread`; with ``changes`` (a
+    :func:`ratio_trends` table) also how many first-to-last changes exceed the largest replicate spread of
+    the same metric."""
+    if spread.empty:
+        return []
+    experiments = " and ".join(spread["experiments"].iloc[0])
+    sentences = [f"{experiments} trained CLIPs on identical data and settings: their {what}s differ by a median of "
+                 f"{spread['spread'].median():.3f} (largest {spread['spread'].max():.3f}, "
+                 f"{_label(spread.loc[spread['spread'].idxmax()])}), against a median bootstrap interval width of "
+                 f"{spread['ci_width'].median():.3f} — training-run noise that the intervals do not include."]
+    if changes is not None and not changes.empty:
+        floor = spread.groupby("metric")["spread"].max()
+        known = changes[changes["metric"].isin(floor.index)]
+        beyond = known[known["change"].abs() > known["metric"].map(floor)]
+        sentences.append(f"{len(beyond)} of {len(known)} first-to-last-ratio changes exceed the largest replicate "
+                         f"spread of their metric.")
+    return sentences
+
+
+def _label(row: pd.Series) -> str:
+    return f"{row['dataset']} {row['attribute']} {row['metric']}"

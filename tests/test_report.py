@@ -47,3 +47,20 @@ def test_findings_state_the_numbers():
 def test_single_ratio_has_no_slope():
     trends = ratio_trends(pd.DataFrame(_rows("one", "R@1", [0.2], 0.01)))
     assert np.isnan(trends["slope"].iloc[0]) and trends["change"].iloc[0] == 0
+
+
+def test_replicate_spread_and_its_sentences():
+    from biaslib.report import replicate_findings, replicate_spread
+
+    frame = pd.DataFrame(_rows("a", "R@1", [0.10, 0.30], 0.02) + _rows("b", "R@1", [0.16, 0.2], 0.04)
+                         + _rows("a", "R@5", [0.40, 0.41], 0.05) + _rows("c", "R@5", [0.9, 0.9], 0.05))
+    spread = replicate_spread(frame, ["a", "b"]).set_index("metric")
+    assert list(spread.index) == ["R@1"]  # R@5 lacks b: not a replicate
+    assert spread.loc["R@1", "values"] == pytest.approx((0.10, 0.16))
+    assert spread.loc["R@1", "spread"] == pytest.approx(0.06) and spread.loc["R@1", "ci_width"] == pytest.approx(0.06)
+    sentences = replicate_findings(replicate_spread(frame, ["a", "b"]), ratio_trends(frame))
+    assert sentences[0].startswith("a and b trained CLIPs on identical data and settings: their gaps differ by a "
+                                   "median of 0.060 (largest 0.060, phase gender R@1)")
+    # R@1 changes: a +0.20 (> 0.06), b +0.04 (< 0.06); R@5 has no replicate spread and is not counted
+    assert sentences[1] == "1 of 2 first-to-last-ratio changes exceed the largest replicate spread of their metric."
+    assert replicate_findings(replicate_spread(frame, ["a", "z"])) == []  # no shared metric: no sentence

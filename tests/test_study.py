@@ -3,6 +3,7 @@ run through the CLI with a params file that has variants; a rerun redoes nothing
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -63,3 +64,18 @@ def test_steps_run_for_every_variant_and_bad_names_are_one_error(study, capsys):
     assert "no variant 'g2'; its variants: g1, g3" in capsys.readouterr().err
     assert cli.main(["study", "run", "--params", str(study), "--step", "plot"]) == 2
     assert "unknown study step(s) ['plot']" in capsys.readouterr().err
+
+
+def test_replicate_groups_are_the_variants_trained_on_identical_data(study, capsys):
+    from biaslib.config import variant_params
+    from biaslib.study import replicate_groups
+
+    assert cli.main(["study", "run", "--params", str(study), "--step", "export", "--step", "generate",
+                     "--step", "mix"]) == 0
+    capsys.readouterr()
+    variants = variant_params(study)
+    assert replicate_groups(variants, "000") == [["s_g1", "s_g3"]]  # ratio 0: the same real shards
+    assert replicate_groups(variants, "100") == []  # γ = 1 and γ = 3 images differ
+    retrained = [variants[0], dataclasses.replace(variants[1], train=dataclasses.replace(variants[1].train, epochs=2))]
+    assert replicate_groups(retrained, "000") == []  # same data, other training settings
+    assert replicate_groups(variants, "050") == []  # no such mix: nothing to compare
