@@ -13,6 +13,7 @@ from biaslib.features import (
     extract_image_features,
     extract_text_features,
     load_clip,
+    split_preprocess,
     zero_shot_accuracy,
     zero_shot_classifier,
 )
@@ -61,6 +62,22 @@ def test_image_features_do_not_depend_on_batch_size(clip, people):
     assert one.ids == many.ids == [str(i) for i in range(N_IMAGES)]
     assert one.vectors.shape == (N_IMAGES, 128) and one.vectors.dtype == np.float32
     np.testing.assert_allclose(one.vectors, many.vectors, atol=1e-5, rtol=0)
+
+
+def test_split_preprocess_equals_the_per_image_transform(clip, people):
+    """The open_clip transform split into PIL steps + a batched ToTensor/Normalize gives the same input
+    tensors bit for bit, also for images that need resizing, and the same features as the whole transform."""
+    model, preprocess, _ = clip
+    split = split_preprocess(preprocess)
+    assert split is not None
+    images = people[1][:6] + [people[1][6].resize((97, 80)), people[1][7].convert("L")]
+    batch = split.finish(torch.from_numpy(np.stack([split.to_uint8(im) for im in images])))
+    assert torch.equal(batch, torch.stack([preprocess(im) for im in images]))
+    whole = lambda image: preprocess(image)  # noqa: E731 — not a Compose: runs per image, unsplit
+    assert split_preprocess(whole) is None
+    fast = extract_image_features(model, preprocess, images, batch_size=4, precision="fp32")
+    slow = extract_image_features(model, whole, images, batch_size=4, precision="fp32")
+    np.testing.assert_array_equal(fast.vectors, slow.vectors)
 
 
 def test_text_features_do_not_depend_on_batch_size(clip, people):
