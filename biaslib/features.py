@@ -153,7 +153,7 @@ class SplitPreprocess(NamedTuple):
     def to_uint8(self, image: Image.Image) -> np.ndarray:
         """``(H, W, 3)`` uint8 after the PIL steps."""
         image = self.pil(image)
-        return np.asarray(image if image.mode == "RGB" else image.convert("RGB"), dtype=np.uint8)
+        return np.array(image if image.mode == "RGB" else image.convert("RGB"), dtype=np.uint8)  # writable copy
 
     def finish(self, batch: torch.Tensor) -> torch.Tensor:
         """``(B, H, W, 3)`` uint8 → ``(B, 3, H, W)`` float32, ToTensor's ``/255`` then ``Normalize``."""
