@@ -85,12 +85,14 @@ def test_stated_attribute_accuracy_of_a_faithful_generator(world, classifier):
 def test_tiny_pipeline_on_the_world_clip_follows_its_prompts(world, world_clip, tmp_path_factory):
     """The tiny diffusion pipeline, its text encoder the frozen text tower of the session's world CLIP,
     trained for 300 updates of 32 (9,600 images, ≈ 6 minutes on 2 cores): samples of "a photo of a
-    <occupation>" for 20 occupations are classified as prompted well above chance, and "a photo of a
-    woman/man…" shows the stated gender more often than a coin flip.
+    <occupation>" for 20 occupations (8 each) are classified as prompted well above chance.
 
-    Bars: see the measured values in the assertion messages and bench/RESULTS.md (the 12-minute bench
-    pipeline on the demo's CLIP: occupation 0.14, stated gender 0.75; a pipeline that ignores its text
-    is read at chance, 0.024 and 0.5).
+    Measured in CI (2026-12-01): occupation 0.150 (chance 1/41 = 0.024; the 12-minute bench pipeline on the
+    demo's CLIP: 0.140; the jointly trained encoder: 0.019). Bar 3× chance = 0.073: the measured value is
+    ≈ 2.7 standard errors (n = 160) above it, and a pipeline that ignores its text (≈ chance) is ≈ 4 below.
+    The classifier's accuracy on prompts that state gender, age or skin is measured and printed (0.66 for
+    gender here) but not barred: with 56 images per attribute its run-to-run spread (CPU training is not
+    bitwise deterministic) is as large as its distance from a coin flip.
     """
     out = train_world_pipeline(world, tmp_path_factory.mktemp("tiny_clip") / "pipe", n_images=9600, max_steps=300,
                                text_encoder=world_clip, progress=False)
@@ -100,8 +102,8 @@ def test_tiny_pipeline_on_the_world_clip_follows_its_prompts(world, world_clip, 
                                      through_resolution=32)
     fidelity = occupation_fidelity(pipe, model, occupations()[::2], per_occupation=8)
     stated = stated_attribute_accuracy(pipe, model, per_prompt=4)
-    accuracy, gender = fidelity["correct"].mean(), stated.loc["gender", "accuracy"]
-    print(f"occupation fidelity {accuracy:.3f} (chance {CHANCE:.3f}); stated gender {gender:.3f}; "
+    accuracy = fidelity["correct"].mean()
+    print(f"occupation fidelity {accuracy:.3f} (chance {CHANCE:.3f}); stated accuracy {stated['accuracy'].to_dict()}; "
           f"classifier on degraded renders {record['accuracy']}")
+    assert len(fidelity) == 160 and stated.loc["gender", "n"] == 4 * len(STATED_PROMPTS)
     assert accuracy >= 3 * CHANCE, (accuracy, record)
-    assert gender >= 0.6, stated
