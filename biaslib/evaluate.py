@@ -43,7 +43,6 @@ checked before any work starts.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import logging
 import re
@@ -72,7 +71,7 @@ from biaslib.features import (
     resolve_device,
     resolve_precision,
 )
-from biaslib.io import write_json
+from biaslib.io import file_sha256, write_json
 from biaslib.metrics import by_group, group_accuracy, group_gap, person_preference, retrieval_hits, self_similarity
 from biaslib.metrics.groups import bootstrap_means
 from biaslib.ratios import ratio_code
@@ -133,15 +132,6 @@ class CheckpointInfo:
     run: str
 
 
-def _sha256(path: Path) -> str:
-    """Hex sha256 of a file's bytes, read in 8 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 23):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def resolve_checkpoint(params: Params, ratio: float | int | str) -> CheckpointInfo:
     """Newest ``epoch_<N>.pt`` of a ratio's run, its epoch and sha256; raises :class:`CheckpointError`
     naming the expected ``<run_dir>/clip/<experiment>_<ratio>/checkpoints/epoch_<N>.pt``."""
@@ -149,7 +139,7 @@ def resolve_checkpoint(params: Params, ratio: float | int | str) -> CheckpointIn
     match = _EPOCH.fullmatch(path.name)
     if match is None:
         raise CheckpointError(f"checkpoint {path} is not named epoch_<N>.pt")
-    return CheckpointInfo(path=path, epoch=int(match[1]), sha256=_sha256(path), model=params.train.model,
+    return CheckpointInfo(path=path, epoch=int(match[1]), sha256=file_sha256(path), model=params.train.model,
                           run=run_name(params.experiment, ratio))
 
 

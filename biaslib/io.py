@@ -9,6 +9,7 @@ gives byte-identical archives.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tarfile
@@ -133,3 +134,13 @@ class TarShardWriter:
         finally:
             self._fh.close()
             self._ctx.__exit__(exc_type, exc, tb)
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes, read in 8 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 23):
+            digest.update(block)
+    return digest.hexdigest()
+

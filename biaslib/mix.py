@@ -44,7 +44,7 @@ from biaslib.data._common import PathLike, layout_error, require_dir
 from biaslib.data.cc3m import IMAGE_EXTENSIONS, ReadStats, list_shards
 from biaslib.data.cc3m import LAYOUT as REAL_LAYOUT
 from biaslib.errors import BiaslibError, DataLayoutError
-from biaslib.io import TarShardWriter, write_json
+from biaslib.io import TarShardWriter, file_sha256, write_json
 from biaslib.ratios import ratio_code, ratio_percent
 
 GENERATED_LAYOUT = """
@@ -258,14 +258,6 @@ def _mapped(path: Path) -> Iterator[bytes | mmap.mmap]:
             return
         with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
             yield buf
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # ---- generated index ------------------------------------------------------------------------------
@@ -681,7 +673,7 @@ def _mix_shard(path: Path, keys: list[str], stats: ReadStats, plan: _Plan) -> di
         return previous["shard"]
     generated = _write_shard(path, out, keys, plan)
     shard = {"name": path.name, "samples": len(keys), "generated": generated, "real": len(keys) - generated,
-             "skipped": stats.skipped, "bytes": out.stat().st_size, "sha256": _sha256(out)}
+             "skipped": stats.skipped, "bytes": out.stat().st_size, "sha256": file_sha256(out)}
     write_json(stats_path, {"params": plan.params, "inputs": inputs, "shard": shard,
                             "errors": dict(sorted(stats.errors.items()))})
     return shard
@@ -802,7 +794,7 @@ def _verify_shard(path: Path, record: dict[str, Any], sources: dict[str, str], o
     if not path.is_file():
         return [f"{name}: shard listed in the manifest is missing"]
     problems = []
-    digest = _sha256(path)
+    digest = file_sha256(path)
     if digest != record["sha256"]:
         problems.append(f"{name}: sha256 {digest[:16]}… differs from the manifest's {record['sha256'][:16]}…")
     sample_problems: list[str] = []

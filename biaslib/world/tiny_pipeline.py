@@ -36,7 +36,7 @@ from PIL import Image
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from biaslib.errors import BiaslibError
-from biaslib.io import write_json, write_text
+from biaslib.io import file_sha256, write_json, write_text
 
 #: Context length of the text encoder and tokenizer (as in Stable Diffusion).
 MAX_TOKENS = 77
@@ -290,14 +290,6 @@ def resolve_text_encoder_checkpoint(path: str | Path) -> Path:
     return found[-1][1]
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -358,7 +350,7 @@ def train_world_pipeline(
     encoder_source = None
     if text_encoder is not None:
         checkpoint = resolve_text_encoder_checkpoint(text_encoder)
-        encoder_source = {"checkpoint": str(checkpoint), "model": text_encoder_model, "sha256": _sha256(checkpoint)}
+        encoder_source = {"checkpoint": str(checkpoint), "model": text_encoder_model, "sha256": file_sha256(checkpoint)}
     params = _train_params(world, minutes, n_images, seed, sample_size, max_steps,
                            None if encoder_source is None else {k: encoder_source[k] for k in ("model", "sha256")})
     digest = _digest(params)
