@@ -230,7 +230,8 @@ def cmd_features_extract(args: argparse.Namespace) -> int:
     if args.images is not None:
         source, ids = _image_source(args.images)
         features = extract_image_features(model, preprocess, source, ids, batch_size=args.batch_size,
-                                          workers=args.workers, precision=args.precision, progress=True)
+                                          workers=args.workers, precision=args.precision,
+                                          encode_in=args.encode_in, progress=True)
         written["images"] = str(store.save(args.name, f"{args.dataset}_images", features))
     if args.texts is not None:
         ids, texts = _read_texts(args.texts)
@@ -524,6 +525,9 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_argument("--dataset", required=True, help="dataset name in the store, e.g. phase")
     extract.add_argument("--batch-size", type=int, default=256)
     extract.add_argument("--workers", type=int, default=1, help="image decoding processes")
+    extract.add_argument("--encode-in", default="auto", choices=["auto", "main", "workers"],
+                         help="where the image tower runs: this process, or (CPU) each worker on its own "
+                              "batches; auto = workers on a CPU with --workers >= 2")
     extract.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
     extract.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     extract.set_defaults(func=cmd_features_extract)

@@ -3,7 +3,8 @@
 Unlike the original extraction loop (formats.md A5: one forward pass per image, no normalisation,
 then every row divided by the norm of *one* row), images are decoded and preprocessed in DataLoader
 workers, encoded in batches under ``torch.inference_mode`` with the model in eval mode (fp16
-autocast on a GPU by default, fp32 on the CPU), and **each row** is L2-normalised in float32. Every
+autocast on a GPU by default, fp32 on the CPU; on a CPU with several workers each worker encodes its
+own batches), and **each row** is L2-normalised in float32. Every
 row travels with its id, so the order of the output never has to be guessed.
 
 Feature store layout (no pickle; written atomically, the ids file last)::
@@ -15,6 +16,7 @@ Feature store layout (no pickle; written atomically, the ids file last)::
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import re
@@ -26,7 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
+from torch.utils.data import DataLoader, Dataset, IterableDataset, default_collate, get_worker_info
 
 from biaslib import __version__, hardware
 from biaslib.data._common import PathLike
@@ -36,6 +38,7 @@ from biaslib.io import atomic_path, write_json
 from biaslib.train import CheckpointError, check_model, cpu_threads, read_checkpoint
 
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
+EncodeIn = Literal["auto", "main", "workers"]
 ImageInput = Sequence[Image.Image] | Sequence[PathLike]
 STORE_FORMAT = "biaslib-features/1"
 OCCUPATION_TEMPLATES = ("a photo of a {}.", "a {}.", "a {} at work.")
@@ -220,19 +223,76 @@ class _ShardImages(IterableDataset):
             yield sample.key, self.preprocess(sample.image.convert("RGB"))
 
 
+class _BatchEncoder(NamedTuple):
+    """The model on one batch: ``(B, H, W, 3)`` uint8 (after :meth:`SplitPreprocess.to_uint8`) or
+    ``(B, 3, H, W)`` float (a whole preprocess) → ``(B, D)`` float32 unit rows, on the model's device
+    under ``torch.inference_mode`` and :func:`_autocast`."""
+
+    model: torch.nn.Module
+    split: SplitPreprocess | None
+    precision: Precision
+    memory_format: torch.memory_format
+
+    def __call__(self, batch: torch.Tensor) -> np.ndarray:
+        device = _device_of(self.model)
+        with torch.inference_mode():
+            batch = batch.to(device, non_blocking=True)
+            if self.split is not None:
+                batch = self.split.finish(batch)
+            with _autocast(device, self.precision):
+                batch = batch.to(dtype=next(self.model.parameters()).dtype)
+                return _normalise(self.model.encode_image(batch.contiguous(memory_format=self.memory_format)))
+
+
+class _EncodedBatches(Dataset):
+    """Batch ``b`` of an :class:`_ImageList` (``batch_size`` images), decoded *and* encoded in the
+    DataLoader worker that draws it: ``(positions (B,), rows (B, D))``."""
+
+    def __init__(self, images: _ImageList, batch_size: int, encode: _BatchEncoder):
+        self.images, self.batch_size, self.encode = images, batch_size, encode
+
+    def __len__(self) -> int:
+        return -(-len(self.images) // self.batch_size)
+
+    def __getitem__(self, b: int) -> tuple[torch.Tensor, np.ndarray]:
+        stop = min(len(self.images), (b + 1) * self.batch_size)
+        positions, batch = default_collate([self.images[i] for i in range(b * self.batch_size, stop)])
+        return positions, self.encode(batch)
+
+
+class _EncodedShardBatches(IterableDataset):
+    """The worker's shards of a :class:`_ShardImages` in batches of ``batch_size``, encoded in the
+    worker: ``(keys, rows (B, D))``."""
+
+    def __init__(self, images: _ShardImages, batch_size: int, encode: _BatchEncoder):
+        self.images, self.batch_size, self.encode = images, batch_size, encode
+
+    def __iter__(self) -> Iterator[tuple[list[str], np.ndarray]]:
+        samples = iter(self.images)
+        while chunk := list(itertools.islice(samples, self.batch_size)):
+            keys, batch = default_collate(chunk)
+            yield keys, self.encode(batch)
+
+
 def _image_loader(images: ImageInput | PathLike, ids: Sequence[str] | None, preprocess: Any, batch_size: int,
-                  workers: int) -> tuple[DataLoader, list[str] | None]:
+                  workers: int, encode: _BatchEncoder | None = None) -> tuple[DataLoader, list[str] | None]:
     """DataLoader over the input and the ids of its positions (``None`` for shards: keys come along).
-    ``preprocess`` runs per image in the workers (a :meth:`SplitPreprocess.to_uint8` or a whole transform)."""
+    ``preprocess`` runs per image in the workers (a :meth:`SplitPreprocess.to_uint8` or a whole transform).
+    With ``encode`` the loader yields encoded batches ``(positions or keys, rows)`` computed in the
+    workers; without it, preprocessed batches ``(positions or keys, batch)``."""
     if isinstance(images, (str, Path)):
         if ids is not None:
             raise ValueError("ids come from the sample keys of webdataset shards; do not pass ids")
         dataset: Dataset = _ShardImages(list_shards(images), preprocess)
+        if encode is not None:
+            dataset = _EncodedShardBatches(dataset, batch_size, encode)
     else:
         dataset = _ImageList(images, preprocess)
         ids = _check_ids(ids, len(images))
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, shuffle=False,
-                        persistent_workers=False, pin_memory=torch.cuda.is_available())
+        if encode is not None:
+            dataset = _EncodedBatches(dataset, batch_size, encode)
+    loader = DataLoader(dataset, batch_size=None if encode is not None else batch_size, num_workers=workers,
+                        shuffle=False, persistent_workers=False, pin_memory=torch.cuda.is_available())
     return loader, ids
 
 
@@ -251,40 +311,57 @@ def _check_ids(ids: Sequence[str] | None, n: int) -> list[str]:
 def extract_image_features(model: torch.nn.Module, preprocess: Any, images: ImageInput | PathLike,
                            ids: Sequence[str] | None = None, *, batch_size: int = 256, workers: int = 0,
                            precision: Precision = "auto", threads: int | None = None,
-                           channels_last: bool = True, progress: bool = False) -> Features:
+                           channels_last: bool = True, encode_in: EncodeIn = "auto",
+                           progress: bool = False) -> Features:
     """Embed images: a list of PIL images, a list of image file paths, or webdataset shards.
 
     Shards are given as a folder, a ``.tar`` or a brace pattern (see
     :func:`biaslib.data.cc3m.list_shards`); their sample keys are the ids. For lists, ``ids`` default
     to the positions ``"0"``…``"N-1"``. Decoding and ``preprocess`` run in ``workers`` DataLoader
-    processes. The model runs on its own device in eval mode under ``torch.inference_mode``; on the
-    CPU with ``threads`` torch threads (``None``: the cores the workers leave, see
-    :func:`biaslib.train.cpu_threads`). ``channels_last`` (default) puts the model's weights and each
-    batch in NHWC memory format, which oneDNN's convolutions prefer (the tiny ResNet CLIP runs ≈ 1.4×
-    faster in fp32 and ≈ 2× with bf16 on this CPU; values unchanged up to rounding); the model is
-    converted in place. An open_clip evaluation transform is split (:func:`split_preprocess`): the
-    workers resize and crop, the batch is converted and normalised at once on the model's device.
-    Returns :class:`Features` with float32 (N, D) unit rows.
+    processes. The model runs in eval mode under ``torch.inference_mode``, where ``encode_in`` says:
+
+    * ``"main"``: in this process on the model's device, on batches the workers decoded; on the CPU
+      with ``threads`` torch threads (``None``: the cores the workers leave, see
+      :func:`biaslib.train.cpu_threads`);
+    * ``"workers"`` (CPU only): each worker decodes *and* encodes whole batches with one torch thread —
+      data parallel over processes, this process only gathers rows. On a CPU no core then waits
+      for another (measured on 2 cores: 2 workers ≈ 1.3× the 2-thread model in this process with
+      decoding beside it, see bench/RESULTS.md);
+    * ``"auto"`` (default): ``"workers"`` for a CPU model when ``workers >= 2``, else ``"main"``.
+
+    ``channels_last`` (default) puts the model's weights and each batch in NHWC memory format, which
+    oneDNN's convolutions prefer (the tiny ResNet CLIP runs ≈ 1.4× faster in fp32 and ≈ 2× with bf16
+    on this CPU; values unchanged up to rounding); the model is converted in place. An open_clip
+    evaluation transform is split (:func:`split_preprocess`): the workers resize and crop, the batch is
+    converted and normalised at once on the model's device. Rows do not depend on ``batch_size``,
+    ``workers`` or ``encode_in`` beyond float rounding. Returns :class:`Features` with float32 (N, D)
+    unit rows.
     """
-    split = split_preprocess(preprocess)
-    loader, position_ids = _image_loader(images, ids, split.to_uint8 if split else preprocess, batch_size, workers)
     device = _device_of(model)
-    dtype = next(model.parameters()).dtype
+    in_workers = _encode_in_workers(encode_in, device, workers)
+    split = split_preprocess(preprocess)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model.eval().to(memory_format=memory_format)
+    encode = _BatchEncoder(model, split, precision, memory_format)
+    loader, position_ids = _image_loader(images, ids, split.to_uint8 if split else preprocess, batch_size, workers,
+                                         encode if in_workers else None)
     keys: list[str] = []
     rows: list[np.ndarray] = []
-    with torch.inference_mode(), _torch_threads(threads or cpu_threads(workers), device):
+    with _torch_threads(threads or cpu_threads(workers), device):
         for index, batch in _progress(loader, progress, "images"):
-            batch = batch.to(device, non_blocking=True)
-            if split is not None:
-                batch = split.finish(batch)
-            with _autocast(device, precision):
-                batch = batch.to(dtype=dtype).contiguous(memory_format=memory_format)
-                out = model.encode_image(batch)
-            rows.append(_normalise(out))
+            rows.append(np.asarray(batch) if in_workers else encode(batch))
             keys += [position_ids[int(i)] for i in index] if position_ids is not None else list(index)
     return Features(keys, _stack(rows))
+
+
+def _encode_in_workers(encode_in: EncodeIn, device: torch.device, workers: int) -> bool:
+    """Whether the DataLoader workers run the model (see :func:`extract_image_features`)."""
+    if encode_in not in ("auto", "main", "workers"):
+        raise ValueError(f"encode_in must be 'auto', 'main' or 'workers', not {encode_in!r}")
+    if encode_in == "workers" and (device.type != "cpu" or workers < 1):
+        raise ValueError(f"encode_in='workers' needs a CPU model and workers >= 1 (model on {device}, "
+                         f"workers={workers})")
+    return encode_in == "workers" or (encode_in == "auto" and device.type == "cpu" and workers >= 2)
 
 
 def extract_text_features(model: torch.nn.Module, tokenizer: Any, texts: Sequence[str],

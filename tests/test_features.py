@@ -110,16 +110,42 @@ def test_ids_follow_their_inputs_when_shuffled(clip, people):
     np.testing.assert_allclose(shuffled.vectors, base.vectors[perm], atol=1e-5, rtol=0)
 
 
-def test_files_decoded_in_workers_match_the_main_process(clip, people, tmp_path):
+@pytest.mark.parametrize("encode_in", ["main", "workers"])
+def test_files_decoded_in_workers_match_one_image_at_a_time(clip, people, tmp_path, encode_in):
+    """Workers decoding for the model in this process, or decoding and encoding their own batches
+    (8, 8 and a remainder of 4 over two workers): the rows and ids of a one-image-per-batch run."""
     model, preprocess, _ = clip
     paths = []
     for i, image in enumerate(people[1][:20]):
         paths.append(tmp_path / f"{i}.jpg")
         image.save(paths[-1], quality=95)
-    main = extract_image_features(model, preprocess, paths, batch_size=8, workers=0, precision="fp32")
-    workers = extract_image_features(model, preprocess, paths, batch_size=8, workers=2, precision="fp32")
-    assert main.ids == workers.ids
-    np.testing.assert_allclose(main.vectors, workers.vectors, atol=1e-6, rtol=0)
+    ids = [f"p{i}" for i in range(20)][::-1]
+    one = extract_image_features(model, preprocess, paths, ids, batch_size=1, workers=0, precision="fp32")
+    workers = extract_image_features(model, preprocess, paths, ids, batch_size=8, workers=2, precision="fp32",
+                                     encode_in=encode_in)
+    assert workers.ids == one.ids == ids
+    np.testing.assert_allclose(workers.vectors, one.vectors, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(np.linalg.norm(workers.vectors, axis=1), 1.0, atol=1e-6)
+
+
+def test_encoding_in_workers_is_the_cpu_default_and_refuses_what_it_cannot_do(clip, people, tmp_path):
+    from biaslib.features import _encode_in_workers
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert _encode_in_workers("auto", cpu, 2) and not _encode_in_workers("auto", cpu, 1)
+    assert not _encode_in_workers("auto", cuda, 4) and _encode_in_workers("workers", cpu, 1)
+    assert not _encode_in_workers("main", cpu, 4)
+    with pytest.raises(ValueError, match="needs a CPU model"):
+        _encode_in_workers("workers", cuda, 2)
+    with pytest.raises(ValueError, match="workers >= 1"):
+        _encode_in_workers("workers", cpu, 0)
+    with pytest.raises(ValueError, match="encode_in must be"):
+        _encode_in_workers("gpu", cpu, 2)
+    model, preprocess, _ = clip
+    people[1][0].save(tmp_path / "ok.jpg")
+    with pytest.raises(DataLayoutError, match="missing.jpg"):  # raised in a worker, re-raised here
+        extract_image_features(model, preprocess, [tmp_path / "ok.jpg", tmp_path / "missing.jpg"], batch_size=1,
+                               workers=2, encode_in="workers")
 
 
 def test_webdataset_shards_give_keys_as_ids(clip, world, tmp_path):
@@ -130,10 +156,12 @@ def test_webdataset_shards_give_keys_as_ids(clip, world, tmp_path):
     samples = list(iter_cc3m(tmp_path))
     expected = extract_image_features(model, preprocess, [s.image for s in samples], [s.key for s in samples],
                                       precision="fp32")
-    got = extract_image_features(model, preprocess, tmp_path, batch_size=4, workers=2, precision="fp32")
-    assert sorted(got.ids) == sorted(expected.ids) and len(got.ids) == 30
     order = {key: i for i, key in enumerate(expected.ids)}
-    np.testing.assert_allclose(got.vectors, expected.vectors[[order[k] for k in got.ids]], atol=1e-5, rtol=0)
+    for encode_in in ("main", "workers"):  # 3 shards of 10 over 2 workers, batches of 4
+        got = extract_image_features(model, preprocess, tmp_path, batch_size=4, workers=2, precision="fp32",
+                                     encode_in=encode_in)
+        assert sorted(got.ids) == sorted(expected.ids) and len(got.ids) == 30
+        np.testing.assert_allclose(got.vectors, expected.vectors[[order[k] for k in got.ids]], atol=1e-5, rtol=0)
 
 
 def test_bad_ids_and_missing_inputs_are_refused(clip, people, tmp_path):
