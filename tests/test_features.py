@@ -269,3 +269,25 @@ def test_auto_precision_follows_native_bf16(monkeypatch):
         assert features.resolve_precision("fp32", "cpu") == "fp32"
         assert features.resolve_precision("bf16", "cuda") == "bf16"
 
+
+
+def test_batchnorm_folding_computes_the_same_tower_on_a_copy():
+    from biaslib.features import fold_batchnorm
+
+    model = load_clip(None, "biaslib-tiny-rn", device="cpu")[0]
+    with torch.no_grad():  # BatchNorms with non-trivial statistics, so a wrong fold would show
+        for module in model.visual.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 2.0)
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.2, 0.2)
+    folded = fold_batchnorm(model)
+    norms = lambda m: [x for x in m.visual.modules() if isinstance(x, torch.nn.BatchNorm2d)]  # noqa: E731
+    assert norms(model) and not norms(folded)  # the copy is folded, the caller's model keeps its layers
+    assert folded.transformer is model.transformer
+    x = torch.randn(6, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        np.testing.assert_allclose(folded.encode_image(x).numpy(), model.encode_image(x).numpy(), atol=1e-5, rtol=1e-5)
+    vit = load_clip(None, "biaslib-tiny-vit", device="cpu")[0]
+    assert fold_batchnorm(vit) is vit  # no BatchNorm: nothing to fold
