@@ -351,8 +351,9 @@ def extract_image_features(model: torch.nn.Module, preprocess: Any, images: Imag
       :func:`biaslib.train.cpu_threads`);
     * ``"workers"`` (CPU only): each worker decodes *and* encodes whole batches with one torch thread —
       data parallel over processes, this process only gathers rows. On a CPU no core then waits
-      for another (measured on 2 cores: 2 workers ≈ 1.3× the 2-thread model in this process with
-      decoding beside it, see bench/RESULTS.md);
+      for another (measured on 2 cores, tiny ResNet CLIP: 2 workers 1.1–1.4× the 2-thread model in
+      this process with decoding beside it, 1.4–1.7× the model in this process beside 2 decoding
+      workers; bench/RESULTS.md);
     * ``"auto"`` (default): ``"workers"`` for a CPU model when ``workers >= 2``, else ``"main"``.
 
     ``channels_last`` (default) puts the model's weights and each batch in NHWC memory format, which
