@@ -12,7 +12,7 @@ NB_OUT ?= runs/notebooks
 DEMO_NOTEBOOKS := 00_world 01_generate 02_mix 03_train
 STUDY_PARAMS ?= params/world_study.yaml
 
-.PHONY: venv demo study test lint bench bench-quick clean
+.PHONY: venv demo study test test-all lint bench bench-quick clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,8 +51,13 @@ study: $(STAMP)
 	$(VENV)/bin/papermill --kernel biaslib notebooks/05_figures.ipynb $(NB_OUT)/05_figures_study.ipynb \
 	  -p PARAMS_FILE $(STUDY_PARAMS)
 
+# the fast tier (what CI runs: .ci/run): every test not marked `slow`; the 15 slowest are listed at the end
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not slow" --durations=15
+
+# every test, the slow tier included (trained models that must reach a quality bar, notebook smoke tests)
+test-all: $(STAMP)
+	$(PY) -m pytest -q --durations=30
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check biaslib tests bench

@@ -66,13 +66,13 @@ def main(argv: list[str] | None = None) -> dict:
     world = World(seed=0)
     occs = occupations()
     if args.quick:
-        minutes, n_images, n_cls, cls_budget, per_occ, per_stated = 0.12, 256, 1500, 12.0, 3, 1
+        minutes, n_images, n_cls, cls_epochs, per_occ, per_stated = 0.12, 256, 1500, 3, 3, 1
         chosen = occs[::10]
         scratch = tempfile.TemporaryDirectory(prefix="bench_tiny_pipeline_")
         out = Path(scratch.name) / "tiny_pipeline"
     else:
         scratch = None
-        minutes, n_images, n_cls, cls_budget, per_occ, per_stated = args.minutes, 24000, 12000, 100.0, 24, 16
+        minutes, n_images, n_cls, cls_epochs, per_occ, per_stated = args.minutes, 24000, 12000, 4, 24, 16
         chosen = occs[::2]
         out = Path(args.out)
 
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     x_train, y_train = degraded_renders(world, n_cls, "tiny_pipeline/classifier")
     x_val, y_val = degraded_renders(world, max(300, n_cls // 6), "tiny_pipeline/classifier_val")
-    classifier, report = train_attribute_classifier(x_train, y_train, x_val, y_val, time_budget_s=cls_budget)
+    classifier, report = train_attribute_classifier(x_train, y_train, x_val, y_val, max_epochs=cls_epochs)
 
     start_sampling = time.perf_counter()
     sample_images(pipe, ["a photo of a nurse"] * 32, seed=0, batch_size=32)

@@ -40,3 +40,30 @@ def world_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
                     train=TrainConfig(epochs=2, batch_size=128, lr=1e-3, warmup=20, workers=1))
     export_cc3m(World(seed=0), mix_dir(params, 0), 8000, shard_size=2000, workers=2)
     return train_ratio(params, 0)
+
+
+def _biaslib_modules() -> set[str]:
+    import pkgutil
+
+    import biaslib
+
+    return {"biaslib"} | {m.name for m in pkgutil.walk_packages(biaslib.__path__, "biaslib.")}
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The fast tier must still reach every module: after a whole-suite run (no file, ``-k`` or ``--lf``
+    selection), a biaslib module that no test imported fails the run, naming it."""
+    import sys
+
+    config = session.config
+    whole_suite = not config.args or [Path(a).resolve() for a in config.args] == [Path(config.rootpath, "tests")]
+    if not whole_suite or config.option.keyword or config.option.collectonly or config.getoption("lf", False):
+        return
+    if session.testscollected == 0 or exitstatus != 0:
+        return
+    missing = sorted(_biaslib_modules() - set(sys.modules))
+    if missing:
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"no test imported these biaslib modules: {', '.join(missing)}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

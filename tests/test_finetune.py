@@ -201,10 +201,10 @@ def test_ema_weights_survive_resume(image_folder: Path, tmp_path: Path) -> None:
 
 def test_train_world_pipeline_caches_by_params(tmp_path: Path) -> None:
     world = World(seed=0)
-    kwargs = dict(minutes=0.02, n_images=64, sample_size=SIZE, calibration_steps=3, progress=False)
+    kwargs = dict(n_images=64, sample_size=SIZE, max_steps=3, progress=False)
     out = train_world_pipeline(world, tmp_path / "tiny", **kwargs)
     info = json.loads((out / "biaslib_train.json").read_text())
-    assert info["global_step"] == info["max_steps"] >= 1
+    assert info["global_step"] == info["max_steps"] == 3 and info["calibration"] is None
     assert not (out / "_data").exists() and not list_checkpoints(out)  # work files are cleaned up
     stamp = (out / "model_index.json").stat().st_mtime_ns
     assert train_world_pipeline(world, out, **kwargs) == out  # cached: nothing retrained
@@ -245,3 +245,15 @@ def test_min_snr_weights_closed_form() -> None:
         got = min_snr_weights(scheduler, t, 5.0, kind).numpy()
         np.testing.assert_allclose(got, expected, rtol=2e-3)  # the scheduler accumulates ᾱ in float32
     assert min_snr_weights(scheduler, t, 5.0, "epsilon")[-1] == pytest.approx(1.0)  # high noise: SNR < γ, weight 1
+
+
+def test_train_world_pipeline_plans_its_steps_from_the_measured_speed(tmp_path: Path) -> None:
+    """``minutes`` without ``max_steps``: the step budget is the calibration's speed × the minutes, whatever
+    that speed is on this machine (the relation is checked, never the speed)."""
+    minutes = 0.01
+    out = train_world_pipeline(World(seed=0), tmp_path / "tiny", minutes=minutes, n_images=32, sample_size=SIZE,
+                               calibration_steps=2, progress=False)
+    info = json.loads((out / "biaslib_train.json").read_text())
+    calibration = info["calibration"]
+    assert calibration["steps"] == 2 and calibration["steps_per_s"] > 0
+    assert info["max_steps"] == max(1, round(calibration["steps_per_s"] * minutes * 60)) == info["global_step"]

@@ -52,8 +52,10 @@ def test_one_variant_end_to_end_then_nothing_is_redone(study, capsys):
     stamps = {p: p.stat().st_mtime_ns for p in params.run_dir.rglob("*") if p.is_file()}
     assert cli.main(["study", "run", "--params", str(study), "--variant", "g3"]) == 0
     again = json.loads(capsys.readouterr().out)["s_g3"]
+    # nothing was redone: every file is untouched (the rerun's seconds are reported, never compared: they
+    # depend on the machine's load)
     assert {p: p.stat().st_mtime_ns for p in params.run_dir.rglob("*") if p.is_file()} == stamps
-    assert sum(again.values()) < sum(seconds["s_g3"].values())
+    assert list(again) == list(seconds["s_g3"])
 
 
 def test_steps_run_for_every_variant_and_bad_names_are_one_error(study, capsys):

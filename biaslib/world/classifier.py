@@ -1,8 +1,8 @@
 """The world's attribute classifier: a small multi-head CNN that reads perceived attributes from pixels.
 
-It serves two purposes: it shows that the world's visual cues are learnable at 64×64 (a test trains
-it for under two minutes on CPU), and it labels generated images of the world (with its own error
-measured on images whose prompt states the attribute). Training uses blur and colour augmentation
+It serves two purposes: it shows that the world's visual cues are learnable at 64×64 (a test trains it
+for a fixed number of epochs and checks held-out accuracy), and it labels generated images of the world
+(with its own error measured on images whose prompt states the attribute). Training uses blur and colour augmentation
 so that it transfers to the softer images of a tiny generator.
 """
 
@@ -114,7 +114,6 @@ def train_attribute_classifier(
     val_labels: dict[str, torch.Tensor],
     *,
     heads: dict[str, Sequence] | None = None,
-    time_budget_s: float = 110.0,
     max_epochs: int = 30,
     batch_size: int = 128,
     lr: float = 3e-3,
@@ -122,13 +121,13 @@ def train_attribute_classifier(
     widths: tuple[int, int, int, int] = (24, 48, 96, 128),
     bf16: bool | None = None,
 ) -> tuple[AttributeCNN, TrainReport]:
-    """Train :class:`AttributeCNN` on tensors for ``max_epochs`` with a cosine learning-rate schedule.
+    """Train :class:`AttributeCNN` on tensors for exactly ``max_epochs`` with a cosine learning-rate schedule.
 
-    If the epochs would overrun ``time_budget_s`` (a slow or busy machine), the schedule is
-    re-planned after each epoch to end, annealed, within the budget. ``bf16`` runs forward passes
-    under bfloat16 autocast (about 2× faster on a CPU with native bf16, 10× slower without it); ``None``
-    uses it exactly where the CPU has it (:func:`biaslib.hardware.native_bf16`). Returns the model (eval mode) and the
-    held-out accuracy per head on ``val_images``.
+    The number of updates depends only on the data size, ``batch_size`` and ``max_epochs``, never on the
+    machine's speed or load: on a slow or busy CPU the same call takes longer and learns the same.
+    ``bf16`` runs forward passes under bfloat16 autocast (about 2× faster on a CPU with native bf16, 10×
+    slower without it); ``None`` uses it exactly where the CPU has it (:func:`biaslib.hardware.native_bf16`).
+    Returns the model (eval mode) and the held-out accuracy per head on ``val_images``.
     """
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -137,17 +136,16 @@ def train_attribute_classifier(
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     n = train_images.shape[0]
     steps_per_epoch = (n + batch_size - 1) // batch_size
-    planned_epochs = max_epochs
+    total_steps = max_epochs * steps_per_epoch
     start = time.perf_counter()
     history = []
-    step = epoch = 0
-    while epoch < planned_epochs:
-        epoch += 1
+    step = 0
+    for epoch in range(1, max_epochs + 1):
         model.train()
         order = torch.randperm(n, generator=gen)
         for i in range(0, n, batch_size):
             for group in opt.param_groups:
-                group["lr"] = _cosine_lr(lr, step, planned_epochs * steps_per_epoch, warmup=steps_per_epoch // 2)
+                group["lr"] = _cosine_lr(lr, step, total_steps, warmup=steps_per_epoch // 2)
             idx = order[i:i + batch_size]
             x = augment(train_images[idx], gen)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
@@ -157,15 +155,10 @@ def train_attribute_classifier(
             loss.backward()
             opt.step()
             step += 1
-        elapsed = time.perf_counter() - start
-        history.append({"epoch": epoch, "loss": float(loss.detach()), "seconds": elapsed})
-        # re-plan so that the cosine schedule still ends at zero inside the time budget
-        if math.isfinite(time_budget_s):
-            fits = int((time_budget_s - elapsed) // (elapsed / epoch))
-            planned_epochs = max(epoch, min(planned_epochs, epoch + fits))
+        history.append({"epoch": epoch, "loss": float(loss.detach()), "seconds": time.perf_counter() - start})
     model.eval()
     acc = evaluate_accuracy(model, val_images, val_labels)
-    return model, TrainReport(acc, time.perf_counter() - start, epoch, history)
+    return model, TrainReport(acc, time.perf_counter() - start, max_epochs, history)
 
 
 @torch.inference_mode()
@@ -221,8 +214,7 @@ def world_classifier(world, cache_dir: str | Path, *, n_train: int = 8000, n_val
     if through_resolution:
         x_train, x_val = degrade(x_train, through_resolution), degrade(x_val, through_resolution)
     model, report = train_attribute_classifier(x_train, labels_to_tensor(train, HEADS), x_val,
-                                               labels_to_tensor(val, HEADS), max_epochs=max_epochs, seed=seed,
-                                               time_budget_s=float("inf"))
+                                               labels_to_tensor(val, HEADS), max_epochs=max_epochs, seed=seed)
     with atomic_path(weights) as tmp:
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
     record = {"params": params, "digest": digest, "accuracy": report.accuracy, "seconds": report.seconds,

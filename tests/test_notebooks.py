@@ -1,0 +1,111 @@
+"""Smoke test of every notebook: each one executed with papermill, as `make demo` / `make multilingual` run
+them, on a tiny world through its parameters cell (params file, overrides, figures folder), in order, so
+that each notebook reads what the one before it wrote. A notebook that raises fails the test; the figures
+it promises must exist afterwards."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from biaslib.config import REPO_ROOT
+
+papermill = pytest.importorskip("papermill")
+
+NOTEBOOKS = REPO_ROOT / "notebooks"
+KERNEL = "biaslib"  # installed into .venv by `make venv`, as `make demo` uses it
+
+#: The amplification study at its smallest: 600 captions, ratios 0 and 1, one epoch of a tiny CLIP.
+AMPLIFICATION = """
+experiment: nb
+runs_dir: {runs}
+export: {{cc3m_samples: 600, cc3m_shard_size: 300, phase_val: 60, coco_images: 40, coco_captions_per_image: 2,
+          fairface_train: 10, fairface_val: 80, geode_per_object_region: 1, workers: 1}}
+generate: {{shard_size: 300, batch_size: 50}}
+mix: {{ratios: ["000", "100"]}}
+train: {{epochs: 1, batch_size: 100, warmup: 2, workers: 0, precision: fp32}}
+eval: {{n_boot: 50}}
+"""
+
+#: The multilingual study at its smallest (as tests/test_multilingual.py): 2 professions, 16 px pipeline,
+#: one epoch of fine-tuning; world renders at 32 px so that the world's classifier trains in seconds.
+MULTILINGUAL = """
+experiment: mlnb
+runs_dir: {runs}
+world: {{image_size: 32}}
+generate: {{batch_size: 64, shard_size: 10}}
+multilingual:
+  subset: {{profession: [nurse, pilot], style: 1, dressing: 1}}
+  base_pipeline: {base}
+  finetune: {{resolution: 16, train_batch_size: 16, gradient_accumulation_steps: 1, num_train_epochs: 1,
+             learning_rate: 0.001, mixed_precision: "no", gradient_checkpointing: false, train_text_encoder: true,
+             random_flip: false, checkpointing_steps: 2, checkpoints_total_limit: 2}}
+  eval_subset: {{profession: [nurse, pilot], style: 1, dressing: 1, place: 1, age: 1}}
+  eval_images_per_prompt: 2
+  eval_generate: {{steps: 2, guidance: 3.0, batch_size: 8}}
+"""
+
+
+def run_notebook(name: str, out_dir: Path, **parameters) -> Path:
+    """Execute ``notebooks/<name>.ipynb`` into ``out_dir`` (papermill raises on the first failing cell)."""
+    out = out_dir / f"{name}{parameters.pop('_suffix', '')}.ipynb"
+    papermill.execute_notebook(NOTEBOOKS / f"{name}.ipynb", out, parameters=parameters, kernel_name=KERNEL,
+                               cwd=str(REPO_ROOT), progress_bar=False)
+    return out
+
+
+def pngs(folder: Path) -> set[str]:
+    return {p.stem for p in folder.glob("*.png")}
+
+
+@pytest.fixture(scope="module")
+def amplification_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Notebooks 00 → 05 executed once on a tiny world (the multilingual test reuses its ratio-0 CLIP)."""
+    root = tmp_path_factory.mktemp("nb_amplification")
+    params, figures, executed = root / "nb.yaml", root / "figures", root / "executed"
+    params.write_text(AMPLIFICATION.format(runs=root / "runs"))
+    executed.mkdir()
+    common = {"PARAMS_FILE": str(params), "FIGURES_DIR": str(figures)}
+    run_notebook("00_world", executed, **common, EXAMPLES_PER_OCCUPATION=2)
+    run_notebook("01_generate", executed, **common, N_EXAMPLES=2)
+    run_notebook("02_mix", executed, **common, N_EXAMPLES=2)
+    run_notebook("03_train", executed, **common, ZERO_SHOT_PEOPLE=60)
+    # papermill's `-p ratio 100` passes the integer 100, `-p ratio 000` the integer 0: both spellings work
+    run_notebook("04_eval", executed, PARAMS_FILE=str(params), ratio=0, _suffix="_000")
+    run_notebook("04_eval", executed, PARAMS_FILE=str(params), ratio="100", _suffix="_100")
+    run_notebook("05_figures", executed, **common)
+    return {"runs": root / "runs", "figures": figures}
+
+
+def test_amplification_notebooks_run_in_order_on_a_tiny_world(amplification_run):
+    written = pngs(amplification_run["figures"])
+    expected = {"world_occupations", "world_gender_by_occupation", "generate_default_examples", "mix_gender_skew",
+                "train_nb_loss", "train_nb_zero_shot", "nb_retrieval_phase_R1", "nb_self_similarity", "nb_gaps",
+                "nb_geode_regions", "nb_generator_amplification"}
+    assert expected <= written, sorted(expected - written)
+    results = sorted(p.name for p in (amplification_run["runs"] / "nb" / "results").rglob("*.json"))
+    assert any("000" in name for name in results) and any("100" in name for name in results), results
+
+
+@pytest.mark.slow
+def test_multilingual_notebooks_run_in_order_on_a_tiny_world(amplification_run, tmp_path: Path):
+    from biaslib.world.tiny_pipeline import build_tiny_pipeline
+
+    build_tiny_pipeline(0, 16).save_pretrained(tmp_path / "base")
+    params = tmp_path / "ml.yaml"
+    params.write_text(MULTILINGUAL.format(runs=tmp_path / "runs", base=tmp_path / "base"))
+    figures, executed = tmp_path / "figures", tmp_path / "executed"
+    executed.mkdir()
+    common = {"PARAMS_FILE": str(params), "FIGURES_DIR": str(figures)}
+    run_notebook("10_prompts", executed, **common, N_EXAMPLES=2)
+    run_notebook("11_generate_multilingual", executed, **common, WHAT="data", N_EXAMPLES=2)
+    run_notebook("12_finetune", executed, **common, N_EXAMPLES=2)
+    clip = sorted((amplification_run["runs"] / "nb" / "clip").glob("nb_000/checkpoints/epoch_*.pt"))
+    assert clip, "the amplification notebooks' ratio-0 CLIP is the CLIP of the CLIP score"
+    run_notebook("13_eval_multilingual", executed, **common, CLIP_CHECKPOINT=str(clip[-1]),
+                 CLIP_MODEL="biaslib-tiny-rn", N_BOOT=50)
+    written = pngs(figures)
+    expected = {"multilingual_prompt_tokens", "mlnb_generate_data_gender", "mlnb_gender_before_after",
+                "mlnb_examples_de", "multilingual_eval_fairness", "multilingual_eval_shares"}
+    assert expected <= written, sorted(expected - written)
