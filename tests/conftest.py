@@ -11,6 +11,19 @@ from biaslib.config import ExportConfig, Params, TrainConfig
 from biaslib.world import World
 from biaslib.world.export import export_all
 
+#: A params file of the amplification study at its smallest (600 captions, ratios 0 and 1, one epoch of the
+#: tiny CLIP, 50 bootstrap draws): ``TINY_STUDY.format(experiment=…, runs=…)``; used by the study and notebook tests.
+TINY_STUDY = """
+experiment: {experiment}
+runs_dir: {runs}
+export: {{cc3m_samples: 600, cc3m_shard_size: 300, phase_val: 60, coco_images: 40, coco_captions_per_image: 2,
+          fairface_train: 10, fairface_val: 80, geode_per_object_region: 1, workers: 1}}
+generate: {{shard_size: 300, batch_size: 50}}
+mix: {{ratios: ["000", "100"]}}
+train: {{epochs: 1, batch_size: 100, warmup: 2, workers: 1, precision: fp32}}
+eval: {{n_boot: 50}}
+"""
+
 SMALL_EXPORT = ExportConfig(
     cc3m_samples=240, cc3m_shard_size=100, phase_val=60, coco_images=50, coco_captions_per_image=5,
     fairface_train=60, fairface_val=30, geode_per_object_region=2, workers=1,

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import TINY_STUDY
 
 from biaslib.config import REPO_ROOT
 
@@ -15,18 +16,6 @@ papermill = pytest.importorskip("papermill")
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
 KERNEL = "biaslib"  # installed into .venv by `make venv`, as `make demo` uses it
-
-#: The amplification study at its smallest: 600 captions, ratios 0 and 1, one epoch of a tiny CLIP.
-AMPLIFICATION = """
-experiment: nb
-runs_dir: {runs}
-export: {{cc3m_samples: 600, cc3m_shard_size: 300, phase_val: 60, coco_images: 40, coco_captions_per_image: 2,
-          fairface_train: 10, fairface_val: 80, geode_per_object_region: 1, workers: 1}}
-generate: {{shard_size: 300, batch_size: 50}}
-mix: {{ratios: ["000", "100"]}}
-train: {{epochs: 1, batch_size: 100, warmup: 2, workers: 0, precision: fp32}}
-eval: {{n_boot: 50}}
-"""
 
 #: The multilingual study at its smallest (as tests/test_multilingual.py): 2 professions, 16 px pipeline,
 #: one epoch of fine-tuning; world renders at 32 px so that the world's classifier trains in seconds.
@@ -55,6 +44,17 @@ def run_notebook(name: str, out_dir: Path, **parameters) -> Path:
     return out
 
 
+@pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("*.ipynb")), ids=lambda p: p.stem)
+def test_notebook_is_valid_committed_without_outputs_and_has_one_parameters_cell(path: Path):
+    import nbformat
+
+    notebook = nbformat.read(path, as_version=4)
+    nbformat.validate(notebook)  # cell ids included (nbformat 4.5)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert all(not cell.outputs and cell.execution_count is None for cell in code)
+    assert sum("parameters" in cell.metadata.get("tags", []) for cell in code) == 1
+
+
 def pngs(folder: Path) -> set[str]:
     return {p.stem for p in folder.glob("*.png")}
 
@@ -64,7 +64,7 @@ def amplification_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pat
     """Notebooks 00 → 05 executed once on a tiny world (the multilingual test reuses its ratio-0 CLIP)."""
     root = tmp_path_factory.mktemp("nb_amplification")
     params, figures, executed = root / "nb.yaml", root / "figures", root / "executed"
-    params.write_text(AMPLIFICATION.format(runs=root / "runs"))
+    params.write_text(TINY_STUDY.format(experiment="nb", runs=root / "runs"))
     executed.mkdir()
     common = {"PARAMS_FILE": str(params), "FIGURES_DIR": str(figures)}
     run_notebook("00_world", executed, **common, EXAMPLES_PER_OCCUPATION=2)

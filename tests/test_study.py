@@ -7,24 +7,16 @@ import dataclasses
 import json
 
 import pytest
+from conftest import TINY_STUDY
 
 from biaslib import cli
 from biaslib.config import load_params
 from biaslib.report import ratio_trends
 from biaslib.results import collect
 
-SMALL = """
-experiment: s
-runs_dir: {runs}
-export: {{cc3m_samples: 600, cc3m_shard_size: 300, phase_val: 60, coco_images: 40, coco_captions_per_image: 2,
-          fairface_train: 10, fairface_val: 80, geode_per_object_region: 1, workers: 1}}
-generate: {{shard_size: 300, batch_size: 50}}
-mix: {{ratios: ["000", "100"]}}
-train: {{epochs: 1, batch_size: 100, warmup: 2, workers: 1, precision: fp32}}
-eval: {{n_boot: 50}}
-variants:
-  g1: {{generate.amplification: 1.0}}
-  g3: {{generate.amplification: 3.0}}
+VARIANTS = """variants:
+  g1: {generate.amplification: 1.0}
+  g3: {generate.amplification: 3.0}
 """
 
 
@@ -32,7 +24,7 @@ variants:
 def study(tmp_path_factory):
     root = tmp_path_factory.mktemp("study")
     path = root / "study.yaml"
-    path.write_text(SMALL.format(runs=root / "runs"))
+    path.write_text(TINY_STUDY.format(experiment="s", runs=root / "runs") + VARIANTS)
     return path
 
 
