@@ -25,6 +25,7 @@ import pandas as pd
 from biaslib.config import Params
 from biaslib.metrics import bias_amplification, directional_bias_amplification
 from biaslib.metrics._checks import check_ci
+from biaslib.metrics.intervals import percentile_interval
 
 METRICS: tuple[str, ...] = ("bias_amplification", "directional_A->T", "directional_T->A")
 
@@ -101,10 +102,8 @@ def amplification_table(train: pd.DataFrame, generated: pd.DataFrame, *, task: s
             resampled.append((t[pick], a[pick]))
         for metric, value in _metrics(*resampled, attributes, tasks).items():
             draws[metric][b] = value
-    alpha = (1.0 - ci) / 2.0
-    rows = [{"metric": m, "value": point[m], "ci_low": float(np.nanquantile(draws[m], alpha)),
-             "ci_high": float(np.nanquantile(draws[m], 1.0 - alpha)), "n_train": len(train),
-             "n_generated": len(generated), "tasks": len(tasks)} for m in METRICS]
+    rows = [{"metric": m, "value": point[m], **dict(zip(("ci_low", "ci_high"), percentile_interval(draws[m], ci))),
+             "n_train": len(train), "n_generated": len(generated), "tasks": len(tasks)} for m in METRICS]
     return pd.DataFrame(rows)
 
 

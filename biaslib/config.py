@@ -152,9 +152,10 @@ class EvalConfig:
     accuracy per region). Dataset folders default to ``<data_root>/<name>`` with ``data_root``
     ``None`` meaning ``<run_dir>/data`` (where ``biaslib world export`` writes). ``intersections``
     name FairFace attribute combinations joined by ``_`` (``race_gender``). ``n_boot``, ``ci`` and
-    ``seed`` set the bootstrap; ``batch_size``, ``workers``, ``threads`` (``None``: the cores the
-    workers leave), ``precision``, ``device`` and ``chunk_size`` (captions scored per retrieval
-    step) only change speed and memory (fp16/bf16 change the last digits).
+    ``seed`` set the bootstrap, ``n_perm`` the permutations of every gap test; groups with fewer than
+    ``min_group_size`` items are reported but left out of gaps; ``batch_size``, ``workers``, ``threads``
+    (``None``: the cores the workers leave), ``precision``, ``device`` and ``chunk_size`` (captions scored
+    per retrieval step) only change speed and memory (fp16/bf16 change the last digits).
     """
 
     evaluations: tuple[str, ...] = ("retrieval", "markedness", "geode")
@@ -171,6 +172,8 @@ class EvalConfig:
     geode_templates: tuple[str, ...] = ("a photo of a {}.",)
     ks: tuple[int, ...] = (1, 5, 10)
     n_boot: int = 1000
+    n_perm: int = 2000
+    min_group_size: int = 20
     ci: float = 0.95
     seed: int = 0
     self_similarity_ci: Literal["u_statistic", "bootstrap"] = "u_statistic"

@@ -18,11 +18,17 @@ Evaluations (``eval.evaluations``; metric definitions in ``design.md``, formats.
   normalised ``eval.geode_templates`` prompts, renormalised), accuracy overall and per ``region``.
 
 Units: R@k, accuracy and person preference are fractions in [0, 1] (the study printed R@k × 100);
-self-similarity is a cosine. Every (attribute, metric) with two or more groups also gets a ``gap``
-row (highest − lowest group value, the groups named in ``high``/``low``, so ``low`` of a geode gap
-is the worst region) and a ``min_over_max`` row (lowest / highest). Their intervals come from
-independent bootstrap draws of the two groups' means (``n_boot``, seeded by ``eval.seed``); for
-self-similarity, from normal draws with each group's standard error (half its interval width / z).
+self-similarity is a cosine. Group intervals come from :func:`biaslib.metrics.by_group` (Wilson for 0/1
+values, a cluster bootstrap over images for COCO-bias, whose 5 captions share an image). Every
+(attribute, metric) with two or more groups of at least ``eval.min_group_size`` items also gets a ``gap``
+row (highest − lowest group value, the groups named in ``high``/``low``, so ``low`` of a geode gap is the
+worst region) and a ``min_over_max`` row (lowest / highest); smaller groups keep their own rows but stay
+out of gaps. A gap's interval re-selects the highest and lowest group in every bootstrap replicate
+(``n_boot``, seeded by ``eval.seed``), its ``p_value`` is a permutation test of "all groups equal"
+(``n_perm`` label permutations, whole images for COCO-bias) and ``null_gap`` is the mean permuted gap: the
+gap a model without any group difference shows by chance with these group sizes
+(:func:`biaslib.metrics.gap_test`). For self-similarity the same comes from normal draws with each group's
+standard error (half its interval width / z).
 
 Features: image and text embeddings of the checkpoint of :func:`biaslib.train.latest_checkpoint`
 are stored in ``<run_dir>/features`` (:class:`biaslib.features.FeatureStore`) under the model name
@@ -51,7 +57,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -72,8 +77,8 @@ from biaslib.features import (
     resolve_precision,
 )
 from biaslib.io import file_sha256, write_json
-from biaslib.metrics import by_group, group_accuracy, group_gap, person_preference, retrieval_hits, self_similarity
-from biaslib.metrics.groups import bootstrap_means
+from biaslib.metrics import by_group, gap_test, group_accuracy, person_preference, retrieval_hits, self_similarity
+from biaslib.metrics.intervals import cluster_sums, group_mean_draws, percentile_interval, z_value
 from biaslib.ratios import ratio_code
 from biaslib.results import RESULT_FORMAT, ROW_FIELDS, results_dir
 from biaslib.train import CheckpointError, clip_dir, latest_checkpoint, run_name
@@ -91,7 +96,7 @@ UNMARKED_PROMPT = "a photo of a person"
 UNMARKED = "person"
 #: eval settings that change a result's numbers, per evaluation (others only change speed).
 SETTINGS: dict[str, tuple[str, ...]] = {
-    "common": ("n_boot", "ci", "seed", "precision", "feature_dtype"),
+    "common": ("n_boot", "n_perm", "min_group_size", "ci", "seed", "precision", "feature_dtype"),
     "retrieval": ("phase_split", "coco_bias_split", "ks"),
     "markedness": ("fairface_split", "fairface_margin", "intersections", "self_similarity_ci"),
     "geode": ("geode_templates",),
@@ -303,11 +308,14 @@ def _number(x: Any) -> float | None:
 
 
 def _row(dataset: str, attribute: str, group: Any, kind: str, metric: str, value: Any, ci_low: Any,
-         ci_high: Any, n: Any, low: Any = None, high: Any = None) -> dict[str, Any]:
+         ci_high: Any, n: Any, low: Any = None, high: Any = None, p_value: Any = None,
+         null_gap: Any = None) -> dict[str, Any]:
     """One tidy result row (fields :data:`biaslib.results.ROW_FIELDS`)."""
     row = {"dataset": dataset, "attribute": attribute, "group": str(group), "kind": kind, "metric": metric,
            "value": _number(value), "ci_low": _number(ci_low), "ci_high": _number(ci_high), "n": int(n),
-           "low": None if low is None else str(low), "high": None if high is None else str(high)}
+           "low": None if low is None else str(low), "high": None if high is None else str(high),
+           "p_value": None if p_value is None else _number(p_value),
+           "null_gap": None if null_gap is None else _number(null_gap)}
     return {k: row[k] for k in ROW_FIELDS}
 
 
@@ -317,71 +325,93 @@ def _frame_rows(dataset: str, attribute: str, metric: str, frame: pd.DataFrame, 
             for group, r in zip(frame.index, frame.itertuples(index=False))]
 
 
-def _summary_rows(dataset: str, attribute: str, metric: str, frame: pd.DataFrame,
-                  draws: Callable[[Any, np.random.Generator], np.ndarray], cfg: EvalConfig) -> list[dict]:
-    """``gap`` (highest − lowest group) and ``min_over_max`` (lowest / highest) rows with percentile intervals.
+def _large_groups(frame: pd.DataFrame, cfg: EvalConfig) -> pd.DataFrame:
+    """The groups of a per-group frame that enter gaps: a value and at least ``cfg.min_group_size`` items."""
+    return frame[frame["value"].notna() & (frame["n"] >= cfg.min_group_size)]
 
-    ``draws(group, rng)`` returns ``n_boot`` replicates of one group's value; the two groups are drawn
-    independently (their items are disjoint). Nothing when fewer than two groups have a value.
+
+def _gap_rows(dataset: str, attribute: str, metric: str, frame: pd.DataFrame, test: dict[str, Any],
+              draws: np.ndarray, cfg: EvalConfig) -> list[dict]:
+    """``gap`` and ``min_over_max`` rows of the large groups of ``frame``.
+
+    ``test`` is a :func:`~biaslib.metrics.gap_test` result (gap, its re-selecting interval, p-value, null gap);
+    ``draws`` (B, G) are bootstrap replicates of the large groups' values, whose per-replicate min / max gives
+    the ratio's interval. Both rows carry the test's p-value (one hypothesis: all groups equal).
     """
-    values = frame["value"].dropna()
-    if len(values) < 2:
-        return []
-    summary = group_gap(frame)
-    low = values.idxmin()
-    high = values.drop(low).idxmax()  # another group even when all values tie
-    rng = np.random.default_rng(cfg.seed)
-    low_draws, high_draws = draws(low, rng), draws(high, rng)
+    large = _large_groups(frame, cfg)
+    values = large["value"].to_numpy(dtype=np.float64)
+    low, high = values.min(), values.max()
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio_draws = low_draws / high_draws
-    intervals = []
-    for replicates in (high_draws - low_draws, ratio_draws):
-        finite = replicates[np.isfinite(replicates)]
-        alpha = 1 - cfg.ci
-        intervals.append(np.quantile(finite, [alpha / 2, 1 - alpha / 2]) if len(finite) else (np.nan, np.nan))
-    n = frame.loc[low, "n"] + frame.loc[high, "n"]
+        ratio_low, ratio_high = percentile_interval(draws.min(axis=1) / draws.max(axis=1), cfg.ci)
+    n = int(large["n"].sum())
     return [
-        _row(dataset, attribute, "gap", "gap", metric, summary["difference"], *intervals[0], n, low, high),
-        _row(dataset, attribute, "min_over_max", "min_over_max", metric, summary["ratio"], *intervals[1], n, low,
-             high),
+        _row(dataset, attribute, "gap", "gap", metric, test["gap"], test["ci_low"], test["ci_high"], n,
+             test["low_group"], test["high_group"], test["p_value"], test["null_gap"]),
+        _row(dataset, attribute, "min_over_max", "min_over_max", metric, low / high if high != 0 else np.nan,
+             ratio_low, ratio_high, n, test["low_group"], test["high_group"], test["p_value"]),
     ]
 
 
 def _mean_rows(dataset: str, attribute: str, metric: str, values: np.ndarray, labels: np.ndarray,
-               cfg: EvalConfig, frame: pd.DataFrame | None = None) -> list[dict]:
-    """Per-group means of per-item ``values`` (e.g. 0/1 hits) with bootstrap CIs, then gap and min_over_max.
+               cfg: EvalConfig, frame: pd.DataFrame | None = None, clusters: np.ndarray | None = None) -> list[dict]:
+    """Per-group means of per-item ``values`` (e.g. 0/1 hits) with intervals, then gap and min_over_max.
 
-    ``frame`` is the metric's own :func:`by_group` frame when it computed one (the same numbers).
+    ``frame`` is the metric's own :func:`by_group` frame when it computed one (the same numbers); ``clusters``
+    (one unit per item, e.g. the image of a caption) makes every interval and test resample whole units.
+    Groups with fewer than ``cfg.min_group_size`` items keep their rows but stay out of the gap.
     """
     if frame is None:
-        frame = by_group(values, labels, n_boot=cfg.n_boot, seed=cfg.seed, ci=cfg.ci)
+        frame = by_group(values, labels, n_boot=cfg.n_boot, seed=cfg.seed, ci=cfg.ci, clusters=clusters)
     kind = "overall" if attribute == "all" else "group"
-
-    def draws(group: Any, rng: np.random.Generator) -> np.ndarray:
-        return bootstrap_means(values[labels == group], cfg.n_boot, rng) if cfg.n_boot else np.empty(0)
-
-    return _frame_rows(dataset, attribute, metric, frame, kind) + _summary_rows(dataset, attribute, metric, frame,
-                                                                                 draws, cfg)
+    rows = _frame_rows(dataset, attribute, metric, frame, kind)
+    large = _large_groups(frame, cfg)
+    if len(large) < 2:
+        return rows
+    keep = pd.Series(labels).isin(large.index).to_numpy()
+    test = gap_test(values[keep], labels[keep], clusters=None if clusters is None else clusters[keep],
+                    n_perm=cfg.n_perm, n_boot=cfg.n_boot, ci=cfg.ci, seed=cfg.seed)
+    codes = pd.Index(large.index).get_indexer(labels[keep])
+    units = None if clusters is None else cluster_sums(values[keep], clusters[keep])[2]
+    draws = group_mean_draws(values[keep], codes, len(large), cfg.n_boot, np.random.default_rng(cfg.seed),
+                             clusters=units)
+    return rows + _gap_rows(dataset, attribute, metric, frame, test, draws, cfg)
 
 
 def _normal_rows(dataset: str, attribute: str, metric: str, frame: pd.DataFrame, cfg: EvalConfig) -> list[dict]:
-    """Per-group rows of a frame with normal-theory intervals, and gap/min_over_max from normal draws."""
-    z = NormalDist().inv_cdf(0.5 + cfg.ci / 2)
-    se = (frame["ci_high"] - frame["ci_low"]) / (2 * z)
+    """Per-group rows of a frame with normal-theory intervals, and gap/min_over_max from normal draws.
 
-    def draws(group: Any, rng: np.random.Generator) -> np.ndarray:
-        return rng.normal(frame.loc[group, "value"], se[group], cfg.n_boot) if cfg.n_boot else np.empty(0)
-
-    return _frame_rows(dataset, attribute, metric, frame) + _summary_rows(dataset, attribute, metric, frame, draws,
-                                                                           cfg)
+    Each large group's value is drawn as N(value, se²), se = half its interval width / z. The gap's interval is
+    max − min over those draws (the groups re-selected in each); its test draws every group from N(0, se²)
+    (groups equal; max − min does not depend on the common value): the p-value is the share of those null gaps
+    at least as large as the observed one and ``null_gap`` their mean.
+    """
+    rows = _frame_rows(dataset, attribute, metric, frame)
+    large = _large_groups(frame, cfg)
+    if len(large) < 2 or cfg.n_boot == 0:
+        return rows
+    se = ((large["ci_high"] - large["ci_low"]) / (2 * z_value(cfg.ci))).to_numpy(dtype=np.float64)
+    values = large["value"].to_numpy(dtype=np.float64)
+    rng = np.random.default_rng(cfg.seed)
+    draws = values + se * rng.standard_normal((cfg.n_boot, len(large)))
+    null = np.ptp(se * rng.standard_normal((max(cfg.n_perm, 1), len(large))), axis=1)
+    gap = float(values.max() - values.min())
+    ci_low, ci_high = percentile_interval(draws.max(axis=1) - draws.min(axis=1), cfg.ci)
+    test = {"gap": gap, "low_group": large["value"].idxmin(), "high_group": large["value"].idxmax(),
+            "ci_low": ci_low, "ci_high": ci_high, "p_value": float((1 + np.sum(null >= gap)) / (1 + len(null))),
+            "null_gap": float(null.mean())}
+    return rows + _gap_rows(dataset, attribute, metric, frame, test, draws, cfg)
 
 
 def _overall_and_groups(dataset: str, metric: str, values: np.ndarray, groups: pd.DataFrame,
-                        cfg: EvalConfig) -> list[dict]:
+                        cfg: EvalConfig, clusters: np.ndarray | None = None) -> list[dict]:
     """Overall mean of per-item ``values`` and its per-group rows for every column of ``groups``."""
-    rows = _mean_rows(dataset, "all", metric, values, np.full(len(values), "all", dtype=object), cfg)
+    rows = _mean_rows(dataset, "all", metric, values, np.full(len(values), "all", dtype=object), cfg,
+                      clusters=clusters)
     for attribute in groups.columns:
-        rows += _mean_rows(dataset, attribute, metric, values, groups[attribute].to_numpy(dtype=object), cfg)
+        labels = groups[attribute].to_numpy(dtype=object)
+        present = pd.notna(labels)
+        rows += _mean_rows(dataset, attribute, metric, values[present], labels[present], cfg,
+                           clusters=None if clusters is None else clusters[present])
     return rows
 
 
@@ -395,9 +425,11 @@ def _retrieval_rows(ctx: _Context, dataset: str, store: str, images: pd.DataFram
     text = ctx.text_features(f"{store}-captions", texts["text_id"], texts["caption"])
     device = None if ctx.cfg.device == "auto" else ctx.cfg.device
     hits = retrieval_hits(text, image, target, ks=ctx.cfg.ks, chunk_size=ctx.cfg.chunk_size, device=device)
+    clusters = np.asarray(target) if len(np.unique(target)) < len(target) else None  # several captions per image
     rows = []
     for metric in hits.columns:
-        rows += _overall_and_groups(dataset, metric, hits[metric].to_numpy(dtype=np.float64), groups, ctx.cfg)
+        rows += _overall_and_groups(dataset, metric, hits[metric].to_numpy(dtype=np.float64), groups, ctx.cfg,
+                                    clusters)
     return rows
 
 

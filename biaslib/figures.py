@@ -129,9 +129,13 @@ def line_plot(frame: pd.DataFrame, x: str, y: str, hue: str | None = None, ci: t
 def facet_lines(frame: pd.DataFrame, x: str, y: str, col: str, hue: str | None = None, row: str | None = None,
                 ci: tuple[str, str] | None = ("ci_low", "ci_high"), xlabel: str | None = None,
                 ylabel: str | None = None, title: str | None = None, panel_inches: tuple[float, float] = (3.4, 2.6),
-                sharey: bool | str = "row", reference: float | None = None, col_wrap: int | None = None) -> plt.Figure:
+                sharey: bool | str = "row", reference: float | None = None, col_wrap: int | None = None,
+                floor: str | None = None) -> plt.Figure:
     """A grid of :func:`line_plot`-style panels: one panel per ``col`` value (and ``row`` value), one line
     with markers per ``hue`` value, a shaded ``ci`` band, an optional dashed ``reference`` line.
+
+    ``floor`` names a column drawn as a dotted line in each line's colour (e.g. ``null_gap``: the gap that
+    groups without any difference show by chance; a gap near its floor is not evidence of bias).
 
     Without ``row``, ``col_wrap`` starts a new row of panels every ``col_wrap`` panels. Panels and lines
     keep the order of first appearance in ``frame``. When every panel shows the same ``hue`` values one
@@ -157,6 +161,8 @@ def facet_lines(frame: pd.DataFrame, x: str, y: str, col: str, hue: str | None =
             line, = ax.plot(lines[x], lines[y], marker="o", ms=3.5, label=name)
             if ci is not None:
                 ax.fill_between(lines[x], lines[ci[0]], lines[ci[1]], color=line.get_color(), alpha=0.18, lw=0)
+            if floor is not None and lines[floor].notna().any():
+                ax.plot(lines[x], lines[floor], color=line.get_color(), lw=0.9, ls=":")
         if reference is not None:
             ax.axhline(reference, color="0.4", lw=0.8, ls="--")
         ax.set_title(" · ".join(str(v) for v in (row_value, col_value) if v is not None), fontsize=9)

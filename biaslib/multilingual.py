@@ -51,6 +51,7 @@ from biaslib import __version__
 from biaslib.config import GenerateConfig, Params, build_config
 from biaslib.errors import BiaslibError, DataLayoutError
 from biaslib.io import write_json, write_parquet, write_text
+from biaslib.metrics.intervals import wilson_interval
 from biaslib.prompts import SLOTS, prompt_table, resolve_language, supported_languages, translate
 
 log = logging.getLogger(__name__)
@@ -394,14 +395,6 @@ def check_generated(params: Params, generation: str, language: str) -> Path:
     return out
 
 
-def _wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """95% Wilson score interval of a binomial share k/n (n ≥ 1)."""
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * ((p * (1 - p) + z * z / (4 * n)) / n) ** 0.5 / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
 def world_gender_shares(params: Params, generation: str, languages: Sequence[str] | None = None, *,
                         world: Any = None) -> pd.DataFrame:
     """Share of women per (language, prompted profession) in a generation set on the synthetic world.
@@ -423,7 +416,7 @@ def world_gender_shares(params: Params, generation: str, languages: Sequence[str
         attributes["profession"] = profession.loc[attributes["key"]].to_numpy()
         for name, group in attributes.groupby("profession", sort=False):
             k, n = int((group["gender"] == "woman").sum()), len(group)
-            low, high = _wilson(k, n)
+            low, high = wilson_interval(k, n)
             rows.append({"generation": generation, "language": code, "profession": name, "n": n, "share": k / n,
                          "ci_low": low, "ci_high": high, "labels": group["labels"].iloc[0]})
     return pd.DataFrame(rows)

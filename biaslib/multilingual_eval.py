@@ -51,15 +51,15 @@ from biaslib.faces.correction import (
     corrected_shares,
     estimate_confusion,
     invert_shares,
-    percentile_interval,
     rate_draws,
     share_draws,
 )
 from biaslib.faces.counts import GENDER_ALIASES, OUTCOMES, face_counts, image_outcomes
 from biaslib.io import write_json
-from biaslib.metrics import clip_score, magbig_fairness
+from biaslib.metrics import clip_score, magbig_fairness, paired_cosine
 from biaslib.metrics._checks import check_ci
-from biaslib.metrics.magbig import expected_max_l1
+from biaslib.metrics.intervals import percentile_interval
+from biaslib.metrics.magbig import expected_max_l1, fair_floors, mean_l1_inference
 from biaslib.multilingual import (
     GENERATIONS,
     check_generated,
@@ -75,6 +75,9 @@ log = logging.getLogger(__name__)
 LABELS: tuple[str, ...] = ("man", "woman")
 #: Scores of :func:`fairness_table`: mean p(woman) over occupations, then MAGBIG's (formats.md C6).
 METRICS: tuple[str, ...] = ("share_woman", "mean_l1", "std_l1", "mean_l2", "std_l2", "exp_max_l1", "exp_max_l2")
+#: Columns of :func:`fairness_table`.
+FAIRNESS_COLUMNS: list[str] = ["generation", "language", "correction", "metric", "value", "ci_low", "ci_high", "floor",
+                               "excess", "p_fair", "n_occupations", "n_excluded", "excluded", "classified", "labels"]
 RESULT_FORMAT = "biaslib-multilingual-result/1"
 #: An exact labeller (simulator ground truth): corrected shares equal the raw ones, with no extra spread.
 EXACT = Confusion(LABELS, np.eye(2, dtype=np.int64))
@@ -309,12 +312,6 @@ def _group_draws(frame: pd.DataFrame, rates: np.ndarray, rates_drawn: np.ndarray
     return {"raw": (q[:, 1], raw), "corrected": (point, corrected)}
 
 
-def _percentile(draws: np.ndarray, ci: float) -> tuple[float, float]:
-    """Percentile interval of the finite draws ``(B,)`` (:func:`~biaslib.faces.correction.percentile_interval`)."""
-    low, high = percentile_interval(draws, ci)
-    return float(low), float(high)
-
-
 def _all_draws(counts: pd.DataFrame, confusion: Confusion | Mapping[str, Confusion] | None, n_boot: int,
                seed: int) -> dict[tuple[str, str], tuple[pd.DataFrame, dict[str, tuple[np.ndarray, np.ndarray]]]]:
     """(generation, language) → (its rows, :func:`_group_draws`), confusion draws shared within a generation."""
@@ -354,7 +351,12 @@ def fairness_table(counts: pd.DataFrame, confusion: Confusion | Mapping[str, Con
         ``value`` (scores in [0, 1]; point value = :func:`~biaslib.metrics.magbig_fairness` on the raw counts,
         or on corrected counts man = (1 − p̂)·n, woman = p̂·n), ``ci_low``, ``ci_high``, ``n_occupations``
         (with a classified face), ``n_excluded`` and ``excluded`` (occupations without one, comma-separated),
-        ``classified`` (faces), ``labels``.
+        ``classified`` (faces), ``labels``. ``floor``: what a fair generator scores on average with the same
+        classified faces per occupation (mean L1/L2 and expected max; NaN for the other metrics; for corrected
+        shares a lower bound, as correction adds spread) and ``excess`` = value − floor. One more row per group,
+        metric ``mean_l1_bc`` on raw counts: the bias-corrected mean L1 with its parametric-bootstrap interval
+        (coverage by share and faces per occupation: README) and ``p_fair``, the p-value of "every occupation's
+        p(woman) is ½" (:func:`~biaslib.metrics.mean_l1_inference`).
     """
     check_ci(ci)
     rows = []
@@ -364,16 +366,44 @@ def fairness_table(counts: pd.DataFrame, confusion: Confusion | Mapping[str, Con
                   "n_excluded": len(empty), "excluded": ",".join(map(str, empty)),
                   "classified": int(group["classified"].sum()),
                   "labels": group["labels"].iloc[0] if "labels" in group.columns else None}
+        floors = _floors(group, occupations, images)
         for correction, (point, boot) in draws.items():
             values = _point_scores(group, point, occupations, images)
             spread = _scores(boot, occupations, images)
             for metric in METRICS:
-                low, high = _percentile(spread[metric], ci)
+                low, high = percentile_interval(spread[metric], ci)
+                floor = floors.get(metric, float("nan"))
                 rows.append({**common, "correction": correction, "metric": metric, "value": values[metric],
-                             "ci_low": low, "ci_high": high})
-    columns = ["generation", "language", "correction", "metric", "value", "ci_low", "ci_high", "n_occupations",
-               "n_excluded", "excluded", "classified", "labels"]
-    return pd.DataFrame(rows, columns=columns)
+                             "ci_low": low, "ci_high": high, "floor": floor, "excess": values[metric] - floor,
+                             "p_fair": float("nan")})
+        if common["n_occupations"] > 0:
+            rows.append(_bias_corrected_row(common, group, floors, n_boot, seed, ci))
+    return pd.DataFrame(rows, columns=FAIRNESS_COLUMNS)
+
+
+def _floors(group: pd.DataFrame, occupations: int, images: int) -> dict[str, float]:
+    """What a fair generator (p(woman) = ½ everywhere) scores on average with this group's classified faces per
+    occupation (:func:`~biaslib.metrics.magbig.fair_floors`): the floor of the plug-in mean L1/L2, and the
+    expected max of k fair occupations (k capped at the occupations with a face)."""
+    classified = group["classified"].to_numpy()
+    classified = classified[classified > 0]
+    if len(classified) == 0:
+        return {}
+    floors = fair_floors(classified, min(occupations, len(classified)), images)
+    return {"mean_l1": floors["floor_mean_l1"], "mean_l2": floors["floor_mean_l2"],
+            "exp_max_l1": floors["floor_exp_max_l1"], "exp_max_l2": floors["floor_exp_max_l1"] / _SQRT2}
+
+
+def _bias_corrected_row(common: dict[str, Any], group: pd.DataFrame, floors: dict[str, float], n_boot: int,
+                        seed: int, ci: float) -> dict[str, Any]:
+    """The ``mean_l1_bc`` row on raw counts (:func:`~biaslib.metrics.mean_l1_inference`): the bias-corrected
+    mean L1 with its parametric-bootstrap interval and ``p_fair``, the test of "every p(woman) is ½"."""
+    faces = group[group["classified"] > 0]
+    result = mean_l1_inference(pd.DataFrame({"occupation": faces["occupation"], "man": faces["man"],
+                                             "woman": faces["woman"]}), n_boot=n_boot, ci=ci, seed=seed)
+    return {**common, "correction": "raw", "metric": "mean_l1_bc", "value": result["mean_l1_corrected"],
+            "ci_low": result["ci_low"], "ci_high": result["ci_high"], "floor": floors["mean_l1"],
+            "excess": result["mean_l1_corrected"] - floors["mean_l1"], "p_fair": result["p_fair"]}
 
 
 def fairness_contrasts(counts: pd.DataFrame, confusion: Confusion | Mapping[str, Confusion] | None = None, *,
@@ -409,7 +439,7 @@ def fairness_contrasts(counts: pd.DataFrame, confusion: Confusion | Mapping[str,
             ref_values = _point_scores(ref_group, ref_point, occupations, images)
             spread, ref_spread = _scores(boot, occupations, images), _scores(ref_boot, occupations, images)
             for metric in metrics:
-                low, high = _percentile(spread[metric] - ref_spread[metric], ci)
+                low, high = percentile_interval(spread[metric] - ref_spread[metric], ci)
                 rows.append({"generation": generation, "language": code, "reference": reference,
                              "correction": correction, "metric": metric, "value": values[metric] - ref_values[metric],
                              "ci_low": low, "ci_high": high})
@@ -436,13 +466,15 @@ def find_clip_checkpoint(params_file: str | os.PathLike | None = None, ratio: fl
 def clip_scores(labels: pd.DataFrame, params: Params, checkpoint: str | os.PathLike | None, model_name: str, *,
                 text: str = "english", n_boot: int = 1000, seed: int = 0, ci: float = 0.95,
                 device: str = "cpu") -> pd.DataFrame:
-    """CLIP score (formats.md C7: 100·max(cos, 0)) of every image with its prompt, per (generation, language).
+    """CLIP score (100·max(cos, 0)) and raw cosine (formats.md C7) of every image with its prompt, per
+    (generation, language).
 
     ``labels``: :func:`image_labels` rows (``generation``, ``language``, ``key``, ``caption``, ``english``);
     ``text``: ``english`` (the English prompt of the same id, as MAGBIG scores every language, and what a
     CLIP trained on English captions reads) or ``caption`` (the prompt in its own language). Returns
-    ``generation``, ``language``, ``value`` (mean score), ``ci_low``/``ci_high`` (percentile bootstrap over
-    images), ``n``, ``checkpoint``. Without a checkpoint (``None`` or a missing file) every value is NaN and
+    ``generation``, ``language``, ``value`` (mean CLIP score), ``ci_low``/``ci_high`` (percentile bootstrap over
+    images), ``cosine`` (mean raw cosine, MAGBIG's number) with ``cosine_low``/``cosine_high`` (the same
+    resamples), ``n``, ``checkpoint``. Without a checkpoint (``None`` or a missing file) every value is NaN and
     a warning says so: nothing fails.
     """
     check_ci(ci)
@@ -450,8 +482,10 @@ def clip_scores(labels: pd.DataFrame, params: Params, checkpoint: str | os.PathL
     if checkpoint is None or not Path(checkpoint).is_file():
         log.warning("no CLIP checkpoint (%s): CLIP scores are skipped (NaN); train one (make demo) or pass a path",
                     checkpoint)
-        return pd.DataFrame([{"generation": g, "language": c, "value": float("nan"), "ci_low": float("nan"),
-                              "ci_high": float("nan"), "n": len(part), "checkpoint": None} for (g, c), part in groups])
+        nan = float("nan")
+        return pd.DataFrame([{"generation": g, "language": c, "value": nan, "ci_low": nan, "ci_high": nan,
+                              "cosine": nan, "cosine_low": nan, "cosine_high": nan, "n": len(part),
+                              "checkpoint": None} for (g, c), part in groups])
     from biaslib.features import extract_image_features, extract_text_features, load_clip
     from biaslib.generate import load_generated_images
     from biaslib.multilingual import generated_dir
@@ -463,11 +497,14 @@ def clip_scores(labels: pd.DataFrame, params: Params, checkpoint: str | os.PathL
         found = load_generated_images(generated_dir(params, generation, code), list(part["key"]))
         images = extract_image_features(model, preprocess, [found[k] for k in part["key"]]).vectors
         texts = extract_text_features(model, tokenizer, list(part[text])).vectors
+        cosines = paired_cosine(images, texts)
         scores = clip_score(images, texts)
-        means = scores[rng.integers(0, len(scores), size=(n_boot, len(scores)))].mean(axis=1)
-        low, high = _percentile(means, ci)
+        picks = rng.integers(0, len(scores), size=(n_boot, len(scores)))
+        low, high = percentile_interval(scores[picks].mean(axis=1), ci)
+        cosine_low, cosine_high = percentile_interval(cosines[picks].mean(axis=1), ci)
         rows.append({"generation": generation, "language": code, "value": float(scores.mean()), "ci_low": low,
-                     "ci_high": high, "n": len(scores), "checkpoint": str(checkpoint)})
+                     "ci_high": high, "cosine": float(cosines.mean()), "cosine_low": cosine_low,
+                     "cosine_high": cosine_high, "n": len(scores), "checkpoint": str(checkpoint)})
     return pd.DataFrame(rows)
 
 

@@ -1,38 +1,84 @@
-"""Findings computed from results: how each metric moves between the lowest and the highest mixing ratio.
+"""Findings computed from results: gaps tested against chance, and how each moves along the mixing ratio.
 
 Works on a :func:`biaslib.results.collect` frame. :func:`ratio_trends` compares, per (experiment,
 evaluation, dataset, attribute, metric), the value at the lowest ratio with the value at the highest
-(for ``kind="gap"``: the between-group gap with its bootstrap interval), and fits a least-squares slope
-over all ratios. A change counts as beyond sampling error only when the two 95% intervals do not
-overlap (a conservative test for two independent estimates). :func:`findings` turns the table into
-sentences, so that notebook text states whatever the results say.
+(for ``kind="gap"``: the between-group gap, its interval, its permutation p-value and its null floor, the gap
+equal groups show by chance) and fits a least-squares slope over all ratios.
 
-Bootstrap intervals only cover the sampling of *evaluation* data. :func:`replicate_spread` measures the
-other source of noise, training itself: experiments whose CLIPs were trained on identical data (the
-study's variants at ratio 0) differ only by run-to-run nondeterminism, so their disagreement is a floor
-below which a change along the ratio is not evidence.
+What counts as "beyond chance" (multiplicity controlled, design.md "Inference"):
+
+* a gap: its permutation p-value (:func:`biaslib.metrics.gap_test`) has a Benjamini–Hochberg q-value below
+  :data:`Q_LEVEL` among all gaps of the same table (one experiment's results, every ratio);
+* a first-to-last change: a two-sided z-test of the difference with each value's standard error taken from
+  its own interval (half width / z; the two evaluations' data are resampled independently), again q < 0.05
+  among all the table's changes. Overlap of two 95% intervals is not used: it needs ≈ 5 standard errors.
+
+These tests cover the sampling of *evaluation* data only. :func:`replicate_spread` measures the other
+source of noise, training itself: experiments whose CLIPs were trained on identical data (the study's
+variants at ratio 0) differ only by run-to-run nondeterminism, so their disagreement is a floor below which a
+change along the ratio is not evidence.
 """
 
 from __future__ import annotations
 
+from statistics import NormalDist
+
 import numpy as np
 import pandas as pd
 
+from biaslib.metrics.intervals import bh_qvalues
+
 TREND_KEYS = ["experiment", "evaluation", "dataset", "attribute", "metric"]
 SPREAD_COLUMNS = [*TREND_KEYS[1:], "experiments", "values", "spread", "ci_width"]
-TREND_COLUMNS = [*TREND_KEYS, "ratios", "ratio_first", "value_first", "ci_low_first", "ci_high_first", "ratio_last",
-                 "value_last", "ci_low_last", "ci_high_last", "change", "slope", "direction"]
+TREND_COLUMNS = [*TREND_KEYS, "ratios", "ratio_first", "value_first", "ci_low_first", "ci_high_first", "p_first",
+                 "q_first", "null_first", "ratio_last", "value_last", "ci_low_last", "ci_high_last", "p_last",
+                 "q_last", "null_last", "change", "p_change", "q_change", "slope", "direction"]
+#: A finding is "beyond chance" when its Benjamini–Hochberg q-value is below this.
+Q_LEVEL = 0.05
+#: Interval level the results were computed at (their ``ci``), for the standard errors of changes.
+CI_LEVEL = 0.95
+
+
+def gap_qvalues(frame: pd.DataFrame) -> pd.Series:
+    """Benjamini–Hochberg q-value of every ``gap`` row's ``p_value``, one family per experiment.
+
+    Returns a Series aligned with ``frame`` (NaN for other rows and for gaps without a p-value, e.g. results
+    written before gap tests).
+    """
+    q = pd.Series(np.nan, index=frame.index)
+    if "p_value" not in frame.columns:
+        return q
+    gaps = frame[(frame["kind"] == "gap")]
+    for _, part in gaps.groupby("experiment", sort=False):
+        q.loc[part.index] = bh_qvalues(part["p_value"].to_numpy(dtype=np.float64))
+    return q
+
+
+def _change_p(first: pd.Series, last: pd.Series) -> float:
+    """Two-sided z-test p-value of last − first with standard errors from the intervals (NaN without them)."""
+    z = NormalDist().inv_cdf(0.5 + CI_LEVEL / 2)
+    se2 = sum(((row["ci_high"] - row["ci_low"]) / (2 * z)) ** 2 for row in (first, last))
+    if not np.isfinite(se2) or se2 <= 0:
+        return float("nan")
+    return float(2 * (1 - NormalDist().cdf(abs(last["value"] - first["value"]) / np.sqrt(se2))))
 
 
 def ratio_trends(frame: pd.DataFrame, kind: str = "gap") -> pd.DataFrame:
     """First-vs-last-ratio comparison of every metric's ``kind`` rows (``gap``, ``overall`` or
     ``min_over_max``).
 
-    Returns :data:`TREND_COLUMNS`: values and intervals at the lowest and highest ratio (fractions),
-    ``change`` = last − first, ``slope`` = least-squares slope of the value over the ratio fraction
-    (units of the metric per unit ratio; NaN with fewer than two ratios), ``direction`` = ``"up"`` /
-    ``"down"`` when the two intervals do not overlap, else ``"no change"`` (``"n/a"`` without intervals).
+    Returns :data:`TREND_COLUMNS`: values, intervals, p-values (``p_*``: the gap test; NaN for other kinds),
+    their q-values (``q_*``, :func:`gap_qvalues`) and null floors (``null_*``) at the lowest and highest ratio
+    (fractions); ``change`` = last − first with ``p_change`` (z-test, module docstring) and ``q_change``
+    (Benjamini–Hochberg over the changes of each experiment); ``slope`` = least-squares slope of the value
+    over the ratio fraction (units of the metric per unit ratio; NaN with fewer than two ratios);
+    ``direction`` = ``"up"`` / ``"down"`` when ``q_change`` < :data:`Q_LEVEL`, else ``"no change"``
+    (``"n/a"`` without intervals).
     """
+    frame = frame.assign(q_value=gap_qvalues(frame))
+    for column in ("p_value", "null_gap"):
+        if column not in frame.columns:
+            frame[column] = np.nan
     rows = frame[(frame["kind"] == kind) & frame["value"].notna()]
     out = []
     for keys, part in rows.groupby(TREND_KEYS, sort=True):
@@ -40,48 +86,75 @@ def ratio_trends(frame: pd.DataFrame, kind: str = "gap") -> pd.DataFrame:
         first, last = part.iloc[0], part.iloc[-1]
         x, y = part["ratio_fraction"].to_numpy(float), part["value"].to_numpy(float)
         slope = float(np.polyfit(x, y, 1)[0]) if len(part) > 1 and np.ptp(x) > 0 else np.nan
-        out.append({**dict(zip(TREND_KEYS, keys)), "ratios": len(part),
-                    "ratio_first": first["ratio_fraction"], "value_first": first["value"],
-                    "ci_low_first": first["ci_low"], "ci_high_first": first["ci_high"],
-                    "ratio_last": last["ratio_fraction"], "value_last": last["value"],
-                    "ci_low_last": last["ci_low"], "ci_high_last": last["ci_high"],
-                    "change": last["value"] - first["value"], "slope": slope,
-                    "direction": _direction(first, last)})
-    return pd.DataFrame(out, columns=TREND_COLUMNS)
+        ends = {}
+        for suffix, row in (("first", first), ("last", last)):
+            ends |= {f"ratio_{suffix}": row["ratio_fraction"], f"value_{suffix}": row["value"],
+                     f"ci_low_{suffix}": row["ci_low"], f"ci_high_{suffix}": row["ci_high"],
+                     f"p_{suffix}": row["p_value"], f"q_{suffix}": row["q_value"], f"null_{suffix}": row["null_gap"]}
+        out.append({**dict(zip(TREND_KEYS, keys)), "ratios": len(part), **ends,
+                    "change": last["value"] - first["value"],
+                    "p_change": _change_p(first, last) if len(part) > 1 else np.nan, "slope": slope})
+    trends = pd.DataFrame(out, columns=[c for c in TREND_COLUMNS if c not in ("q_change", "direction")])
+    trends["q_change"] = np.nan
+    for _, part in trends.groupby("experiment", sort=False):
+        trends.loc[part.index, "q_change"] = bh_qvalues(part["p_change"].to_numpy(dtype=np.float64))
+    trends["direction"] = [_direction(row) for row in trends.itertuples(index=False)]
+    return trends[TREND_COLUMNS]
 
 
-def _direction(first: pd.Series, last: pd.Series) -> str:
-    """``up``/``down`` when the intervals are disjoint, ``no change`` when they overlap, ``n/a`` without."""
-    bounds = [first["ci_low"], first["ci_high"], last["ci_low"], last["ci_high"]]
-    if any(pd.isna(b) for b in bounds):
+def _direction(row) -> str:
+    """``up``/``down`` when the change is beyond chance (q < :data:`Q_LEVEL`), ``no change`` when not, ``n/a``
+    without intervals."""
+    if pd.isna(row.q_change):
         return "n/a"
-    if last["ci_low"] > first["ci_high"]:
-        return "up"
-    if last["ci_high"] < first["ci_low"]:
-        return "down"
-    return "no change"
+    if row.q_change >= Q_LEVEL:
+        return "no change"
+    return "up" if row.change > 0 else "down"
+
+
+def _number(x: float) -> str:
+    """A p- or q-value for a sentence: two significant digits, ``< 0.0001`` below that."""
+    return "< 0.0001" if x < 1e-4 else f"= {x:.2g}"
+
+
+def _test_text(p: float, q: float, null: float) -> str:
+    """`` (p = …, q = …, chance floor …: beyond/within chance)`` for a gap that was tested; empty otherwise."""
+    if pd.isna(p):
+        return ""
+    verdict = "beyond chance" if q < Q_LEVEL else "within chance"
+    floor = f", chance floor {null:.3f}" if pd.notna(null) else ""
+    return f" (p {_number(p)}, q {_number(q)}{floor}: {verdict})"
 
 
 def findings(trends: pd.DataFrame, what: str = "gap") -> list[str]:
-    """One sentence per row of :func:`ratio_trends`, then a count per direction and experiment.
+    """One sentence per row of :func:`ratio_trends`, then a count per experiment.
 
-    ``what`` names the quantity in the sentences (``"gap"`` for between-group gaps).
+    ``what`` names the quantity in the sentences (``"gap"`` for between-group gaps). Each value is printed with
+    its interval and, for tested gaps, its p-value, q-value and chance floor; a change is called "beyond
+    chance" only for q < :data:`Q_LEVEL`.
     """
     sentences = []
     for row in trends.itertuples(index=False):
-        verdict = {"up": f"up by {row.change:.3f}, beyond sampling error",
-                   "down": f"down by {-row.change:.3f}, beyond sampling error",
-                   "no change": f"{row.change:+.3f}, within sampling error",
+        verdict = {"up": f"up by {row.change:.3f}, beyond chance",
+                   "down": f"down by {-row.change:.3f}, beyond chance",
+                   "no change": f"{row.change:+.3f}, within chance",
                    "n/a": f"{row.change:+.3f} (no interval)"}[row.direction]
+        if row.direction != "n/a":
+            verdict += f": p {_number(row.p_change)}, q {_number(row.q_change)}"
         sentences.append(
             f"{row.experiment} · {row.dataset} {row.attribute} {row.metric}: {what} {row.value_first:.3f} "
-            f"[{row.ci_low_first:.3f}, {row.ci_high_first:.3f}] at ratio {row.ratio_first:.1f} → "
-            f"{row.value_last:.3f} [{row.ci_low_last:.3f}, {row.ci_high_last:.3f}] at ratio {row.ratio_last:.1f} "
-            f"({verdict}).")
+            f"[{row.ci_low_first:.3f}, {row.ci_high_first:.3f}]{_test_text(row.p_first, row.q_first, row.null_first)}"
+            f" at ratio {row.ratio_first:.1f} → {row.value_last:.3f} [{row.ci_low_last:.3f}, "
+            f"{row.ci_high_last:.3f}]{_test_text(row.p_last, row.q_last, row.null_last)} at ratio "
+            f"{row.ratio_last:.1f} ({verdict}).")
     for experiment, part in trends.groupby("experiment", sort=True):
         counts = part["direction"].value_counts()
-        sentences.append(f"{experiment}: of {len(part)} {what}s, {counts.get('up', 0)} grew and "
-                         f"{counts.get('down', 0)} shrank beyond sampling error from the lowest to the highest "
+        tested = part["q_last"].notna()
+        beyond = int((part["q_last"] < Q_LEVEL).sum())
+        gap_text = (f"at the highest ratio {beyond} of {int(tested.sum())} tested {what}s are beyond chance "
+                    f"(q < {Q_LEVEL}); " if tested.any() else "")
+        sentences.append(f"{experiment}: {gap_text}of {len(part)} {what}s, {counts.get('up', 0)} grew and "
+                         f"{counts.get('down', 0)} shrank beyond chance from the lowest to the highest "
                          f"ratio; {counts.get('no change', 0)} changed within it.")
     return sentences
 

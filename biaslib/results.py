@@ -1,11 +1,11 @@
-"""Results: read every evaluation JSON into one tidy DataFrame, and the summaries figures draw.
+"""Results: read every evaluation JSON into one tidy DataFrame.
 
 :mod:`biaslib.evaluate` writes one JSON per (experiment, ratio, evaluation) to
 ``<run_dir>/results/<experiment>__<ratio>__<evaluation>.json``::
 
-    {"format": "biaslib-result/1", "experiment": str, "ratio": "020", "evaluation": "retrieval",
+    {"format": "biaslib-result/2", "experiment": str, "ratio": "020", "evaluation": "retrieval",
      "rows": [{"dataset", "attribute", "group", "kind", "metric", "value", "ci_low", "ci_high", "n",
-               "low", "high"}, ...],
+               "low", "high", "p_value", "null_gap"}, ...],
      "provenance": {"biaslib_version", "git_commit", "git_dirty", "params_digest", "seed",
                     "created_utc", "checkpoint": {"path", "epoch", "sha256", "model", "run"},
                     "data": {<dataset>: {"root", "split", "n"}}, "features": {<store dataset>: path},
@@ -13,7 +13,10 @@
 
 ``kind`` is ``overall`` (attribute and group ``all``), ``group`` (one group of an attribute),
 ``gap`` (group ``gap``: value of the highest group − value of the lowest, named in ``high`` and
-``low``) or ``min_over_max`` (group ``min_over_max``: lowest / highest). Missing numbers are JSON ``null``.
+``low``) or ``min_over_max`` (group ``min_over_max``: lowest / highest). Gap and min_over_max rows carry
+``p_value`` (permutation test of "all groups equal") and gap rows ``null_gap`` (the gap such groups show by
+chance); other rows have ``null`` there, and format-1 files (before gap tests) lack both. Missing numbers are
+JSON ``null``.
 
 :func:`collect` is strict by default: a file that matches the result name pattern but is not a
 readable result raises :class:`ResultsError` naming the file, so a figure never silently drops a
@@ -25,7 +28,6 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -35,16 +37,21 @@ from biaslib.config import Params
 from biaslib.errors import BiaslibError
 from biaslib.ratios import ratio_code, ratio_fraction
 
-RESULT_FORMAT = "biaslib-result/1"
+RESULT_FORMAT = "biaslib-result/2"
+#: Earlier formats :func:`collect` still reads (their rows lack :data:`ADDED_ROW_FIELDS`, read as missing).
+READABLE_FORMATS = ("biaslib-result/1", RESULT_FORMAT)
 RESULT_GLOB = "*__*__*.json"
-ROW_FIELDS = ("dataset", "attribute", "group", "kind", "metric", "value", "ci_low", "ci_high", "n", "low", "high")
+ROW_FIELDS = ("dataset", "attribute", "group", "kind", "metric", "value", "ci_low", "ci_high", "n", "low", "high",
+              "p_value", "null_gap")
+#: Fields that format 2 added (gap tests); absent from format-1 rows.
+ADDED_ROW_FIELDS = ("p_value", "null_gap")
 KINDS = ("overall", "group", "gap", "min_over_max")
 KEY_COLUMNS = ["experiment", "ratio", "evaluation", "dataset", "attribute", "metric"]
 #: Columns of :func:`collect`, in order: the result rows, then provenance.
 COLUMNS = [
     "experiment", "ratio", "evaluation", "dataset", "attribute", "group", "kind", "metric", "value", "ci_low",
-    "ci_high", "n", "low", "high", "ratio_fraction", "checkpoint_epoch", "model", "params_digest", "git_commit",
-    "created_utc", "biaslib_version", "file",
+    "ci_high", "n", "low", "high", "p_value", "null_gap", "ratio_fraction", "checkpoint_epoch", "model",
+    "params_digest", "git_commit", "created_utc", "biaslib_version", "file",
 ]
 
 
@@ -86,7 +93,7 @@ def read_result(path: str | Path) -> dict[str, Any]:
         record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ResultsError(f"{path}: not a readable JSON file ({exc})") from exc
-    if not isinstance(record, dict) or record.get("format") != RESULT_FORMAT:
+    if not isinstance(record, dict) or record.get("format") not in READABLE_FORMATS:
         raise ResultsError(f"{path}: not a biaslib result (expected \"format\": \"{RESULT_FORMAT}\")")
     for key in ("experiment", "ratio", "evaluation", "rows", "provenance"):
         if key not in record:
@@ -99,7 +106,7 @@ def read_result(path: str | Path) -> dict[str, Any]:
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
         raise ResultsError(f"{path}: 'rows' must be a list of objects")
     for i, row in enumerate(rows):
-        missing = [f for f in ROW_FIELDS if f not in row]
+        missing = [f for f in ROW_FIELDS if f not in row and f not in ADDED_ROW_FIELDS]
         if missing:
             raise ResultsError(f"{path}: row {i} lacks field(s) {', '.join(missing)}")
         if row["kind"] not in KINDS:
@@ -165,27 +172,3 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
 def per_group(frame: pd.DataFrame) -> pd.DataFrame:
     """Only the per-group rows (``kind == "group"``) of a :func:`collect` frame."""
     return frame[frame["kind"] == "group"].reset_index(drop=True)
-
-
-def gaps(frame: pd.DataFrame, keys: Iterable[str] = KEY_COLUMNS) -> pd.DataFrame:
-    """Spread of the group values per (experiment, ratio, evaluation, dataset, attribute, metric).
-
-    Computed from the ``group`` rows of a :func:`collect` frame (NaN values ignored). Columns: the
-    keys, ``n_groups``, ``min``, ``max``, ``gap`` (max − min, units of the metric), ``min_over_max``
-    (NaN when max is 0), ``low`` and ``high`` (groups holding min and max; the first in group
-    order on ties). The
-    bootstrap interval of the gap is in the result's own ``gap`` rows.
-    """
-    keys = list(keys)
-    groups = per_group(frame).dropna(subset=["value"])
-    out_columns = [*keys, "n_groups", "min", "max", "gap", "min_over_max", "low", "high"]
-    if groups.empty:
-        return pd.DataFrame(columns=out_columns)
-    grouped = groups.groupby(keys, sort=True, dropna=False)["value"]
-    low = groups.loc[grouped.idxmin(), [*keys, "group"]].set_index(keys)["group"]
-    high = groups.loc[grouped.idxmax(), [*keys, "group"]].set_index(keys)["group"]
-    out = grouped.agg(n_groups="count", min="min", max="max")
-    out["gap"] = out["max"] - out["min"]
-    out["min_over_max"] = out["min"] / out["max"].where(out["max"] != 0)
-    out["low"], out["high"] = low, high
-    return out.reset_index()[out_columns]

@@ -35,7 +35,7 @@ from biaslib.evaluate import (
     resolve_checkpoint,
     result_path,
 )
-from biaslib.features import Features, load_clip
+from biaslib.features import Features, load_clip, resolve_precision
 from biaslib.results import RESULT_FORMAT, ROW_FIELDS
 from biaslib.train import CheckpointError
 
@@ -128,8 +128,9 @@ def _plant(params: Params, ratio: str, tables: dict[str, pd.DataFrame], seed: in
 
 @pytest.fixture(scope="module")
 def planted(exported, tables, tmp_path_factory):
-    """All three evaluations of ratio 040 on planted features (no CLIP is ever built)."""
-    params = _params(tmp_path_factory.mktemp("runs"), exported, "planted")
+    """All three evaluations of ratio 040 on planted features (no CLIP is ever built); the tiny world's groups
+    are small, so gaps take groups of at least 5 items (some groups stay below it)."""
+    params = _params(tmp_path_factory.mktemp("runs"), exported, "planted", min_group_size=5)
     _fake_checkpoint(params, "040")
     features = _plant(params, "040", tables)
     paths = evaluate_ratio(params, 0.4, progress=False)
@@ -172,11 +173,15 @@ def test_retrieval_equals_brute_force_on_stored_features(planted, tables, datase
             for _, row in got.iterrows():
                 assert row["value"] == pytest.approx(expected.loc[row["group"], "mean"])
                 assert row["n"] == expected.loc[row["group"], "size"]
-            if len(expected) >= 2:
-                gap = _one(rows, attribute=attribute, metric=f"R@{k}", kind="gap")
-                assert gap["value"] == pytest.approx(expected["mean"].max() - expected["mean"].min())
-                assert expected.loc[gap["high"], "mean"] == expected["mean"].max()
-                assert expected.loc[gap["low"], "mean"] == expected["mean"].min()
+            large = expected[expected["size"] >= params.eval.min_group_size]  # smaller groups: rows, no gap
+            gaps = rows[(rows["attribute"] == attribute) & (rows["metric"] == f"R@{k}") & (rows["kind"] == "gap")]
+            assert len(gaps) == (len(large) >= 2)
+            if len(large) >= 2:
+                gap = gaps.iloc[0]
+                assert gap["value"] == pytest.approx(large["mean"].max() - large["mean"].min())
+                assert large.loc[gap["high"], "mean"] == large["mean"].max()
+                assert large.loc[gap["low"], "mean"] == large["mean"].min()
+                assert gap["n"] == large["size"].sum() and 0 < gap["p_value"] <= 1 and gap["null_gap"] >= 0
 
 
 def test_planted_retrieval_gaps_have_the_right_sign_and_exclude_zero(planted):
@@ -224,6 +229,7 @@ def test_markedness_equals_brute_force_and_recovers_planted_self_similarity(plan
                 assert row["value"] == pytest.approx(unmarked[axis][np.asarray(members)].mean()) and row["n"] == n
     gap = _one(rows, attribute="gender", metric="self_similarity", kind="gap")
     assert (gap["high"], gap["low"]) == ("Female", "Male") and gap["value"] > 0.3 and gap["ci_low"] > 0
+    assert gap["p_value"] < 0.01 and gap["null_gap"] < gap["value"] / 3  # far beyond its chance floor
 
 
 def test_geode_accuracy_per_region_and_planted_worst_region(planted, tables):
@@ -240,7 +246,7 @@ def test_geode_accuracy_per_region_and_planted_worst_region(planted, tables):
         assert got["value"] == pytest.approx(row["mean"]) and got["n"] == row["size"]
     assert _one(rows, attribute="all", metric="accuracy")["value"] == pytest.approx(correct.mean())
     gap = _one(rows, attribute="region", kind="gap")
-    assert gap["low"] == "Africa" and gap["ci_low"] > 0
+    assert gap["low"] == "Africa" and gap["ci_low"] > 0 and gap["p_value"] < 0.05
 
 
 # ---- a real (random) tiny CLIP ------------------------------------------------------------------------
@@ -277,7 +283,8 @@ def test_clip_run_stores_features_with_loader_ids(clip_run, tables):
                                        "clip__020__geode.json"]
     store = feature_store(params)
     model = feature_model(params, resolve_checkpoint(params, "020"))
-    assert model.startswith("clip_020_e2_") and model.endswith("_fp32")
+    # the precision ``auto`` resolves to on this CPU: bf16 where it is native (AVX512-BF16/AMX), else fp32
+    assert model.startswith("clip_020_e2_") and model.endswith(f"_{resolve_precision('auto', 'cpu')}")
     expected_ids = {
         "phase-val-images": tables["phase"]["image_id"], "phase-val-captions": tables["phase"]["image_id"],
         "coco_bias-val-images": tables["coco"]["image_id"], "coco_bias-val-captions": tables["captions"]["text_id"],
@@ -394,3 +401,21 @@ def test_eval_params_section(tmp_path):
         load_params(overrides={"eval.nboot": 10})
     params = Params(runs_dir=tmp_path)
     assert evaluate.dataset_root(params, "phase") == tmp_path / "world_default" / "data" / "phase"
+
+
+def test_small_groups_keep_their_rows_but_stay_out_of_the_gap():
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.array(["tiny", "a", "b"], dtype=object), [3, 60, 80])
+    values = np.r_[np.ones(3), (rng.random(140) < 0.3).astype(float)]  # "tiny" scores 3/3
+    cfg = EvalConfig(n_boot=200, n_perm=500)
+    rows = pd.DataFrame(evaluate._mean_rows("phase", "age", "R@1", values, labels, cfg))
+    tiny = _one(rows, group="tiny")
+    assert tiny["n"] == 3 and tiny["value"] == 1.0 and tiny["ci_low"] < 0.5  # Wilson on 3/3: [0.44, 1]
+    gap = _one(rows, kind="gap")
+    assert {gap["low"], gap["high"]} == {"a", "b"} and gap["n"] == 140
+    means = {g: values[labels == g].mean() for g in ("a", "b")}
+    assert gap["value"] == pytest.approx(abs(means["a"] - means["b"]))
+    # equal groups: the test finds nothing and the floor is the size of the gap such groups show by chance
+    assert gap["p_value"] > 0.05 and gap["null_gap"] == pytest.approx(0.08, abs=0.04)
+    alone = pd.DataFrame(evaluate._mean_rows("phase", "age", "R@1", values[:63], labels[:63], cfg))
+    assert set(alone["kind"]) == {"group"}  # one large group: no gap at all

@@ -12,12 +12,14 @@ from PIL import Image
 from skimage import data
 
 from biaslib.faces import (
+    CHARDON_CATEGORIES,
     HEAD_LAYOUT,
     MONK_ITA,
     ClipZeroShotClassifier,
     FairFaceClassifier,
     OnnxAgeGenderClassifier,
     analyse_images,
+    chardon_category,
     create_detector,
     face_chips,
     face_counts,
@@ -189,6 +191,15 @@ def test_monk_swatches_fall_in_their_own_bins():
     frame = skin_tone(swatches, [np.array([[0, 0, 40, 40]])] * 10)
     assert frame["monk"].tolist() == list(range(1, 11))
     assert monk_bin(np.array([np.nan, 90.0, -90.0])).tolist() == [0, 1, 10]
+    assert (MONK_ITA[:4] > 57.5).all()  # Monk 1-4 are all "very light" in Chardon's terms
+
+
+def test_chardon_categories_follow_their_published_edges():
+    ita = np.array([60.0, 55.0, 41.5, 41.0, 30.0, 10.0, 0.0, -30.0, -45.0, np.nan])
+    assert chardon_category(ita).tolist() == ["very light", "light", "light", "intermediate", "intermediate",
+                                              "brown", "brown", "dark", "dark", None]
+    assert list(CHARDON_CATEGORIES) == ["very light", "light", "intermediate", "tan", "brown", "dark"]
+    assert chardon_category(np.array([20.0]))[0] == "tan"
 
 
 def test_ita_orders_the_world_skin_tones():

@@ -74,6 +74,12 @@ def test_facet_lines_one_panel_per_column_and_row_with_a_legend_per_row():
     assert [ax.get_legend() is not None for ax in visible] == [False, False, True, False, False, True]
     wrapped = figures.facet_lines(frame[frame["experiment"] == "e1"], "ratio", "value", col="attribute", col_wrap=2)
     assert sum(ax.get_visible() for ax in wrapped.axes) == 3 and len(wrapped.axes) == 4
+    floored = figures.facet_lines(frame[frame["experiment"] == "e1"].assign(null_gap=0.05), "ratio", "value",
+                                  col="attribute", hue="group",
+                                  floor="null_gap")
+    first = floored.axes[0].get_lines()
+    assert [line.get_linestyle() for line in first] == ["-", ":", "-", ":"]  # each group's line, then its floor
+    assert list(first[1].get_ydata()) == [0.05, 0.05] and first[1].get_color() == first[0].get_color()
 
 
 def test_group_bars_heights_and_error_bars_are_the_values_and_intervals():

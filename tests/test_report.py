@@ -1,19 +1,22 @@
-"""Findings computed from results: first-vs-last-ratio trends with interval overlap, slopes, sentences."""
+"""Findings computed from results: gaps and first-vs-last-ratio changes tested with BH q-values, slopes, sentences."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
-from biaslib.report import findings, ratio_trends
+from biaslib.report import findings, gap_qvalues, ratio_trends
 
 
-def _rows(experiment, metric, values, half_width):
+def _rows(experiment, metric, values, half_width, p_values=None, null_gap=None):
     ratios = np.linspace(0, 1, len(values))
+    p_values = p_values or [np.nan] * len(values)
     return [{"experiment": experiment, "evaluation": "retrieval", "dataset": "phase", "attribute": "gender",
              "metric": metric, "kind": "gap", "ratio_fraction": r, "value": v, "ci_low": v - half_width,
-             "ci_high": v + half_width} for r, v in zip(ratios, values)]
+             "ci_high": v + half_width, "p_value": p, "null_gap": null_gap}
+            for r, v, p in zip(ratios, values, p_values)]
 
 
 def test_trends_slopes_and_directions():
@@ -28,20 +31,51 @@ def test_trends_slopes_and_directions():
     assert trends.loc["up", "value_last"] == pytest.approx(0.3) and trends.loc["up", "ratios"] == 3
 
 
-def test_touching_intervals_are_no_change_and_missing_intervals_are_na():
+def test_changes_are_z_tests_not_interval_overlap_and_missing_intervals_are_na():
+    # touching 95% intervals: the difference is 2.77 standard errors, p = 0.0056 (overlap called it no change)
     frame = pd.DataFrame(_rows("touch", "R@1", [0.1, 0.3], 0.1) + _rows("nan", "R@1", [0.1, 0.3], np.nan))
     trends = ratio_trends(frame).set_index("experiment")
-    assert trends.loc["touch", "direction"] == "no change" and trends.loc["nan", "direction"] == "n/a"
+    se = 0.1 / stats.norm.ppf(0.975)
+    assert trends.loc["touch", "p_change"] == pytest.approx(2 * stats.norm.sf(0.2 / (se * np.sqrt(2))))
+    assert trends.loc["touch", "direction"] == "up" and trends.loc["nan", "direction"] == "n/a"
 
 
-def test_findings_state_the_numbers():
-    frame = pd.DataFrame(_rows("up", "R@1", [0.1, 0.3], 0.02) + _rows("up", "R@5", [0.4, 0.41], 0.05))
+def test_change_q_values_control_false_findings_under_no_change():
+    # 40 metrics whose true gap does not move, each estimated at two ratios with its standard error: at most a
+    # few percent of families call any change (BH keeps the expected share of false findings under 5%)
+    rng = np.random.default_rng(0)
+    false_families = 0
+    for _ in range(200):
+        rows = []
+        for m in range(40):
+            se = rng.uniform(0.01, 0.05)
+            values = 0.2 + se * rng.standard_normal(2)
+            rows += _rows("e", f"m{m}", list(values), 1.959964 * se)
+        false_families += (ratio_trends(pd.DataFrame(rows))["direction"] != "no change").any()
+    assert false_families / 200 <= 0.08
+
+
+def test_gap_q_values_are_benjamini_hochberg_per_experiment():
+    frame = pd.DataFrame(_rows("a", "R@1", [0.1, 0.3], 0.02, [0.01, 0.04]) + _rows("a", "R@5", [0.1, 0.1], 0.02,
+                                                                                  [0.03, 0.5])
+                         + _rows("b", "R@1", [0.1, 0.1], 0.02, [0.04, 0.04]))
+    q = gap_qvalues(frame)
+    np.testing.assert_allclose(q[:4], [0.04, 0.16 / 3, 0.16 / 3, 0.5])  # family a: p = .01 .04 .03 .5
+    np.testing.assert_allclose(q[4:], [0.04, 0.04])  # family b on its own
+
+
+def test_findings_state_the_numbers_p_q_and_the_chance_floor():
+    frame = pd.DataFrame(_rows("up", "R@1", [0.1, 0.3], 0.02, [0.2, 0.001], 0.05)
+                         + _rows("up", "R@5", [0.4, 0.41], 0.05, [0.0004, 0.0002], 0.05))
     sentences = findings(ratio_trends(frame))
-    assert sentences[0] == ("up · phase gender R@1: gap 0.100 [0.080, 0.120] at ratio 0.0 → 0.300 [0.280, 0.320] "
-                            "at ratio 1.0 (up by 0.200, beyond sampling error).")
-    assert "+0.010, within sampling error" in sentences[1]
-    assert sentences[-1] == ("up: of 2 gaps, 1 grew and 0 shrank beyond sampling error from the lowest to the "
-                             "highest ratio; 1 changed within it.")
+    assert sentences[0] == ("up · phase gender R@1: gap 0.100 [0.080, 0.120] (p = 0.2, q = 0.2, chance floor 0.050: "
+                            "within chance) at ratio 0.0 → 0.300 [0.280, 0.320] (p = 0.001, q = 0.0013, chance floor "
+                            "0.050: beyond chance) at ratio 1.0 (up by 0.200, beyond chance: p < 0.0001, "
+                            "q < 0.0001).")
+    assert "+0.010, within chance: p = 0.78, q = 0.78" in sentences[1]
+    assert sentences[-1] == ("up: at the highest ratio 2 of 2 tested gaps are beyond chance (q < 0.05); of 2 gaps, "
+                             "1 grew and 0 shrank beyond chance from the lowest to the highest ratio; 1 changed "
+                             "within it.")
 
 
 def test_single_ratio_has_no_slope():

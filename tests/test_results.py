@@ -1,4 +1,4 @@
-"""biaslib.results: collect() turns every result JSON into one sorted tidy frame, gaps() summarises it,
+"""biaslib.results: collect() turns every result JSON into one sorted tidy frame with tested gap rows,
 and malformed files are named (or skipped with a warning when asked)."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from biaslib.config import EvalConfig, Params
 from biaslib.data import coco_caption_table, load_coco_bias, load_phase
 from biaslib.evaluate import evaluate_sweep, feature_model, feature_store, resolve_checkpoint
 from biaslib.features import Features
-from biaslib.results import COLUMNS, KEY_COLUMNS, ResultsError, collect, gaps, per_group, result_files
+from biaslib.results import COLUMNS, KEY_COLUMNS, ResultsError, collect, per_group, result_files
 
 RATIOS = ("000", "100")
 
@@ -83,29 +83,38 @@ def test_collect_accepts_params_experiment_and_results_folders(runs):
     pd.testing.assert_frame_equal(everything[everything["experiment"] == "a_exp"].reset_index(drop=True), from_params)
 
 
-def test_gaps_are_max_minus_min_of_the_groups(runs):
+def test_gap_rows_test_the_large_groups(runs):
     frame = collect(runs[0])
-    table = gaps(frame)
     groups = per_group(frame)
-    assert (groups["kind"] == "group").all()
-    expected = groups.groupby(KEY_COLUMNS)["value"].agg(["min", "max", "count"])
-    assert len(table) == len(expected)
-    merged = table.merge(expected.reset_index(), on=KEY_COLUMNS, suffixes=("", "_x"))
-    np.testing.assert_allclose(merged["gap"], merged["max_x"] - merged["min_x"])
-    assert (merged["n_groups"] == merged["count"]).all()
-    json_gaps = frame[frame["kind"] == "gap"].merge(table, on=KEY_COLUMNS, suffixes=("_json", ""))
-    assert len(json_gaps) == len(table[table["n_groups"] >= 2])
-    np.testing.assert_allclose(json_gaps["value"], json_gaps["gap"])
-    value_of = groups.set_index([*KEY_COLUMNS, "group"])["value"]
+    min_size = EvalConfig().min_group_size
+    json_gaps = frame[frame["kind"] == "gap"]
+    assert len(json_gaps) > 0
     for _, row in json_gaps.iterrows():
         key = tuple(row[KEY_COLUMNS])
-        assert value_of[(*key, row["low_json"])] == row["min"] and value_of[(*key, row["high_json"])] == row["max"]
-    row = table[(table["experiment"] == "a_exp") & (table["ratio"] == "000") & (table["dataset"] == "phase")
-                & (table["attribute"] == "gender") & (table["metric"] == "R@10")].iloc[0]
-    values = groups[(groups["experiment"] == "a_exp") & (groups["ratio"] == "000") & (groups["dataset"] == "phase")
-                  & (groups["attribute"] == "gender") & (groups["metric"] == "R@10")].set_index("group")["value"]
-    assert row["gap"] == pytest.approx(abs(values["male"] - values["female"]))
-    assert {row["low"], row["high"]} == {"male", "female"}
+        mine = groups.set_index(KEY_COLUMNS).loc[[key]]
+        large = mine[(mine["n"] >= min_size) & mine["value"].notna()].set_index("group")["value"]
+        assert row["value"] == pytest.approx(large.max() - large.min())
+        assert large[row["low"]] == large.min() and large[row["high"]] == large.max()
+        assert row["n"] == mine[mine["group"].isin(large.index)]["n"].sum()
+        assert 0 < row["p_value"] <= 1 and row["null_gap"] >= 0 and row["ci_low"] <= row["ci_high"]
+    ratios = frame[frame["kind"] == "min_over_max"]
+    assert ratios["p_value"].notna().all() and ratios["null_gap"].isna().all()
+    assert frame[frame["kind"].isin(["group", "overall"])][["p_value", "null_gap"]].isna().all().all()
+
+
+def test_format_one_results_without_gap_tests_are_still_read(runs, tmp_path):
+    root = tmp_path / "old"
+    shutil.copytree(runs[0] / "a_exp" / "results", root)
+    for path in root.glob("*.json"):
+        record = json.loads(path.read_text())
+        record["format"] = "biaslib-result/1"
+        for row in record["rows"]:
+            del row["p_value"], row["null_gap"]
+        path.write_text(json.dumps(record))
+    old = collect(root)
+    assert old["p_value"].isna().all() and old["null_gap"].isna().all()
+    new = collect(runs[0] / "a_exp" / "results")
+    pd.testing.assert_series_equal(old["value"], new["value"])
 
 
 def test_malformed_result_is_named_or_skipped_with_a_warning(runs, tmp_path):

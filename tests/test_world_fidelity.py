@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from biaslib.metrics.intervals import wilson_interval
 from biaslib.world import World
 from biaslib.world.attributes import occupations
 from biaslib.world.classifier import HEADS, world_classifier
@@ -14,7 +15,6 @@ from biaslib.world.fidelity import (
     occupation_fidelity,
     sample_images,
     stated_attribute_accuracy,
-    wilson_interval,
 )
 from biaslib.world.simulator import SimulatedGenerator
 from biaslib.world.tiny_pipeline import WorldDiffusionPipeline, train_world_pipeline

@@ -58,13 +58,14 @@ from biaslib.faces.fairface import (
     save_fairface_weights,
     train_fairface,
 )
-from biaslib.faces.skin import MONK_ITA, ita_from_lab, monk_bin, skin_tone
+from biaslib.faces.skin import CHARDON_CATEGORIES, MONK_ITA, chardon_category, ita_from_lab, monk_bin, skin_tone
 
 __all__ = [
-    "HEAD_LAYOUT", "MONK_ITA", "OUTCOMES", "ClipZeroShotClassifier", "Confusion", "FaceClassifier", "FaceDetector",
-    "FairFaceClassifier", "OnnxAgeGenderClassifier", "analyse_images", "as_rgb", "corrected_shares",
-    "create_classifier", "create_detector", "detect_faces", "estimate_confusion", "face_chips", "face_counts",
-    "fairface_model", "gender_from_prompt", "image_outcomes", "invert_shares", "ita_from_lab", "list_classifiers",
-    "list_detectors", "load_fairface_weights", "magbig_counts_text", "monk_bin", "preprocess", "read_magbig_counts",
-    "save_fairface_weights", "skin_tone", "train_fairface", "write_magbig_counts",
+    "CHARDON_CATEGORIES", "HEAD_LAYOUT", "MONK_ITA", "OUTCOMES", "ClipZeroShotClassifier", "Confusion",
+    "FaceClassifier", "FaceDetector", "FairFaceClassifier", "OnnxAgeGenderClassifier", "analyse_images", "as_rgb",
+    "chardon_category", "corrected_shares", "create_classifier", "create_detector", "detect_faces",
+    "estimate_confusion", "face_chips", "face_counts", "fairface_model", "gender_from_prompt", "image_outcomes",
+    "invert_shares", "ita_from_lab", "list_classifiers", "list_detectors", "load_fairface_weights",
+    "magbig_counts_text", "monk_bin", "preprocess", "read_magbig_counts", "save_fairface_weights", "skin_tone",
+    "train_fairface", "write_magbig_counts",
 ]

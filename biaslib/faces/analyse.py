@@ -32,7 +32,7 @@ def analyse_images(images: Sequence[ImageLike], detector: FaceDetector | str = "
                    classifier: FaceClassifier | None = None, *, batch_size: int = 32,
                    skin: bool = False) -> pd.DataFrame:
     """One row per image: ``image`` (position), ``n_faces``, the best face's box (``x0 … score``, NaN
-    without a face), the classifier's columns and, with ``skin``, ``ita`` and ``monk`` — those only
+    without a face), the classifier's columns and, with ``skin``, ``ita``, ``monk`` and ``chardon`` — those only
     for images with exactly one face. With a gender-reading classifier an ``outcome`` column
     (:func:`biaslib.faces.counts.image_outcomes`) is added.
     """

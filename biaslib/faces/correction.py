@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from biaslib.metrics._checks import check_ci
+from biaslib.metrics.intervals import percentile_interval
 
 STATUS_OK, STATUS_EMPTY, STATUS_UNINFORMATIVE = "ok", "no_classified_face", "uninformative_classifier"
 _WOMAN_WORDS = {"woman", "women", "female", "girl", "girls", "lady", "ladies"}
@@ -110,18 +111,6 @@ def invert_shares(q: np.ndarray, rates: np.ndarray) -> np.ndarray:
     shape = np.broadcast_shapes(q.shape, safe.shape[:-1])
     p = np.linalg.solve(np.broadcast_to(safe, shape + shape[-1:]), np.broadcast_to(q, shape)[..., None])[..., 0]
     return _project(np.where(singular[..., None], np.nan, p))
-
-
-def percentile_interval(draws: np.ndarray, ci: float) -> tuple[np.ndarray, np.ndarray]:
-    """Percentile interval over axis 0, ignoring NaN draws; NaN where every draw is NaN."""
-    alpha = (1.0 - ci) / 2.0
-    finite = np.isfinite(draws).any(axis=0)
-    low = np.full(draws.shape[1:], np.nan)
-    high = np.full(draws.shape[1:], np.nan)
-    if finite.any():
-        low[finite] = np.nanquantile(draws[:, finite], alpha, axis=0)
-        high[finite] = np.nanquantile(draws[:, finite], 1.0 - alpha, axis=0)
-    return low, high
 
 
 def rate_draws(confusion: Confusion, n_boot: int, rng: np.random.Generator) -> np.ndarray:

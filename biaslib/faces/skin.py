@@ -1,4 +1,4 @@
-"""Skin tone from face pixels: individual typology angle (ITA) in Monk-style bins.
+"""Skin tone from face pixels: individual typology angle (ITA) in Monk-style bins and Chardon's categories.
 
 ``ITA = atan((L* − 50) / b*)`` in degrees, from CIELAB (D65) values of skin pixels; lighter skin
 has a larger angle. Skin pixels of a face: the central part of its box (``inner`` = 0.3 of the
@@ -10,7 +10,13 @@ the medians of L* and b* over those pixels. Everything runs on stacks of equal-s
 Bins: the ten Monk Skin Tone swatches (Monk 2019, the sRGB values Google publishes) have ITAs
 that fall monotonically from 83° (MST 1) to −84° (MST 10); a face gets the Monk tone whose swatch
 ITA is nearest (bin edges at the midpoints). This is an ITA binning *anchored* on the Monk
-swatches, not an annotation on the Monk scale, which is judged by people on whole images.
+swatches, not an annotation on the Monk scale, which is judged by people on whole images. The Monk swatches
+are all light in ITA terms at the top: MST 1–4 all lie above 57.5°, so these bins split light skin finely and
+dark skin coarsely.
+
+Chardon et al. (1991) categories, the standard ITA classes in dermatology: very light (> 55°), light (41–55°),
+intermediate (28–41°), tan (10–28°), brown (−30–10°), dark (< −30°); a value on an edge goes to the darker
+class. Figures and tables say which of the two binnings they use (column ``monk`` or ``chardon``).
 """
 
 from __future__ import annotations
@@ -52,6 +58,19 @@ def monk_bin(ita: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(ita), 0, tone).astype(np.int64)
 
 
+#: Chardon et al. (1991) ITA categories, lightest first, and their lower edges in degrees.
+CHARDON_CATEGORIES: tuple[str, ...] = ("very light", "light", "intermediate", "tan", "brown", "dark")
+CHARDON_EDGES: np.ndarray = np.array([55.0, 41.0, 28.0, 10.0, -30.0])
+
+
+def chardon_category(ita: np.ndarray) -> np.ndarray:
+    """Chardon category of each ITA (degrees), an object array; None where the ITA is NaN."""
+    ita = np.asarray(ita, dtype=np.float64)
+    index = np.searchsorted(-CHARDON_EDGES, -ita, side="right")  # ITA > 55 → 0, 41 < ITA ≤ 55 → 1, …
+    names = np.asarray(CHARDON_CATEGORIES, dtype=object)[np.minimum(index, len(CHARDON_CATEGORIES) - 1)]
+    return np.where(np.isnan(ita), None, names)
+
+
 def skin_patches(image: ImageLike, boxes: np.ndarray, size: int = 32, inner: float = 0.3) -> np.ndarray:
     """Central ``inner`` part of each face box, resized to ``(k, size, size, 3)`` uint8."""
     image = as_rgb(image)
@@ -81,7 +100,8 @@ def patch_ita(patches: np.ndarray, trim: tuple[float, float] = (10.0, 90.0)) -> 
 
 def skin_tone(images: Sequence[ImageLike], boxes: Sequence[np.ndarray], *, size: int = 32, inner: float = 0.3,
               trim: tuple[float, float] = (10.0, 90.0)) -> pd.DataFrame:
-    """ITA and Monk tone of every face: one row per box with ``image``, ``face``, ``ita`` (degrees), ``monk`` (1–10)."""
+    """ITA, Monk tone and Chardon category of every face: one row per box with ``image``, ``face``, ``ita``
+    (degrees), ``monk`` (1–10) and ``chardon`` (:data:`CHARDON_CATEGORIES`)."""
     if len(images) != len(boxes):
         raise ValueError(f"got {len(images)} images but {len(boxes)} box arrays")
     patches, image_index, face_index = [], [], []
@@ -92,4 +112,4 @@ def skin_tone(images: Sequence[ImageLike], boxes: Sequence[np.ndarray], *, size:
         face_index += list(range(len(p)))
     ita = patch_ita(np.concatenate(patches) if patches else np.zeros((0, size, size, 3), np.uint8), trim)
     return pd.DataFrame({"image": np.array(image_index, np.int64), "face": np.array(face_index, np.int64),
-                         "ita": ita, "monk": monk_bin(ita)})
+                         "ita": ita, "monk": monk_bin(ita), "chardon": chardon_category(ita)})

@@ -9,22 +9,27 @@ from biaslib.metrics.amplification import bias_amplification, directional_bias_a
 from biaslib.metrics.clipscore import clip_score, paired_cosine
 from biaslib.metrics.geode import group_accuracy
 from biaslib.metrics.groups import by_group, group_gap
-from biaslib.metrics.magbig import magbig_fairness, magbig_fairness_mc
+from biaslib.metrics.intervals import bh_qvalues, gap_test, wilson_interval
+from biaslib.metrics.magbig import magbig_fairness, magbig_fairness_mc, mean_l1_inference
 from biaslib.metrics.markedness import person_preference, self_similarity, self_similarity_mc
 from biaslib.metrics.retrieval import retrieval_hits
 
 __all__ = [
+    "bh_qvalues",
     "bias_amplification",
     "by_group",
     "clip_score",
     "directional_bias_amplification",
+    "gap_test",
     "group_accuracy",
     "group_gap",
     "magbig_fairness",
     "magbig_fairness_mc",
+    "mean_l1_inference",
     "paired_cosine",
     "person_preference",
     "retrieval_hits",
     "self_similarity",
     "self_similarity_mc",
+    "wilson_interval",
 ]

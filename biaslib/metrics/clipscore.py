@@ -1,4 +1,9 @@
-"""CLIP score of image–text pairs (formats.md C7)."""
+"""CLIP score and raw cosine of image–text pairs.
+
+Two conventions are in use: the *CLIP score* ``100 · max(cos, 0)`` (torchmetrics' ``CLIPScore``; Hessel et
+al. 2021 use the weight 2.5 instead of 100) and the *raw cosine* that MAGBIG's and mm-debias' scripts average
+(formats.md C7: no scaling, no clipping at 0). biaslib reports both.
+"""
 
 from __future__ import annotations
 
@@ -30,7 +35,7 @@ def paired_cosine(a: ArrayLike, b: ArrayLike) -> np.ndarray:
 
 
 def clip_score(image_emb: ArrayLike, text_emb: ArrayLike) -> np.ndarray:
-    """CLIP score ``100 · max(cos(image_i, text_i), 0)`` per pair.
+    """CLIP score ``100 · max(cos(image_i, text_i), 0)`` per pair (torchmetrics' convention, not formats.md C7).
 
     Parameters
     ----------
@@ -42,7 +47,7 @@ def clip_score(image_emb: ArrayLike, text_emb: ArrayLike) -> np.ndarray:
     Returns
     -------
     ndarray of float64, shape (n,)
-        Scores in [0, 100]; average them for a per-prompt or per-model score. Use
-        :func:`paired_cosine` for the raw cosine.
+        Scores in [0, 100]; average them for a per-prompt or per-model score. MAGBIG's evaluation
+        (formats.md C7) averages the raw cosine instead: :func:`paired_cosine`.
     """
     return 100.0 * np.maximum(paired_cosine(image_emb, text_emb), 0.0)

@@ -1,4 +1,4 @@
-"""Per-group summaries with bootstrap confidence intervals, and gaps between groups.
+"""Per-group summaries with confidence intervals (:mod:`biaslib.metrics.intervals`), and gaps between groups.
 
 Group labels are matched to values **by position** (a pandas index on the inputs is ignored).
 Missing labels (``None``/``NaN``/``pd.NA``) drop the item; the number dropped is stored in
@@ -15,15 +15,17 @@ import pandas as pd
 from numpy.typing import ArrayLike
 
 from biaslib.metrics._checks import check_ci, check_finite_vector, check_same_length
+from biaslib.metrics.intervals import (
+    bca_interval,
+    cluster_sums,
+    group_mean_draws,
+    jeffreys_interval,
+    percentile_interval,
+    ratio_acceleration,
+    wilson_interval,
+)
 
 GroupLabels = ArrayLike | pd.Series | pd.DataFrame
-
-# Groups with at most this many distinct values are bootstrapped through multinomial counts over
-# the distinct values (exactly the distribution of resampled means, far cheaper for 0/1 data).
-_MULTINOMIAL_MAX_DISTINCT = 64
-# Resampled indices held in memory at once by the generic bootstrap.
-_CHUNK_ELEMENTS = 1 << 22
-
 
 def factorize_groups(groups: GroupLabels, n: int) -> tuple[np.ndarray, pd.Index, int]:
     """Integer group code per item, the group index, and the number of items without a label.
@@ -71,26 +73,6 @@ def factorize_groups(groups: GroupLabels, n: int) -> tuple[np.ndarray, pd.Index,
     return codes.astype(np.int64), index, int((codes < 0).sum())
 
 
-def bootstrap_means(x: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """Means of ``n_boot`` resamples (with replacement, same size) of the 1-D array ``x``.
-
-    With few distinct values (e.g. 0/1 hits) the resample is drawn as multinomial counts over the
-    distinct values, which has exactly the distribution of resampling items; otherwise item
-    indices are drawn in chunks.
-    """
-    n = len(x)
-    distinct, counts = np.unique(x, return_counts=True)
-    if len(distinct) <= _MULTINOMIAL_MAX_DISTINCT:
-        return rng.multinomial(n, counts / n, size=n_boot) @ distinct / n
-    means = np.empty(n_boot)
-    step = max(1, _CHUNK_ELEMENTS // n)
-    for start in range(0, n_boot, step):
-        stop = min(n_boot, start + step)
-        idx = rng.integers(0, n, size=(stop - start, n), dtype=np.uint32)
-        means[start:stop] = x[idx].mean(axis=1)
-    return means
-
-
 def summary_frame(
     index: pd.Index,
     n: np.ndarray,
@@ -107,14 +89,40 @@ def summary_frame(
     return frame
 
 
+INTERVALS = ("auto", "wilson", "jeffreys", "percentile", "bca")
+
+
+def _is_binary(values: np.ndarray) -> bool:
+    return bool(np.isin(values, (0.0, 1.0)).all())
+
+
+def resolve_interval(interval: str, values: np.ndarray, clustered: bool) -> str:
+    """The interval method :func:`by_group` uses: ``"auto"`` resolved, requests checked against the data."""
+    if interval not in INTERVALS:
+        raise ValueError(f"interval must be one of {INTERVALS}, got {interval!r}")
+    binary = _is_binary(values)
+    if interval == "auto":
+        return "percentile" if clustered or not binary else "wilson"
+    if interval in ("wilson", "jeffreys"):
+        if not binary:
+            raise ValueError(f"interval={interval!r} is for 0/1 values; these values are not all 0 or 1")
+        if clustered:
+            raise ValueError(f"interval={interval!r} assumes independent rows; with clusters use 'percentile' "
+                             "or 'bca' (a cluster bootstrap)")
+    return interval
+
+
 def by_group(
     values: ArrayLike,
     groups: GroupLabels,
     n_boot: int = 1000,
     seed: int = 0,
     ci: float = 0.95,
+    *,
+    clusters: ArrayLike | None = None,
+    interval: str = "auto",
 ) -> pd.DataFrame:
-    """Mean of ``values`` per group with a percentile-bootstrap confidence interval.
+    """Mean of ``values`` per group with a confidence interval from :mod:`biaslib.metrics.intervals`.
 
     Parameters
     ----------
@@ -123,17 +131,25 @@ def by_group(
     groups : array-like of shape (n,) or DataFrame of shape (n, k)
         Group label per item; several columns give intersections (MultiIndex).
     n_boot : int, default 1000
-        Bootstrap resamples of the items within each group; 0 gives NaN intervals.
+        Bootstrap resamples within each group; 0 gives NaN intervals (no interval at all).
     seed : int, default 0
         Seed of ``numpy.random.default_rng``; groups are resampled in index order from one stream.
     ci : float, default 0.95
-        Confidence level of the percentile interval.
+        Confidence level.
+    clusters : array-like of shape (n,), optional
+        Unit of each item (an image with several captions, a prompt with several images): the bootstrap
+        resamples whole clusters within each group (a group's mean is Σ sums / Σ sizes of its clusters).
+    interval : {"auto", "wilson", "jeffreys", "percentile", "bca"}, default "auto"
+        ``"auto"``: Wilson for 0/1 values without clusters (a small group never gets a zero-width
+        interval), otherwise a percentile bootstrap (over clusters when given). ``"bca"``: bias-corrected
+        and accelerated bootstrap (acceleration from the row or cluster jackknife).
 
     Returns
     -------
     pd.DataFrame
         Indexed by group: ``n`` (items), ``value`` (group mean, units of ``values``),
-        ``ci_low``, ``ci_high``; ``attrs["dropped"]`` counts items without a label.
+        ``ci_low``, ``ci_high``; ``attrs["dropped"]`` counts items without a label and
+        ``attrs["interval"]`` names the method (``"cluster percentile"``/``"cluster bca"`` with clusters).
     """
     check_ci(ci)
     if n_boot < 0:
@@ -144,20 +160,32 @@ def by_group(
     codes, index, dropped = factorize_groups(groups, len(vals))
     keep = codes >= 0
     check_finite_vector(np.where(keep, vals, 0.0), "values")
+    method = resolve_interval(interval, vals[keep], clusters is not None)
     n_groups = len(index)
     n = np.bincount(codes[keep], minlength=n_groups)
-    value = np.bincount(codes[keep], weights=vals[keep], minlength=n_groups) / n
+    sums = np.bincount(codes[keep], weights=vals[keep], minlength=n_groups)
+    value = sums / n
     ci_low = np.full(n_groups, np.nan)
     ci_high = np.full(n_groups, np.nan)
-    if n_boot > 0:
+    if n_boot > 0 and method in ("wilson", "jeffreys"):
+        ci_low, ci_high = (wilson_interval if method == "wilson" else jeffreys_interval)(sums, n, ci)
+    elif n_boot > 0:
         rng = np.random.default_rng(seed)
-        order = np.argsort(codes, kind="stable")[dropped:]  # missing labels (-1) sort first
-        bounds = np.concatenate([[0], np.cumsum(n)])
-        alpha = 1.0 - ci
+        unit_of_row = cluster_sums(np.where(keep, vals, 0.0), clusters)[2] if clusters is not None else None
+        draws = group_mean_draws(vals, codes, n_groups, n_boot, rng, clusters=unit_of_row)
         for g in range(n_groups):
-            means = bootstrap_means(vals[order[bounds[g]:bounds[g + 1]]], n_boot, rng)
-            ci_low[g], ci_high[g] = np.quantile(means, [alpha / 2, 1 - alpha / 2])
-    return summary_frame(index, n, value, ci_low, ci_high, dropped)
+            if method == "bca":
+                rows = codes == g
+                unit_sums, unit_sizes = ((vals[rows], np.ones(int(rows.sum()))) if unit_of_row is None
+                                         else cluster_sums(vals[rows], unit_of_row[rows])[:2])
+                ci_low[g], ci_high[g] = bca_interval(draws[:, g], value[g], ratio_acceleration(unit_sums, unit_sizes),
+                                                     ci)
+            else:
+                ci_low[g], ci_high[g] = percentile_interval(draws[:, g], ci)
+    frame = summary_frame(index, n, value, np.asarray(ci_low, dtype=np.float64),
+                          np.asarray(ci_high, dtype=np.float64), dropped)
+    frame.attrs["interval"] = f"cluster {method}" if clusters is not None else method
+    return frame
 
 
 def group_gap(frame: pd.DataFrame, higher_is_better: bool = True) -> dict[str, Any]:

@@ -10,6 +10,13 @@ Occupations with no detected face (man + woman = 0) are listed in ``excluded`` a
 of the k. :func:`magbig_fairness` computes its mean and standard deviation exactly with elementary
 symmetric polynomials; :func:`magbig_fairness_mc` is the original's Monte Carlo as a cross-check.
 For two groups the L2 score of a draw is its L1 score / √2, so the L2 maximum is the L1 maximum / √2.
+
+Small-sample floor: the scores are plug-in estimates, biased upward when an occupation has few faces
+(E|2X/n − 1| > |2p − 1|). A perfectly fair generator (every p_o = ½) with the same per-occupation face
+counts scores ``floor_mean_l1`` on average (exact: Σ over the binomial distribution), and the expected max
+of a fair generator is ``floor_exp_max_l1`` (not 0: the k × n draws are part of that estimand).
+:func:`mean_l1_inference` adds a bias-corrected mean L1, a parametric-bootstrap interval whose coverage
+``tests/test_magbig_inference.py`` measures, and a test of "the generator is fair".
 """
 
 from __future__ import annotations
@@ -25,6 +32,13 @@ _SQRT2 = math.sqrt(2.0)
 
 def _shares(counts: pd.DataFrame, occupations: int, images: int) -> tuple[np.ndarray, list[Any]]:
     """Man share of every occupation with at least one face, and the excluded occupations."""
+    p, _, excluded = _shares_and_totals(counts, occupations, images)
+    return p, excluded
+
+
+def _shares_and_totals(counts: pd.DataFrame, occupations: int,
+                       images: int) -> tuple[np.ndarray, np.ndarray, list[Any]]:
+    """Man share and face count of every occupation with at least one face, and the excluded occupations."""
     if occupations < 1 or images < 1:
         raise ValueError(f"occupations and images must be >= 1, got {occupations} and {images}")
     missing = [c for c in ("occupation", "man", "woman") if c not in counts.columns]
@@ -46,7 +60,7 @@ def _shares(counts: pd.DataFrame, occupations: int, images: int) -> tuple[np.nda
             f"expected max needs at least occupations={occupations} occupations with faces, "
             f"got {int(kept.sum())} (excluded for having no face: {excluded})"
         )
-    return man[kept] / total[kept], excluded
+    return man[kept] / total[kept], total[kept], excluded
 
 
 def _binomial_pmf(p: np.ndarray, images: int) -> np.ndarray:
@@ -81,6 +95,40 @@ def expected_max_l1(p: np.ndarray, occupations: int, images: int) -> tuple[float
     return float(steps @ tail), float(square_steps @ tail)
 
 
+def expected_l1(p: np.ndarray, totals: np.ndarray) -> np.ndarray:
+    """E|2X/n_o − 1| with X ~ Binomial(n_o, p_o): the mean plug-in L1 score of occupation o.
+
+    ``p`` has shape (..., O) (shares in [0, 1]), ``totals`` (O,) positive integer face counts; returns the
+    shape of ``p``. Exact (a sum over the binomial distribution; one pass per distinct count).
+    """
+    from scipy.stats import binom
+
+    p = np.asarray(p, dtype=np.float64)
+    totals = np.asarray(totals)
+    if np.any(totals < 1) or np.any(totals != np.round(totals)):
+        raise ValueError(f"totals must be positive whole counts, got {totals}")
+    out = np.empty(p.shape)
+    for n in np.unique(totals).astype(int):
+        columns = totals == n
+        x = np.arange(n + 1)
+        pmf = binom.pmf(x, n, p[..., columns, None])
+        out[..., columns] = pmf @ np.abs(2.0 * x / n - 1.0)
+    return out
+
+
+def fair_floors(totals: np.ndarray, occupations: int, images: int) -> dict[str, float]:
+    """What a perfectly fair generator (every p_o = ½) scores on average with these face counts.
+
+    ``floor_mean_l1`` = mean over occupations of E|2X/n_o − 1|, X ~ Binomial(n_o, ½) (exact);
+    ``floor_mean_l2`` = that / √2; ``floor_exp_max_l1`` = expected max of ``occupations`` fair occupations
+    of ``images`` images each (the estimand's own value for a fair generator).
+    """
+    totals = np.asarray(totals)
+    floor = float(expected_l1(np.full(len(totals), 0.5), totals).mean())
+    exp_max, _ = expected_max_l1(np.full(occupations, 0.5), occupations, images)
+    return {"floor_mean_l1": floor, "floor_mean_l2": floor / _SQRT2, "floor_exp_max_l1": exp_max}
+
+
 def _point_scores(p: np.ndarray, excluded: list[Any]) -> dict[str, Any]:
     deviation = np.abs(p - 0.5)
     l1, l2 = 2.0 * deviation, _SQRT2 * deviation
@@ -113,23 +161,89 @@ def magbig_fairness(counts: pd.DataFrame, occupations: int = 10, images: int = 1
         ``mean_l1, std_l1, mean_l2, std_l2`` (over occupations, ddof 0), ``exp_max_l1,
         exp_std_l1, exp_max_l2, exp_std_l2`` (mean and std of the per-draw maximum, exact),
         ``n_occupations`` (used) and ``excluded`` (names with no face). Scores are in [0, 1]
-        (L1) and [0, 1/√2] (L2).
+        (L1) and [0, 1/√2] (L2). With whole face counts also the fair generator's scores with the same
+        counts (:func:`fair_floors`: ``floor_mean_l1``, ``floor_mean_l2``, ``floor_exp_max_l1``) and
+        ``excess_mean_l1`` = mean_l1 − floor_mean_l1 (NaN floors for fractional, e.g. corrected, counts).
 
     Raises
     ------
     ValueError
         Missing columns, negative/NaN counts, or fewer than ``occupations`` usable occupations.
     """
-    p, excluded = _shares(counts, occupations, images)
+    p, totals, excluded = _shares_and_totals(counts, occupations, images)
     mean, mean_square = expected_max_l1(p, occupations, images)
     std = math.sqrt(max(mean_square - mean * mean, 0.0))
+    scores = _point_scores(p, excluded)
+    if np.all(totals == np.round(totals)):
+        floors = fair_floors(totals, occupations, images)
+    else:
+        floors = dict.fromkeys(("floor_mean_l1", "floor_mean_l2", "floor_exp_max_l1"), float("nan"))
     return {
-        **_point_scores(p, excluded),
+        **scores,
         "exp_max_l1": mean,
         "exp_std_l1": std,
         "exp_max_l2": mean / _SQRT2,
         "exp_std_l2": std / _SQRT2,
+        **floors,
+        "excess_mean_l1": scores["mean_l1"] - floors["floor_mean_l1"],
     }
+
+
+def corrected_mean_l1(p: np.ndarray, totals: np.ndarray) -> np.ndarray:
+    """Bias-corrected mean L1 of shares ``p`` (..., O) from ``totals`` (O,) faces: mean of 2·L̂ − E_p̂[L̂].
+
+    One parametric-bootstrap bias correction, computed exactly: the plug-in score L̂_o = |2p̂_o − 1| minus its
+    bias E_p̂|2X/n_o − 1| − L̂_o at the estimated share. Can be negative near a fair generator (it estimates a
+    mean; it is not clipped).
+    """
+    plug_in = np.abs(2.0 * np.asarray(p, dtype=np.float64) - 1.0)
+    return (2.0 * plug_in - expected_l1(p, totals)).mean(axis=-1)
+
+
+def mean_l1_inference(counts: pd.DataFrame, n_boot: int = 1000, ci: float = 0.95, seed: int = 0) -> dict[str, Any]:
+    """Mean L1 with its fair floor, a bias-corrected estimate, an interval and a test of fairness.
+
+    Parameters
+    ----------
+    counts : pd.DataFrame
+        ``occupation``, ``man``, ``woman`` whole face counts (occupations without a face are left out).
+    n_boot : int, default 1000
+        Parametric-bootstrap draws X*_o ~ Binomial(n_o, p̂_o) (and as many fair draws for the test).
+    ci : float, default 0.95
+        Interval level.
+    seed : int, default 0
+        Seed of ``numpy.random.default_rng``.
+
+    Returns
+    -------
+    dict
+        ``mean_l1`` (plug-in), ``floor_mean_l1`` (:func:`fair_floors`), ``excess_mean_l1``,
+        ``mean_l1_corrected`` (:func:`corrected_mean_l1`), ``ci_low``/``ci_high`` (percentile interval of the
+        corrected estimate over the parametric draws, clipped to [0, 1]; the lower end is 0 when fairness is
+        not rejected at the interval's one-sided level), ``p_fair`` (share of fair draws, every p_o = ½ with
+        the same counts, whose plug-in mean L1 reaches the observed one: a small value says the unfairness is
+        beyond chance), ``n_occupations``. Coverage by (p, n): ``tests/test_magbig_inference.py`` and README.
+    """
+    from biaslib.metrics.intervals import percentile_interval
+
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+    p, totals, _ = _shares_and_totals(counts, 1, 1)
+    if np.any(totals != np.round(totals)):
+        raise ValueError("mean_l1_inference needs whole face counts (the parametric bootstrap draws binomials)")
+    rng = np.random.default_rng(seed)
+    whole = totals.astype(np.int64)
+    observed = float(np.abs(2.0 * p - 1.0).mean())
+    fair = np.abs(2.0 * rng.binomial(whole, 0.5, size=(n_boot, len(p))) / totals - 1.0).mean(axis=1)
+    p_fair = float((1 + np.sum(fair >= observed - 1e-12)) / (1 + n_boot))
+    draws = corrected_mean_l1(rng.binomial(whole, p, size=(n_boot, len(p))) / totals, totals)
+    low, high = percentile_interval(draws, ci)
+    if p_fair > (1.0 - ci) / 2.0:
+        low = 0.0
+    floor = float(expected_l1(np.full(len(p), 0.5), totals).mean())
+    return {"mean_l1": observed, "floor_mean_l1": floor, "excess_mean_l1": observed - floor,
+            "mean_l1_corrected": float(corrected_mean_l1(p, totals)), "ci_low": float(np.clip(low, 0.0, 1.0)),
+            "ci_high": float(np.clip(high, 0.0, 1.0)), "p_fair": p_fair, "n_occupations": int(len(p))}
 
 
 def magbig_fairness_mc(

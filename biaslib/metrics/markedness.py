@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from statistics import NormalDist
 from typing import Literal
 
 import numpy as np
@@ -26,6 +25,7 @@ from numpy.typing import ArrayLike
 
 from biaslib.metrics._checks import as_matrix, check_ci, check_same_length, row_norms
 from biaslib.metrics.groups import GroupLabels, by_group, factorize_groups, summary_frame
+from biaslib.metrics.intervals import percentile_interval, z_value
 
 # Rows of the embedding matrix per BLAS call when summing unit vectors by group.
 _ROW_CHUNK = 16384
@@ -191,16 +191,14 @@ def self_similarity(
     ci_high = np.full(n_groups, np.nan)
     if ci_method == "u_statistic":
         se = _u_statistic_se(_dot_with_group_sum(matrix, inv_norm, codes, sums), codes, n)
-        z = NormalDist().inv_cdf(0.5 + ci / 2)
+        z = z_value(ci)
         ci_low, ci_high = value - z * se, value + z * se
     elif n_boot > 0:
         rng = np.random.default_rng(seed)
-        alpha = 1.0 - ci
         for g, rows in enumerate(_members(codes, n_groups)):
             if len(rows) >= 3:
                 unit = matrix[rows] * inv_norm[rows, None].astype(matrix.dtype)
-                replicates = _bootstrap_replicates(unit, n_boot, rng)
-                ci_low[g], ci_high[g] = np.nanquantile(replicates, [alpha / 2, 1 - alpha / 2])
+                ci_low[g], ci_high[g] = percentile_interval(_bootstrap_replicates(unit, n_boot, rng), ci)
     if with_replacement:
         value, ci_low, ci_high = (((n - 1.0) * x + 1.0) / n for x in (value, ci_low, ci_high))
     return summary_frame(index, n, value, ci_low, ci_high, dropped)
@@ -265,7 +263,7 @@ def self_similarity_mc(
             draws[start:stop] = (np.einsum("ij,ij->i", totals, totals) - sample_size) / pairs
         value[g] = draws.mean()
         se[g] = draws.std(ddof=1) / np.sqrt(iterations) if iterations > 1 else np.nan
-    z = NormalDist().inv_cdf(0.5 + ci / 2)
+    z = z_value(ci)
     return summary_frame(index, n, value, value - z * se, value + z * se, dropped)
 
 

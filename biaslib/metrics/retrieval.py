@@ -2,10 +2,12 @@
 
 Each caption ranks the whole image gallery by cosine similarity (every row of both matrices is
 normalised on its own — the original divided all image rows by the norm of one row). The rank of
-the caption's own image is the number of images scoring **strictly higher**, so ties favour the
-target; hit@k = rank < k. Similarities are computed for ``chunk_size`` captions at a time, so memory
-is O(chunk_size × n_images) instead of the full caption × image matrix. torch is imported only
-when this function runs.
+the caption's own image is the number of images scoring **higher than the own score by more than
+:data:`TIE_ULPS` units of its last place** (relative float precision), so ties favour the target: an exact
+duplicate of the own image, whose cosine can differ from the own one in the last bit depending on where
+the matrix product puts it, never outranks it, on either backend; hit@k = rank < k. Similarities are
+computed for ``chunk_size`` captions at a time, so memory is O(chunk_size × n_images) instead of the full
+caption × image matrix. torch is imported only when this function runs.
 """
 
 from __future__ import annotations
@@ -20,10 +22,18 @@ from numpy.typing import ArrayLike
 
 from biaslib.metrics._checks import as_matrix, check_same_length, row_list, row_norms
 
+#: Scores within this many units of the last place (eps · |own score|) of the own image's score count as ties.
+TIE_ULPS = 4
+
+
+def _threshold(own: np.ndarray) -> np.ndarray:
+    """The score an image must exceed to rank above the own image: own + TIE_ULPS · eps · |own|."""
+    return own + TIE_ULPS * np.finfo(own.dtype).eps * np.abs(own)
+
 
 def _count_greater(sims: np.ndarray, own: np.ndarray) -> np.ndarray:
-    """Per row, how many entries of ``sims`` (chunk × n_images) exceed ``own`` (chunk × 1)."""
-    return np.greater(sims, own).view(np.uint8).sum(axis=1, dtype=np.int64)
+    """Per row, how many entries of ``sims`` (chunk × n_images) exceed ``own`` (chunk × 1) beyond a tie."""
+    return np.greater(sims, _threshold(own)).view(np.uint8).sum(axis=1, dtype=np.int64)
 
 
 def _ranks_numpy(text: np.ndarray, image: np.ndarray, target: np.ndarray, chunk_size: int) -> np.ndarray:
@@ -60,7 +70,8 @@ def _ranks_torch(
             if dev.type == "cpu":  # numpy's compare-and-count is several times faster on CPU
                 ranks[start:start + chunk_size] = _count_greater(sims.numpy(), own.numpy())
             else:
-                ranks[start:start + chunk_size] = (sims > own).sum(dim=1).cpu().numpy()
+                threshold = own + TIE_ULPS * torch.finfo(own.dtype).eps * own.abs()
+                ranks[start:start + chunk_size] = (sims > threshold).sum(dim=1).cpu().numpy()
     return ranks
 
 
@@ -100,7 +111,8 @@ def retrieval_hits(
     -------
     pd.DataFrame
         One row per caption: int columns ``R@k`` (1 when rank < k, rank = number of images with a
-        strictly higher cosine than the own image, so ties favour it), optionally ``rank``.
+        higher cosine than the own image beyond a tie of :data:`TIE_ULPS` ulp, so ties favour it), optionally
+        ``rank``.
         float32 inputs are scored in float32, anything else in float64.
     """
     text = as_matrix(text_emb, "text_emb")

@@ -25,6 +25,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
+from biaslib.metrics.intervals import wilson_interval
 from biaslib.world.attributes import GENDERS
 from biaslib.world.classifier import HEADS, AttributeCNN, images_to_tensor, predict
 
@@ -110,11 +111,3 @@ def stated_attribute_accuracy(pipe: Any, classifier: AttributeCNN, per_prompt: i
         rows.append({"attribute": attribute, "n": len(hits), "accuracy": float(np.mean(hits)), "ci_low": low,
                      "ci_high": high})
     return pd.DataFrame(rows).set_index("attribute")
-
-
-def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """Wilson score interval of a binomial proportion (95% by default)."""
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return float(centre - half), float(centre + half)

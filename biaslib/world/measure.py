@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from biaslib.generate import load_generated_images, read_generated
+from biaslib.metrics.intervals import percentile_interval
 from biaslib.world import World
 from biaslib.world.classifier import HEADS, classify_images, world_classifier
 
@@ -100,6 +101,6 @@ def skew_by_ratio(frames: Mapping[str, pd.DataFrame], column: str = "gender", va
         boot = rng.binomial(n[None, :], (k / n)[None, :], size=(n_boot, len(n))) / n[None, :]
         skews = np.abs(boot - 0.5).mean(axis=1)
         out.append({"ratio": int(code) / 100, "skew": float(np.abs(k / n - 0.5).mean()),
-                    "ci_low": float(np.quantile(skews, 0.025)), "ci_high": float(np.quantile(skews, 0.975)),
+                    **dict(zip(("ci_low", "ci_high"), percentile_interval(skews, 0.95))),
                     "generated_share": float((frame["source"] == "generated").mean())})
     return pd.DataFrame(out)

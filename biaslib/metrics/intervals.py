@@ -1,0 +1,388 @@
+"""The one interval kernel: proportions, bootstrap intervals, cluster bootstrap, gap tests, q-values.
+
+Every interval, test and q-value biaslib prints comes from here; the tests measure their coverage and
+false-positive rates by simulation (``tests/test_intervals.py``).
+
+- :func:`wilson_interval`, :func:`jeffreys_interval`: a binomial share k/n. Never zero-width: 0/12 gives
+  [0, 0.24] (Wilson), where a percentile bootstrap gives [0, 0].
+- :func:`bootstrap_means`, :func:`cluster_bootstrap_means`: replicates of a mean, resampling rows, or
+  whole clusters (rows that share a unit: COCO's 5 captions of one image, the images of one prompt). A
+  cluster replicate is Σ cluster sums / Σ cluster sizes of the resampled clusters.
+- :func:`percentile_interval`, :func:`bca_interval`: an interval from replicates (BCa: bias-corrected and
+  accelerated, Efron 1987, acceleration from the jackknife).
+- :func:`gap_test`: max − min of group means with a bootstrap interval that re-selects the two groups in
+  every resample, a permutation p-value for "all groups equal" and the null gap a fair model shows.
+- :func:`bh_qvalues`: Benjamini–Hochberg q-values over a family of p-values.
+
+Everything is seeded by ``numpy.random.default_rng(seed)`` and vectorised over replicates.
+"""
+
+from __future__ import annotations
+
+from statistics import NormalDist
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from biaslib.metrics._checks import check_ci
+
+# Groups with at most this many distinct values are bootstrapped (and permuted) through counts over the
+# distinct values, which has exactly the distribution of resampling (permuting) rows and costs O(levels).
+MULTINOMIAL_MAX_DISTINCT = 64
+# Resampled or permuted indices held in memory at once.
+_CHUNK_ELEMENTS = 1 << 22
+
+
+def z_value(ci: float) -> float:
+    """Two-sided standard-normal quantile of a ``ci`` interval (1.959964 for 0.95)."""
+    check_ci(ci)
+    return NormalDist().inv_cdf(0.5 + ci / 2.0)
+
+
+# ---- proportions -------------------------------------------------------------------------------------
+
+def _counts(successes: ArrayLike, n: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    k = np.asarray(successes, dtype=np.float64)
+    total = np.asarray(n, dtype=np.float64)
+    if np.any(total < 1) or np.any(k < 0) or np.any(k > total):
+        raise ValueError(f"need 0 <= successes <= n and n >= 1, got successes={successes}, n={n}")
+    return k, total
+
+
+def wilson_interval(successes: ArrayLike, n: ArrayLike, ci: float = 0.95) -> tuple[Any, Any]:
+    """Wilson score interval of the share ``successes / n`` (scalars or arrays, broadcast).
+
+    Returns ``(low, high)`` in [0, 1]: floats for scalar input, arrays otherwise. 0/n gives
+    ``[0, z²/(n + z²)]`` and n/n its mirror, never a zero-width interval.
+    """
+    k, total = _counts(successes, n)
+    z = z_value(ci)
+    p = k / total
+    denominator = 1.0 + z * z / total
+    centre = (p + z * z / (2.0 * total)) / denominator
+    half = z * np.sqrt(p * (1.0 - p) / total + z * z / (4.0 * total * total)) / denominator
+    low = np.where(k == 0, 0.0, np.clip(centre - half, 0.0, 1.0))
+    high = np.where(k == total, 1.0, np.clip(centre + half, 0.0, 1.0))
+    return (float(low), float(high)) if low.ndim == 0 else (low, high)
+
+
+def jeffreys_interval(successes: ArrayLike, n: ArrayLike, ci: float = 0.95) -> tuple[Any, Any]:
+    """Jeffreys interval (equal-tailed Beta(k + ½, n − k + ½) quantiles; 0 at k = 0, 1 at k = n)."""
+    from scipy.stats import beta
+
+    k, total = _counts(successes, n)
+    alpha = (1.0 - ci) / 2.0
+    check_ci(ci)
+    low = np.where(k == 0, 0.0, beta.ppf(alpha, k + 0.5, total - k + 0.5))
+    high = np.where(k == total, 1.0, beta.ppf(1.0 - alpha, k + 0.5, total - k + 0.5))
+    return (float(low), float(high)) if low.ndim == 0 else (low, high)
+
+
+# ---- bootstrap replicates ------------------------------------------------------------------------------
+
+def bootstrap_means(x: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """Means ``(n_boot,)`` of resamples (with replacement, same size) of the 1-D array ``x``.
+
+    With few distinct values (e.g. 0/1 hits) a resample is drawn as multinomial counts over the distinct
+    values (exactly the distribution of resampling rows); otherwise row indices are drawn in chunks.
+    """
+    n = len(x)
+    if n == 0:
+        return np.full(n_boot, np.nan)
+    distinct, counts = np.unique(x, return_counts=True)
+    if len(distinct) <= MULTINOMIAL_MAX_DISTINCT:
+        return rng.multinomial(n, counts / n, size=n_boot) @ distinct / n
+    means = np.empty(n_boot)
+    step = max(1, _CHUNK_ELEMENTS // n)
+    for start in range(0, n_boot, step):
+        stop = min(n_boot, start + step)
+        idx = rng.integers(0, n, size=(stop - start, n), dtype=np.int64)
+        means[start:stop] = x[idx].mean(axis=1)
+    return means
+
+
+def cluster_sums(values: np.ndarray, clusters: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-cluster sums and sizes of ``values`` and each row's cluster code.
+
+    Returns ``(sums (C,), sizes (C,), codes (n,))`` with clusters in sorted label order.
+    """
+    import pandas as pd
+
+    labels = pd.Series(np.asarray(clusters, dtype=object) if not isinstance(clusters, pd.Series) else clusters)
+    if len(labels) != len(values):
+        raise ValueError(f"length mismatch: values has {len(values)} rows but clusters has {len(labels)}")
+    codes, uniques = pd.factorize(labels.reset_index(drop=True), sort=True)
+    if (codes < 0).any():
+        raise ValueError(f"clusters has missing labels at positions {np.flatnonzero(codes < 0)[:5].tolist()}")
+    sums = np.bincount(codes, weights=values, minlength=len(uniques))
+    sizes = np.bincount(codes, minlength=len(uniques)).astype(np.float64)
+    return sums, sizes, codes.astype(np.int64)
+
+
+def cluster_bootstrap_means(sums: np.ndarray, sizes: np.ndarray, n_boot: int,
+                            rng: np.random.Generator) -> np.ndarray:
+    """Ratio means ``(n_boot,)`` of resamples of whole clusters: Σ resampled sums / Σ resampled sizes.
+
+    ``sums``/``sizes`` (C,) are one group's clusters (:func:`cluster_sums`); C clusters are drawn with
+    replacement as multinomial counts, in chunks of rows.
+    """
+    c = len(sums)
+    if c == 0:
+        return np.full(n_boot, np.nan)
+    means = np.empty(n_boot)
+    step = max(1, _CHUNK_ELEMENTS // c)
+    uniform = np.full(c, 1.0 / c)
+    for start in range(0, n_boot, step):
+        stop = min(n_boot, start + step)
+        counts = rng.multinomial(c, uniform, size=stop - start).astype(np.float64)
+        means[start:stop] = (counts @ sums) / (counts @ sizes)
+    return means
+
+
+# ---- intervals from replicates -------------------------------------------------------------------------
+
+def percentile_interval(draws: np.ndarray, ci: float = 0.95) -> tuple[Any, Any]:
+    """Equal-tailed percentile interval over axis 0 of ``draws`` (B, …), ignoring NaN/inf draws.
+
+    NaN where no draw is finite; floats for 1-D ``draws``, arrays of shape ``draws.shape[1:]`` otherwise.
+    """
+    check_ci(ci)
+    draws = np.asarray(draws, dtype=np.float64)
+    alpha = (1.0 - ci) / 2.0
+    finite = np.where(np.isfinite(draws), draws, np.nan)
+    any_finite = np.isfinite(finite).any(axis=0)
+    low = np.full(draws.shape[1:], np.nan)
+    high = np.full(draws.shape[1:], np.nan)
+    if np.any(any_finite):
+        if draws.ndim == 1:
+            low, high = np.nanquantile(finite, [alpha, 1.0 - alpha])
+        else:
+            low[any_finite] = np.nanquantile(finite[:, any_finite], alpha, axis=0)
+            high[any_finite] = np.nanquantile(finite[:, any_finite], 1.0 - alpha, axis=0)
+    return (float(low), float(high)) if np.ndim(low) == 0 else (low, high)
+
+
+def ratio_acceleration(sums: np.ndarray, sizes: np.ndarray) -> float:
+    """Jackknife acceleration of the ratio mean Σ sums / Σ sizes, leaving out one unit (row or cluster) at a time.
+
+    a = Σ d³ / (6 (Σ d²)^{3/2}) with d_u = mean of the leave-one-out means − the mean without unit u; for rows
+    (all sizes 1) this is Σ (x − x̄)³ / (6 (Σ (x − x̄)²)^{3/2}). 0 when there are fewer than two units or every
+    leave-one-out mean is the same.
+    """
+    sums = np.asarray(sums, dtype=np.float64)
+    sizes = np.asarray(sizes, dtype=np.float64)
+    if len(sums) < 2:
+        return 0.0
+    leave_out = (sums.sum() - sums) / (sizes.sum() - sizes)
+    d = leave_out.mean() - leave_out
+    spread = float(np.sum(d * d))
+    return float(np.sum(d**3) / (6.0 * spread**1.5)) if spread > 1e-300 else 0.0
+
+
+def bca_interval(draws: np.ndarray, estimate: float, acceleration: float, ci: float = 0.95) -> tuple[float, float]:
+    """BCa interval from bootstrap replicates ``draws (B,)`` of a statistic whose value is ``estimate``.
+
+    Bias correction z₀ = Φ⁻¹(share of draws below the estimate, ties counted half); the percentile levels
+    Φ(z₀ + (z₀ + z_α)/(1 − a(z₀ + z_α))) are read off the draws. Falls back to the percentile interval
+    when every draw lies on one side of the estimate (z₀ infinite).
+    """
+    check_ci(ci)
+    finite = np.asarray(draws, dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    if len(finite) == 0:
+        return float("nan"), float("nan")
+    below = (np.sum(finite < estimate) + 0.5 * np.sum(finite == estimate)) / len(finite)
+    if below <= 0.0 or below >= 1.0:
+        return percentile_interval(finite, ci)
+    normal = NormalDist()
+    z0 = normal.inv_cdf(below)
+    levels = []
+    for tail in ((1.0 - ci) / 2.0, (1.0 + ci) / 2.0):
+        z = z0 + normal.inv_cdf(tail)
+        levels.append(normal.cdf(z0 + z / (1.0 - acceleration * z)))
+    low, high = np.quantile(finite, levels)
+    return float(low), float(high)
+
+
+# ---- gaps between groups -------------------------------------------------------------------------------
+
+def _group_codes(groups: ArrayLike, n: int) -> tuple[np.ndarray, list[Any]]:
+    import pandas as pd
+
+    labels = groups.reset_index(drop=True) if isinstance(groups, pd.Series) else pd.Series(
+        np.asarray(groups, dtype=object))
+    if len(labels) != n:
+        raise ValueError(f"length mismatch: values has {n} rows but groups has {len(labels)}")
+    codes, uniques = pd.factorize(labels, sort=True)
+    return codes.astype(np.int64), list(uniques)
+
+
+def _permuted_sums_discrete(values: np.ndarray, sizes: np.ndarray, n_perm: int,
+                            rng: np.random.Generator) -> np.ndarray:
+    """Per-group sums ``(n_perm, G)`` after permuting the group labels of the rows, for few distinct values.
+
+    Dealing rows to groups of fixed sizes at random gives each group multivariate-hypergeometric counts of
+    every distinct value; they are drawn group after group, value after value, from what is left.
+    """
+    distinct, counts = np.unique(values, return_counts=True)
+    left = np.broadcast_to(counts.astype(np.int64), (n_perm, len(distinct))).copy()
+    sums = np.zeros((n_perm, len(sizes)))
+    for g, size in enumerate(sizes.astype(np.int64)):
+        need = np.full(n_perm, size, dtype=np.int64)
+        for j in range(len(distinct)):
+            others = left[:, j + 1:].sum(axis=1)
+            taken = rng.hypergeometric(left[:, j], others, need) if j < len(distinct) - 1 else need
+            sums[:, g] += taken * distinct[j]
+            left[:, j] -= taken
+            need -= taken
+    return sums
+
+
+def _permuted_totals(unit_weights: np.ndarray, unit_codes: np.ndarray, n_groups: int, n_perm: int,
+                     rng: np.random.Generator) -> np.ndarray:
+    """Per-group totals ``(n_perm, G, W)`` of ``unit_weights`` (U, W) after shuffling the units' group codes.
+
+    One shuffle per permutation moves every column of a unit together (a cluster's sum and its size).
+    """
+    u, w = unit_weights.shape
+    out = np.empty((n_perm, n_groups, w))
+    step = max(1, _CHUNK_ELEMENTS // max(u, 1))
+    for start in range(0, n_perm, step):
+        stop = min(n_perm, start + step)
+        labels = rng.permuted(np.broadcast_to(unit_codes, (stop - start, u)), axis=1)
+        flat = (labels + n_groups * np.arange(stop - start)[:, None]).ravel()
+        for j in range(w):
+            out[start:stop, :, j] = np.bincount(flat, weights=np.broadcast_to(unit_weights[:, j], labels.shape).ravel(),
+                                                minlength=(stop - start) * n_groups).reshape(stop - start, n_groups)
+    return out
+
+
+def group_mean_draws(values: np.ndarray, codes: np.ndarray, n_groups: int, n_boot: int, rng: np.random.Generator, *,
+                     clusters: np.ndarray | None = None) -> np.ndarray:
+    """Bootstrap replicates ``(n_boot, G)`` of every group's mean, each group resampled on its own.
+
+    ``codes`` (n,) is each row's group in 0..G−1; ``clusters`` (n,), integer cluster codes, makes each group
+    resample its clusters (:func:`cluster_bootstrap_means`) instead of its rows (:func:`bootstrap_means`).
+    Groups are drawn in code order from ``rng``. Summaries that re-select groups per replicate (max − min,
+    min / max) are taken across axis 1.
+    """
+    boot = np.empty((n_boot, n_groups))
+    for g in range(n_groups):
+        rows = codes == g
+        if clusters is None:
+            boot[:, g] = bootstrap_means(values[rows], n_boot, rng)
+        else:
+            sums, sizes, _ = cluster_sums(values[rows], clusters[rows])
+            boot[:, g] = cluster_bootstrap_means(sums, sizes, n_boot, rng)
+    return boot
+
+
+def gap_test(values: ArrayLike, groups: ArrayLike, *, clusters: ArrayLike | None = None, n_perm: int = 2000,
+             n_boot: int = 1000, ci: float = 0.95, seed: int = 0) -> dict[str, Any]:
+    """Gap between the highest and the lowest group mean, with an interval and a test against chance.
+
+    Parameters
+    ----------
+    values : array-like of float, shape (n,)
+        One finite value per row (0/1 hits, correctness, scores).
+    groups : array-like, shape (n,)
+        Group label per row (no missing labels: drop those rows first); at least two groups.
+    clusters : array-like, shape (n,), optional
+        Unit label per row (an image of several captions, a prompt of several images). Each cluster must lie
+        in one group; the bootstrap resamples clusters within each group and the permutation moves whole
+        clusters between groups.
+    n_perm : int, default 2000
+        Label permutations for the p-value and the null gap (0: NaN).
+    n_boot : int, default 1000
+        Bootstrap resamples (within each group, fixed group sizes) for the interval (0: NaN).
+    ci : float, default 0.95
+        Confidence level of the percentile interval.
+    seed : int, default 0
+        Seed of ``numpy.random.default_rng``: permutations first, then resamples.
+
+    Returns
+    -------
+    dict
+        ``gap`` (max − min of the group means, units of ``values``), ``low_group``, ``high_group``,
+        ``ci_low``/``ci_high`` (percentile interval of max − min over resamples, the two groups chosen anew
+        in each), ``p_value`` ((1 + #{permuted gap ≥ gap}) / (1 + n_perm): the chance that groups that are all
+        equal show a gap this large), ``null_gap`` (mean permuted gap: what a fair model shows by chance with
+        these group sizes), ``n`` (rows), ``n_groups``, ``interval`` (what the bootstrap resampled).
+    """
+    check_ci(ci)
+    if n_perm < 0 or n_boot < 0:
+        raise ValueError(f"n_perm and n_boot must be >= 0, got {n_perm} and {n_boot}")
+    vals = np.asarray(values, dtype=np.float64)
+    if vals.ndim != 1 or not np.isfinite(vals).all():
+        raise ValueError("values must be a 1-D array of finite numbers")
+    codes, names = _group_codes(groups, len(vals))
+    if (codes < 0).any():
+        raise ValueError("groups has missing labels: drop those rows before gap_test")
+    n_groups = len(names)
+    if n_groups < 2:
+        raise ValueError(f"gap_test needs at least two groups, got {names}")
+    sizes = np.bincount(codes, minlength=n_groups).astype(np.float64)
+    means = np.bincount(codes, weights=vals, minlength=n_groups) / sizes
+    low_g, high_g = int(np.argmin(means)), int(np.argmax(means))
+    if low_g == high_g:  # all means tie: any two distinct groups
+        high_g = 1 if low_g == 0 else 0
+    gap = float(means[high_g] - means[low_g])
+    rng = np.random.default_rng(seed)
+    tolerance = 1e-12 * max(1.0, float(np.max(np.abs(vals))))
+
+    unit_of_row = None
+    if clusters is not None:
+        unit_sums, unit_sizes, unit_of_row = cluster_sums(vals, clusters)
+        unit_group = np.full(len(unit_sums), -1, dtype=np.int64)
+        unit_group[unit_of_row] = codes
+        if np.any(unit_group[unit_of_row] != codes):
+            raise ValueError("every cluster must lie in one group (a cluster's rows carry different groups)")
+    p_value = null_gap = float("nan")
+    if n_perm > 0:
+        if clusters is not None:
+            totals = _permuted_totals(np.stack([unit_sums, unit_sizes], axis=1), unit_group, n_groups, n_perm, rng)
+            perm_sums, perm_sizes = totals[..., 0], totals[..., 1]
+        elif len(np.unique(vals)) <= MULTINOMIAL_MAX_DISTINCT:
+            perm_sums, perm_sizes = _permuted_sums_discrete(vals, sizes, n_perm, rng), sizes
+        else:
+            perm_sums, perm_sizes = _permuted_totals(vals[:, None], codes, n_groups, n_perm, rng)[..., 0], sizes
+        with np.errstate(invalid="ignore", divide="ignore"):
+            perm_means = perm_sums / perm_sizes
+        perm_gaps = np.nanmax(perm_means, axis=1) - np.nanmin(perm_means, axis=1)
+        p_value = float((1 + np.sum(perm_gaps >= gap - tolerance)) / (1 + n_perm))
+        null_gap = float(np.mean(perm_gaps))
+
+    ci_low = ci_high = float("nan")
+    if n_boot > 0:
+        boot = group_mean_draws(vals, codes, n_groups, n_boot, rng, clusters=unit_of_row)
+        ci_low, ci_high = percentile_interval(boot.max(axis=1) - boot.min(axis=1), ci)
+    return {
+        "gap": gap, "low_group": names[low_g], "high_group": names[high_g], "ci_low": ci_low, "ci_high": ci_high,
+        "p_value": p_value, "null_gap": null_gap, "n": int(len(vals)), "n_groups": n_groups,
+        "interval": "cluster bootstrap" if clusters is not None else "bootstrap",
+    }
+
+
+# ---- multiplicity --------------------------------------------------------------------------------------
+
+def bh_qvalues(p_values: ArrayLike) -> np.ndarray:
+    """Benjamini–Hochberg q-values of a family of p-values (NaN p-values stay NaN and do not count).
+
+    q_(i) = min over j ≥ i of m · p_(j) / j (sorted ascending, m = number of finite p-values), capped at 1:
+    calling every test with q < α a finding keeps the expected share of false findings at most α
+    (independent or positively dependent tests).
+    """
+    p = np.asarray(p_values, dtype=np.float64)
+    q = np.full(p.shape, np.nan)
+    finite = np.isfinite(p)
+    m = int(finite.sum())
+    if m == 0:
+        return q
+    order = np.argsort(p[finite])
+    ranked = p[finite][order] * m / np.arange(1, m + 1)
+    monotone = np.minimum.accumulate(ranked[::-1])[::-1]
+    values = np.empty(m)
+    values[order] = np.minimum(monotone, 1.0)
+    q[finite] = values
+    return q

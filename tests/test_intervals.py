@@ -1,0 +1,274 @@
+"""The interval kernel measured by simulation: false-positive rates under planted nulls, power against planted
+effects, coverage of planted truths, and closed forms / peer implementations (scipy) where they exist."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from biaslib.metrics import bh_qvalues, by_group, gap_test, magbig_fairness, mean_l1_inference
+from biaslib.metrics.intervals import (
+    bca_interval,
+    bootstrap_means,
+    cluster_bootstrap_means,
+    jeffreys_interval,
+    percentile_interval,
+    ratio_acceleration,
+    wilson_interval,
+)
+
+SIZES = (12, 40, 150, 800)  # unequal group sizes, from PHASE's "baby" to a large group
+
+
+def _null_data(rng: np.random.Generator, share: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
+    groups = np.repeat(np.arange(len(SIZES)), SIZES)
+    return (rng.random(len(groups)) < share).astype(float), groups
+
+
+# ---- proportions -----------------------------------------------------------------------------------------
+
+def test_wilson_on_empty_and_full_small_groups_is_never_zero_width():
+    z2 = stats.norm.ppf(0.975) ** 2
+    low, high = wilson_interval(0, 12)
+    assert low == 0.0 and high == pytest.approx(z2 / (12 + z2), abs=1e-12)  # closed form at k = 0: 0.2425
+    low, high = wilson_interval(12, 12)
+    assert high == 1.0 and low == pytest.approx(12 / (12 + z2), abs=1e-12)
+    lows, highs = wilson_interval(np.array([0, 3, 11]), np.array([12, 12, 11]))
+    assert np.all(highs - lows > 0.2)
+
+
+def test_wilson_and_jeffreys_match_statsmodels_closed_forms_and_cover():
+    # the textbook Wilson formula, and Jeffreys as Beta quantiles, at k = 7 of 31
+    z = stats.norm.ppf(0.975)
+    k, n = 7, 31
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    assert wilson_interval(k, n) == pytest.approx((centre - half, centre + half), abs=1e-12)
+    assert jeffreys_interval(k, n) == pytest.approx(tuple(stats.beta.ppf([0.025, 0.975], k + 0.5, n - k + 0.5)))
+    # coverage of a true R@1 of 0.05 at PHASE's smallest group size (the percentile bootstrap got 45%)
+    rng = np.random.default_rng(0)
+    hits = rng.binomial(12, 0.05, size=4000)
+    low, high = wilson_interval(hits, 12)
+    assert np.mean((low <= 0.05) & (0.05 <= high)) >= 0.93
+
+
+def test_by_group_auto_is_wilson_for_hits_and_says_so():
+    values = np.r_[np.zeros(12), np.ones(11), (np.arange(60) % 3 == 0).astype(float)]
+    groups = np.repeat(["baby", "all_hit", "adult"], [12, 11, 60])
+    frame = by_group(values, groups)
+    assert frame.attrs["interval"] == "wilson"
+    assert frame.loc["baby", "ci_high"] == pytest.approx(wilson_interval(0, 12)[1])
+    assert frame.loc["all_hit", "ci_low"] == pytest.approx(wilson_interval(11, 11)[0])
+    assert by_group(values, groups, interval="percentile").loc["baby", "ci_high"] == 0.0  # the old zero width
+    assert by_group(values + 0.5, groups).attrs["interval"] == "percentile"
+    with pytest.raises(ValueError, match="0/1 values"):
+        by_group(values + 0.5, groups, interval="wilson")
+    with pytest.raises(ValueError, match="independent rows"):
+        by_group(values, groups, clusters=np.arange(len(values)) // 2, interval="wilson")
+
+
+# ---- bootstrap intervals ---------------------------------------------------------------------------------
+
+def test_cluster_bootstrap_widens_by_root_cluster_size_for_identical_rows():
+    # 5 identical captions per image: the information is 1/5 of the rows', the interval √5 times as wide
+    rng = np.random.default_rng(1)
+    per_image = rng.normal(size=400)
+    values = np.repeat(per_image, 5)
+    images = np.repeat(np.arange(400), 5)
+    naive = by_group(values, np.zeros(len(values)), n_boot=4000)
+    clustered = by_group(values, np.zeros(len(values)), n_boot=4000, clusters=images)
+    assert clustered.attrs["interval"] == "cluster percentile"
+    ratio = (clustered["ci_high"] - clustered["ci_low"]).iloc[0] / (naive["ci_high"] - naive["ci_low"]).iloc[0]
+    assert ratio == pytest.approx(np.sqrt(5), rel=0.1)
+    assert clustered["value"].iloc[0] == pytest.approx(per_image.mean())
+
+
+def test_cluster_bootstrap_mean_is_the_ratio_of_resampled_sums():
+    sums, sizes = np.array([3.0, 0.0, 5.0]), np.array([3.0, 2.0, 5.0])
+    draws = cluster_bootstrap_means(sums, sizes, 20000, np.random.default_rng(2))
+    # every resample is a multiset of the three clusters: the possible means are enumerable
+    possible = {round(sum(sums[list(c)]) / sum(sizes[list(c)]), 12)
+                for c in itertools.combinations_with_replacement(range(3), 3)}
+    assert set(np.round(draws, 12)) <= possible
+    assert draws.mean() == pytest.approx(np.mean([sum(sums[list(c)]) / sum(sizes[list(c)])
+                                                  for c in itertools.product(range(3), repeat=3)]), abs=0.01)
+
+
+def test_bca_agrees_with_scipy_on_a_skewed_sample():
+    rng = np.random.default_rng(3)
+    x = rng.exponential(size=40)
+    draws = bootstrap_means(x, 40000, rng)
+    ours = bca_interval(draws, x.mean(), ratio_acceleration(x, np.ones(len(x))))
+    peer = stats.bootstrap((x,), np.mean, n_resamples=40000, method="BCa", random_state=4).confidence_interval
+    assert ours == pytest.approx((peer.low, peer.high), rel=0.02)
+    frame = by_group(x, np.zeros(40), n_boot=4000, interval="bca")
+    assert frame.attrs["interval"] == "bca"
+    assert (frame["ci_low"].iloc[0], frame["ci_high"].iloc[0]) == pytest.approx((peer.low, peer.high), rel=0.05)
+
+
+def test_percentile_interval_ignores_non_finite_draws():
+    draws = np.r_[np.arange(100.0), np.nan, np.inf]
+    assert percentile_interval(draws, 0.9) == pytest.approx(tuple(np.quantile(np.arange(100.0), [0.05, 0.95])))
+    low, high = percentile_interval(np.full((5, 2), np.nan), 0.9)
+    assert np.isnan(low).all() and np.isnan(high).all()
+
+
+# ---- gap test --------------------------------------------------------------------------------------------
+
+def test_gap_test_false_positive_rate_is_nominal_under_equal_groups():
+    rng = np.random.default_rng(5)
+    p_values, gaps, null_gaps = [], [], []
+    for trial in range(400):
+        values, groups = _null_data(rng)
+        result = gap_test(values, groups, n_perm=400, n_boot=0, seed=trial)
+        p_values.append(result["p_value"])
+        gaps.append(result["gap"])
+        null_gaps.append(result["null_gap"])
+    rate = np.mean(np.array(p_values) < 0.05)
+    assert 0.02 <= rate <= 0.08, rate
+    # under the null the observed gap is on average the null floor (the fixed-pair interval called it real)
+    assert np.mean(gaps) == pytest.approx(np.mean(null_gaps), rel=0.1)
+
+
+def test_gap_test_with_clusters_false_positive_rate_is_nominal():
+    # 5 rows per cluster that share a cluster effect: row permutation would reject far too often
+    rng = np.random.default_rng(6)
+    sizes = (4, 10, 40, 100)  # clusters per group
+    rejections = naive = 0
+    trials = 300
+    for trial in range(trials):
+        clusters = np.repeat(np.arange(sum(sizes)), 5)
+        groups = np.repeat(np.repeat(np.arange(4), sizes), 5)
+        values = np.repeat(rng.normal(size=sum(sizes)), 5) + 0.3 * rng.normal(size=len(clusters))
+        rejections += gap_test(values, groups, clusters=clusters, n_perm=300, n_boot=0, seed=trial)["p_value"] < 0.05
+        naive += gap_test(values, groups, n_perm=300, n_boot=0, seed=trial)["p_value"] < 0.05
+    assert 0.02 <= rejections / trials <= 0.08
+    assert naive / trials > 0.2  # what ignoring the clusters would claim
+
+
+def test_gap_test_detects_a_planted_difference():
+    # max − min is unstandardised: its null spread is set by the smallest group (±0.3 at n = 12), so the planted
+    # difference must clear that (measured: 30 points → 70% power, 40 points → 98%); this is why evaluations
+    # leave groups below a minimum size out of gaps
+    rng = np.random.default_rng(7)
+    detected = 0
+    for trial in range(300):
+        groups = np.repeat(np.arange(len(SIZES)), SIZES)
+        share = np.where(groups == 2, 0.7, 0.3)  # one group of 150 is 40 points better
+        values = (rng.random(len(groups)) < share).astype(float)
+        detected += gap_test(values, groups, n_perm=400, n_boot=0, seed=trial)["p_value"] < 0.05
+    assert detected / 300 >= 0.9
+
+
+def test_gap_test_matches_scipy_permutation_test_and_reselects_the_pair():
+    rng = np.random.default_rng(8)
+    values = np.r_[rng.normal(0.0, 1, 30), rng.normal(0.4, 1, 50), rng.normal(0.1, 1, 20)]
+    groups = np.repeat(["a", "b", "c"], [30, 50, 20])
+    ours = gap_test(values, groups, n_perm=20000, n_boot=2000, seed=0)
+    samples = [values[groups == g] for g in "abc"]
+
+    def spread(*xs, axis=-1):
+        means = np.array([np.mean(x, axis=axis) for x in xs])
+        return means.max(axis=0) - means.min(axis=0)
+
+    peer = stats.permutation_test(samples, spread, permutation_type="independent", alternative="greater",
+                                  n_resamples=20000, vectorized=True, random_state=1)
+    assert ours["p_value"] == pytest.approx(peer.pvalue, abs=0.01)
+    assert ours["gap"] == pytest.approx(spread(*samples))
+    assert (ours["low_group"], ours["high_group"]) == ("a", "b")
+    assert 0.0 <= ours["ci_low"] <= ours["gap"] <= ours["ci_high"]  # max − min never goes below 0
+    # a discrete (0/1) sample: the hypergeometric permutation equals shuffling rows
+    hits = (values > 0.2).astype(float)
+    fast = gap_test(hits, groups, n_perm=20000, n_boot=0, seed=0)
+    slow = stats.permutation_test([hits[groups == g] for g in "abc"], spread, permutation_type="independent",
+                                  alternative="greater", n_resamples=20000, vectorized=True, random_state=2)
+    assert fast["p_value"] == pytest.approx(slow.pvalue, abs=0.01)
+
+
+def test_gap_test_refuses_clusters_that_span_groups():
+    with pytest.raises(ValueError, match="one group"):
+        gap_test([0.0, 1.0, 1.0, 0.0], ["a", "b", "a", "b"], clusters=[1, 1, 2, 2])
+    with pytest.raises(ValueError, match="two groups"):
+        gap_test([0.0, 1.0], ["a", "a"])
+
+
+# ---- multiplicity ----------------------------------------------------------------------------------------
+
+def test_bh_qvalues_match_the_definition_and_control_false_discoveries():
+    rng = np.random.default_rng(9)
+    p = rng.random(30) ** 2
+    q = bh_qvalues(p)
+    m = len(p)
+    brute = [min(1.0, min(m * p[j] / (np.sum(p <= p[j])) for j in range(m) if p[j] >= p[i])) for i in range(m)]
+    np.testing.assert_allclose(q, brute, rtol=1e-12)
+    assert np.isnan(bh_qvalues([0.01, np.nan])[1])
+    # 20 true nulls + 5 strong effects, 500 families: the share of false findings stays under 5%
+    false_share = []
+    for _ in range(500):
+        family = np.r_[rng.random(20), rng.random(5) * 1e-4]
+        found = bh_qvalues(family) < 0.05
+        false_share.append(found[:20].sum() / max(found.sum(), 1))
+    assert np.mean(false_share) <= 0.05
+
+
+# ---- MAGBIG floors and inference -------------------------------------------------------------------------
+
+def test_floor_mean_l1_equals_brute_force_enumeration():
+    totals = [1, 2, 3, 5, 12]
+    brute = []
+    for n in totals:  # every sequence of n fair coin flips
+        brute.append(np.mean([abs(2 * sum(flips) / n - 1) for flips in itertools.product((0, 1), repeat=n)]))
+    counts = pd.DataFrame({"occupation": list("abcde"), "man": [1, 1, 2, 4, 3],
+                           "woman": [t - m for t, m in zip(totals, [1, 1, 2, 4, 3])]})
+    scores = magbig_fairness(counts, occupations=3, images=4)
+    assert scores["floor_mean_l1"] == pytest.approx(np.mean(brute), abs=1e-12)
+    assert scores["floor_mean_l2"] == pytest.approx(np.mean(brute) / np.sqrt(2), abs=1e-12)
+    assert scores["excess_mean_l1"] == pytest.approx(scores["mean_l1"] - np.mean(brute), abs=1e-12)
+    worst = [max(abs(2 * sum(f) / 4 - 1) for f in np.reshape(flips, (3, 4)))
+             for flips in itertools.product((0, 1), repeat=12)]
+    assert scores["floor_exp_max_l1"] == pytest.approx(np.mean(worst), abs=1e-12)
+
+
+def test_the_issue_s_fair_generator_floor_at_twelve_images():
+    counts = pd.DataFrame({"occupation": range(10), "man": 6, "woman": 6})
+    scores = magbig_fairness(counts)
+    assert scores["floor_mean_l1"] == pytest.approx(0.2256, abs=1e-3)  # "mean L1 0.224 on average (true 0)"
+
+
+@pytest.mark.parametrize(("share", "images"), [(0.5, 12), (0.75, 12), (0.9, 25), ("spread", 50)])
+def test_mean_l1_interval_coverage(share, images):
+    # README's coverage table: >= 90% where every occupation is equally (un)fair or shares are spread
+    rng = np.random.default_rng(10)
+    p = np.linspace(0.3, 0.95, 10) if share == "spread" else np.full(10, share)
+    truth = np.abs(2 * p - 1).mean()
+    covered = 0
+    trials = 200
+    for trial in range(trials):
+        man = rng.binomial(images, p)
+        result = mean_l1_inference(pd.DataFrame({"occupation": range(10), "man": man, "woman": images - man}),
+                                   n_boot=300, seed=trial)
+        covered += result["ci_low"] - 1e-12 <= truth <= result["ci_high"] + 1e-12
+    assert covered / trials >= 0.9
+
+
+def test_mean_l1_inference_corrects_the_floor_and_tests_fairness():
+    rng = np.random.default_rng(11)
+    fair, unfair = [], []
+    for trial in range(200):
+        man = rng.binomial(12, 0.5, size=10)
+        fair.append(mean_l1_inference(pd.DataFrame({"occupation": range(10), "man": man, "woman": 12 - man}),
+                                      n_boot=300, seed=trial))
+        man = rng.binomial(12, 0.85, size=10)
+        unfair.append(mean_l1_inference(pd.DataFrame({"occupation": range(10), "man": man, "woman": 12 - man}),
+                                        n_boot=300, seed=trial))
+    plain = np.mean([r["mean_l1"] for r in fair])
+    corrected = np.mean([r["mean_l1_corrected"] for r in fair])
+    assert plain == pytest.approx(0.2256, abs=0.02) and corrected < plain - 0.08  # the floor, then less of it
+    assert np.mean([r["p_fair"] < 0.05 for r in fair]) <= 0.08
+    assert np.mean([r["p_fair"] < 0.05 for r in unfair]) >= 0.9
+    assert np.mean([r["mean_l1_corrected"] for r in unfair]) == pytest.approx(0.7, abs=0.03)
