@@ -59,7 +59,7 @@ from biaslib.io import write_json
 from biaslib.metrics import clip_score, magbig_fairness, paired_cosine
 from biaslib.metrics._checks import check_ci
 from biaslib.metrics.intervals import percentile_interval
-from biaslib.metrics.magbig import expected_max_l1, fair_floors, mean_l1_inference
+from biaslib.metrics.magbig import expected_max_l1, fair_floors, mean_l1_difference, mean_l1_inference
 from biaslib.multilingual import (
     GENERATIONS,
     check_generated,
@@ -418,7 +418,9 @@ def fairness_contrasts(counts: pd.DataFrame, confusion: Confusion | Mapping[str,
     (the two groups' images resampled independently, conservative for the paired seeds; shared confusion
     draws within a generation set). Scores use the occupations with a classified face in each group.
     Returns ``generation``, ``language``, ``reference``, ``correction``, ``metric``, ``value``,
-    ``ci_low``, ``ci_high``.
+    ``ci_low``, ``ci_high``, ``p_value``; with ``mean_l1`` among ``metrics`` also a ``mean_l1_bc`` row per pair on
+    raw counts: the difference of the small-sample-bias-corrected mean L1s with its parametric-bootstrap
+    interval and p-value (:func:`~biaslib.metrics.mean_l1_difference`; coverage in README).
     """
     check_ci(ci)
     if by not in ("language", "generation"):
@@ -442,9 +444,24 @@ def fairness_contrasts(counts: pd.DataFrame, confusion: Confusion | Mapping[str,
                 low, high = percentile_interval(spread[metric] - ref_spread[metric], ci)
                 rows.append({"generation": generation, "language": code, "reference": reference,
                              "correction": correction, "metric": metric, "value": values[metric] - ref_values[metric],
-                             "ci_low": low, "ci_high": high})
+                             "ci_low": low, "ci_high": high, "p_value": float("nan")})
+        if "mean_l1" in metrics:
+            rows.append(_corrected_difference_row(group, ref_group, generation, code, reference, n_boot, seed, ci))
     return pd.DataFrame(rows, columns=["generation", "language", "reference", "correction", "metric", "value",
-                                       "ci_low", "ci_high"])
+                                       "ci_low", "ci_high", "p_value"])
+
+
+def _corrected_difference_row(group: pd.DataFrame, ref_group: pd.DataFrame, generation: str, code: str,
+                              reference: str, n_boot: int, seed: int, ci: float) -> dict[str, Any]:
+    """The ``mean_l1_bc`` difference on raw counts (:func:`~biaslib.metrics.mean_l1_difference`)."""
+    def faces(frame: pd.DataFrame) -> pd.DataFrame:
+        kept = frame[frame["classified"] > 0]
+        return pd.DataFrame({"occupation": kept["occupation"], "man": kept["man"], "woman": kept["woman"]})
+
+    result = mean_l1_difference(faces(group), faces(ref_group), n_boot=n_boot, ci=ci, seed=seed)
+    return {"generation": generation, "language": code, "reference": reference, "correction": "raw",
+            "metric": "mean_l1_bc", "value": result["difference_corrected"], "ci_low": result["ci_low"],
+            "ci_high": result["ci_high"], "p_value": result["p_value"]}
 
 
 # ---- CLIP score -----------------------------------------------------------------------------------------------

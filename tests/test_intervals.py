@@ -10,7 +10,14 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from biaslib.metrics import bh_qvalues, by_group, gap_test, magbig_fairness, mean_l1_inference
+from biaslib.metrics import (
+    bh_qvalues,
+    by_group,
+    gap_test,
+    magbig_fairness,
+    mean_l1_difference,
+    mean_l1_inference,
+)
 from biaslib.metrics.intervals import (
     bca_interval,
     bootstrap_means,
@@ -272,3 +279,23 @@ def test_mean_l1_inference_corrects_the_floor_and_tests_fairness():
     assert np.mean([r["p_fair"] < 0.05 for r in fair]) <= 0.08
     assert np.mean([r["p_fair"] < 0.05 for r in unfair]) >= 0.9
     assert np.mean([r["mean_l1_corrected"] for r in unfair]) == pytest.approx(0.7, abs=0.03)
+
+
+def test_mean_l1_difference_recovers_a_fine_tuning_change_the_plug_in_shrinks():
+    # the case: mean L1 0.68 (base) -> 0.28 (fine-tuned), 12 faces per occupation; the plug-in difference
+    # shrinks toward 0 because the fairer side keeps more of its floor
+    rng = np.random.default_rng(12)
+    truth = 0.28 - 0.68
+    plain, corrected, covered = [], [], 0
+    for trial in range(150):
+        tables = []
+        for share in (0.64, 0.84):
+            man = rng.binomial(12, share, size=10)
+            tables.append(pd.DataFrame({"occupation": range(10), "man": man, "woman": 12 - man}))
+        result = mean_l1_difference(tables[0], tables[1], n_boot=300, seed=trial)
+        plain.append(result["difference"])
+        corrected.append(result["difference_corrected"])
+        covered += result["ci_low"] <= truth <= result["ci_high"]
+    assert np.mean(corrected) == pytest.approx(truth, abs=0.03)
+    assert np.mean(plain) > truth + 0.04
+    assert covered / 150 >= 0.9

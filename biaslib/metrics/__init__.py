@@ -10,7 +10,7 @@ from biaslib.metrics.clipscore import clip_score, paired_cosine
 from biaslib.metrics.geode import group_accuracy
 from biaslib.metrics.groups import by_group, group_gap
 from biaslib.metrics.intervals import bh_qvalues, gap_test, wilson_interval
-from biaslib.metrics.magbig import magbig_fairness, magbig_fairness_mc, mean_l1_inference
+from biaslib.metrics.magbig import magbig_fairness, magbig_fairness_mc, mean_l1_difference, mean_l1_inference
 from biaslib.metrics.markedness import person_preference, self_similarity, self_similarity_mc
 from biaslib.metrics.retrieval import retrieval_hits
 
@@ -25,6 +25,7 @@ __all__ = [
     "group_gap",
     "magbig_fairness",
     "magbig_fairness_mc",
+    "mean_l1_difference",
     "mean_l1_inference",
     "paired_cosine",
     "person_preference",

@@ -270,3 +270,35 @@ def magbig_fairness_mc(
         "exp_max_l2": float((worst / _SQRT2).mean()),
         "exp_std_l2": float((worst / _SQRT2).std()),
     }
+
+
+def mean_l1_difference(counts: pd.DataFrame, reference: pd.DataFrame, n_boot: int = 1000, ci: float = 0.95,
+                       seed: int = 0) -> dict[str, Any]:
+    """Bias-corrected mean L1 of ``counts`` minus that of ``reference`` (e.g. fine-tuned minus base), with an interval.
+
+    Both sides are corrected as in :func:`corrected_mean_l1` (so a side near fairness does not keep its floor in
+    full) and drawn independently by the parametric bootstrap of :func:`mean_l1_inference`; the interval is the
+    percentile interval of the drawn differences. Returns ``difference`` (plug-in), ``difference_corrected``,
+    ``ci_low``/``ci_high`` and ``p_value`` (two-sided: twice the smaller share of drawn differences on either side
+    of 0, at least 1 / (n_boot + 1)). Coverage (README): ≥ 92% when neither side is exactly fair; when one side
+    is exactly fair its residual floor shrinks the difference and coverage drops (34% at 12 faces per occupation
+    for a 0.68 → 0 change).
+    """
+    from biaslib.metrics.intervals import percentile_interval
+
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+    rng = np.random.default_rng(seed)
+    sides = []
+    for table in (counts, reference):
+        p, totals, _ = _shares_and_totals(table, 1, 1)
+        if np.any(totals != np.round(totals)):
+            raise ValueError("mean_l1_difference needs whole face counts")
+        draws = corrected_mean_l1(rng.binomial(totals.astype(np.int64), p, size=(n_boot, len(p))) / totals, totals)
+        sides.append((float(np.abs(2.0 * p - 1.0).mean()), float(corrected_mean_l1(p, totals)), draws))
+    (plain, corrected, draws), (ref_plain, ref_corrected, ref_draws) = sides
+    differences = draws - ref_draws
+    low, high = percentile_interval(differences, ci)
+    tail = min(np.mean(differences <= 0.0), np.mean(differences >= 0.0))
+    return {"difference": plain - ref_plain, "difference_corrected": corrected - ref_corrected, "ci_low": low,
+            "ci_high": high, "p_value": float(max(2.0 * tail, 1.0 / (n_boot + 1)))}
