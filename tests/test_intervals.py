@@ -22,6 +22,7 @@ from biaslib.metrics.intervals import (
     bca_interval,
     bootstrap_means,
     cluster_bootstrap_means,
+    contrast_test,
     jeffreys_interval,
     percentile_interval,
     ratio_acceleration,
@@ -202,6 +203,27 @@ def test_gap_test_refuses_clusters_that_span_groups():
         gap_test([0.0, 1.0, 1.0, 0.0], ["a", "b", "a", "b"], clusters=[1, 1, 2, 2])
     with pytest.raises(ValueError, match="two groups"):
         gap_test([0.0, 1.0], ["a", "a"])
+
+
+def test_contrast_test_is_signed_covers_and_keeps_its_false_positive_rate():
+    # with two groups, |first − second| is max − min, so the two-sided p-value is gap_test's; the interval is signed
+    rng = np.random.default_rng(13)
+    rejections, covered = 0, 0
+    for trial in range(300):
+        groups = np.repeat(np.array(["female", "male", "other"], dtype=object), [30, 200, 50])
+        values = (rng.random(280) < np.where(groups == "female", 0.2, 0.3)).astype(float)
+        result = contrast_test(values, groups, "female", "male", n_perm=300, n_boot=300, seed=trial)
+        covered += result["ci_low"] <= -0.1 <= result["ci_high"]
+        equal = (rng.random(280) < 0.3).astype(float)
+        rejections += contrast_test(equal, groups, "female", "male", n_perm=300, n_boot=0, seed=trial)["p_value"] < 0.05
+        assert (result["n_first"], result["n_second"]) == (30, 200)
+    assert covered / 300 >= 0.9 and 0.02 <= rejections / 300 <= 0.08
+    sign = contrast_test(np.r_[np.ones(40), np.zeros(40)], np.repeat(["a", "b"], 40), "a", "b", n_boot=200)
+    assert sign["difference"] == 1.0 and sign["ci_low"] > 0 and sign["p_value"] < 0.01
+    flipped = contrast_test(np.r_[np.ones(40), np.zeros(40)], np.repeat(["a", "b"], 40), "b", "a", n_boot=200)
+    assert flipped["difference"] == -1.0 and flipped["ci_high"] < 0
+    with pytest.raises(ValueError, match="both groups need rows"):
+        contrast_test([1.0, 0.0], ["a", "a"], "a", "b")
 
 
 # ---- multiplicity ----------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from biaslib.metrics.amplification import bias_amplification, directional_bias_a
 from biaslib.metrics.clipscore import clip_score, paired_cosine
 from biaslib.metrics.geode import group_accuracy
 from biaslib.metrics.groups import by_group, group_gap
-from biaslib.metrics.intervals import bh_qvalues, gap_test, wilson_interval
+from biaslib.metrics.intervals import bh_qvalues, contrast_test, gap_test, wilson_interval
 from biaslib.metrics.magbig import magbig_fairness, magbig_fairness_mc, mean_l1_difference, mean_l1_inference
 from biaslib.metrics.markedness import person_preference, self_similarity, self_similarity_mc
 from biaslib.metrics.retrieval import retrieval_hits
@@ -19,6 +19,7 @@ __all__ = [
     "bias_amplification",
     "by_group",
     "clip_score",
+    "contrast_test",
     "directional_bias_amplification",
     "gap_test",
     "group_accuracy",

@@ -364,6 +364,39 @@ def gap_test(values: ArrayLike, groups: ArrayLike, *, clusters: ArrayLike | None
     }
 
 
+def contrast_test(values: ArrayLike, groups: ArrayLike, first: Any, second: Any, *,
+                  clusters: ArrayLike | None = None, n_perm: int = 2000, n_boot: int = 1000, ci: float = 0.95,
+                  seed: int = 0) -> dict[str, Any]:
+    """Signed difference of two pre-specified groups' means (``first`` − ``second``, e.g. female − male).
+
+    Only the rows of the two groups are used. Unlike :func:`gap_test` the pair is fixed in advance, so the
+    difference can be negative and its interval is the percentile interval of the per-resample difference (each
+    group resampled on its own, rows or whole ``clusters``); ``p_value`` is a two-sided permutation test of "the two
+    groups are equal" (labels permuted across the two groups' rows, or whole clusters).
+
+    Returns ``difference``, ``ci_low``, ``ci_high``, ``p_value``, ``n_first``, ``n_second``.
+    """
+    vals = np.asarray(values, dtype=np.float64)
+    labels = np.asarray(groups, dtype=object)
+    if len(labels) != len(vals):
+        raise ValueError(f"length mismatch: values has {len(vals)} rows but groups has {len(labels)}")
+    keep = (labels == first) | (labels == second)
+    if not (labels == first).any() or not (labels == second).any():
+        raise ValueError(f"both groups need rows: {first!r} has {int((labels == first).sum())}, "
+                         f"{second!r} has {int((labels == second).sum())}")
+    pair = np.where(labels[keep] == first, 0, 1)
+    kept_clusters = None if clusters is None else np.asarray(clusters, dtype=object)[keep]
+    result = gap_test(vals[keep], pair, clusters=kept_clusters, n_perm=n_perm, n_boot=0, ci=ci, seed=seed)
+    means = [vals[keep][pair == g].mean() for g in (0, 1)]
+    ci_low = ci_high = float("nan")
+    if n_boot > 0:
+        units = None if kept_clusters is None else cluster_sums(vals[keep], kept_clusters)[2]
+        draws = group_mean_draws(vals[keep], pair, 2, n_boot, np.random.default_rng(seed + 1), clusters=units)
+        ci_low, ci_high = percentile_interval(draws[:, 0] - draws[:, 1], ci)
+    return {"difference": float(means[0] - means[1]), "ci_low": ci_low, "ci_high": ci_high,
+            "p_value": result["p_value"], "n_first": int((pair == 0).sum()), "n_second": int((pair == 1).sum())}
+
+
 # ---- multiplicity --------------------------------------------------------------------------------------
 
 def bh_qvalues(p_values: ArrayLike) -> np.ndarray:
