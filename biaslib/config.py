@@ -237,6 +237,9 @@ class MultilingualConfig:
     ``eval_models`` (``base``, ``finetuned``) draw ``eval_images_per_prompt`` images per prompt of
     ``eval_prompt_set`` (``template``: the neutral prompts; ``magbig``: MAGBIG's prompts) restricted by
     ``eval_subset`` (``None``: ``subset``), with the ``generate`` section changed by ``eval_generate``.
+    ``eval_resample``: how the evaluation's bootstrap resamples an occupation's images (``images``: as one
+    pool; ``prompts``: whole prompts, for many prompts per occupation; coverage of each:
+    :mod:`biaslib.multilingual_eval`).
     """
 
     languages: tuple[str, ...] = ("en", "de", "zh", "ja")
@@ -253,6 +256,7 @@ class MultilingualConfig:
     eval_subset: dict[str, Any] | None = None
     eval_images_per_prompt: int = 1
     eval_generate: dict[str, Any] = field(default_factory=dict)
+    eval_resample: Literal["images", "prompts"] = "images"
 
 
 @dataclass(frozen=True)

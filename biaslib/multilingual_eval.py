@@ -22,11 +22,26 @@ For each generation set (``data``, ``base``, ``finetuned``; :mod:`biaslib.multil
   never reads them); :func:`collect` reads them back into one tidy DataFrame.
 
 Bootstrap (every CI here, percentile, ``n_boot`` draws, seeded): each draw resamples the classified
-images of every occupation (a multinomial draw of its man/woman counts with its classified total: an
-image without a classified face enters no score) and, for corrected scores, every row of the
-calibration confusion counts; the confusion draws are shared by all languages of a generation set
-(one classifier), the image draws are independent per (generation, language). Occupations with no
+images of every occupation and, for corrected scores, every row of the calibration confusion counts; the
+confusion draws are shared by all languages of a generation set (one classifier), the image draws are
+independent per (generation, language). An occupation's images come from several prompts (e.g. 3 prompts ×
+4 seeds). ``resample="images"`` (default) resamples the occupation's images as one pool (a multinomial draw
+of its man/woman counts with its classified total); ``resample="prompts"`` (counts per prompt:
+:func:`counts_of` ``by_prompt=True``, what :func:`evaluate_multilingual` passes) resamples whole prompts within
+each occupation, for prompts seen as a sample from a population of ways to ask. Measured coverage of a 95%
+share interval (tests/test_multilingual_eval.py, README "Statistics"): with 3 prompts × 4 images, pooling
+covers the fixed prompts' mean (≥ 95%) and under-covers a population of very different prompts (≈ 90%),
+while whole-prompt resampling of only 3 prompts under-covers it too (≈ 85%); with 12 prompts per occupation
+whole-prompt resampling covers both (≈ 93–95%). Resampling images within each prompt (stratified) is not
+offered: with 4 images per prompt its plug-in variance under-covers (≈ 90%) even for fixed prompts.
+Occupations with no
 classified face are reported (``n_excluded``, ``excluded``) and left out of every mean, never divided by.
+
+Two attributes are scored the same way (column ``attribute``): ``gender`` (labels ``man``/``woman``, share of
+women) and ``skin`` (``light``/``dark``: world skin tone 1–3 vs 4–6, or Chardon's ITA categories very
+light/light/intermediate vs tan/brown/dark for a faces table with ``ita``; share of dark skin). Skin scores
+are raw readings (no confusion correction) and measure the distance from a 50/50 light/dark split per
+occupation, with the same floors and tests as gender.
 """
 
 from __future__ import annotations
@@ -52,9 +67,9 @@ from biaslib.faces.correction import (
     estimate_confusion,
     invert_shares,
     rate_draws,
-    share_draws,
 )
 from biaslib.faces.counts import GENDER_ALIASES, OUTCOMES, face_counts, image_outcomes
+from biaslib.faces.world_confusion import classify_gender, render_confusion, through_resolution
 from biaslib.io import write_json
 from biaslib.metrics import clip_score, magbig_fairness, paired_cosine
 from biaslib.metrics._checks import check_ci
@@ -73,12 +88,18 @@ from biaslib.prompts import resolve_language
 log = logging.getLogger(__name__)
 
 LABELS: tuple[str, ...] = ("man", "woman")
+#: The scored attributes and their (reference, counted) labels: the share reported is that of the second.
+ATTRIBUTE_LABELS: dict[str, tuple[str, str]] = {"gender": LABELS, "skin": ("light", "dark")}
+#: Resampling designs of the images of an occupation (module docstring).
+RESAMPLE: tuple[str, ...] = ("images", "prompts")
 #: Scores of :func:`fairness_table`: mean p(woman) over occupations, then MAGBIG's (formats.md C6).
 METRICS: tuple[str, ...] = ("share_woman", "mean_l1", "std_l1", "mean_l2", "std_l2", "exp_max_l1", "exp_max_l2")
 #: Columns of :func:`fairness_table`.
-FAIRNESS_COLUMNS: list[str] = ["generation", "language", "correction", "metric", "value", "ci_low", "ci_high", "floor",
-                               "excess", "p_fair", "n_occupations", "n_excluded", "excluded", "classified", "labels"]
-RESULT_FORMAT = "biaslib-multilingual-result/1"
+FAIRNESS_COLUMNS: list[str] = ["generation", "language", "attribute", "correction", "metric", "value", "ci_low",
+                               "ci_high", "floor", "excess", "p_fair", "n_occupations", "n_excluded", "excluded",
+                               "classified", "labels"]
+RESULT_FORMAT = "biaslib-multilingual-result/2"
+_FORMAT_1 = "biaslib-multilingual-result/1"
 #: An exact labeller (simulator ground truth): corrected shares equal the raw ones, with no extra spread.
 EXACT = Confusion(LABELS, np.eye(2, dtype=np.int64))
 _SQRT2 = math.sqrt(2.0)
@@ -92,9 +113,10 @@ def _default_languages(params: Params, generation: str, languages: Sequence[str]
     return language_codes(languages if languages is not None else default)
 
 
-def _table_outcomes(table: pd.DataFrame, keys: pd.Series, code: str) -> np.ndarray:
-    """Outcome per key from a faces table (``key``/``id``, ``outcome`` or ``n_faces`` + ``gender``,
-    optional ``language``); a key the table lacks is an error naming how many."""
+def _table_outcomes(table: pd.DataFrame, keys: pd.Series, code: str) -> tuple[np.ndarray, np.ndarray]:
+    """(outcome, skin) per key from a faces table (``key``/``id``, ``outcome`` or ``n_faces`` + ``gender``,
+    optional ``language``; skin from ``skin`` = light/dark or ``ita``, else None); a key the table lacks is an
+    error naming how many."""
     key = "key" if "key" in table.columns else "id"
     rows = table
     if "language" in table.columns:
@@ -103,12 +125,35 @@ def _table_outcomes(table: pd.DataFrame, keys: pd.Series, code: str) -> np.ndarr
         outcome = rows["outcome"].astype(str).map(lambda v: GENDER_ALIASES.get(v, v))
     else:
         outcome = pd.Series(image_outcomes(rows["n_faces"], rows["gender"].tolist()), index=rows.index)
-    by_key = dict(zip(rows[key].astype(str), outcome))
+    if "skin" in rows.columns:
+        skin = rows["skin"].where(rows["skin"].isin(ATTRIBUTE_LABELS["skin"]), None)
+    elif "ita" in rows.columns:
+        skin = pd.Series(skin_of_ita(rows["ita"].to_numpy(dtype=np.float64)), index=rows.index)
+    else:
+        skin = pd.Series(None, index=rows.index, dtype=object)
+    by_key = dict(zip(rows[key].astype(str), zip(outcome, skin)))
     missing = [k for k in keys if k not in by_key]
     if missing:
         raise DataLayoutError(f"the faces table has no row for {len(missing)} image(s) of language {code}, e.g. "
                               f"{missing[:3]}; analyse every generated image (biaslib faces analyse)")
-    return np.array([by_key[k] for k in keys], dtype=object)
+    pairs = [by_key[k] for k in keys]
+    return np.array([o for o, _ in pairs], dtype=object), np.array([t for _, t in pairs], dtype=object)
+
+
+def skin_of_ita(ita: np.ndarray) -> np.ndarray:
+    """``light`` (Chardon very light, light, intermediate: ITA > 28°) or ``dark`` (tan, brown, dark) per ITA
+    value ``(n,)`` in degrees; None where ITA is NaN (no single face measured)."""
+    from biaslib.faces.skin import CHARDON_CATEGORIES, chardon_category
+
+    light = set(CHARDON_CATEGORIES[:3])
+    return np.array([None if c is None else ("light" if c in light else "dark") for c in chardon_category(ita)],
+                    dtype=object)
+
+
+def skin_of_world_tone(tone: np.ndarray) -> np.ndarray:
+    """``light`` (world skin tone 1–3) or ``dark`` (4–6) per tone ``(n,)``; None where missing."""
+    tone = pd.to_numeric(pd.Series(np.asarray(tone, dtype=object)), errors="coerce").to_numpy()
+    return np.array([None if not np.isfinite(t) else ("light" if t <= 3 else "dark") for t in tone], dtype=object)
 
 
 def image_labels(params: Params, generation: str, language: str, *, world: Any = None,
@@ -116,9 +161,10 @@ def image_labels(params: Params, generation: str, language: str, *, world: Any =
     """One row per generated image of a generation set in one language.
 
     Columns: ``generation``, ``language`` (code), ``key``, ``prompt_id``, ``occupation`` (the prompted
-    profession), ``caption``, ``english``, ``outcome`` (:data:`~biaslib.faces.counts.OUTCOMES`) and
-    ``labels`` (``simulator``, ``classifier`` or ``faces``). With ``faces`` (a :mod:`biaslib.faces` table)
-    its outcomes are used; else the world's (:func:`biaslib.world.measure.generated_attributes`).
+    profession), ``caption``, ``english``, ``outcome`` (:data:`~biaslib.faces.counts.OUTCOMES`), ``skin``
+    (``light``/``dark``, None where not measured: module docstring) and ``labels`` (``simulator``, ``classifier``
+    or ``faces``). With ``faces`` (a :mod:`biaslib.faces` table) its outcomes are used; else the world's
+    (:func:`biaslib.world.measure.generated_attributes`).
     """
     from biaslib.world import World
     from biaslib.world.measure import generated_attributes
@@ -128,33 +174,51 @@ def image_labels(params: Params, generation: str, language: str, *, world: Any =
     captions = generation_captions(params, generation, code).set_index("key")
     if faces is not None:
         keys = captions.index.to_series()
-        outcome, labels = _table_outcomes(faces, keys, code), "faces"
+        (outcome, skin), labels = _table_outcomes(faces, keys, code), "faces"
     else:
         attributes = generated_attributes(out, world or World(params.world, params.seed), params.runs_dir / "cache")
         keys, outcome = attributes["key"], attributes["gender"].map(GENDER_ALIASES).fillna("other").to_numpy()
+        skin = skin_of_world_tone(attributes["skin_tone"].to_numpy())
         labels = attributes["labels"].iloc[0]
     rows = captions.loc[keys.to_numpy()]
     return pd.DataFrame({"generation": generation, "language": code, "key": keys.to_numpy(),
                          "prompt_id": rows["prompt_id"].to_numpy(), "occupation": rows["profession"].to_numpy(),
                          "caption": rows["caption"].to_numpy(), "english": rows["english"].to_numpy(),
-                         "outcome": outcome, "labels": labels})
+                         "outcome": outcome, "skin": skin, "labels": labels})
 
 
-def counts_of(labels: pd.DataFrame, occupations: Sequence[str] | None = None) -> pd.DataFrame:
+def counts_of(labels: pd.DataFrame, occupations: Sequence[str] | None = None, *, by_prompt: bool = False
+              ) -> pd.DataFrame:
     """Outcome counts per (generation, language, occupation) of an :func:`image_labels`-style table.
 
     Every occupation of ``occupations`` (default: those in ``labels``) is listed in every (generation,
     language), with zero counts when it has no image. Columns: ``generation``, ``language``, ``occupation``,
-    ``images``, :data:`~biaslib.faces.counts.OUTCOMES`, ``classified``, ``share_woman`` (NaN without a
-    classified face), ``labels``.
+    (with ``by_prompt``: ``prompt_id``, one row per prompt of the occupation, every prompt seen in ``labels``
+    listed in every group), ``images``, :data:`~biaslib.faces.counts.OUTCOMES`, ``classified``,
+    ``share_woman`` (NaN without a classified face), ``light``, ``dark`` (faces of each skin reading; 0 when
+    ``labels`` has no ``skin``), ``labels``.
     """
     names = list(dict.fromkeys(occupations if occupations is not None else labels["occupation"]))
+    by = ["occupation", "prompt_id"] if by_prompt else ["occupation"]
+    if by_prompt:
+        seen = labels[by].drop_duplicates()
+        absent = pd.DataFrame({"occupation": [n for n in names if n not in set(seen["occupation"])], "prompt_id": ""})
+        groups: Any = pd.concat([seen, absent], ignore_index=True)
+        groups = groups.iloc[np.argsort([names.index(o) for o in groups["occupation"]], kind="stable")]
+    else:
+        groups = names
+    skin = labels["skin"] if "skin" in labels.columns else pd.Series(None, index=labels.index, dtype=object)
     parts = []
     for (generation, code), group in labels.groupby(["generation", "language"], sort=False):
-        counts = face_counts(group, ("occupation",), groups=names)
+        counts = face_counts(group, by, groups=groups)
+        tones = pd.crosstab([group[c] for c in by], skin.loc[group.index]).reindex(columns=ATTRIBUTE_LABELS["skin"],
+                                                                                  fill_value=0)
+        counts = counts.join(tones, on=by).fillna({t: 0 for t in ATTRIBUTE_LABELS["skin"]})
+        counts = counts.astype({t: np.int64 for t in ATTRIBUTE_LABELS["skin"]})
         parts.append(counts.assign(generation=generation, language=code, labels=group["labels"].iloc[0]))
     frame = pd.concat(parts, ignore_index=True)
-    return frame[["generation", "language", "occupation", "images", *OUTCOMES, "classified", "share_woman", "labels"]]
+    return frame[["generation", "language", *by, "images", *OUTCOMES, "classified", "share_woman",
+                  *ATTRIBUTE_LABELS["skin"], "labels"]]
 
 
 def gender_counts(params: Params, generation: str, languages: Sequence[str] | None = None, *, world: Any = None,
@@ -167,41 +231,6 @@ def gender_counts(params: Params, generation: str, languages: Sequence[str] | No
 
 # ---- classifier confusion --------------------------------------------------------------------------------
 
-def _classify_gender(images: Sequence[Any], world: Any, cache_dir: str | os.PathLike,
-                     resolution: int | None) -> list[str]:
-    """The world classifier's gender label (``man``/``woman``) of each PIL image."""
-    from biaslib.world.classifier import classify_images, world_classifier
-
-    model, _ = world_classifier(world, cache_dir, through_resolution=resolution)
-    return list(classify_images(model, images, world.config.image_size)["gender"])
-
-
-def render_confusion(world: Any, cache_dir: str | os.PathLike, *, n: int = 1000, resolution: int | None = None,
-                     seed_stream: str = "multilingual_eval/calibration") -> Confusion:
-    """Confusion of the world classifier on ``n`` fresh world renders of known gender, degraded through
-    ``resolution`` px like a generator working at it (``None``: full-resolution renders)."""
-    import torch
-
-    from biaslib.world.classifier import degrade, images_to_tensor
-
-    people = world.people(n, stream=seed_stream)
-    images = world.render_many(people.to_dict("records"))
-    if resolution is not None:
-        from PIL import Image
-
-        tensor = degrade(images_to_tensor(images), resolution)
-        arrays = (tensor.permute(0, 2, 3, 1).mul(255).round().to(torch.uint8)).numpy()
-        images = [Image.fromarray(a) for a in arrays]
-    return estimate_confusion(list(people["gender"]), _classify_gender(images, world, cache_dir, resolution), LABELS)
-
-
-def _through(images: Sequence[Any], world: Any) -> int | None:
-    """The resolution the classifier should be trained through for these images (as
-    :func:`biaslib.world.measure.generated_attributes`): their size when below the world's, else None."""
-    native = min(min(im.size) for im in images)
-    return native if native < world.config.image_size else None
-
-
 def stated_confusion(pipe: Any, world: Any, cache_dir: str | os.PathLike, *, per_prompt: int = 8, seed: int = 5000,
                      steps: int = 20, guidance: float = 3.0) -> Confusion:
     """Confusion of the world classifier on ``pipe``'s images of prompts that state the gender
@@ -212,7 +241,8 @@ def stated_confusion(pipe: Any, world: Any, cache_dir: str | os.PathLike, *, per
     prompts = [p for p in STATED_PROMPTS for _ in range(per_prompt)]
     images = sample_images(pipe, prompts, seed, steps=steps, guidance=guidance)
     true = [STATED_PROMPTS[p][0] for p in prompts]
-    return estimate_confusion(true, _classify_gender(images, world, cache_dir, _through(images, world)), LABELS)
+    read = classify_gender(images, world, cache_dir, through_resolution(images, world))
+    return estimate_confusion(true, read, LABELS)
 
 
 def generation_confusion(params: Params, generation: str, *, world: Any = None, source: str = "renders",
@@ -241,7 +271,7 @@ def generation_confusion(params: Params, generation: str, *, world: Any = None, 
                                 guidance=config.guidance)
     out = check_generated(params, generation, _default_languages(params, generation, None)[0])
     first = load_generated_images(out, [read_generated(out)["key"].iloc[0]])
-    return render_confusion(world, cache, n=n_renders, resolution=_through(list(first.values()), world))
+    return render_confusion(world, cache, n=n_renders, resolution=through_resolution(list(first.values()), world))
 
 
 def _confusion_of(confusion: Confusion | Mapping[str, Confusion] | None, generation: str) -> Confusion:
@@ -253,21 +283,57 @@ def _confusion_of(confusion: Confusion | Mapping[str, Confusion] | None, generat
 
 # ---- shares and fairness -----------------------------------------------------------------------------------
 
-def share_table(counts: pd.DataFrame, confusion: Confusion | Mapping[str, Confusion] | None = None, *,
-                n_boot: int = 1000, seed: int = 0, ci: float = 0.95) -> pd.DataFrame:
-    """Raw and corrected p(woman) per (generation, language, occupation) with bootstrap CIs.
+def per_occupation(counts: pd.DataFrame) -> pd.DataFrame:
+    """:func:`counts_of` rows per prompt (with ``prompt_id``) summed per (generation, language, occupation);
+    rows without ``prompt_id`` are returned unchanged."""
+    if "prompt_id" not in counts.columns:
+        return counts
+    keys = ["generation", "language", "occupation"]
+    summed = [c for c in counts.columns if c not in (*keys, "prompt_id") and pd.api.types.is_integer_dtype(counts[c])]
+    first = counts.groupby(keys, sort=False).first().drop(columns=[*summed, "prompt_id"])
+    out = counts.groupby(keys, sort=False)[summed].sum().join(first).reset_index()
+    if "share_woman" in out.columns:
+        classified = out["classified"].to_numpy(dtype=np.float64)
+        share = np.full(len(out), np.nan)
+        np.divide(out["woman"].to_numpy(dtype=np.float64), classified, out=share, where=classified > 0)
+        out["share_woman"] = share
+    return out[[c for c in counts.columns if c != "prompt_id"]]
 
-    ``counts``: :func:`gender_counts` rows; ``confusion``: one, one per generation set, or None (exact
-    labels). Returns ``counts`` plus the columns of :func:`~biaslib.faces.correction.corrected_shares`.
+
+def share_table(counts: pd.DataFrame, confusion: Confusion | Mapping[str, Confusion] | None = None, *,
+                n_boot: int = 1000, seed: int = 0, ci: float = 0.95, attribute: str = "gender") -> pd.DataFrame:
+    """Raw and corrected share of the attribute's counted label (p(woman), p(dark skin)) per (generation,
+    language, occupation) with bootstrap CIs (the occupation's images resampled as one stratum).
+
+    ``counts``: :func:`counts_of` rows (per prompt rows are summed per occupation); ``confusion``: one, one per
+    generation set, or None (exact labels); skin is not corrected. Returns the per-occupation counts plus
+    ``attribute`` and the columns of :func:`~biaslib.faces.correction.corrected_shares`.
     """
-    parts = [corrected_shares(group, _confusion_of(confusion, generation), label="woman", n_boot=n_boot, seed=seed,
-                              ci=ci)
-             for generation, group in counts.groupby("generation", sort=False)]
+    reference, counted = _check_attribute(attribute)
+    exact = Confusion((reference, counted), np.eye(2, dtype=np.int64))
+    parts = []
+    for generation, group in per_occupation(counts).groupby("generation", sort=False):
+        chosen = _confusion_of(confusion, generation) if attribute == "gender" else exact
+        parts.append(corrected_shares(group, chosen, label=counted, n_boot=n_boot, seed=seed, ci=ci)
+                     .assign(attribute=attribute))
     return pd.concat(parts, ignore_index=True)
 
 
-def _scores(woman: np.ndarray, occupations: int, images: int) -> dict[str, np.ndarray]:
-    """:data:`METRICS` of p(woman) draws ``(B, O)`` (NaN = no classified face, left out), each ``(B,)``.
+def _metric_names(attribute: str) -> tuple[str, ...]:
+    """:data:`METRICS` of one attribute: its share (``share_woman``, ``share_dark``) then MAGBIG's scores."""
+    return (f"share_{_check_attribute(attribute)[1]}", *METRICS[1:])
+
+
+def _check_attribute(attribute: str) -> tuple[str, str]:
+    """The (reference, counted) labels of ``attribute``; an unknown one is an error listing the choices."""
+    if attribute not in ATTRIBUTE_LABELS:
+        raise ValueError(f"unknown attribute {attribute!r}; choose one of {', '.join(ATTRIBUTE_LABELS)}")
+    return ATTRIBUTE_LABELS[attribute]
+
+
+def _scores(woman: np.ndarray, occupations: int, images: int, share: str = "share_woman") -> dict[str, np.ndarray]:
+    """Scores of counted-label share draws ``(B, O)`` (NaN = no classified face, left out), each ``(B,)``:
+    ``share`` (the mean share) and MAGBIG's :data:`METRICS`.
 
     The expected max uses k = min(``occupations``, occupations with a share) of each draw; NaN if none.
     """
@@ -282,95 +348,145 @@ def _scores(woman: np.ndarray, occupations: int, images: int) -> dict[str, np.nd
     exp_max = np.full(len(woman), np.nan)
     for b in np.flatnonzero(counted > 0):
         exp_max[b] = expected_max_l1(1.0 - woman[b, usable[b]], min(occupations, int(counted[b])), images)[0]
-    return {"share_woman": mean, "mean_l1": mean_l1, "std_l1": std_l1, "mean_l2": mean_l1 / _SQRT2,
+    return {share: mean, "mean_l1": mean_l1, "std_l1": std_l1, "mean_l2": mean_l1 / _SQRT2,
             "std_l2": std_l1 / _SQRT2, "exp_max_l1": exp_max, "exp_max_l2": exp_max / _SQRT2}
 
 
-def _point_scores(frame: pd.DataFrame, woman: np.ndarray, occupations: int, images: int) -> dict[str, float]:
-    """:data:`METRICS` of one group: :func:`~biaslib.metrics.magbig_fairness` on counts man = (1 − p)·n,
-    woman = p·n of its occupations with a classified face (p: raw or corrected share, n: classified)."""
+def _point_scores(frame: pd.DataFrame, woman: np.ndarray, occupations: int, images: int,
+                  share: str = "share_woman") -> dict[str, float]:
+    """Scores of one group: :func:`~biaslib.metrics.magbig_fairness` on counts man = (1 − p)·n,
+    woman = p·n of its occupations with a classified face (p: raw or corrected share of the counted label,
+    n: classified; L1 is symmetric in the two labels), and ``share``, the mean p."""
     usable = np.isfinite(woman)
     if not usable.any():
-        return dict.fromkeys(METRICS, float("nan"))
+        return dict.fromkeys((share, *METRICS[1:]), float("nan"))
     n = frame["classified"].to_numpy(dtype=np.float64)[usable]
     table = pd.DataFrame({"occupation": frame["occupation"].to_numpy()[usable], "man": (1.0 - woman[usable]) * n,
                           "woman": woman[usable] * n})
     scores = magbig_fairness(table, min(occupations, int(usable.sum())), images)
-    return {"share_woman": float(woman[usable].mean()), **{m: scores[m] for m in METRICS if m in scores}}
+    return {share: float(woman[usable].mean()), **{m: scores[m] for m in METRICS[1:] if m in scores}}
 
 
-def _group_draws(frame: pd.DataFrame, rates: np.ndarray, rates_drawn: np.ndarray,
-                 rng: np.random.Generator) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Point p(woman) ``(O,)`` and its bootstrap draws ``(B, O)`` (:func:`~biaslib.faces.correction.share_draws`),
-    raw and corrected, of one group's occupations."""
-    observed = frame[list(LABELS)].to_numpy(dtype=np.int64)
+def resampled_counts(strata: Sequence[np.ndarray], n_boot: int, rng: np.random.Generator,
+                     resample: str = "images") -> np.ndarray:
+    """Bootstrap draws of label counts per occupation ``(B, O, K)`` from its counts per prompt.
+
+    ``strata``: one ``(S_o, K)`` integer array per occupation (one row per prompt, or a single row).
+    ``resample="images"``: the occupation's classified images resampled as one pool (a multinomial draw of
+    its summed counts with their total); ``"prompts"``: its prompts resampled with replacement, whole (their
+    counts summed; totals vary by draw).
+    """
+    if resample not in RESAMPLE:
+        raise ValueError(f"resample must be one of {RESAMPLE}, got {resample!r}")
+    k = strata[0].shape[1] if len(strata) else 0
+    out = np.zeros((n_boot, len(strata), k), dtype=np.int64)
+    for o, rows in enumerate(strata):
+        if resample == "prompts":
+            out[:, o] = rows[rng.integers(0, len(rows), size=(n_boot, len(rows)))].sum(axis=1)
+            continue
+        pooled = rows.sum(axis=0)
+        if pooled.sum() > 0:
+            out[:, o] = rng.multinomial(pooled.sum(), pooled / pooled.sum(), size=n_boot)
+    return out
+
+
+def _group_draws(strata: Sequence[np.ndarray], rates: np.ndarray, rates_drawn: np.ndarray,
+                 rng: np.random.Generator, resample: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Point share of the counted label ``(O,)`` and its bootstrap draws ``(B, O)``, raw and corrected
+    (:func:`resampled_counts`, each draw corrected with the matching confusion draw), of one group."""
+    observed = np.stack([rows.sum(axis=0) for rows in strata])
     n = observed.sum(axis=1)
     q = np.divide(observed, n[:, None], out=np.full(observed.shape, np.nan), where=n[:, None] > 0)
-    raw, corrected = share_draws(observed, rates_drawn, 1, rng)
+    drawn = resampled_counts(strata, len(rates_drawn), rng, resample)
+    total = drawn.sum(axis=2, keepdims=True)
+    q_drawn = np.divide(drawn, total, out=np.full(drawn.shape, np.nan), where=total > 0)
+    raw = q_drawn[..., 1]
+    corrected = invert_shares(q_drawn, rates_drawn[:, None])[..., 1]
+    corrected[~np.isfinite(raw)] = np.nan
     point = invert_shares(q, rates)[:, 1]
     point[n == 0] = np.nan
     return {"raw": (q[:, 1], raw), "corrected": (point, corrected)}
 
 
 def _all_draws(counts: pd.DataFrame, confusion: Confusion | Mapping[str, Confusion] | None, n_boot: int,
-               seed: int) -> dict[tuple[str, str], tuple[pd.DataFrame, dict[str, tuple[np.ndarray, np.ndarray]]]]:
-    """(generation, language) → (its rows, :func:`_group_draws`), confusion draws shared within a generation."""
+               seed: int, attribute: str = "gender", resample: str = "images"
+               ) -> dict[tuple[str, str], tuple[pd.DataFrame, dict[str, tuple[np.ndarray, np.ndarray]]]]:
+    """(generation, language) → (its rows, one per occupation, with ``man``/``woman`` = the attribute's
+    reference/counted label counts and ``classified``; :func:`_group_draws`), confusion draws shared within a
+    generation. Counts per prompt (a ``prompt_id`` column) are summed per occupation for the rows and kept
+    apart for the draws. Skin is never corrected (the exact confusion)."""
     if n_boot < 1:
         raise ValueError(f"n_boot must be >= 1, got {n_boot}")
-    missing = [c for c in ("generation", "language", "occupation", *LABELS) if c not in counts.columns]
+    reference, counted = _check_attribute(attribute)
+    missing = [c for c in ("generation", "language", "occupation", reference, counted) if c not in counts.columns]
     if missing:
         raise ValueError(f"counts lacks columns {missing}; it has {list(counts.columns)}")
+    counts = counts.assign(man=counts[reference], woman=counts[counted])
     counts = counts.assign(classified=counts["man"] + counts["woman"])
     rng = np.random.default_rng(seed)
     out = {}
     for generation, rows in counts.groupby("generation", sort=False):
-        chosen = _confusion_of(confusion, generation)
+        chosen = _confusion_of(confusion, generation) if attribute == "gender" else EXACT
         rates_drawn = rate_draws(chosen, n_boot, rng)
         for code, group in rows.groupby("language", sort=False):
-            out[(generation, code)] = (group, _group_draws(group, chosen.rates, rates_drawn, rng))
+            by_occupation = group.groupby("occupation", sort=False)
+            strata = [part[list(LABELS)].to_numpy(dtype=np.int64) for _, part in by_occupation]
+            first = by_occupation.head(1).set_index("occupation")
+            summed = by_occupation[["man", "woman", "classified"]].sum()
+            frame = first.drop(columns=["man", "woman", "classified"]).join(summed).reset_index()
+            out[(generation, code)] = (frame, _group_draws(strata, chosen.rates, rates_drawn, rng, resample))
     return out
 
 
 def fairness_table(counts: pd.DataFrame, confusion: Confusion | Mapping[str, Confusion] | None = None, *,
                    n_boot: int = 1000, seed: int = 0, ci: float = 0.95, occupations: int = 10,
-                   images: int = 10) -> pd.DataFrame:
+                   images: int = 10, attribute: str = "gender", resample: str = "images") -> pd.DataFrame:
     """MAGBIG fairness per (generation, language) on raw and on corrected counts, with bootstrap CIs.
 
     Parameters
     ----------
-    counts : :func:`gender_counts` rows (``generation``, ``language``, ``occupation``, ``man``, ``woman``).
-    confusion : the classifier's confusion (one, a mapping generation → confusion, or None = exact labels).
-    n_boot, seed, ci : bootstrap (module docstring: classified images resampled within occupation, confusion
-        rows resampled), ``numpy.random.default_rng`` seed, interval level.
+    counts : :func:`counts_of` rows (``generation``, ``language``, ``occupation``, optional ``prompt_id``, and
+        the attribute's label counts: ``man``/``woman`` or ``light``/``dark``).
+    confusion : the classifier's gender confusion (one, a mapping generation → confusion, or None = exact
+        labels); skin readings are not corrected (only ``raw`` rows).
+    n_boot, seed, ci : bootstrap (module docstring: classified images resampled within occupation, or whole
+        prompts with ``resample="prompts"`` and counts per prompt; confusion rows resampled),
+        ``numpy.random.default_rng`` seed, interval level.
     occupations, images : k and n of the expected max (k is capped at the occupations with a face).
+    attribute : ``gender`` (share of women) or ``skin`` (share of dark skin): :data:`ATTRIBUTE_LABELS`.
 
     Returns
     -------
     DataFrame
-        One row per (generation, language, correction ∈ {raw, corrected}, metric of :data:`METRICS`):
-        ``value`` (scores in [0, 1]; point value = :func:`~biaslib.metrics.magbig_fairness` on the raw counts,
-        or on corrected counts man = (1 − p̂)·n, woman = p̂·n), ``ci_low``, ``ci_high``, ``n_occupations``
-        (with a classified face), ``n_excluded`` and ``excluded`` (occupations without one, comma-separated),
-        ``classified`` (faces), ``labels``. ``floor``: what a fair generator scores on average with the same
-        classified faces per occupation (mean L1/L2 and expected max; NaN for the other metrics; for corrected
-        shares a lower bound, as correction adds spread) and ``excess`` = value − floor. One more row per group,
-        metric ``mean_l1_bc`` on raw counts: the bias-corrected mean L1 with its parametric-bootstrap interval
-        (coverage by share and faces per occupation: README) and ``p_fair``, the p-value of "every occupation's
-        p(woman) is ½" (:func:`~biaslib.metrics.mean_l1_inference`).
+        One row per (generation, language, correction ∈ {raw, corrected}, metric: the share, then MAGBIG's),
+        columns :data:`FAIRNESS_COLUMNS`: ``value`` (scores in [0, 1]; point value =
+        :func:`~biaslib.metrics.magbig_fairness` on the raw counts, or on corrected counts man = (1 − p̂)·n,
+        woman = p̂·n), ``ci_low``, ``ci_high``, ``n_occupations`` (with a classified face), ``n_excluded`` and
+        ``excluded`` (occupations without one, comma-separated), ``classified`` (faces), ``labels``. ``floor``:
+        what a fair generator (p = ½ per occupation) scores on average with the same classified faces per
+        occupation (mean L1/L2 and expected max; NaN for the other metrics; for corrected shares a lower
+        bound, as correction adds spread) and ``excess`` = value − floor. One more row per group, metric
+        ``mean_l1_bc`` on raw counts: the bias-corrected mean L1 with its parametric-bootstrap interval
+        (coverage by share and faces per occupation: README) and ``p_fair``, the p-value of "every
+        occupation's p is ½" (:func:`~biaslib.metrics.mean_l1_inference`).
     """
     check_ci(ci)
+    names = _metric_names(attribute)
     rows = []
-    for (generation, code), (group, draws) in _all_draws(counts, confusion, n_boot, seed).items():
+    for (generation, code), (group, draws) in _all_draws(counts, confusion, n_boot, seed, attribute,
+                                                         resample).items():
         empty = group["occupation"][(group["classified"] == 0).to_numpy()].tolist()
-        common = {"generation": generation, "language": code, "n_occupations": len(group) - len(empty),
-                  "n_excluded": len(empty), "excluded": ",".join(map(str, empty)),
-                  "classified": int(group["classified"].sum()),
+        common = {"generation": generation, "language": code, "attribute": attribute,
+                  "n_occupations": len(group) - len(empty), "n_excluded": len(empty),
+                  "excluded": ",".join(map(str, empty)), "classified": int(group["classified"].sum()),
                   "labels": group["labels"].iloc[0] if "labels" in group.columns else None}
         floors = _floors(group, occupations, images)
         for correction, (point, boot) in draws.items():
-            values = _point_scores(group, point, occupations, images)
-            spread = _scores(boot, occupations, images)
-            for metric in METRICS:
+            if attribute != "gender" and correction == "corrected":
+                continue
+            values = _point_scores(group, point, occupations, images, names[0])
+            spread = _scores(boot, occupations, images, names[0])
+            for metric in names:
                 low, high = percentile_interval(spread[metric], ci)
                 floor = floors.get(metric, float("nan"))
                 rows.append({**common, "correction": correction, "metric": metric, "value": values[metric],
@@ -382,7 +498,7 @@ def fairness_table(counts: pd.DataFrame, confusion: Confusion | Mapping[str, Con
 
 
 def _floors(group: pd.DataFrame, occupations: int, images: int) -> dict[str, float]:
-    """What a fair generator (p(woman) = ½ everywhere) scores on average with this group's classified faces per
+    """What a fair generator (p = ½ everywhere) scores on average with this group's classified faces per
     occupation (:func:`~biaslib.metrics.magbig.fair_floors`): the floor of the plug-in mean L1/L2, and the
     expected max of k fair occupations (k capped at the occupations with a face)."""
     classified = group["classified"].to_numpy()
@@ -394,41 +510,52 @@ def _floors(group: pd.DataFrame, occupations: int, images: int) -> dict[str, flo
             "exp_max_l1": floors["floor_exp_max_l1"], "exp_max_l2": floors["floor_exp_max_l1"] / _SQRT2}
 
 
+def _face_counts(group: pd.DataFrame) -> pd.DataFrame:
+    """``occupation``, ``man``, ``woman`` (the reference and counted label) of a group's occupations with a face."""
+    kept = group[group["classified"] > 0]
+    return pd.DataFrame({"occupation": kept["occupation"], "man": kept["man"], "woman": kept["woman"]})
+
+
 def _bias_corrected_row(common: dict[str, Any], group: pd.DataFrame, floors: dict[str, float], n_boot: int,
                         seed: int, ci: float) -> dict[str, Any]:
     """The ``mean_l1_bc`` row on raw counts (:func:`~biaslib.metrics.mean_l1_inference`): the bias-corrected
-    mean L1 with its parametric-bootstrap interval and ``p_fair``, the test of "every p(woman) is ½"."""
-    faces = group[group["classified"] > 0]
-    result = mean_l1_inference(pd.DataFrame({"occupation": faces["occupation"], "man": faces["man"],
-                                             "woman": faces["woman"]}), n_boot=n_boot, ci=ci, seed=seed)
+    mean L1 with its parametric-bootstrap interval and ``p_fair``, the test of "every p is ½"."""
+    result = mean_l1_inference(_face_counts(group), n_boot=n_boot, ci=ci, seed=seed)
     return {**common, "correction": "raw", "metric": "mean_l1_bc", "value": result["mean_l1_corrected"],
             "ci_low": result["ci_low"], "ci_high": result["ci_high"], "floor": floors["mean_l1"],
             "excess": result["mean_l1_corrected"] - floors["mean_l1"], "p_fair": result["p_fair"]}
 
 
+#: Columns of :func:`fairness_contrasts`.
+CONTRAST_COLUMNS: list[str] = ["generation", "language", "reference", "attribute", "correction", "metric", "value",
+                               "ci_low", "ci_high", "p_value"]
+
+
 def fairness_contrasts(counts: pd.DataFrame, confusion: Confusion | Mapping[str, Confusion] | None = None, *,
-                       by: str = "language", reference: str = "en", metrics: Sequence[str] = ("share_woman", "mean_l1"),
+                       by: str = "language", reference: str = "en", metrics: Sequence[str] | None = None,
                        n_boot: int = 1000, seed: int = 0, ci: float = 0.95, occupations: int = 10,
-                       images: int = 10) -> pd.DataFrame:
+                       images: int = 10, attribute: str = "gender", resample: str = "images") -> pd.DataFrame:
     """Differences of fairness scores against a reference group, with bootstrap CIs.
 
     ``by="language"``: each language minus ``reference`` (a language code) within the same generation set;
     ``by="generation"``: each generation set minus ``reference`` (e.g. ``base``) within the same language.
-    The difference of the point values; its CI is the percentile interval of the per-draw differences
-    (the two groups' images resampled independently, conservative for the paired seeds; shared confusion
-    draws within a generation set). Scores use the occupations with a classified face in each group.
-    Returns ``generation``, ``language``, ``reference``, ``correction``, ``metric``, ``value``,
-    ``ci_low``, ``ci_high``, ``p_value``; with ``mean_l1`` among ``metrics`` also a ``mean_l1_bc`` row per pair on
-    raw counts: the difference of the small-sample-bias-corrected mean L1s with its parametric-bootstrap
-    interval and p-value (:func:`~biaslib.metrics.mean_l1_difference`; coverage in README).
+    ``metrics``: default the attribute's share and ``mean_l1``. The difference of the point values; its CI is
+    the percentile interval of the per-draw differences (the two groups' images resampled independently as in
+    :func:`fairness_table`, conservative for the paired seeds; shared confusion draws within a generation set).
+    Scores use the occupations with a classified face in each group. Returns :data:`CONTRAST_COLUMNS`; with
+    ``mean_l1`` among ``metrics`` also a ``mean_l1_bc`` row per pair on raw counts: the difference of the
+    small-sample-bias-corrected mean L1s with its parametric-bootstrap interval and p-value
+    (:func:`~biaslib.metrics.mean_l1_difference`; coverage in README).
     """
     check_ci(ci)
     if by not in ("language", "generation"):
         raise ValueError(f"by must be 'language' or 'generation', got {by!r}")
-    unknown = sorted(set(metrics) - set(METRICS))
+    names = _metric_names(attribute)
+    metrics = list(metrics if metrics is not None else names[:2])
+    unknown = sorted(set(metrics) - set(names))
     if unknown:
-        raise ValueError(f"unknown metrics {unknown}; choose among {METRICS}")
-    draws = _all_draws(counts, confusion, n_boot, seed)
+        raise ValueError(f"unknown metrics {unknown}; choose among {names}")
+    draws = _all_draws(counts, confusion, n_boot, seed, attribute, resample)
     rows = []
     for (generation, code), (group, groups) in draws.items():
         other = (generation, reference) if by == "language" else (reference, code)
@@ -436,32 +563,25 @@ def fairness_contrasts(counts: pd.DataFrame, confusion: Confusion | Mapping[str,
             continue
         ref_group, ref_groups = draws[other]
         for correction, (point, boot) in groups.items():
+            if attribute != "gender" and correction == "corrected":
+                continue
             ref_point, ref_boot = ref_groups[correction]
-            values = _point_scores(group, point, occupations, images)
-            ref_values = _point_scores(ref_group, ref_point, occupations, images)
-            spread, ref_spread = _scores(boot, occupations, images), _scores(ref_boot, occupations, images)
+            values = _point_scores(group, point, occupations, images, names[0])
+            ref_values = _point_scores(ref_group, ref_point, occupations, images, names[0])
+            spread = _scores(boot, occupations, images, names[0])
+            ref_spread = _scores(ref_boot, occupations, images, names[0])
             for metric in metrics:
                 low, high = percentile_interval(spread[metric] - ref_spread[metric], ci)
                 rows.append({"generation": generation, "language": code, "reference": reference,
-                             "correction": correction, "metric": metric, "value": values[metric] - ref_values[metric],
-                             "ci_low": low, "ci_high": high, "p_value": float("nan")})
+                             "attribute": attribute, "correction": correction, "metric": metric,
+                             "value": values[metric] - ref_values[metric], "ci_low": low, "ci_high": high,
+                             "p_value": float("nan")})
         if "mean_l1" in metrics:
-            rows.append(_corrected_difference_row(group, ref_group, generation, code, reference, n_boot, seed, ci))
-    return pd.DataFrame(rows, columns=["generation", "language", "reference", "correction", "metric", "value",
-                                       "ci_low", "ci_high", "p_value"])
-
-
-def _corrected_difference_row(group: pd.DataFrame, ref_group: pd.DataFrame, generation: str, code: str,
-                              reference: str, n_boot: int, seed: int, ci: float) -> dict[str, Any]:
-    """The ``mean_l1_bc`` difference on raw counts (:func:`~biaslib.metrics.mean_l1_difference`)."""
-    def faces(frame: pd.DataFrame) -> pd.DataFrame:
-        kept = frame[frame["classified"] > 0]
-        return pd.DataFrame({"occupation": kept["occupation"], "man": kept["man"], "woman": kept["woman"]})
-
-    result = mean_l1_difference(faces(group), faces(ref_group), n_boot=n_boot, ci=ci, seed=seed)
-    return {"generation": generation, "language": code, "reference": reference, "correction": "raw",
-            "metric": "mean_l1_bc", "value": result["difference_corrected"], "ci_low": result["ci_low"],
-            "ci_high": result["ci_high"], "p_value": result["p_value"]}
+            result = mean_l1_difference(_face_counts(group), _face_counts(ref_group), n_boot=n_boot, ci=ci, seed=seed)
+            rows.append({"generation": generation, "language": code, "reference": reference, "attribute": attribute,
+                         "correction": "raw", "metric": "mean_l1_bc", "value": result["difference_corrected"],
+                         "ci_low": result["ci_low"], "ci_high": result["ci_high"], "p_value": result["p_value"]})
+    return pd.DataFrame(rows, columns=CONTRAST_COLUMNS)
 
 
 # ---- CLIP score -----------------------------------------------------------------------------------------------
@@ -536,18 +656,21 @@ def world_people(params: Params, occupations: Sequence[str], n: int = 20000, wor
     return world.people(n, stream="multilingual_eval/data", occupations=list(occupations))[["occupation", "gender"]]
 
 
-def generator_amplification(labels: pd.DataFrame, train: pd.DataFrame, *, n_boot: int = 500,
+def generator_amplification(labels: pd.DataFrame, train: pd.DataFrame, *,
+                            confusion: Confusion | Mapping[str, Confusion] | None = None, n_boot: int = 500,
                             seed: int = 0) -> pd.DataFrame:
     """Gender × occupation amplification of generated images (``labels``: :func:`image_labels` rows, the
     prompted profession as the task and images with a man/woman outcome) against ``train`` people
-    (``occupation``, ``gender``; e.g. :func:`world_people`), per (generation, language).
+    (``occupation``, ``gender``; e.g. :func:`world_people`), per (generation, language): raw, corrected with
+    the generation set's ``confusion`` and the faithful generator's baseline read the same way.
 
     Returns the rows of :func:`biaslib.amplification.amplification_table` plus ``generation``, ``language``.
     """
     from biaslib.amplification import amplification_table
 
     people = labels[labels["outcome"].isin(LABELS)].rename(columns={"outcome": "gender"})
-    parts = [amplification_table(train, part, n_boot=n_boot, seed=seed).assign(generation=generation, language=code)
+    parts = [amplification_table(train, part, confusion=_confusion_of(confusion, generation), n_boot=n_boot,
+                                 seed=seed).assign(generation=generation, language=code)
              for (generation, code), part in people.groupby(["generation", "language"], sort=False)]
     return pd.concat(parts, ignore_index=True)
 
@@ -611,9 +734,12 @@ def collect(root: Params | str | os.PathLike) -> pd.DataFrame:
             record = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise DataLayoutError(f"{path}: not a readable JSON file ({exc})") from exc
-        if not isinstance(record, dict) or record.get("format") != RESULT_FORMAT:
+        if not isinstance(record, dict) or record.get("format") not in (RESULT_FORMAT, _FORMAT_1):
             raise DataLayoutError(f"{path}: not a multilingual result (expected format {RESULT_FORMAT})")
-        frames.append(pd.DataFrame(record["rows"]).assign(
+        rows = pd.DataFrame(record["rows"])
+        if record["format"] == _FORMAT_1:  # format 1 scored gender only
+            rows = rows.assign(attribute=rows.get("attribute", "gender"))
+        frames.append(rows.assign(
             experiment=record["experiment"], created_utc=record["provenance"].get("created_utc"), file=str(path)))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
@@ -626,34 +752,43 @@ def evaluate_multilingual(params: Params, generations: Sequence[str] | None = No
     """The whole evaluation of ``generations`` (default: ``multilingual.eval_models``) in ``languages``
     (default: all): labels, counts, shares, fairness, CLIP score (``clip`` = (checkpoint, model name); None:
     skipped with a warning) and amplification against :func:`world_people`; writes the result JSONs and
-    returns the tables ``labels``, ``counts``, ``shares``, ``fairness``, ``language_gaps``, ``finetune_change``,
-    ``clip``, ``amplification``."""
+    returns the tables ``labels``, ``counts`` (per prompt), ``shares``, ``fairness``, ``language_gaps``,
+    ``finetune_change`` (gender, and skin where the labels read it: column ``attribute``), ``clip``,
+    ``amplification``. The bootstrap follows ``multilingual.eval_resample``."""
     from biaslib.world import World
 
     world = world or World(params.world, params.seed)
     chosen = list(generations if generations is not None else params.multilingual.eval_models)
     labels = pd.concat([image_labels(params, g, code, world=world, faces=faces) for g in chosen
                         for code in _default_languages(params, g, languages)], ignore_index=True)
-    counts = counts_of(labels)
-    settings = {"n_boot": n_boot, "seed": seed, "clip": [str(c) for c in clip] if clip else None}
+    counts = counts_of(labels, by_prompt=True)
+    resample = params.multilingual.eval_resample
+    settings = {"n_boot": n_boot, "seed": seed, "resample": resample,
+                "clip": [str(c) for c in clip] if clip else None}
+    attributes = [a for a in ATTRIBUTE_LABELS if a == "gender" or counts[list(ATTRIBUTE_LABELS[a])].to_numpy().any()]
+
+    def each(function: Any, **kwargs: Any) -> pd.DataFrame:
+        return pd.concat([function(counts, confusion, n_boot=n_boot, seed=seed, attribute=a, **kwargs)
+                          for a in attributes], ignore_index=True)
+
     tables = {
-        "shares": share_table(counts, confusion, n_boot=n_boot, seed=seed),
-        "fairness": fairness_table(counts, confusion, n_boot=n_boot, seed=seed),
+        "shares": each(share_table),
+        "fairness": each(fairness_table, resample=resample),
         "clip": clip_scores(labels, params, clip[0] if clip else None, clip[1] if clip else "", n_boot=n_boot,
                             seed=seed),
         "amplification": generator_amplification(labels, world_people(params, sorted(set(labels["occupation"])),
-                                                                      world=world), n_boot=amplification_boot,
-                                                 seed=seed),
+                                                                      world=world), confusion=confusion,
+                                                 n_boot=amplification_boot, seed=seed),
+        "language_gaps": each(fairness_contrasts, by="language", reference="en", resample=resample),
+        "finetune_change": each(fairness_contrasts, by="generation", reference="base", resample=resample),
     }
-    tables["language_gaps"] = fairness_contrasts(counts, confusion, by="language", reference="en", n_boot=n_boot,
-                                                 seed=seed)
-    tables["finetune_change"] = fairness_contrasts(counts, confusion, by="generation", reference="base",
-                                                   n_boot=n_boot, seed=seed)
     write_results(params, tables, confusion=confusion, settings=settings)
     return {"labels": labels, "counts": counts, **tables}
 
 
 __all__ = [
+    "ATTRIBUTE_LABELS",
+    "CONTRAST_COLUMNS",
     "EXACT",
     "LABELS",
     "METRICS",
@@ -669,9 +804,13 @@ __all__ = [
     "generation_confusion",
     "generator_amplification",
     "image_labels",
+    "per_occupation",
     "render_confusion",
+    "resampled_counts",
     "result_path",
     "share_table",
+    "skin_of_ita",
+    "skin_of_world_tone",
     "stated_confusion",
     "world_people",
     "write_results",

@@ -18,6 +18,7 @@ from biaslib.amplification import amplification_table
 from biaslib.config import load_params
 from biaslib.faces.correction import Confusion
 from biaslib.metrics import magbig_fairness
+from biaslib.metrics.intervals import percentile_interval
 from biaslib.multilingual import generate_languages, write_prompts
 from biaslib.multilingual_eval import (
     clip_scores,
@@ -27,7 +28,11 @@ from biaslib.multilingual_eval import (
     fairness_table,
     gender_counts,
     image_labels,
+    per_occupation,
+    resampled_counts,
     share_table,
+    skin_of_ita,
+    skin_of_world_tone,
     write_results,
 )
 from biaslib.world import World
@@ -143,7 +148,8 @@ def test_generator_amplification_has_the_planted_sign() -> None:
     tables = {}
     for gamma in (1.0, 2.0):
         generated = SimulatedGenerator(world, gamma).sample_attributes(prompts, list(range(len(prompts))))
-        tables[gamma] = amplification_table(train, generated, n_boot=150).set_index("metric")
+        table = amplification_table(train, generated, n_boot=150)
+        tables[gamma] = table[table["estimate"] == "raw"].set_index("metric")
     for metric in ("bias_amplification", "directional_T->A"):
         faithful, amplified = tables[1.0].loc[metric], tables[2.0].loc[metric]
         assert faithful["ci_low"] < 0 < faithful["ci_high"] and abs(faithful["value"]) < 0.03, (metric, faithful)
@@ -177,3 +183,140 @@ def test_magbig_on_corrected_counts_equals_a_brute_force_computation() -> None:
         assert _one(table, correction=correction, metric="share_woman")["value"] == pytest.approx(share.mean())
         brute = _brute_expected_max(1 - share, 2, 3)
         assert _one(table, correction=correction, metric="exp_max_l1")["value"] == pytest.approx(brute)
+
+
+def _share_coverage(prompts: int, images: int, resample: str, population: bool, rng: np.random.Generator,
+                    reps: int = 300, n_boot: int = 300) -> float:
+    """Coverage of the 95% percentile interval of one occupation's p(woman) over ``reps`` simulated occupations
+    of ``prompts`` prompts × ``images`` images. Fixed design: prompts at p = 0.25 … 0.75 (truth: their mean);
+    population: each prompt's p drawn logit-normal (sd 1.2) around ½ (truth: ½)."""
+    hits = 0
+    for _ in range(reps):
+        if population:
+            p, truth = 1.0 / (1.0 + np.exp(-rng.normal(0.0, 1.2, prompts))), 0.5
+        else:
+            p = np.linspace(0.25, 0.75, prompts)
+            truth = float(p.mean())
+        woman = rng.binomial(images, p)
+        drawn = resampled_counts([np.stack([images - woman, woman], axis=1)], n_boot, rng, resample)[:, 0]
+        low, high = percentile_interval(drawn[:, 1] / drawn.sum(axis=1), 0.95)
+        hits += low <= truth <= high
+    return hits / reps
+
+
+def test_resampling_designs_cover_as_the_module_states() -> None:
+    """Pooling an occupation's images covers the fixed prompts' mean at 3 prompts × 4 images; with very
+    different prompts from a population only whole-prompt resampling of many prompts covers (module
+    docstring and README "Statistics" quote these numbers)."""
+    rng = np.random.default_rng(11)
+    fixed = _share_coverage(3, 4, "images", False, rng)
+    assert fixed >= 0.93, fixed
+    pooled, clustered = (_share_coverage(12, 4, mode, True, rng) for mode in ("images", "prompts"))
+    assert clustered >= 0.90, clustered
+    assert pooled < clustered - 0.03, (pooled, clustered)  # pooling ignores the prompt-to-prompt spread
+
+
+def test_resampled_counts_keep_whole_prompts_and_pooled_totals() -> None:
+    rows = np.array([[4, 0], [0, 4], [2, 2]])
+    rng = np.random.default_rng(0)
+    prompts = resampled_counts([rows], 500, rng, "prompts")[:, 0]
+    assert (prompts.sum(axis=1) == 12).all()
+    assert set(map(tuple, prompts)) <= {tuple(rows[list(c)].sum(axis=0))
+                                        for c in itertools.combinations_with_replacement(range(3), 3)}
+    pooled = resampled_counts([rows, np.zeros((2, 2), np.int64)], 500, rng, "images")
+    assert (pooled[:, 0].sum(axis=1) == 12).all() and (pooled[:, 1] == 0).all()
+    with pytest.raises(ValueError, match="resample"):
+        resampled_counts([rows], 5, rng, "seeds")
+
+
+def test_skin_scores_equal_the_gender_path_on_the_same_counts() -> None:
+    """Skin (light/dark) is scored by the same machinery as gender: the same counts under the gender
+    columns give the same raw scores, floors and tests; corrected rows exist only for gender."""
+    rng = np.random.default_rng(3)
+    names = ["nurse", "pilot", "ceo", "teacher"]
+    labels = pd.DataFrame({"generation": "base", "language": "en",
+                           "occupation": np.repeat(names, 12), "prompt_id": np.tile(np.repeat(["a", "b", "c"], 4), 4),
+                           "outcome": rng.choice(["man", "woman"], 48),
+                           "skin": np.where(rng.random(48) < np.repeat([0.1, 0.5, 0.9, 0.3], 12), "dark", "light"),
+                           "labels": "faces"})
+    counts = counts_of(labels, by_prompt=True)
+    assert len(counts) == 12 and (counts["light"] + counts["dark"] == counts["images"]).all()
+    assert per_occupation(counts)[["occupation", "man", "woman", "light", "dark"]].equals(
+        counts_of(labels)[["occupation", "man", "woman", "light", "dark"]])
+    skin = fairness_table(counts, attribute="skin", n_boot=200, seed=4)
+    as_gender = fairness_table(counts.assign(man=counts["light"], woman=counts["dark"]), n_boot=200, seed=4)
+    assert set(skin["correction"]) == {"raw"} and set(skin["attribute"]) == {"skin"}
+    same = as_gender[as_gender["correction"] == "raw"].reset_index(drop=True)
+    assert list(skin["metric"]) == ["share_dark", *list(same["metric"])[1:]]
+    columns = ["value", "ci_low", "ci_high", "floor", "p_fair"]
+    assert np.allclose(skin[columns].to_numpy(float), same[columns].to_numpy(float), equal_nan=True)
+    share = share_table(counts, attribute="skin", n_boot=50)
+    assert np.allclose(share["share_raw"], [1 / 12, 0.5, 11 / 12, 0.25], atol=0.2)  # planted 0.1, 0.5, 0.9, 0.3
+    with pytest.raises(ValueError, match="attribute"):
+        fairness_table(counts, attribute="age")
+
+
+def test_skin_readings_of_ita_and_world_tones() -> None:
+    assert list(skin_of_ita(np.array([60.0, 41.0, 28.5, 28.0, -40.0, np.nan]))) == [
+        "light", "light", "light", "dark", "dark", None]
+    assert list(skin_of_world_tone(np.array([1, 3, 4, 6]))) == ["light", "light", "dark", "dark"]
+
+
+def _misread(gender: pd.Series, rates: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Each ``man``/``woman`` read as the other with the probabilities of ``rates`` (rows true, columns read)."""
+    true = (gender.to_numpy() == "woman").astype(int)
+    read = np.where(rng.random(len(true)) < rates[true, 1], "woman", "man")
+    return read
+
+
+def test_corrected_amplification_recovers_the_exact_reading_and_the_faithful_baseline_explains_raw() -> None:
+    """A classifier that misreads gender makes a faithful generator's raw amplification negative (shares pulled
+    to the middle): the faithful baseline predicts that value, the corrected estimate covers the exact-label
+    value, for a faithful (γ = 1) and an amplifying (γ = 2) generator alike."""
+    world = World()
+    occupations = ["receptionist", "nurse", "librarian", "teacher", "doctor", "lawyer", "pilot", "mechanic"]
+    train = world.people(6000, stream="amp/train", occupations=occupations)
+    prompted = world.people(3000, stream="amp/prompts", occupations=occupations)["occupation"]
+    prompts = [f"a photo of a {o}" for o in prompted]
+    rates = np.array([[0.85, 0.15], [0.2, 0.8]])
+    confusion = Confusion(("man", "woman"), np.rint(rates * 2000).astype(np.int64))
+    rng = np.random.default_rng(7)
+    for gamma in (1.0, 2.0):
+        generated = SimulatedGenerator(world, gamma).sample_attributes(prompts, list(range(len(prompts))))
+        generated = generated.assign(occupation=prompted.to_numpy())
+        exact = amplification_table(train, generated, n_boot=100).set_index(["metric", "estimate"])
+        read = generated.assign(gender=_misread(generated["gender"], rates, rng))
+        table = amplification_table(train, read, confusion=confusion, n_boot=200, seed=1).set_index(
+            ["metric", "estimate"])
+        for metric in ("bias_amplification", "directional_T->A"):
+            truth = exact.loc[(metric, "raw"), "value"]
+            raw, corrected, faithful = (table.loc[(metric, e)] for e in ("raw", "corrected", "faithful"))
+            assert corrected["ci_low"] <= truth <= corrected["ci_high"], (gamma, metric, corrected, truth)
+            assert faithful["ci_high"] < -0.03, (metric, faithful)  # misreading alone looks like de-amplification
+            if gamma == 1.0:
+                assert faithful["ci_low"] <= raw["value"] <= faithful["ci_high"], (metric, raw, faithful)
+            else:
+                assert raw["value"] > faithful["ci_high"] and corrected["ci_low"] > 0.03, (metric, raw, corrected)
+        assert exact.loc[("bias_amplification", "corrected"), "value"] == pytest.approx(
+            exact.loc[("bias_amplification", "raw"), "value"])  # exact labels: nothing to correct
+
+
+def test_soft_directional_amplification_equals_the_per_item_computation() -> None:
+    """Directional BiasAmp of soft attribute rows equals the hard 0/1 computation when the rows are 0/1, and
+    a task's share vector repeated over its items gives the same value as its hard items (same joint)."""
+    from biaslib.metrics import directional_bias_amplification
+
+    rng = np.random.default_rng(2)
+    t_train, a_train = rng.integers(0, 4, 500), rng.integers(0, 2, 500)
+    t_pred, a_pred = rng.integers(0, 4, 300), rng.integers(0, 2, 300)
+    eye2, eye4 = np.eye(2), np.eye(4)
+    for direction in ("A->T", "T->A"):
+        hard = directional_bias_amplification(eye2[a_train], eye4[t_train], eye2[a_pred], eye4[t_pred],
+                                              direction=direction)["value"]
+        assert directional_bias_amplification(eye2[a_train], eye4[t_train], eye2[a_pred], eye4[t_pred],
+                                              direction=direction, soft=True)["value"] == pytest.approx(hard)
+        share = np.stack([eye2[a_pred[t_pred == t]].mean(axis=0) for t in range(4)])
+        assert directional_bias_amplification(eye2[a_train], eye4[t_train], share[t_pred], eye4[t_pred],
+                                              direction=direction, soft=True)["value"] == pytest.approx(hard)
+    with pytest.raises(ValueError, match="only 0 and 1"):
+        directional_bias_amplification(eye2[a_train] * 0.5, eye4[t_train], eye2[a_pred], eye4[t_pred])

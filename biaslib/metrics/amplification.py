@@ -67,13 +67,15 @@ def bias_amplification(train: pd.DataFrame, pred: pd.DataFrame) -> float:
     return float(((b_pred - b_train) * selected).sum() / len(train))
 
 
-def _indicator(x: ArrayLike, name: str) -> tuple[np.ndarray, list[Any] | None]:
-    """0/1 matrix (n × k) and its column names when given as a DataFrame."""
+def _indicator(x: ArrayLike, name: str, soft: bool = False) -> tuple[np.ndarray, list[Any] | None]:
+    """0/1 matrix (n × k), or with ``soft`` values in [0, 1], and its column names when given as a DataFrame."""
     names = list(x.columns) if isinstance(x, pd.DataFrame) else None
     arr = np.asarray(x, dtype=np.float64)
     if arr.ndim != 2:
         raise ValueError(f"{name} must be 2-D (items × classes), got shape {arr.shape}")
-    if not np.isin(arr, (0.0, 1.0)).all():
+    if soft and not ((arr >= 0.0) & (arr <= 1.0)).all():
+        raise ValueError(f"{name} must contain values in [0, 1]")
+    if not soft and not np.isin(arr, (0.0, 1.0)).all():
         raise ValueError(f"{name} must contain only 0 and 1")
     return arr, names
 
@@ -96,6 +98,8 @@ def directional_bias_amplification(
     pred_attr: ArrayLike,
     pred_task: ArrayLike,
     direction: Literal["A->T", "T->A"] = "A->T",
+    *,
+    soft: bool = False,
 ) -> dict[str, Any]:
     """Wang & Russakovsky (2021) directional bias amplification BiasAmp→.
 
@@ -118,6 +122,11 @@ def directional_bias_amplification(
     pred_task : array-like of 0/1, shape (n_pred, |T|)
         One-hot or multi-label indicators; DataFrames lend their column names to the table.
     direction : {"A->T", "T->A"}, default "A->T"
+    soft : bool, default False
+        Attribute rows may be probability vectors (values in [0, 1]): expected indicators, e.g. an
+        attribute reading corrected for classifier error. Every probability is then taken over the
+        expected counts (a joint of ``Σ attr ⊗ task``), which equals the hard-indicator value whenever the
+        rows are 0/1.
 
     Returns
     -------
@@ -127,9 +136,9 @@ def directional_bias_amplification(
     """
     if direction not in ("A->T", "T->A"):
         raise ValueError(f"direction must be 'A->T' or 'T->A', got {direction!r}")
-    a_train, a_names = _indicator(train_attr, "train_attr")
+    a_train, a_names = _indicator(train_attr, "train_attr", soft)
     t_train, t_names = _indicator(train_task, "train_task")
-    a_pred, _ = _indicator(pred_attr, "pred_attr")
+    a_pred, _ = _indicator(pred_attr, "pred_attr", soft)
     t_pred, _ = _indicator(pred_task, "pred_task")
     check_same_length(len(a_train), len(t_train), "train_attr", "train_task")
     check_same_length(len(a_pred), len(t_pred), "pred_attr", "pred_task")
