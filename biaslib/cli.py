@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from biaslib import __version__
 from biaslib.config import load_params
 from biaslib.errors import BiaslibError
 
@@ -25,8 +26,34 @@ def _add_params(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_ratios(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--ratio", action="append", default=None,
-                        help="ratio as 20, 0.2 or 020 (repeatable; default: the params' list)")
+    parser.add_argument("--ratio", action="append", default=None, type=_ratio_argument,
+                        help="ratio as 20, 0.2 or 020 (repeatable; default: the params' list; the ambiguous 1 is "
+                             "refused: 001 = 1 %%, 1.0 = 100 %%)")
+
+
+def _positive(kind: type) -> object:
+    """argparse type: a number of ``kind`` (int or float) above 0, else a usage error naming the value."""
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+        return value
+
+    parse.__name__ = f"positive {kind.__name__}"
+    return parse
+
+
+def _ratio_argument(text: str) -> str:
+    """argparse type of ``--ratio``: its 3-digit code (:func:`biaslib.ratios.cli_ratio`)."""
+    from biaslib.ratios import cli_ratio
+
+    try:
+        return cli_ratio(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _value(text: str) -> object:
@@ -339,13 +366,22 @@ def cmd_multilingual_run(args: argparse.Namespace) -> int:
 def cmd_multilingual_eval(args: argparse.Namespace) -> int:
     """Evaluate the generated images per language: raw and classifier-corrected MAGBIG fairness, CLIP score,
     amplification against the world's data; writes one JSON per (generation, language); prints the fairness."""
-    from biaslib.multilingual_eval import evaluate_multilingual, find_clip_checkpoint, generation_confusion
+    from biaslib.multilingual_eval import (
+        check_results,
+        eval_settings,
+        evaluate_multilingual,
+        find_clip_checkpoint,
+        generation_confusion,
+    )
 
     params = _multilingual_params(args)
     generations = list(params.multilingual.eval_models)
     confusion = {g: generation_confusion(params, g, source=args.confusion) for g in generations}
-    clip = (Path(args.clip_checkpoint), args.clip_model) if args.clip_checkpoint else find_clip_checkpoint()
-    tables = evaluate_multilingual(params, generations, confusion=confusion, clip=clip, n_boot=args.n_boot)
+    clip = (Path(args.clip_checkpoint), args.clip_model) if args.clip_checkpoint else find_clip_checkpoint(params)
+    check_results(params, generations, None, eval_settings(params, n_boot=args.n_boot, seed=params.seed, clip=clip),
+                  overwrite=args.overwrite)  # before the confusion and the labels
+    tables = evaluate_multilingual(params, generations, confusion=confusion, clip=clip, n_boot=args.n_boot,
+                                   seed=params.seed, overwrite=args.overwrite)
     fairness = tables["fairness"]
     print(fairness[fairness["metric"].isin(["share_woman", "mean_l1"])].to_string(index=False))
     return 0
@@ -434,6 +470,7 @@ def _read_texts(path: Path) -> tuple[list[str], list[str]]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="biaslib", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"biaslib {__version__}")
     steps = parser.add_subparsers(dest="step", required=True)
 
     world = steps.add_parser("world", help="the synthetic world")
@@ -449,7 +486,7 @@ def build_parser() -> argparse.ArgumentParser:
     tables.set_defaults(func=cmd_world_tables)
     tiny = world_actions.add_parser("train-pipeline", help="train (or reuse) the world's tiny diffusion pipeline")
     _add_params(tiny)
-    tiny.add_argument("--minutes", type=float, default=12.0, help="CPU training budget (default 12)")
+    tiny.add_argument("--minutes", type=_positive(float), default=12.0, help="CPU training budget (default 12)")
     tiny.add_argument("--out", type=Path, default=None, help="folder (default: <runs>/cache/tiny_pipeline)")
     tiny.add_argument("--overwrite", action="store_true", help="replace a pipeline trained with other settings")
     tiny.add_argument("--text-encoder", type=Path, default=None,
@@ -482,7 +519,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="shard folder (default: <runs>/<experiment>/generated/<name>)")
         sub.set_defaults(func=func)
         if action == "run":
-            sub.add_argument("--max-items", type=int, default=None, help="stop after this many images (resumable)")
+            sub.add_argument("--max-items", type=_positive(int), default=None,
+                             help="stop after this many images (resumable)")
             sub.add_argument("--overwrite", action="store_true", help="replace images made with other settings")
             sub.add_argument("--rank", type=int, default=None, help="this process's rank (default: $RANK or 0)")
             sub.add_argument("--world-size", type=int, default=None,
@@ -605,7 +643,7 @@ def build_parser() -> argparse.ArgumentParser:
                              help="data: the dataset's images; base/finetuned: the evaluation images")
             sub.add_argument("--language", action="append", default=None,
                              help="en | de | zh | ja or the MAGBIG name (repeatable; default: all the set needs)")
-            sub.add_argument("--max-items", type=int, default=None,
+            sub.add_argument("--max-items", type=_positive(int), default=None,
                              help="stop each language after this many images (resumable)")
         if action == "eval":
             sub.add_argument("--confusion", default="renders", choices=["renders", "stated"],

@@ -239,7 +239,8 @@ class MultilingualConfig:
     ``eval_subset`` (``None``: ``subset``), with the ``generate`` section changed by ``eval_generate``.
     ``eval_resample``: how the evaluation's bootstrap resamples an occupation's images (``images``: as one
     pool; ``prompts``: whole prompts, for many prompts per occupation; coverage of each:
-    :mod:`biaslib.multilingual_eval`).
+    :mod:`biaslib.multilingual_eval`). ``clip_params``: the amplification-study params file whose CLIP
+    (at ``clip_ratio``) scores the images (``None``: no CLIP score unless a checkpoint is given).
     """
 
     languages: tuple[str, ...] = ("en", "de", "zh", "ja")
@@ -257,6 +258,8 @@ class MultilingualConfig:
     eval_images_per_prompt: int = 1
     eval_generate: dict[str, Any] = field(default_factory=dict)
     eval_resample: Literal["images", "prompts"] = "images"
+    clip_params: Path | None = None
+    clip_ratio: str = "000"
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,6 @@ import functools
 import json
 import logging
 import re
-import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -63,7 +62,7 @@ import numpy as np
 import pandas as pd
 
 from biaslib import __version__
-from biaslib.config import REPO_ROOT, EvalConfig, Params
+from biaslib.config import EvalConfig, Params
 from biaslib.data import coco_caption_table, load_coco_bias, load_fairface, load_geode, load_phase
 from biaslib.data.fairface import AGE_LABELS, GENDER_LABELS, RACE_LABELS
 from biaslib.errors import BiaslibError, DataLayoutError
@@ -79,6 +78,7 @@ from biaslib.features import (
 from biaslib.io import file_sha256, write_json
 from biaslib.metrics import by_group, gap_test, group_accuracy, person_preference, retrieval_hits, self_similarity
 from biaslib.metrics.intervals import cluster_sums, group_mean_draws, percentile_interval, z_value
+from biaslib.provenance import git_state, is_current
 from biaslib.ratios import ratio_code
 from biaslib.results import RESULT_FORMAT, ROW_FIELDS, results_dir
 from biaslib.train import CheckpointError, clip_dir, latest_checkpoint, run_name
@@ -526,20 +526,6 @@ EVALUATORS: dict[str, Callable[[_Context, dict[str, pd.DataFrame]], list[dict]]]
 
 # ---- provenance and resume ----------------------------------------------------------------------
 
-def _git() -> tuple[str | None, bool | None]:
-    """(commit, dirty) of the repository biaslib runs from; (None, None) outside a git checkout."""
-    def run(*args: str) -> str | None:
-        try:
-            done = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return done.stdout.strip() if done.returncode == 0 else None
-
-    commit = run("rev-parse", "HEAD")
-    status = run("status", "--porcelain", "--untracked-files=no") if commit else None
-    return commit, (bool(status) if status is not None else None)
-
-
 def result_settings(cfg: EvalConfig, checkpoint: CheckpointInfo, evaluation: str) -> dict[str, Any]:
     """What a result's numbers depend on (compared on a rerun): checkpoint, model and ``eval`` keys."""
     keys = SETTINGS["common"] + SETTINGS[evaluation]
@@ -547,22 +533,6 @@ def result_settings(cfg: EvalConfig, checkpoint: CheckpointInfo, evaluation: str
                 "model": checkpoint.model} | {k: getattr(cfg, k) for k in keys}
     settings["precision"] = feature_precision(cfg)
     return json.loads(json.dumps(settings))
-
-
-def _is_current(path: Path, settings: dict[str, Any]) -> bool:
-    """True when ``path`` holds a result with ``settings``; False when absent; raise when it differs."""
-    if not path.is_file():
-        return False
-    try:
-        old = json.loads(path.read_text(encoding="utf-8"))["provenance"]["settings"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise BiaslibError(f"{path} is not a readable biaslib result ({exc!r}); pass overwrite=True to recompute "
-                           "it") from exc
-    if old == settings:
-        return True
-    changed = "; ".join(f"{k}: {old.get(k)!r} -> {settings.get(k)!r}" for k in sorted(set(old) | set(settings))
-                        if old.get(k) != settings.get(k))
-    raise BiaslibError(f"{path} was computed with other settings ({changed}); pass overwrite=True to recompute it")
 
 
 def _record(ctx: _Context, evaluation: str, rows: list[dict], tables: dict[str, pd.DataFrame],
@@ -609,10 +579,10 @@ def _evaluate(params: Params, codes: Sequence[str], evaluations: Sequence[str] |
     _check_config(params.eval)
     checkpoints = _checkpoints(params, codes)
     todo = [(code, name) for code in codes for name in names
-            if overwrite or not _is_current(result_path(params, code, name),
+            if overwrite or not is_current(result_path(params, code, name),
                                             result_settings(params.eval, checkpoints[code], name))]
     tables = load_inputs(params, list(dict.fromkeys(d for _, n in todo for d in DATASETS[n])))
-    git = _git() if todo else (None, None)
+    git = git_state() if todo else (None, None)
     ctx: _Context | None = None
     for code, name in todo:
         if ctx is None or ctx.code != code:  # todo is ordered by ratio: one CLIP in memory at a time

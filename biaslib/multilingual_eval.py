@@ -84,6 +84,7 @@ from biaslib.multilingual import (
     language_codes,
 )
 from biaslib.prompts import resolve_language
+from biaslib.provenance import git_state, is_current
 
 log = logging.getLogger(__name__)
 
@@ -586,17 +587,26 @@ def fairness_contrasts(counts: pd.DataFrame, confusion: Confusion | Mapping[str,
 
 # ---- CLIP score -----------------------------------------------------------------------------------------------
 
-def find_clip_checkpoint(params_file: str | os.PathLike | None = None, ratio: float | int | str = 0
-                         ) -> tuple[Path, str] | None:
-    """(checkpoint, open_clip model name) of an amplification-study CLIP (default: the demo's, ``params/default.yaml``,
-    ratio 0: trained on real world data only), or None when it has not been trained."""
-    from biaslib.config import load_params
+def find_clip_checkpoint(params: Params) -> tuple[Path, str] | None:
+    """(checkpoint, open_clip model name) of the CLIP named by ``multilingual.clip_params`` (an
+    amplification-study params file, relative to the repository root) at ``multilingual.clip_ratio``, or None
+    (with a warning naming what is missing) when no file is named or its CLIP has not been trained. Never
+    reads another params file than the one named."""
+    from biaslib.config import REPO_ROOT, load_params
     from biaslib.train import CheckpointError, latest_checkpoint
 
-    params = load_params(params_file)
+    named = params.multilingual.clip_params
+    if named is None:
+        log.warning("multilingual.clip_params is not set: no CLIP checkpoint (set it to the params file of a "
+                    "trained amplification study, e.g. params/default.yaml, or pass one)")
+        return None
+    path = named if named.is_absolute() else REPO_ROOT / named
+    clip_params = load_params(path)
     try:
-        return latest_checkpoint(params, ratio), params.train.model
-    except CheckpointError:
+        return latest_checkpoint(clip_params, params.multilingual.clip_ratio), clip_params.train.model
+    except CheckpointError as err:
+        log.warning("no CLIP of %s at ratio %s (%s): train it first (make demo)", path,
+                    params.multilingual.clip_ratio, err)
         return None
 
 
@@ -697,9 +707,7 @@ def write_results(params: Params, tables: Mapping[str, pd.DataFrame], *,
     ``generation`` and ``language`` columns, e.g. ``fairness``, ``shares``, ``clip``, ``amplification``),
     atomically; returns the paths. Each holds ``format``, ``experiment``, ``generation``, ``language``,
     ``rows`` (every table's rows of that group, with ``section``) and ``provenance``."""
-    from biaslib.evaluate import _git
-
-    commit, dirty = _git()
+    commit, dirty = git_state()
     keys = sorted({k for t in tables.values() for k in zip(t["generation"], t["language"])})
     paths = []
     for generation, code in keys:
@@ -717,6 +725,27 @@ def write_results(params: Params, tables: Mapping[str, pd.DataFrame], *,
         write_json(path, record)
         paths.append(path)
     return paths
+
+
+def eval_settings(params: Params, *, n_boot: int, seed: int, clip: tuple[str | os.PathLike, str] | None,
+                  amplification_boot: int = 300, faces: bool = False) -> dict[str, Any]:
+    """What an evaluation's numbers depend on (stored in each result's provenance, compared on a rerun): the
+    params digest, bootstrap sizes and seed, the resampling design, the CLIP checkpoint and the label source."""
+    return {"params_digest": params.digest(), "n_boot": n_boot, "seed": seed,
+            "resample": params.multilingual.eval_resample, "amplification_boot": amplification_boot,
+            "clip": [str(c) for c in clip] if clip else None, "labels": "faces table" if faces else "world"}
+
+
+def check_results(params: Params, generations: Sequence[str], languages: Sequence[str] | None,
+                  settings: Mapping[str, Any], *, overwrite: bool = False) -> None:
+    """Refuse (:class:`~biaslib.errors.BiaslibError` naming the file and every changed key) when a result of
+    these generations and languages exists with other ``settings``, unless ``overwrite``; call it before heavy
+    work. Results with the same settings are recomputed and rewritten (the evaluation is deterministic)."""
+    if overwrite:
+        return
+    for generation in generations:
+        for code in _default_languages(params, generation, languages):
+            is_current(result_path(params, generation, code), dict(settings))
 
 
 def collect(root: Params | str | os.PathLike) -> pd.DataFrame:
@@ -748,23 +777,28 @@ def evaluate_multilingual(params: Params, generations: Sequence[str] | None = No
                           languages: Sequence[str] | None = None, *, world: Any = None,
                           confusion: Confusion | Mapping[str, Confusion] | None = None,
                           clip: tuple[str | os.PathLike, str] | None = None, faces: pd.DataFrame | None = None,
-                          n_boot: int = 1000, seed: int = 0, amplification_boot: int = 300) -> dict[str, pd.DataFrame]:
+                          n_boot: int = 1000, seed: int | None = None, amplification_boot: int = 300,
+                          overwrite: bool = False) -> dict[str, pd.DataFrame]:
     """The whole evaluation of ``generations`` (default: ``multilingual.eval_models``) in ``languages``
     (default: all): labels, counts, shares, fairness, CLIP score (``clip`` = (checkpoint, model name); None:
     skipped with a warning) and amplification against :func:`world_people`; writes the result JSONs and
     returns the tables ``labels``, ``counts`` (per prompt), ``shares``, ``fairness``, ``language_gaps``,
     ``finetune_change`` (gender, and skin where the labels read it: column ``attribute``), ``clip``,
-    ``amplification``. The bootstrap follows ``multilingual.eval_resample``."""
+    ``amplification``. The bootstrap follows ``multilingual.eval_resample``; ``seed`` defaults to ``params.seed``
+    (the CLI's and the notebook's). An existing result with other settings (:func:`eval_settings`) is an error
+    unless ``overwrite`` (:func:`check_results`, before any labelling)."""
     from biaslib.world import World
 
-    world = world or World(params.world, params.seed)
+    seed = params.seed if seed is None else seed
     chosen = list(generations if generations is not None else params.multilingual.eval_models)
+    settings = eval_settings(params, n_boot=n_boot, seed=seed, clip=clip, amplification_boot=amplification_boot,
+                             faces=faces is not None)
+    check_results(params, chosen, languages, settings, overwrite=overwrite)
+    world = world or World(params.world, params.seed)
     labels = pd.concat([image_labels(params, g, code, world=world, faces=faces) for g in chosen
                         for code in _default_languages(params, g, languages)], ignore_index=True)
     counts = counts_of(labels, by_prompt=True)
     resample = params.multilingual.eval_resample
-    settings = {"n_boot": n_boot, "seed": seed, "resample": resample,
-                "clip": [str(c) for c in clip] if clip else None}
     attributes = [a for a in ATTRIBUTE_LABELS if a == "gender" or counts[list(ATTRIBUTE_LABELS[a])].to_numpy().any()]
 
     def each(function: Any, **kwargs: Any) -> pd.DataFrame:
@@ -795,7 +829,9 @@ __all__ = [
     "RESULT_FORMAT",
     "clip_scores",
     "collect",
+    "check_results",
     "counts_of",
+    "eval_settings",
     "evaluate_multilingual",
     "fairness_contrasts",
     "fairness_table",

@@ -11,6 +11,9 @@ such as ``mix_020``). The accepted spellings of a ratio and their meaning:
 
 ``bool`` is rejected (``True`` is an ``int`` in Python but never means a ratio). Anything outside
 0–100 % raises :class:`ValueError` naming the value.
+
+On the command line (:func:`cli_ratio`) the bare ``1`` is refused: people write it for "all generated" as
+often as for 1 %; ``001`` or ``1.0`` say which.
 """
 
 from __future__ import annotations
@@ -22,6 +25,13 @@ import numbers
 def ratio_code(r: float | int | str) -> str:
     """The 3-digit percent code of ratio ``r`` (see the module docstring for the accepted spellings)."""
     return f"{_percent(r):03d}"
+
+
+def cli_ratio(text: str) -> str:
+    """The code of a ``--ratio`` argument (``20``, ``0.2``, ``020``); the ambiguous ``1`` is an error."""
+    if text.strip() == "1":
+        raise ValueError("--ratio 1 is ambiguous: write 001 for 1 % generated images or 1.0 (or 100) for all of them")
+    return ratio_code(text)
 
 
 def ratio_fraction(r: float | int | str) -> float:

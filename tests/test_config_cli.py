@@ -92,3 +92,21 @@ def test_world_study_gamma1_is_the_default_experiment():
     assert [p.experiment for p in study] == ["world_default", "world_gamma2", "world_diffusion"]
     assert dataclasses.replace(study[0], variants={}) == load_params()
     assert study[1].generate.amplification == 2.0 and study[2].generate.model.endswith("tiny_pipeline_clip")
+
+
+def test_cli_version_and_refused_arguments(capsys):
+    """``--version`` prints the version; the ambiguous ``--ratio 1``, a negative ``--max-items`` and
+    ``--minutes -1`` are usage errors (exit 2) naming the fix, before any work."""
+    from biaslib import __version__
+
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"biaslib {__version__}"
+    for argv, message in ((["train", "command", "--ratio", "1"], "001 for 1 %"),
+                          (["generate", "run", "--max-items", "-5"], "must be above 0"),
+                          (["world", "train-pipeline", "--minutes", "-1"], "must be above 0")):
+        with pytest.raises(SystemExit) as exit_:
+            cli.main(argv)
+        assert exit_.value.code == 2 and message in capsys.readouterr().err, argv
+    parsed = cli.build_parser().parse_args(["train", "command", "--ratio", "0.2", "--ratio", "100"])
+    assert parsed.ratio == ["020", "100"]

@@ -5,6 +5,7 @@ matches a brute-force computation."""
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import math
 import warnings
@@ -91,6 +92,29 @@ def test_planted_language_gap_is_recovered_with_a_ci(tmp_path: Path, caplog: pyt
     keys = ["language", "correction", "metric"]
     kept = back[back["section"] == "fairness"].sort_values(keys)
     assert np.allclose(kept["value"].astype(float), fairness.sort_values(keys)["value"].astype(float))
+
+
+def test_evaluation_refuses_results_made_with_other_settings_unless_overwrite(tmp_path: Path) -> None:
+    """``biaslib multilingual eval --overwrite`` was accepted and ignored (issue 16, defect 3): an existing result
+    with other settings is now an error naming the changed key, ``overwrite`` recomputes it, and the seed is the
+    params' seed wherever the evaluation runs from."""
+    from biaslib.errors import BiaslibError
+    from biaslib.multilingual_eval import evaluate_multilingual
+
+    path = tmp_path / "ml.yaml"
+    path.write_text(PLANTED.format(runs=tmp_path / "runs") + "seed: 3\n")
+    params = load_params(path)
+    write_prompts(params)
+    generate_languages(params, "data", ["en"], progress=False)
+    evaluate_multilingual(params, ["data"], ["en"], n_boot=20, amplification_boot=5)
+    stored = json.loads((tmp_path / "runs" / "ml_eval" / "results" / "multilingual" / "ml_eval__data__en.json")
+                        .read_text())["provenance"]["settings"]
+    assert (stored["seed"], stored["n_boot"]) == (3, 20)
+    evaluate_multilingual(params, ["data"], ["en"], n_boot=20, amplification_boot=5)  # same settings: fine
+    with pytest.raises(BiaslibError, match="n_boot: 20 -> 30"):
+        evaluate_multilingual(params, ["data"], ["en"], n_boot=30, amplification_boot=5)
+    evaluate_multilingual(params, ["data"], ["en"], n_boot=30, amplification_boot=5, overwrite=True)
+    assert len(collect(params)) > 0
 
 
 def _flipped_counts(truth: np.ndarray, n: int, rates: np.ndarray) -> pd.DataFrame:
@@ -320,3 +344,25 @@ def test_soft_directional_amplification_equals_the_per_item_computation() -> Non
                                               direction=direction, soft=True)["value"] == pytest.approx(hard)
     with pytest.raises(ValueError, match="only 0 and 1"):
         directional_bias_amplification(eye2[a_train] * 0.5, eye4[t_train], eye2[a_pred], eye4[t_pred])
+
+
+def test_clip_checkpoint_comes_only_from_the_named_params(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """``find_clip_checkpoint`` silently read params/default.yaml (issue 16, defect 4): now it reads only
+    ``multilingual.clip_params`` and says what is missing."""
+    import biaslib.config
+    from biaslib.multilingual_eval import find_clip_checkpoint
+
+    path = tmp_path / "ml.yaml"
+    path.write_text(PLANTED.format(runs=tmp_path / "runs"))
+    read = []
+    real_load = biaslib.config.load_params
+    monkeypatch.setattr(biaslib.config, "load_params", lambda *a, **k: read.append(a) or real_load(*a, **k))
+    with caplog.at_level(logging.WARNING):
+        assert find_clip_checkpoint(load_params(path)) is None
+    assert read == [] and "clip_params is not set" in caplog.text
+    other = tmp_path / "amp.yaml"
+    other.write_text(f"experiment: amp\nruns_dir: {tmp_path / 'runs'}\n")
+    with caplog.at_level(logging.WARNING):
+        assert find_clip_checkpoint(load_params(path, {"multilingual.clip_params": str(other)})) is None
+    assert [a[0] for a in read] == [other] and str(other) in caplog.text
