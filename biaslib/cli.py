@@ -104,8 +104,12 @@ def cmd_world_tables(args: argparse.Namespace) -> int:
 
 
 def _generation_paths(args: argparse.Namespace, params) -> tuple[Path, Path]:
+    """(captions, output folder) of a generation command: ``--name`` defaults to ``mix.generated``, the run
+    that mixing and the study read."""
+    from biaslib.study import generated_dir
+
     captions = args.captions or params.run_dir / "data" / "cc3m"
-    out = args.out or params.run_dir / "generated" / args.name
+    out = args.out or (params.run_dir / "generated" / args.name if args.name else generated_dir(params))
     return captions, out
 
 
@@ -514,7 +518,8 @@ def build_parser() -> argparse.ArgumentParser:
         _add_params(sub)
         sub.add_argument("--captions", type=Path, default=None,
                          help="caption table or CC3M export folder (default: <runs>/<experiment>/data/cc3m)")
-        sub.add_argument("--name", default="default", help="generation run name (default: default)")
+        sub.add_argument("--name", default=None,
+                         help="generation run name (default: the params' mix.generated, the run mixing reads)")
         sub.add_argument("--out", type=Path, default=None,
                          help="shard folder (default: <runs>/<experiment>/generated/<name>)")
         sub.set_defaults(func=func)

@@ -29,9 +29,11 @@ def test_mix_cli_round_trip(tmp_path, capsys):
     run = ["--set", f"runs_dir={tmp_path}", "--set", "export.cc3m_samples=40", "--set", "export.cc3m_shard_size=20",
            "--set", "export.phase_val=2", "--set", "export.coco_images=2", "--set", "export.fairface_train=2",
            "--set", "export.fairface_val=2", "--set", "export.geode_per_object_region=1", "--set", "export.workers=1",
-           "--set", "generate.shard_size=20"]
+           "--set", "generate.shard_size=20", "--set", "mix.generated=renamed"]
+    # generate run without --name writes the run that mix reads (mix.generated; issue 16, defect 1)
     assert cli.main(["world", "export", *run]) == 0
     assert cli.main(["generate", "run", *run]) == 0
+    assert (tmp_path / "world_default" / "generated" / "renamed").is_dir()
     assert cli.main(["mix", "run", *run, "--ratio", "0.5", "--ratio", "100"]) == 0
     lines = [json.loads(x) for x in capsys.readouterr().out.strip().splitlines() if x.startswith('{"ratio"')]
     assert [(x["ratio"], x["counts"]["generated"]) for x in lines] == [("050", 20), ("100", 40)]

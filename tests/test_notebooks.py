@@ -80,10 +80,12 @@ def amplification_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pat
 
 def test_amplification_notebooks_run_in_order_on_a_tiny_world(amplification_run):
     written = pngs(amplification_run["figures"])
-    expected = {"world_occupations", "world_gender_by_occupation", "generate_default_examples", "mix_gender_skew",
-                "train_nb_loss", "train_nb_zero_shot", "nb_retrieval_phase_R1", "nb_self_similarity", "nb_gaps",
-                "nb_geode_regions", "nb_generator_amplification"}
+    expected = {"nb_world_occupations", "nb_world_gender_by_occupation", "nb_generate_default_examples",
+                "nb_mix_gender_skew", "nb_train_loss", "nb_train_zero_shot", "nb_retrieval_phase_R1",
+                "nb_self_similarity", "nb_gaps", "nb_geode_regions", "nb_generator_amplification"}
     assert expected <= written, sorted(expected - written)
+    # every figure is named after its experiment, so one study never overwrites another's (issue 16, defect 7)
+    assert all(name.startswith("nb_") for name in written), sorted(written)
     results = sorted(p.name for p in (amplification_run["runs"] / "nb" / "results").rglob("*.json"))
     assert any("000" in name for name in results) and any("100" in name for name in results), results
 
@@ -106,6 +108,7 @@ def test_multilingual_notebooks_run_in_order_on_a_tiny_world(amplification_run, 
     run_notebook("13_eval_multilingual", executed, **common, CLIP_CHECKPOINT=str(clip[-1]),
                  CLIP_MODEL="biaslib-tiny-rn", N_BOOT=50)
     written = pngs(figures)
-    expected = {"multilingual_prompt_tokens", "mlnb_generate_data_gender", "mlnb_gender_before_after",
-                "mlnb_examples_de", "multilingual_eval_fairness", "multilingual_eval_shares"}
+    expected = {"mlnb_prompt_tokens", "mlnb_generate_data_gender", "mlnb_gender_before_after",
+                "mlnb_examples_de", "mlnb_eval_fairness", "mlnb_eval_shares", "mlnb_eval_skin"}
     assert expected <= written, sorted(expected - written)
+    assert all(name.startswith("mlnb_") for name in written), sorted(written)
