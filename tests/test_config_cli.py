@@ -110,3 +110,23 @@ def test_cli_version_and_refused_arguments(capsys):
         assert exit_.value.code == 2 and message in capsys.readouterr().err, argv
     parsed = cli.build_parser().parse_args(["train", "command", "--ratio", "0.2", "--ratio", "100"])
     assert parsed.ratio == ["020", "100"]
+
+
+def test_numpy_only_modules_stay_light_and_every_import_is_in_an_extra():
+    """``import biaslib.faces`` loaded cv2, torch and skimage, so the numpy-only correction code pulled all
+    three into the multilingual evaluation, and the face packages were in no extra (issue 16, defect 5)."""
+    import subprocess
+    import sys
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    code = ("import sys, biaslib.faces.correction, biaslib.faces.counts, biaslib.multilingual_eval; "
+            "print(sorted(m for m in ('cv2', 'torch', 'skimage', 'dlib', 'onnxruntime') if m in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            cwd=REPO_ROOT).stdout.strip()
+    assert loaded == "[]", loaded
+    import biaslib.faces
+
+    assert callable(biaslib.faces.skin_tone) and set(biaslib.faces.__all__) <= set(dir(biaslib.faces))
+    extras = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    faces = {name.split("<")[0].split("=")[0] for name in extras["faces"]}
+    assert {"opencv-python-headless", "scikit-image", "dlib-bin", "onnxruntime", "torch"} <= faces

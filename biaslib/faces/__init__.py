@@ -30,35 +30,39 @@ Package choices (pinned in requirements.txt, ``pip check`` clean):
   file or weights trained with :func:`~biaslib.faces.fairface.train_fairface`.
 """
 
-from biaslib.faces._images import as_rgb, face_chips
-from biaslib.faces.analyse import analyse_images
-from biaslib.faces.classify import (
-    ClipZeroShotClassifier,
-    FaceClassifier,
-    FairFaceClassifier,
-    OnnxAgeGenderClassifier,
-    create_classifier,
-    list_classifiers,
-)
-from biaslib.faces.correction import Confusion, corrected_shares, estimate_confusion, gender_from_prompt, invert_shares
-from biaslib.faces.counts import (
-    OUTCOMES,
-    face_counts,
-    image_outcomes,
-    magbig_counts_text,
-    read_magbig_counts,
-    write_magbig_counts,
-)
-from biaslib.faces.detect import FaceDetector, create_detector, detect_faces, list_detectors
-from biaslib.faces.fairface import (
-    HEAD_LAYOUT,
-    fairface_model,
-    load_fairface_weights,
-    preprocess,
-    save_fairface_weights,
-    train_fairface,
-)
-from biaslib.faces.skin import CHARDON_CATEGORIES, MONK_ITA, chardon_category, ita_from_lab, monk_bin, skin_tone
+import importlib
+from typing import Any
+
+#: Public name → the submodule defining it. Submodules are imported on first use (PEP 562), so the
+#: numpy-only ones (``correction``, ``counts``) never load OpenCV, torch or scikit-image.
+_SOURCES: dict[str, str] = {
+    "as_rgb": "_images", "face_chips": "_images", "analyse_images": "analyse",
+    "ClipZeroShotClassifier": "classify", "FaceClassifier": "classify", "FairFaceClassifier": "classify",
+    "OnnxAgeGenderClassifier": "classify", "create_classifier": "classify", "list_classifiers": "classify",
+    "Confusion": "correction", "corrected_shares": "correction", "estimate_confusion": "correction",
+    "gender_from_prompt": "correction", "invert_shares": "correction",
+    "OUTCOMES": "counts", "face_counts": "counts", "image_outcomes": "counts", "magbig_counts_text": "counts",
+    "read_magbig_counts": "counts", "write_magbig_counts": "counts",
+    "FaceDetector": "detect", "create_detector": "detect", "detect_faces": "detect", "list_detectors": "detect",
+    "HEAD_LAYOUT": "fairface", "fairface_model": "fairface", "load_fairface_weights": "fairface",
+    "preprocess": "fairface", "save_fairface_weights": "fairface", "train_fairface": "fairface",
+    "CHARDON_CATEGORIES": "skin", "MONK_ITA": "skin", "chardon_category": "skin", "ita_from_lab": "skin",
+    "monk_bin": "skin", "skin_tone": "skin",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """The public name ``name``, importing its submodule on first use."""
+    if name not in _SOURCES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_SOURCES[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_SOURCES])
+
 
 __all__ = [
     "CHARDON_CATEGORIES", "HEAD_LAYOUT", "MONK_ITA", "OUTCOMES", "ClipZeroShotClassifier", "Confusion",
