@@ -286,7 +286,9 @@ def train(*, data_dir: PathLike, name: str, logs: PathLike, config: TrainConfig,
         shutil.rmtree(run)
     final = run / "checkpoints" / f"epoch_{config.epochs}.pt"
     if final.is_file():
-        log.info("%s: %s exists, skipping", name, final)
+        _check_record(run, _run_settings(config, data),
+                      ignore=("precision",) if config.precision == "auto" else ())  # what "auto" resolved to then
+        log.info("%s: %s exists with the same settings, skipping", name, final)
         return final
     _require_device(config.gpus)
     workers = clamp_workers(config.workers, len(data.shards), max(config.gpus, 1))
@@ -346,25 +348,36 @@ def _require_device(gpus: int) -> None:
                            "set train.gpus: 0 to train on the CPU")
 
 
-def _claim_run(run: Path, config: TrainConfig, data: TrainingData) -> None:
-    """Write the run record, or refuse when a started run used other settings (shards by name, so a
-    moved experiment folder still resumes)."""
+def _run_settings(config: TrainConfig, data: TrainingData) -> dict[str, Any]:
+    """What a run's weights depend on (:data:`RESUME_KEYS`; shards by name, so a moved folder still resumes)."""
     settings = {k: v for k, v in dataclasses.asdict(config).items() if k in RESUME_KEYS}
     settings["precision"] = resolve_precision(config.precision, config.gpus)
     settings.update(shards=[p.name for p in data.shards], extra_args=list(config.extra_args),
                     train_num_samples=config.train_num_samples or data.num_samples)
+    return settings
+
+
+def _check_record(run: Path, settings: dict[str, Any], ignore: Sequence[str] = ()) -> None:
+    """Refuse when the run's record names other settings (keys in ``ignore`` not compared) or, without a
+    record, when the run holds checkpoints (not started by biaslib)."""
     record = run / RUN_RECORD
     if record.is_file():
         old = json.loads(record.read_text(encoding="utf-8"))
-        changed = [k for k in RESUME_KEYS if old.get(k) != settings[k]]
+        changed = [k for k in RESUME_KEYS if k not in ignore and old.get(k) != settings[k]]
         if changed:
             detail = "; ".join(f"{k}: {old.get(k)!r} -> {settings[k]!r}" for k in changed)
-            raise BiaslibError(f"{run} was started with other settings ({detail}); pass overwrite=True "
+            raise BiaslibError(f"{run} was trained with other settings ({detail}); pass overwrite=True "
                                "(CLI --overwrite) to delete it and train again")
     elif (run / "checkpoints").is_dir() and epoch_checkpoints(run):
         raise BiaslibError(f"{run} holds checkpoints but no {RUN_RECORD}; it was not started by biaslib. "
                            "Pass overwrite=True to delete it")
-    write_json(record, settings)
+
+
+def _claim_run(run: Path, config: TrainConfig, data: TrainingData) -> None:
+    """Write the run record, or refuse when a started run used other settings."""
+    settings = _run_settings(config, data)
+    _check_record(run, settings)
+    write_json(run / RUN_RECORD, settings)
 
 
 def _run_torchrun(argv: Sequence[str], gpus: int, run: Path) -> None:

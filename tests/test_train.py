@@ -196,6 +196,20 @@ def test_resume_with_other_settings_is_refused(first_run):
         train_ratio(other, "000")
 
 
+
+def test_finished_run_with_other_settings_is_refused_not_returned(first_run):
+    """``train run --set train.lr=…`` on a finished run returned the old checkpoint (issue 16, defect 9)."""
+    params, final, _ = first_run
+    finished = checkpoints(params)
+    epochs = int(finished["epoch"].max())
+    same_length = dataclasses.replace(params, train=dataclasses.replace(params.train, epochs=epochs))
+    assert train_ratio(same_length, "000").name == f"epoch_{epochs}.pt"  # unchanged: skipped
+    for change in ({"lr": 5e-4}, {"batch_size": params.train.batch_size * 2}, {"seed": params.train.seed + 1}):
+        other = dataclasses.replace(same_length, train=dataclasses.replace(same_length.train, **change))
+        with pytest.raises(BiaslibError, match=f"trained with other settings.*{next(iter(change))}"):
+            train_ratio(other, "000")
+
+
 def test_corrupt_last_checkpoint_is_named(first_run, tmp_path):
     params, final, _ = first_run
     copy = _experiment(tmp_path, "t", params.train)
