@@ -49,6 +49,7 @@ checked before any work starts.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import logging
 import re
@@ -75,7 +76,7 @@ from biaslib.features import (
     resolve_device,
     resolve_precision,
 )
-from biaslib.io import file_sha256, write_json
+from biaslib.io import file_sha256, files_fingerprint, texts_fingerprint, write_json
 from biaslib.metrics import by_group, gap_test, group_accuracy, person_preference, retrieval_hits, self_similarity
 from biaslib.metrics.intervals import cluster_sums, group_mean_draws, percentile_interval, z_value
 from biaslib.provenance import git_state, is_current
@@ -257,20 +258,22 @@ class _Context:
                                   precision=self.cfg.precision)
         return self.clip
 
-    def _cached(self, dataset: str, ids: list[str], compute: Callable[[], Features]) -> np.ndarray:
-        """Stored features of ``dataset`` when their ids equal ``ids`` (in order) and their dtype is
-        ``eval.feature_dtype``, else computed and stored.
+    def _cached(self, dataset: str, ids: list[str], compute: Callable[[], Features], source: str) -> np.ndarray:
+        """Stored features of ``dataset`` when their ids equal ``ids`` (in order), their dtype is
+        ``eval.feature_dtype`` and they were computed from the same inputs (``source``: a fingerprint of the
+        image files or the texts), else computed and stored.
 
         Returns float32 (len(ids), D) unit rows, read back from the store so that a first run and a
         rerun see the same numbers (float16 stores included).
         """
         model = self.store_model
         stored = self.store.load(model, dataset) if self.store.has(model, dataset) else None
-        if stored is None or stored.ids != ids or stored.vectors.dtype != np.dtype(self.cfg.feature_dtype):
+        if (stored is None or stored.ids != ids or stored.vectors.dtype != np.dtype(self.cfg.feature_dtype)
+                or self.store.source(model, dataset) != source):
             features = compute()
             if features.ids != ids:
                 raise BiaslibError(f"feature extraction of {dataset} returned ids out of order")
-            self.store.save(model, dataset, features, dtype=self.cfg.feature_dtype)
+            self.store.save(model, dataset, features, dtype=self.cfg.feature_dtype, source=source)
             stored = self.store.load(model, dataset)
         self.used[dataset] = str(self.store.paths(model, dataset)[0])
         return np.array(stored.vectors, dtype=np.float32)  # a writable in-memory copy of the memmap
@@ -285,7 +288,7 @@ class _Context:
                                           workers=self.cfg.workers, precision=self.cfg.precision,
                                           threads=self.cfg.threads, progress=self.progress)
 
-        return self._cached(dataset, ids, compute)
+        return self._cached(dataset, ids, compute, files_fingerprint(files))
 
     def text_features(self, dataset: str, ids: Sequence[str], texts: Sequence[str]) -> np.ndarray:
         """Unit text embeddings (N, D) of ``texts``, row i ↔ ``ids[i]``."""
@@ -296,7 +299,7 @@ class _Context:
             return extract_text_features(model, tokenizer, list(texts), ids, batch_size=self.cfg.batch_size,
                                          precision=self.cfg.precision, progress=self.progress)
 
-        return self._cached(dataset, ids, compute)
+        return self._cached(dataset, ids, compute, texts_fingerprint(texts))
 
 
 # ---- rows ---------------------------------------------------------------------------------------
@@ -526,11 +529,22 @@ EVALUATORS: dict[str, Callable[[_Context, dict[str, pd.DataFrame]], list[dict]]]
 
 # ---- provenance and resume ----------------------------------------------------------------------
 
-def result_settings(cfg: EvalConfig, checkpoint: CheckpointInfo, evaluation: str) -> dict[str, Any]:
-    """What a result's numbers depend on (compared on a rerun): checkpoint, model and ``eval`` keys."""
+def data_fingerprint(table: pd.DataFrame) -> str:
+    """sha256 of a loaded dataset: its annotation table's content and its image files' paths, sizes and
+    modification times (:func:`biaslib.io.files_fingerprint`); another root, split or edited file changes it."""
+    content = pd.util.hash_pandas_object(table.astype(str), index=False).to_numpy().tobytes()
+    files = files_fingerprint(table["file"]) if "file" in table.columns else ""
+    return hashlib.sha256(content + files.encode()).hexdigest()
+
+
+def result_settings(cfg: EvalConfig, checkpoint: CheckpointInfo, evaluation: str,
+                    data: dict[str, str]) -> dict[str, Any]:
+    """What a result's numbers depend on (compared on a rerun): checkpoint, model, ``eval`` keys and the
+    :func:`data_fingerprint` of each dataset it reads (``data``: dataset → fingerprint)."""
     keys = SETTINGS["common"] + SETTINGS[evaluation]
     settings = {"checkpoint_sha256": checkpoint.sha256, "checkpoint_epoch": checkpoint.epoch,
-                "model": checkpoint.model} | {k: getattr(cfg, k) for k in keys}
+                "model": checkpoint.model, "data": {d: data[d] for d in DATASETS[evaluation]}} | {
+        k: getattr(cfg, k) for k in keys}
     settings["precision"] = feature_precision(cfg)
     return json.loads(json.dumps(settings))
 
@@ -578,10 +592,11 @@ def _evaluate(params: Params, codes: Sequence[str], evaluations: Sequence[str] |
     names = _evaluation_names(params, evaluations)
     _check_config(params.eval)
     checkpoints = _checkpoints(params, codes)
+    tables = load_inputs(params, list(dict.fromkeys(d for n in names for d in DATASETS[n])))
+    data = {dataset: data_fingerprint(table) for dataset, table in tables.items()}
     todo = [(code, name) for code in codes for name in names
             if overwrite or not is_current(result_path(params, code, name),
-                                            result_settings(params.eval, checkpoints[code], name))]
-    tables = load_inputs(params, list(dict.fromkeys(d for _, n in todo for d in DATASETS[n])))
+                                            result_settings(params.eval, checkpoints[code], name, data))]
     git = git_state() if todo else (None, None)
     ctx: _Context | None = None
     for code, name in todo:
@@ -592,7 +607,8 @@ def _evaluate(params: Params, codes: Sequence[str], evaluations: Sequence[str] |
         log.info("evaluating %s ratio %s: %s", params.experiment, code, name)
         rows = EVALUATORS[name](ctx, tables)
         path = result_path(params, code, name)
-        write_json(path, _record(ctx, name, rows, tables, result_settings(params.eval, ctx.checkpoint, name), git))
+        write_json(path, _record(ctx, name, rows, tables, result_settings(params.eval, ctx.checkpoint, name, data),
+                                 git))
         log.info("wrote %s (%d rows)", path, len(rows))
     return [result_path(params, code, name) for code in codes for name in names]
 

@@ -462,8 +462,10 @@ class FeatureStore:
         return self.root / f"{stem}.npy", self.root / f"{stem}.ids.json"
 
     def save(self, model: str, dataset: str, features: Features,
-             dtype: Literal["float32", "float16"] = "float32") -> Path:
-        """Write ``features`` atomically (array first, ids last); return the ``.npy`` path."""
+             dtype: Literal["float32", "float16"] = "float32", source: str | None = None) -> Path:
+        """Write ``features`` atomically (array first, ids last); return the ``.npy`` path. ``source``: a
+        fingerprint of the inputs they were computed from (:func:`biaslib.io.files_fingerprint`), kept in the
+        ids file and returned by :meth:`source`."""
         array, ids_path = self.paths(model, dataset)
         vectors = np.asarray(features.vectors)
         if vectors.ndim != 2 or vectors.shape[0] != len(features.ids):
@@ -473,8 +475,15 @@ class FeatureStore:
             np.save(fh, vectors.astype(dtype, copy=False), allow_pickle=False)
         write_json(ids_path, {"format": STORE_FORMAT, "biaslib_version": __version__, "model": model,
                               "dataset": dataset, "n": len(features.ids), "dim": int(vectors.shape[1]),
-                              "dtype": dtype, "ids": list(features.ids)})
+                              "dtype": dtype, "source": source, "ids": list(features.ids)})
         return array
+
+    def source(self, model: str, dataset: str) -> str | None:
+        """The input fingerprint stored with the pair (None when absent or stored without one)."""
+        ids_path = self.paths(model, dataset)[1]
+        if not ids_path.is_file():
+            return None
+        return json.loads(ids_path.read_text(encoding="utf-8")).get("source")
 
     def has(self, model: str, dataset: str) -> bool:
         """True when both files of the pair exist (the ids file is written last)."""

@@ -144,3 +144,27 @@ def file_sha256(path: str | Path) -> str:
             digest.update(block)
     return digest.hexdigest()
 
+
+def files_fingerprint(paths: Any) -> str:
+    """sha256 over (absolute path, size, mtime in ns) of each file of ``paths``, in order: changes when a file
+    is replaced, edited, truncated, added or removed, without reading any content. A missing file is
+    fingerprinted as missing (size -1)."""
+    digest = hashlib.sha256()
+    for path in paths:
+        resolved = Path(path).resolve()
+        try:
+            stat = resolved.stat()
+            size, mtime = stat.st_size, stat.st_mtime_ns
+        except OSError:
+            size, mtime = -1, -1
+        digest.update(f"{resolved}\0{size}\0{mtime}\n".encode())
+    return digest.hexdigest()
+
+
+def texts_fingerprint(texts: Any) -> str:
+    """sha256 of the texts ``texts``, in order (each text's UTF-8 bytes, NUL-separated)."""
+    digest = hashlib.sha256()
+    for text in texts:
+        digest.update(str(text).encode("utf-8") + b"\0")
+    return digest.hexdigest()
+

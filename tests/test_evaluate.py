@@ -36,6 +36,7 @@ from biaslib.evaluate import (
     result_path,
 )
 from biaslib.features import Features, load_clip, resolve_precision
+from biaslib.io import files_fingerprint, texts_fingerprint
 from biaslib.results import RESULT_FORMAT, ROW_FIELDS
 from biaslib.train import CheckpointError
 
@@ -120,9 +121,16 @@ def _plant(params: Params, ratio: str, tables: dict[str, pd.DataFrame], seed: in
     index = geode["object"].map({c: i for i, c in enumerate(classes)}).to_numpy()
     sigma = np.where(geode["region"] == "Africa", 8.0, 0.8)
     out["geode-images"] = (list(geode["image_id"]), noisy(class_emb[index], sigma))
+    # what the features are "computed from", so that the evaluation takes them as its own
+    sources = {"phase-val-images": files_fingerprint(phase["file"]), "phase-val-captions": texts_fingerprint(
+        phase["caption"]), "coco_bias-val-images": files_fingerprint(coco["file"]),
+        "coco_bias-val-captions": texts_fingerprint(captions["caption"]),
+        "fairface-val-m125-images": files_fingerprint(fairface["file"]),
+        "markedness-prompts": texts_fingerprint(prompts), "geode-prompts": texts_fingerprint(out["geode-prompts"][0]),
+        "geode-images": files_fingerprint(geode["file"])}
     store, model = feature_store(params), feature_model(params, resolve_checkpoint(params, ratio))
     for dataset, (ids, vectors) in out.items():
-        store.save(model, dataset, Features(ids, vectors))
+        store.save(model, dataset, Features(ids, vectors), source=sources[dataset])
     return {dataset: vectors for dataset, (_, vectors) in out.items()}
 
 
@@ -356,6 +364,35 @@ def test_other_feature_dtype_recomputes_the_features(clip_run):
     model = feature_model(params, resolve_checkpoint(params, "020"))
     assert feature_store(params).load(model, "geode-images").vectors.dtype == np.float16
     assert _strict_json(path)["provenance"]["settings"]["feature_dtype"] == "float16"
+
+
+def test_other_data_is_never_answered_from_old_results_or_old_features(clip_run, tmp_path, monkeypatch):
+    """Pointing a dataset root at an empty folder returned the old results, and at a folder with an edited
+    image reused the old features (issue 16, defect 8): results and features are keyed by the data."""
+    import shutil
+
+    from PIL import Image
+
+    params, _, paths = clip_run
+    empty = dataclasses.replace(params, eval=dataclasses.replace(params.eval, geode_root=tmp_path / "empty"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataLayoutError):
+        evaluate_ratio(empty, "020", evaluations=["geode"], progress=False)
+    copy = tmp_path / "geode"
+    shutil.copytree(evaluate.dataset_root(params, "geode"), copy)
+    edited = load_geode(copy)["file"].iloc[0]
+    Image.open(edited).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(edited, quality=90)
+    moved = dataclasses.replace(params, eval=dataclasses.replace(params.eval, geode_root=copy))
+    with pytest.raises(BiaslibError, match=r"clip__020__geode\.json was computed with other settings \(data: "):
+        evaluate_ratio(moved, "020", evaluations=["geode"], progress=False)
+    loads = []
+    real_load = evaluate.load_clip
+    monkeypatch.setattr(evaluate, "load_clip", lambda *a, **k: loads.append(a) or real_load(*a, **k))
+    [path] = evaluate_ratio(moved, "020", evaluations=["geode"], overwrite=True, progress=False)
+    assert loads, "the geode images changed but their stored features were reused"
+    model = feature_model(params, resolve_checkpoint(params, "020"))
+    assert feature_store(params).source(model, "geode-images") == files_fingerprint(load_geode(copy)["file"])
+    assert _strict_json(path)["provenance"]["data"]["geode"]["root"] == str(copy)
 
 
 def test_sweep_checks_every_checkpoint_before_work(exported, tables, tmp_path):
