@@ -154,9 +154,11 @@ def cmd_mix_run(args: argparse.Namespace) -> int:
     real, generated, out = mix_folders(params)
     for ratio in args.ratio or params.mix.ratios:
         manifest = mix(real, generated, out, ratio, seed=params.mix.seed,
-                       allow_shortfall=params.mix.allow_shortfall, overwrite=args.overwrite)
+                       allow_shortfall=params.mix.allow_shortfall, overwrite=args.overwrite,
+                       allow_skipped_real=params.mix.allow_skipped_real)
         print(json.dumps({"ratio": manifest["ratio"], "out": str(out / f"mix_{manifest['ratio']}"),
-                          "n": manifest["n"], "counts": manifest["counts"], "shortfall": manifest["shortfall"]}))
+                          "n": manifest["n"], "counts": manifest["counts"], "shortfall": manifest["shortfall"],
+                          "skipped_real": manifest["skipped_real"]["samples"]}))
     return 0
 
 

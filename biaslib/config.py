@@ -109,13 +109,16 @@ class MixConfig:
     """Nested ratio mixing (``mix`` section): which ratios, the selection seed, the generation run.
 
     Ratios are codes ``"000"`` … ``"100"`` (percent); quote them in YAML (``"020"``): a bare ``1``
-    would mean 1%, while ``0.2`` and ``"020"`` both mean 20%.
+    would mean 1%, while ``0.2`` and ``"020"`` both mean 20%. ``allow_skipped_real``: how many unusable
+    real samples (truncated shard, missing image or caption, broken JSON) a mix may leave out; more is an
+    error before anything is written.
     """
 
     ratios: tuple[str, ...] = ("000", "020", "040", "060", "080", "100")
     seed: int = 0
     generated: str = "default"
     allow_shortfall: bool = False
+    allow_skipped_real: int = 0
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import mmap
 import os
 import struct
@@ -46,6 +47,8 @@ from biaslib.data.cc3m import LAYOUT as REAL_LAYOUT
 from biaslib.errors import BiaslibError, DataLayoutError
 from biaslib.io import TarShardWriter, file_sha256, write_json
 from biaslib.ratios import ratio_code, ratio_percent
+
+log = logging.getLogger(__name__)
 
 GENERATED_LAYOUT = """
 <generated_root>/
@@ -572,7 +575,8 @@ class _Plan:
 
 
 def mix(real_root: PathLike, generated_root: PathLike, out_root: PathLike, ratio: float | int | str,
-        seed: int = 0, allow_shortfall: bool = False, overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
+        seed: int = 0, allow_shortfall: bool = False, overwrite: bool = False, progress: bool = True,
+        allow_skipped_real: int = 0) -> dict[str, Any]:
     """Write the mix at ``ratio`` to ``<out_root>/mix_<code>/`` and return its manifest.
 
     One output shard per real shard (same name and sample order). A chosen key's image member is
@@ -580,9 +584,12 @@ def mix(real_root: PathLike, generated_root: PathLike, out_root: PathLike, ratio
     the real JSON with every field plus ``"source": "real" | "generated"`` and, for generated samples,
     ``"generated": <generation record>`` (a real sample without JSON gets ``key``, ``caption``,
     ``source``). Unusable real samples (truncated shard, missing image or caption, broken JSON) are
-    skipped and counted. ``<shard>_stats.json`` follows each tar; a rerun skips shards whose stats
-    match the same parameters, input file (name, size, mtime) and chosen keys. A folder holding a mix
-    with other parameters (ratio, seed, roots) is refused unless ``overwrite`` (which deletes it).
+    skipped, counted, logged as a warning and recorded; more than ``allow_skipped_real`` of them is a
+    :class:`BiaslibError` naming the shards and reasons before anything is written (and :func:`verify`
+    fails a manifest that records more than it allowed). ``<shard>_stats.json`` follows each tar; a rerun
+    skips shards whose stats match the same parameters, input file (name, size, mtime) and chosen keys. A
+    folder holding a mix with other parameters (ratio, seed, roots) is refused unless ``overwrite`` (which
+    deletes it).
 
     ``manifest.json`` (written last) holds: ``ratio`` (code), ``fraction``, ``seed``, ``n`` (usable
     real samples), ``target_generated`` = round(r·n), ``shortfall``, ``counts`` per source,
@@ -599,6 +606,7 @@ def mix(real_root: PathLike, generated_root: PathLike, out_root: PathLike, ratio
     real_dir, real_paths = _real_shards(real_root)
     index = index_generated(generated_root, progress)
     survey = _survey_real(real_paths, progress)
+    _check_skipped(survey, allow_skipped_real)
     keys = survey.all_keys()
     eligible = [k for k in keys if k in index.entries]
     try:
@@ -622,9 +630,27 @@ def mix(real_root: PathLike, generated_root: PathLike, out_root: PathLike, ratio
         plan.maps.close()
         bar.close()
     manifest = _manifest(params, survey, index, eligible, chosen, shards)
+    manifest["skipped_real"]["allowed"] = int(allow_skipped_real)
     if _load_json(out_dir / "manifest.json") != manifest:  # a rerun that changed nothing leaves it untouched
         write_json(out_dir / "manifest.json", manifest)
     return manifest
+
+
+def _check_skipped(survey: _RealSurvey, allowed: int) -> None:
+    """Warn about unusable real samples; raise when there are more than ``allowed``."""
+    skipped = sum(s.skipped for s in survey.stats.values())
+    if skipped == 0:
+        return
+    errors: Counter[str] = Counter()
+    for stats in survey.stats.values():
+        errors.update(stats.errors)
+    bad = sorted(p.name for s in survey.stats.values() for p in s.bad_shards)
+    detail = (f"{skipped} unusable real sample(s) ({', '.join(f'{k}: {v}' for k, v in sorted(errors.items()))}"
+              f"{'; truncated or corrupt shards ' + ', '.join(bad) if bad else ''})")
+    if skipped > allowed:
+        raise BiaslibError(f"{detail}, more than mix.allow_skipped_real = {allowed}: repair the real shards, or "
+                           "allow them in params (they are then left out and recorded in the manifest)")
+    log.warning("%s are left out of the mix (allowed: %d)", detail, allowed)
 
 
 def _claim(out_dir: Path, params: dict[str, Any], shard_names: set[str], overwrite: bool) -> None:
@@ -846,6 +872,11 @@ def _output_source(sample: _Sample, buf: bytes | mmap.mmap) -> str:
 
 def _verify_totals(manifest: dict[str, Any], counts: dict[str, int]) -> list[str]:
     problems = []
+    skipped = manifest.get("skipped_real", {})
+    if skipped.get("samples", 0) > skipped.get("allowed", 0):
+        problems.append(f"the mix left out {skipped['samples']} unusable real sample(s) "
+                        f"({skipped.get('errors')}; shards {skipped.get('bad_shards')}), more than the "
+                        f"{skipped.get('allowed', 0)} allowed")
     expected = manifest["counts"]
     if (counts["generated"], counts["real"]) != (expected["generated"], expected["real"]):
         problems.append(f"found {counts['generated']} generated + {counts['real']} real samples, manifest counts "

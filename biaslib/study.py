@@ -57,7 +57,8 @@ def _mix(params: Params) -> None:
 
     for ratio in params.mix.ratios:
         mix(data_dir(params) / "cc3m", generated_dir(params), params.run_dir / "mixes" / params.mix.generated, ratio,
-            seed=params.mix.seed, allow_shortfall=params.mix.allow_shortfall)
+            seed=params.mix.seed, allow_shortfall=params.mix.allow_shortfall,
+            allow_skipped_real=params.mix.allow_skipped_real)
 
 
 def _train(params: Params) -> None:

@@ -302,13 +302,22 @@ def test_truncated_real_shard_is_a_counted_skip(data, tmp_path, where):
     shard.write_bytes(shard.read_bytes()[: _cut_position(shard, where)])
     stats = ReadStats()
     survivors = [s.key for s in iter_cc3m(real, stats, decode=False)]
-    manifest = mix(real, data["root"] / "gen", tmp_path / "out", 0.5, progress=False)
+    # a truncated shard silently dropped samples (issue 16, defect 10): refused unless params allow the loss
+    with pytest.raises(BiaslibError, match=r"unusable real sample.*00001\.tar.*mix\.allow_skipped_real = 0"):
+        mix(real, data["root"] / "gen", tmp_path / "out", 0.5, progress=False)
+    assert not list((tmp_path / "out").rglob("*.tar"))
+    manifest = mix(real, data["root"] / "gen", tmp_path / "out", 0.5, progress=False, allow_skipped_real=N_REAL)
     assert manifest["n"] == len(survivors) < N_REAL
     assert manifest["skipped_real"]["samples"] == stats.skipped >= 1
     assert manifest["skipped_real"]["bad_shards"] == ["00001.tar"]
     assert manifest["counts"]["generated"] == round(0.5 * len(survivors))  # ties to even, as Python rounds
     folder = tmp_path / "out" / "mix_050"
     assert list(read_mix(folder)) == survivors and verify(folder).ok
+    record = json.loads((folder / "manifest.json").read_text())
+    record["skipped_real"]["allowed"] = 0  # e.g. a mix written before the rule
+    (folder / "manifest.json").write_text(json.dumps(record))
+    report = verify(folder)
+    assert not report.ok and any("unusable real sample" in p for p in report.problems)
 
 
 def test_real_samples_without_json_get_one(data, tmp_path):
@@ -317,7 +326,7 @@ def test_real_samples_without_json_get_one(data, tmp_path):
         for key in data["keys"][:10]:
             tar.add_sample(key, {"jpg": data["real"][key].image, "txt": data["real"][key].caption.encode()})
         tar.add_sample("broken", {"jpg": b"\xff\xd8\xff"})  # no caption: skipped and counted
-    manifest = mix(real, data["root"] / "gen", tmp_path / "out", 1.0, progress=False)
+    manifest = mix(real, data["root"] / "gen", tmp_path / "out", 1.0, progress=False, allow_skipped_real=1)
     samples = read_mix(tmp_path / "out" / "mix_100")
     assert manifest["skipped_real"]["errors"] == {"sample: missing caption": 1}
     assert manifest["n_generated_unmatched"] == N_GENERATED - 10
