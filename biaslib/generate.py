@@ -23,6 +23,7 @@ import dataclasses
 import hashlib
 import io
 import json
+import logging
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -37,7 +38,9 @@ from tqdm.auto import tqdm
 from biaslib import __version__
 from biaslib.config import GenerateConfig, ImageFormat
 from biaslib.errors import BiaslibError, DataLayoutError
-from biaslib.io import TarShardWriter, write_json
+from biaslib.io import TarShardWriter, remove_stale_temporaries, run_lock, write_json
+
+log = logging.getLogger(__name__)
 
 
 def id_seed(seed: int, key: str) -> int:
@@ -267,21 +270,59 @@ def rank_from_env() -> tuple[int, int]:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
 
-def _claim_run_folder(out_dir: Path, config: GenerateConfig, overwrite: bool) -> None:
+def _check_run_folder(out_dir: Path, config: GenerateConfig, overwrite: bool) -> None:
+    """Refuse a folder whose record names other settings, unless ``overwrite`` (every rank checks)."""
     record = out_dir / "generate_config.json"
-    if record.is_file():
+    if record.is_file() and not overwrite:
         previous = json.loads(record.read_text())
-        if previous.get("digest") == config.digest():
-            return
-        if not overwrite:
+        if previous.get("digest") != config.digest():
             raise BiaslibError(f"{out_dir} holds images generated with other settings (digest {previous.get('digest')},"
                                f" now {config.digest()}); use another folder or overwrite=True (--overwrite)")
-        for p in out_dir.glob("*.tar"):
-            p.unlink()
-        for p in out_dir.glob("*_stats.json"):
-            p.unlink()
+
+
+def _write_record(out_dir: Path, config: GenerateConfig) -> None:
+    """The folder's settings record, written by rank 0 once its generator has loaded (a run that fails to
+    start leaves no claim behind)."""
+    record = out_dir / "generate_config.json"
+    if record.is_file() and json.loads(record.read_text()).get("digest") == config.digest():
+        return
     write_json(record, {"digest": config.digest(), "config": dataclasses.asdict(config),
                         "biaslib_version": __version__})
+
+
+def _finished(out_dir: Path, name: str, config: GenerateConfig, overwrite: bool) -> bool:
+    """True when shard ``name`` is finished with these settings and intact (its tar has the size its stats
+    recorded). Stats of other settings are an error unless ``overwrite``; a missing or damaged tar is
+    rebuilt (with a warning)."""
+    stats_path = out_dir / f"{name}_stats.json"
+    if not stats_path.is_file():
+        return False
+    stats = json.loads(stats_path.read_text())
+    if stats.get("config_digest") != config.digest():
+        if not overwrite:
+            raise BiaslibError(f"{stats_path} was generated with other settings (digest {stats.get('config_digest')},"
+                               f" now {config.digest()}); use another folder or overwrite=True (--overwrite)")
+        return False
+    tar = out_dir / f"{name}.tar"
+    size = tar.stat().st_size if tar.is_file() else None
+    if size is None or size != stats.get("bytes", size):
+        log.warning("%s: %s, rebuilding the shard", tar, "missing" if size is None else
+                    f"{size} bytes where its stats recorded {stats.get('bytes')}")
+        stats_path.unlink()
+        return False
+    return True
+
+
+def _clear_rank(out_dir: Path, rank: int, expected: set[str], config: GenerateConfig) -> None:
+    """With ``overwrite``: delete this rank's shards made with other settings, not part of this run, or
+    unfinished (never another rank's files)."""
+    for tar in out_dir.glob(f"{rank:02d}-*.tar"):
+        stats = out_dir / f"{tar.stem}_stats.json"
+        keep = tar.stem in expected and stats.is_file() and (
+            json.loads(stats.read_text()).get("config_digest") == config.digest())
+        if not keep:
+            tar.unlink()
+            stats.unlink(missing_ok=True)
 
 
 def generate(
@@ -304,10 +345,13 @@ def generate(
     Parameters
     ----------
     captions : table with ``key`` (unique id) and ``caption`` columns.
-    out_dir : shard folder; ``generate_config.json`` there records the settings, and a folder made
-        with other settings is refused unless ``overwrite``.
+    out_dir : shard folder; ``generate_config.json`` there records the settings (written once the generator
+        has loaded), and a folder or shard made with other settings is refused unless ``overwrite``.
     config : :class:`GenerateConfig`.
-    rank, world_size : this process's share; default from the environment (:func:`rank_from_env`).
+    rank, world_size : this process's share; default from the environment (:func:`rank_from_env`). Each rank
+        works only on its own shards (``RR-SSSSS``) under its own lock (:func:`biaslib.io.run_lock`): a
+        second process of the same rank on the same folder is refused, and ranks never delete each other's
+        files, so no barrier is needed.
     pipeline : an already loaded generator (else :func:`load_pipeline`).
     world : the world for ``model: simulator``.
     max_items : stop after this many images in this call (the unfinished shard is discarded and
@@ -315,6 +359,9 @@ def generate(
     languages : per-caption language names (simulator's ``language_shift``), aligned with ``captions``;
         a ``language`` column of ``captions`` does the same.
     on_batch : called with the number of images after each batch (tests use it to interrupt).
+
+    A finished shard is skipped when its stats match the settings and its tar has the recorded size; a
+    missing or truncated one is rebuilt. Temporary files of killed runs of this rank are removed.
     """
     env_rank, env_size = rank_from_env()
     rank = env_rank if rank is None else rank
@@ -324,36 +371,43 @@ def generate(
     if languages is not None:
         captions = captions.assign(language=list(languages))
     checked = check_captions(captions)
-    table = checked.table
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if rank == 0:
-        _claim_run_folder(out_dir, config, overwrite)
-    mine = table.iloc[rank::world_size].reset_index(drop=True)
-    report = GenerateReport(out_dir, rank, world_size, skipped_empty=checked.skipped_empty)
-    todo = []
-    for shard, start in enumerate(range(0, len(mine), config.shard_size)):
-        name = shard_name(rank, shard)
-        if (out_dir / f"{name}_stats.json").is_file():
-            report.shards_skipped.append(name)
-        else:
-            todo.append((name, mine.iloc[start:start + config.shard_size]))
-    if not todo:
+    with run_lock(out_dir, f"generate-rank{rank:02d}"):
+        _check_run_folder(out_dir, config, overwrite)
+        remove_stale_temporaries(out_dir, f"{rank:02d}-*")
+        mine = checked.table.iloc[rank::world_size].reset_index(drop=True)
+        if overwrite:
+            _clear_rank(out_dir, rank, {shard_name(rank, i) for i in range(-(-len(mine) // config.shard_size))},
+                        config)
+        report = GenerateReport(out_dir, rank, world_size, skipped_empty=checked.skipped_empty)
+        todo = []
+        for shard, start in enumerate(range(0, len(mine), config.shard_size)):
+            name = shard_name(rank, shard)
+            if _finished(out_dir, name, config, overwrite):
+                report.shards_skipped.append(name)
+            else:
+                todo.append((name, mine.iloc[start:start + config.shard_size]))
+        if not todo:
+            if rank == 0:
+                _write_record(out_dir, config)
+            return report
+        pipe = pipeline if pipeline is not None else load_pipeline(config, world)
+        if rank == 0:
+            _write_record(out_dir, config)
+        info = _model_info(pipe, config)
+        total = sum(len(rows) for _, rows in todo)
+        bar = tqdm(total=total, unit="img", desc=f"generate rank {rank}", disable=not progress)
+        start_time = time.perf_counter()
+        try:
+            for name, rows in todo:
+                if not _generate_shard(pipe, config, info, out_dir, name, rows, report, bar, max_items, on_batch):
+                    report.stopped_early = True
+                    break
+        finally:
+            bar.close()
+            report.seconds = time.perf_counter() - start_time
         return report
-    pipe = pipeline if pipeline is not None else load_pipeline(config, world)
-    info = _model_info(pipe, config)
-    total = sum(len(rows) for _, rows in todo)
-    bar = tqdm(total=total, unit="img", desc=f"generate rank {rank}", disable=not progress)
-    start_time = time.perf_counter()
-    try:
-        for name, rows in todo:
-            if not _generate_shard(pipe, config, info, out_dir, name, rows, report, bar, max_items, on_batch):
-                report.stopped_early = True
-                break
-    finally:
-        bar.close()
-        report.seconds = time.perf_counter() - start_time
-    return report
 
 
 class _StopShard(Exception):
@@ -391,7 +445,7 @@ def _generate_shard(pipe, config, info, out_dir, name, rows, report, bar, max_it
     write_json(out_dir / f"{name}_stats.json", {
         "count": len(keys), "successes": len(keys), "seconds": round(seconds, 3),
         "images_per_s": round(len(keys) / seconds, 3) if seconds else None, "batch_size": config.batch_size,
-        "config_digest": config.digest(),
+        "config_digest": config.digest(), "bytes": (out_dir / f"{name}.tar").stat().st_size,
     })
     report.shards_done.append(name)
     return True

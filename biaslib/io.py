@@ -168,3 +168,67 @@ def texts_fingerprint(texts: Any) -> str:
         digest.update(str(text).encode("utf-8") + b"\0")
     return digest.hexdigest()
 
+
+@contextlib.contextmanager
+def run_lock(folder: str | os.PathLike, name: str = "run") -> Iterator[Path]:
+    """Hold ``<folder>/.<name>.lock`` for the block: created atomically (``O_EXCL``) with the holder's PID, host
+    and start time, removed on exit. A lock of another live process is a :class:`~biaslib.errors.BiaslibError`
+    naming its holder; a stale lock (its PID no longer runs on this host) is taken over with a warning."""
+    import logging
+    import socket
+    from datetime import datetime, timezone
+
+    from biaslib.errors import BiaslibError
+
+    path = Path(folder) / f".{name}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    me = {"pid": os.getpid(), "host": socket.gethostname(),
+          "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                holder = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                holder = {}
+            if holder.get("host") == me["host"] and not _pid_alive(int(holder.get("pid", -1))):
+                logging.getLogger(__name__).warning("taking over the stale lock %s of %s", path, holder)
+                path.unlink(missing_ok=True)
+                continue
+            raise BiaslibError(f"{path.parent} is in use by another run (lock {path}: pid {holder.get('pid')} on "
+                               f"{holder.get('host')}, started {holder.get('started_utc')}); wait for it, or delete "
+                               "the lock file if that run is gone") from None
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(me, fh)
+        break
+    try:
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    """True when a process ``pid`` exists on this host (signal 0; a permission error means it exists)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str | os.PathLike, pattern: str = "*") -> list[Path]:
+    """Delete the temporary files :func:`atomic_path` leaves when a process is killed
+    (``.<name>.tmp<pid>`` for names matching ``pattern``) whose PID no longer runs; returns them."""
+    removed = []
+    for tmp in Path(folder).glob(f".{pattern}.tmp*"):
+        pid = tmp.name.rsplit(".tmp", 1)[-1]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+

@@ -62,7 +62,7 @@ GENERATIONS: tuple[str, ...] = ("data", "base", "finetuned")
 DATASETS: tuple[str, ...] = ("full", "balanced")
 GENDERS: tuple[str, ...] = ("man", "woman")
 _GENDER_ALIASES = {"man": "man", "male": "man", "woman": "woman", "female": "woman"}
-_CAPTIONS_RECORD = "multilingual_captions.json"
+_CAPTIONS_RECORD = "multilingual_captions_rank{rank:02d}.json"
 _MANIFEST = "manifest.json"
 _FINETUNE_RECORD = "biaslib_multilingual.json"
 
@@ -299,18 +299,20 @@ def generation_config(params: Params, generation: str) -> GenerateConfig:
     return eval_generate_config(params, finetuned_dir(params))
 
 
-def _claim_captions(out: Path, captions: pd.DataFrame, overwrite: bool) -> None:
-    """Record the captions a shard folder is generated from; refuse other captions unless ``overwrite``
-    (then the folder's shards are removed)."""
+def _claim_captions(out: Path, captions: pd.DataFrame, overwrite: bool, rank: int) -> None:
+    """Record the captions a shard folder is generated from (one record per rank, so ranks never race on
+    it); refuse other captions unless ``overwrite``, which removes this rank's shards only."""
     digest = _digest(captions[["key", "caption", "language"]].to_dict("list"))
-    record = _read_json(out / _CAPTIONS_RECORD)
+    path = out / _CAPTIONS_RECORD.format(rank=rank)
+    record = _read_json(path)
     if record is not None and record.get("digest") != digest:
         if not overwrite:
             raise BiaslibError(f"{out} holds images of other prompts (caption digest {record.get('digest')}, now "
                                f"{digest}); rerun with overwrite (--overwrite) to replace them")
-        shutil.rmtree(out)
+        for old in [*out.glob(f"{rank:02d}-*.tar"), *out.glob(f"{rank:02d}-*_stats.json")]:
+            old.unlink()
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / _CAPTIONS_RECORD, {"digest": digest, "n": len(captions)})
+    write_json(path, {"digest": digest, "n": len(captions)})
 
 
 def _load_generator(params: Params, generation: str, captions: pd.DataFrame, world: Any) -> Any:
@@ -369,8 +371,7 @@ def generate_languages(params: Params, generation: str = "data", languages: Sequ
     for code in codes:
         captions = generation_captions(params, generation, code)
         out = generated_dir(params, generation, code)
-        if rank_from_env()[0] == 0:
-            _claim_captions(out, captions, overwrite)
+        _claim_captions(out, captions, overwrite, rank_from_env()[0])
         if not overwrite and out.is_dir() and verify(out, captions).ok:
             reports[code] = None
             continue

@@ -244,3 +244,67 @@ def test_simulator_renders_objects_with_web_region_mix():
     assert stated.loc[0, "region"] == "Africa"
     images = SimulatedGenerator(world)(["a boat", "a person with a bag"], seeds=[1, 2])
     assert list(images.attributes["kind"]) == ["object", "person"]
+
+
+def test_failed_start_leaves_no_claim(captions, tmp_path):
+    """A bad model path wrote generate_config.json and the corrected run was refused (issue 16, defect 11)."""
+    with pytest.raises(DataLayoutError):
+        _run(captions, tmp_path / "g", replace(CONFIG, model=str(tmp_path / "no-such-pipeline")))
+    assert not (tmp_path / "g" / "generate_config.json").exists()
+    _run(captions, tmp_path / "g")
+    assert verify(tmp_path / "g", captions).ok
+
+
+def test_a_damaged_finished_shard_is_rebuilt(captions, tmp_path):
+    """``verify`` flagged a truncated finished shard but ``run`` skipped it forever (issue 16, defect 12)."""
+    _run(captions, tmp_path / "g")
+    before = _samples(tmp_path / "g")
+    shard = tmp_path / "g" / "00-00002.tar"
+    shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
+    assert not verify(tmp_path / "g", captions).ok
+    report = _run(captions, tmp_path / "g")
+    assert report.shards_done == ["00-00002"] and verify(tmp_path / "g", captions).ok
+    assert _samples(tmp_path / "g") == before
+
+
+def test_locks_refuse_a_second_run_and_killed_runs_leave_nothing_behind(captions, tmp_path):
+    """Two runs on one output both generated everything, and temp files of killed runs stayed forever
+    (issue 16, defect 13): a live lock is refused naming its holder, a stale one (its PID is gone) is taken
+    over, stale temporaries are removed."""
+    import json
+    import socket
+
+    out = tmp_path / "g"
+    out.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    (out / ".00-00001.tar.tmp" f"{dead}").write_bytes(b"half a shard")
+    lock = out / ".generate-rank00.lock"
+    lock.write_text(json.dumps({"pid": os.getppid(), "host": socket.gethostname(), "started_utc": "earlier"}))
+    with pytest.raises(BiaslibError, match=rf"in use by another run .*pid {os.getppid()}"):
+        _run(captions, out)
+    lock.write_text(json.dumps({"pid": int(dead), "host": socket.gethostname(), "started_utc": "earlier"}))
+    _run(captions, out)
+    assert verify(out, captions).ok and not lock.exists()
+    assert not list(out.glob(".*.tmp*"))
+
+
+def test_every_rank_refuses_a_folder_of_other_settings(captions, tmp_path):
+    """Only rank 0 checked the folder's settings; the other ranks wrote shards of new settings into the old
+    folder (issue 16, defect 2). With overwrite a rank replaces only its own shards."""
+    for rank in (0, 1):
+        _run(captions, tmp_path / "g", rank=rank, world_size=2)
+    other = replace(CONFIG, amplification=2.0)
+    with pytest.raises(BiaslibError, match="other settings"):
+        _run(captions, tmp_path / "g", other, rank=1, world_size=2)
+    _run(captions, tmp_path / "g", other, rank=1, world_size=2, overwrite=True)
+    digests = {p.name: json_digest(p) for p in (tmp_path / "g").glob("*_stats.json")}
+    assert {n for n, d in digests.items() if d == other.digest()} == {"01-00000_stats.json", "01-00001_stats.json"}
+    assert {n for n, d in digests.items() if d == CONFIG.digest()} == {"00-00000_stats.json", "00-00001_stats.json"}
+
+
+def json_digest(path: Path) -> str:
+    """The ``config_digest`` of a shard's stats file."""
+    import json
+
+    return json.loads(path.read_text())["config_digest"]
