@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -673,6 +674,15 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except (BiaslibError, ValueError) as err:  # bad params, data or arguments: one line, no traceback
         print(f"biaslib: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("biaslib: interrupted (finished work is kept; rerun the command to resume)", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `biaslib … | head`: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except OSError as err:  # an unwritable or misnamed path: the message names it
+        print(f"biaslib: error: {err} (check the path and its permissions)", file=sys.stderr)
         return 2
 
 

@@ -365,7 +365,14 @@ def load_params(path: str | Path | None = None, overrides: dict[str, Any] | None
     path = Path(path) if path is not None else REPO_ROOT / "params" / "default.yaml"
     if not path.is_file():
         raise ParamsError(f"params file not found: {path} (expected a YAML file like params/default.yaml)")
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise ParamsError(f"{path} is not valid YAML{where}: {getattr(err, 'problem', None) or err}") from None
+    if not isinstance(data, dict):
+        raise ParamsError(f"{path} must hold a mapping of sections (experiment:, world:, …), got {type(data).__name__}")
     if variant is not None:
         known = data.get("variants") or {}
         if variant not in known:
@@ -375,8 +382,11 @@ def load_params(path: str | Path | None = None, overrides: dict[str, Any] | None
     for dotted, value in (overrides or {}).items():
         node = data
         *parents, leaf = dotted.split(".")
-        for p in parents:
+        for depth, p in enumerate(parents):
             node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ParamsError(f"cannot set {dotted}: {'.'.join(parents[:depth + 1])} is a value "
+                                  f"({node!r}), not a section")
         node[leaf] = value
     base = path.resolve().parent.parent if path.resolve().parent.name == "params" else path.resolve().parent
     params = _build(Params, data, "", base)

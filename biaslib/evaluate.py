@@ -76,7 +76,7 @@ from biaslib.features import (
     resolve_device,
     resolve_precision,
 )
-from biaslib.io import file_sha256, files_fingerprint, texts_fingerprint, write_json
+from biaslib.io import check_writable, file_sha256, files_fingerprint, texts_fingerprint, write_json
 from biaslib.metrics import by_group, gap_test, group_accuracy, person_preference, retrieval_hits, self_similarity
 from biaslib.metrics.intervals import cluster_sums, group_mean_draws, percentile_interval, z_value
 from biaslib.provenance import git_state, is_current
@@ -591,6 +591,7 @@ def _evaluate(params: Params, codes: Sequence[str], evaluations: Sequence[str] |
     """Evaluate ``codes`` × evaluations after checking settings, checkpoints and data up front."""
     names = _evaluation_names(params, evaluations)
     _check_config(params.eval)
+    check_writable(result_path(params, codes[0], names[0]).parent)  # fail now, not after the work
     checkpoints = _checkpoints(params, codes)
     tables = load_inputs(params, list(dict.fromkeys(d for n in names for d in DATASETS[n])))
     data = {dataset: data_fingerprint(table) for dataset, table in tables.items()}

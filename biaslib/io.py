@@ -232,3 +232,21 @@ def remove_stale_temporaries(folder: str | os.PathLike, pattern: str = "*") -> l
             removed.append(tmp)
     return removed
 
+
+def check_writable(folder: str | os.PathLike) -> Path:
+    """Create ``folder`` if needed and prove a file can be written there (before heavy work, so a run never
+    computes everything and then fails at its final write); :class:`~biaslib.errors.BiaslibError` naming the
+    folder otherwise."""
+    from biaslib.errors import BiaslibError
+
+    path = Path(folder)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-test.tmp{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise BiaslibError(f"cannot write to {path} ({err.strerror or err}); choose another output folder or fix "
+                           "its permissions") from None
+    return path
+

@@ -70,7 +70,7 @@ from biaslib.faces.correction import (
 )
 from biaslib.faces.counts import GENDER_ALIASES, OUTCOMES, face_counts, image_outcomes
 from biaslib.faces.world_confusion import classify_gender, render_confusion, through_resolution
-from biaslib.io import write_json
+from biaslib.io import check_writable, write_json
 from biaslib.metrics import clip_score, magbig_fairness, paired_cosine
 from biaslib.metrics._checks import check_ci
 from biaslib.metrics.intervals import percentile_interval
@@ -794,7 +794,7 @@ def evaluate_multilingual(params: Params, generations: Sequence[str] | None = No
     settings = eval_settings(params, n_boot=n_boot, seed=seed, clip=clip, amplification_boot=amplification_boot,
                              faces=faces is not None)
     check_results(params, chosen, languages, settings, overwrite=overwrite)
-    world = world or World(params.world, params.seed)
+    check_writable(result_path(params, chosen[0], "en").parent)  # fail now, not after the work
     labels = pd.concat([image_labels(params, g, code, world=world, faces=faces) for g in chosen
                         for code in _default_languages(params, g, languages)], ignore_index=True)
     counts = counts_of(labels, by_prompt=True)

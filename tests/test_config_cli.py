@@ -130,3 +130,34 @@ def test_numpy_only_modules_stay_light_and_every_import_is_in_an_extra():
     extras = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     faces = {name.split("<")[0].split("=")[0] for name in extras["faces"]}
     assert {"opencv-python-headless", "scikit-image", "dlib-bin", "onnxruntime", "torch"} <= faces
+
+
+def test_cli_errors_are_one_line_naming_the_file(tmp_path, capsys, monkeypatch):
+    """YAML syntax errors, ``--set seed.x=1``, a file where a folder belongs, Ctrl-C and a closed pipe ended
+    in tracebacks (issue 16, defect 14): one line naming the file or key, and a conventional exit code."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("experiment: x\nseed: [1,\n")
+    assert cli.main(["world", "tables", "--params", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("biaslib: error:") and str(bad) in err and "line 3" in err and "\n" not in err
+    assert cli.main(["world", "tables", "--set", "seed.x=1"]) == 2
+    assert "cannot set seed.x: seed is a value" in capsys.readouterr().err
+    assert cli.main(["world", "export", "--out", str(bad), "--set", "export.cc3m_samples=4"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert str(bad) in err and "\n" not in err
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "cmd_world_tables", interrupted)
+    assert cli.main(["world", "tables"]) == 130 and "interrupted" in capsys.readouterr().err
+
+
+def test_an_unwritable_output_is_refused_before_any_work(tmp_path):
+    from biaslib.errors import BiaslibError
+    from biaslib.io import check_writable
+
+    (tmp_path / "file").write_text("")
+    with pytest.raises(BiaslibError, match=r"cannot write to .*file/results"):
+        check_writable(tmp_path / "file" / "results")
+    assert check_writable(tmp_path / "new" / "results").is_dir()
