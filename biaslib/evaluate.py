@@ -591,13 +591,14 @@ def _evaluate(params: Params, codes: Sequence[str], evaluations: Sequence[str] |
     """Evaluate ``codes`` × evaluations after checking settings, checkpoints and data up front."""
     names = _evaluation_names(params, evaluations)
     _check_config(params.eval)
-    check_writable(result_path(params, codes[0], names[0]).parent)  # fail now, not after the work
     checkpoints = _checkpoints(params, codes)
     tables = load_inputs(params, list(dict.fromkeys(d for n in names for d in DATASETS[n])))
     data = {dataset: data_fingerprint(table) for dataset, table in tables.items()}
     todo = [(code, name) for code in codes for name in names
             if overwrite or not is_current(result_path(params, code, name),
                                             result_settings(params.eval, checkpoints[code], name, data))]
+    if todo:  # inputs are valid: prove the output writable now, not after the work
+        check_writable(result_path(params, codes[0], names[0]).parent)
     git = git_state() if todo else (None, None)
     ctx: _Context | None = None
     for code, name in todo:

@@ -795,6 +795,7 @@ def evaluate_multilingual(params: Params, generations: Sequence[str] | None = No
                              faces=faces is not None)
     check_results(params, chosen, languages, settings, overwrite=overwrite)
     check_writable(result_path(params, chosen[0], "en").parent)  # fail now, not after the work
+    world = world or World(params.world, params.seed)
     labels = pd.concat([image_labels(params, g, code, world=world, faces=faces) for g in chosen
                         for code in _default_languages(params, g, languages)], ignore_index=True)
     counts = counts_of(labels, by_prompt=True)
