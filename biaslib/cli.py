@@ -124,7 +124,8 @@ def cmd_generate_run(args: argparse.Namespace) -> int:
     report = generate(read_captions(captions_path), out, params.generate, world=World(params.world, params.seed),
                       max_items=args.max_items, overwrite=args.overwrite, rank=args.rank, world_size=args.world_size)
     print(json.dumps({"out": str(report.out_dir), "rank": report.rank, "world_size": report.world_size,
-                      "images": report.images, "images_per_s": round(report.images_per_s, 2),
+                      "images": report.images, "kept": report.kept, "discarded_unfinished": report.discarded,
+                      "images_per_s": round(report.images_per_s, 2),
                       "shards_done": len(report.shards_done), "shards_skipped": len(report.shards_skipped),
                       "stopped_early": report.stopped_early, "skipped_empty_captions": len(report.skipped_empty)}))
     return 0
@@ -297,6 +298,8 @@ def cmd_results_collect(args: argparse.Namespace) -> int:
     source = args.root if args.root is not None else load_params(args.params, _overrides(args.set))
     frame = collect(source, skip_bad=args.skip_bad)
     if args.out is not None:
+        if args.out.suffix not in (".csv", ".parquet"):
+            raise BiaslibError(f"--out {args.out}: write .csv or .parquet (no other table format is written)")
         (write_parquet if args.out.suffix == ".parquet" else write_csv)(args.out, frame)
     summary = frame.groupby(["experiment", "evaluation"])["ratio"].nunique().rename("ratios")
     print(summary.to_string() if len(frame) else "no results")

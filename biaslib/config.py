@@ -393,7 +393,31 @@ def load_params(path: str | Path | None = None, overrides: dict[str, Any] | None
     for name, mapping in params.variants.items():
         if not isinstance(mapping, dict) or not all(isinstance(k, str) for k in mapping):
             raise ParamsError(f"variants.{name}: expected a mapping of dotted keys to values, got {mapping!r}")
+    _check_ranges(params, path)
     return params
+
+
+#: Dotted keys with the closed range their value must lie in (None: unbounded on that side).
+RANGES: dict[str, tuple[float | None, float | None]] = {
+    "world.bias_strength": (0.0, None), "world.p_no_occupation": (0.0, 1.0), "world.p_object": (0.0, 1.0),
+    "world.image_size": (8, None), "world.jpeg_quality": (1, 100), "generate.batch_size": (1, None),
+    "generate.shard_size": (1, None), "generate.amplification": (0.0, None), "train.epochs": (1, None),
+    "train.batch_size": (1, None), "eval.n_boot": (1, None), "eval.n_perm": (1, None),
+    "eval.min_group_size": (1, None), "mix.allow_skipped_real": (0, None),
+}
+
+
+def _check_ranges(params: Params, path: Path) -> None:
+    """Refuse values outside :data:`RANGES` (e.g. ``world.bias_strength: -3``), naming the key and the file."""
+    for dotted, (low, high) in RANGES.items():
+        value: Any = params
+        for part in dotted.split("."):
+            value = getattr(value, part, None)
+        if value is None:
+            continue
+        if (low is not None and value < low) or (high is not None and value > high):
+            bounds = f"≥ {low}" if high is None else f"in [{low}, {high}]"
+            raise ParamsError(f"{dotted} = {value!r} ({path}): must be {bounds}")
 
 
 def build_config(cls: type, data: dict[str, Any], prefix: str = "") -> Any:

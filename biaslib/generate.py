@@ -248,7 +248,8 @@ def encode_image(image: Image.Image, image_format: ImageFormat, quality: int, si
 
 @dataclass
 class GenerateReport:
-    """What one :func:`generate` call did."""
+    """What one :func:`generate` call did: ``images`` generated, of which ``discarded`` belonged to the
+    unfinished shard that ``max_items`` cut (rebuilt by the next call); ``kept`` = images − discarded."""
 
     out_dir: Path
     rank: int
@@ -256,9 +257,14 @@ class GenerateReport:
     shards_done: list[str] = field(default_factory=list)
     shards_skipped: list[str] = field(default_factory=list)
     images: int = 0
+    discarded: int = 0
     seconds: float = 0.0
     stopped_early: bool = False
     skipped_empty: list[str] = field(default_factory=list)
+
+    @property
+    def kept(self) -> int:
+        return self.images - self.discarded
 
     @property
     def images_per_s(self) -> float:
@@ -417,6 +423,7 @@ class _StopShard(Exception):
 def _generate_shard(pipe, config, info, out_dir, name, rows, report, bar, max_items, on_batch) -> bool:
     """Write one shard; returns False when ``max_items`` stopped the run (shard discarded)."""
     shard_start = time.perf_counter()
+    images_before = report.images
     keys, prompts = list(rows["key"]), list(rows["caption"])
     langs = list(rows["language"]) if "language" in rows.columns else None
     try:
@@ -425,6 +432,8 @@ def _generate_shard(pipe, config, info, out_dir, name, rows, report, bar, max_it
                 if max_items is not None and report.images >= max_items:
                     raise _StopShard
                 hi = min(len(keys), lo + config.batch_size)
+                if max_items is not None:  # never more than max_items images in this call
+                    hi = min(hi, lo + max_items - report.images)
                 seeds = [id_seed(config.seed, k) for k in keys[lo:hi]]
                 images, extras = _call(pipe, config, prompts[lo:hi], seeds, langs[lo:hi] if langs else None)
                 for key, prompt, seed, image, extra in zip(keys[lo:hi], prompts[lo:hi], seeds, images, extras):
@@ -440,6 +449,7 @@ def _generate_shard(pipe, config, info, out_dir, name, rows, report, bar, max_it
                 if on_batch is not None:
                     on_batch(report.images)
     except _StopShard:
+        report.discarded += report.images - images_before
         return False
     seconds = time.perf_counter() - shard_start
     write_json(out_dir / f"{name}_stats.json", {

@@ -161,3 +161,14 @@ def test_an_unwritable_output_is_refused_before_any_work(tmp_path):
     with pytest.raises(BiaslibError, match=r"cannot write to .*file/results"):
         check_writable(tmp_path / "file" / "results")
     assert check_writable(tmp_path / "new" / "results").is_dir()
+
+
+def test_out_of_range_values_and_unknown_table_formats_are_refused(tmp_path, capsys):
+    """``bias_strength=-3`` was accepted and ``results collect --out x.xlsx`` wrote CSV text (issue 16,
+    defect 15)."""
+    with pytest.raises(ParamsError, match=r"world.bias_strength = -3.*must be ≥ 0"):
+        load_params(None, {"world.bias_strength": -3})
+    with pytest.raises(ParamsError, match=r"world.p_object = 1.5.*in \[0.0, 1.0\]"):
+        load_params(None, {"world.p_object": 1.5})
+    assert cli.main(["results", "collect", "--root", str(tmp_path), "--out", str(tmp_path / "x.xlsx")]) == 2
+    assert ".csv or .parquet" in capsys.readouterr().err and not (tmp_path / "x.xlsx").exists()

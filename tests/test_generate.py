@@ -66,6 +66,9 @@ def test_resume_after_stop_yields_exactly_the_uninterrupted_samples(captions, tm
     assert full.images == len(captions)
     first = _run(captions, tmp_path / "resumed", max_items=14)
     assert first.stopped_early and first.shards_done == ["00-00000"]
+    # exactly max_items images, and the report says which were kept (issue 16, defect 15: "--max-items 60
+    # reports 66 images and keeps 50")
+    assert (first.images, first.kept, first.discarded) == (14, 10, 4)
     # the interrupted shard left nothing that looks finished
     partial = verify(tmp_path / "resumed", captions)
     assert not partial.ok and len(partial.missing) == len(captions) - 10 and not partial.unfinished_shards
