@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 
 from biaslib import __version__
 from biaslib.config import GenerateConfig, ImageFormat
+from biaslib.data.generated import generated_keys, load_generated_images, read_generated
 from biaslib.errors import BiaslibError, DataLayoutError
 from biaslib.io import TarShardWriter, remove_stale_temporaries, run_lock, write_json
 
@@ -482,29 +483,6 @@ class GenerationCheck:
                 f"corrupt shards {self.corrupt_shards}")
 
 
-def generated_keys(out_dir: str | os.PathLike) -> tuple[dict[str, list[str]], list[str], list[str]]:
-    """Keys per finished shard (by name), unfinished shard names, corrupt shard names.
-
-    A shard is corrupt when the streaming reader finds it truncated or broken, or skips a sample.
-    """
-    from biaslib.data.cc3m import ReadStats, iter_cc3m
-
-    out_dir = Path(out_dir)
-    if not out_dir.is_dir():
-        raise DataLayoutError(f"generation folder not found: {out_dir}")
-    per_shard, unfinished, corrupt = {}, [], []
-    for tar_path in sorted(out_dir.glob("*.tar")):
-        if not (out_dir / f"{tar_path.stem}_stats.json").is_file():
-            unfinished.append(tar_path.stem)
-            continue
-        stats = ReadStats()
-        keys = [sample.key for sample in iter_cc3m(tar_path, stats, decode=False)]
-        if stats.bad_shards or stats.skipped:
-            corrupt.append(tar_path.stem)
-        per_shard[tar_path.stem] = keys
-    return per_shard, unfinished, corrupt
-
-
 def verify(out_dir: str | os.PathLike, captions: pd.DataFrame | None = None) -> GenerationCheck:
     """Check that finished shards hold every id of ``captions`` exactly once (no caption table:
     check only for duplicates, unfinished and corrupt shards)."""
@@ -524,29 +502,8 @@ def verify(out_dir: str | os.PathLike, captions: pd.DataFrame | None = None) -> 
     return GenerationCheck(ok, sum(counts.values()), missing, duplicates, unexpected, unfinished, corrupt)
 
 
-def read_generated(out_dir: str | os.PathLike) -> pd.DataFrame:
-    """The generation records of all finished shards, one row per image (``simulated`` fields flattened)."""
-    from biaslib.data.cc3m import iter_cc3m
-
-    per_shard, _, _ = generated_keys(out_dir)
-    rows = []
-    for name in per_shard:
-        for sample in iter_cc3m(Path(out_dir) / f"{name}.tar", decode=False):
-            record = dict(sample.metadata)
-            record.update({f"sim_{k}": v for k, v in record.pop("simulated", {}).items()})
-            record["shard"] = name
-            rows.append(record)
-    return pd.DataFrame(rows)
-
-
-def load_generated_images(out_dir: str | os.PathLike, keys: Sequence[str]) -> dict[str, Image.Image]:
-    """Decode the generated images of ``keys`` (all finished shards are scanned once)."""
-    from biaslib.data.cc3m import iter_cc3m
-
-    wanted, found = set(keys), {}
-    per_shard, _, _ = generated_keys(out_dir)
-    for name in per_shard:
-        for sample in iter_cc3m(Path(out_dir) / f"{name}.tar"):
-            if sample.key in wanted:
-                found[sample.key] = sample.image
-    return found
+__all__ = [  # the shard readers live in biaslib.data.generated and are re-exported here
+    "CaptionCheck", "GenerateReport", "GenerationCheck", "check_captions", "encode_image", "generate",
+    "generated_keys", "id_seed", "load_generated_images", "load_pipeline", "rank_from_env", "read_captions",
+    "read_generated", "resolve_device", "shard_name", "verify",
+]

@@ -7,10 +7,10 @@ For each generation set (``data``, ``base``, ``finetuned``; :mod:`biaslib.multil
   synthetic world the labels are the simulator's ground truth for simulated images, else the world's
   attribute classifier (it reads the whole image, so ``no_face`` and ``multiple_faces`` are 0); for real
   images they come from a :mod:`biaslib.faces` table (``key``, ``outcome``, optional ``language``).
-* The classifier's confusion (:class:`~biaslib.faces.correction.Confusion`) on images of known gender:
+* The classifier's confusion (:class:`~biaslib.metrics.correction.Confusion`) on images of known gender:
   world renders degraded like the generator's output (:func:`render_confusion`) or the generator's own
   images of prompts that state the gender (:func:`stated_confusion`, as :mod:`biaslib.world.fidelity`).
-* :func:`share_table`: raw and corrected p(woman) per occupation (:func:`~biaslib.faces.correction.corrected_shares`).
+* :func:`share_table`: raw and corrected p(woman) per occupation (:func:`~biaslib.metrics.correction.corrected_shares`).
 * :func:`fairness_table`: MAGBIG fairness (:func:`~biaslib.metrics.magbig_fairness`) on raw and on
   corrected counts with bootstrap CIs; :func:`fairness_contrasts`: differences between languages (or
   between base and fine-tuned) with CIs.
@@ -61,18 +61,18 @@ import pandas as pd
 from biaslib import __version__
 from biaslib.config import Params
 from biaslib.errors import DataLayoutError
-from biaslib.faces.correction import (
+from biaslib.faces.counts import GENDER_ALIASES, OUTCOMES, face_counts, image_outcomes
+from biaslib.faces.world_confusion import classify_gender, render_confusion, through_resolution
+from biaslib.io import check_writable, write_json
+from biaslib.metrics import amplification_table, clip_score, magbig_fairness, paired_cosine
+from biaslib.metrics._checks import check_ci
+from biaslib.metrics.correction import (
     Confusion,
     corrected_shares,
     estimate_confusion,
     invert_shares,
     rate_draws,
 )
-from biaslib.faces.counts import GENDER_ALIASES, OUTCOMES, face_counts, image_outcomes
-from biaslib.faces.world_confusion import classify_gender, render_confusion, through_resolution
-from biaslib.io import check_writable, write_json
-from biaslib.metrics import clip_score, magbig_fairness, paired_cosine
-from biaslib.metrics._checks import check_ci
 from biaslib.metrics.intervals import percentile_interval
 from biaslib.metrics.magbig import expected_max_l1, fair_floors, mean_l1_difference, mean_l1_inference
 from biaslib.multilingual import (
@@ -257,7 +257,8 @@ def generation_confusion(params: Params, generation: str, *, world: Any = None, 
     it (the world's tiny one, bench/RESULTS.md) it mixes the generator's infidelity into the "confusion"
     (measured on multilingual_world: Youden's J < 0 for the base pipeline, so no correction exists).
     """
-    from biaslib.generate import load_generated_images, load_pipeline, read_generated
+    from biaslib.data.generated import load_generated_images, read_generated
+    from biaslib.generate import load_pipeline
     from biaslib.world import World
 
     if source not in ("stated", "renders"):
@@ -308,7 +309,7 @@ def share_table(counts: pd.DataFrame, confusion: Confusion | Mapping[str, Confus
 
     ``counts``: :func:`counts_of` rows (per prompt rows are summed per occupation); ``confusion``: one, one per
     generation set, or None (exact labels); skin is not corrected. Returns the per-occupation counts plus
-    ``attribute`` and the columns of :func:`~biaslib.faces.correction.corrected_shares`.
+    ``attribute`` and the columns of :func:`~biaslib.metrics.correction.corrected_shares`.
     """
     reference, counted = _check_attribute(attribute)
     exact = Confusion((reference, counted), np.eye(2, dtype=np.int64))
@@ -633,8 +634,8 @@ def clip_scores(labels: pd.DataFrame, params: Params, checkpoint: str | os.PathL
         return pd.DataFrame([{"generation": g, "language": c, "value": nan, "ci_low": nan, "ci_high": nan,
                               "cosine": nan, "cosine_low": nan, "cosine_high": nan, "n": len(part),
                               "checkpoint": None} for (g, c), part in groups])
+    from biaslib.data.generated import load_generated_images
     from biaslib.features import extract_image_features, extract_text_features, load_clip
-    from biaslib.generate import load_generated_images
     from biaslib.multilingual import generated_dir
 
     model, preprocess, tokenizer = load_clip(checkpoint, model_name, device=device)
@@ -674,10 +675,8 @@ def generator_amplification(labels: pd.DataFrame, train: pd.DataFrame, *,
     (``occupation``, ``gender``; e.g. :func:`world_people`), per (generation, language): raw, corrected with
     the generation set's ``confusion`` and the faithful generator's baseline read the same way.
 
-    Returns the rows of :func:`biaslib.amplification.amplification_table` plus ``generation``, ``language``.
+    Returns the rows of :func:`biaslib.metrics.amplification_table` plus ``generation``, ``language``.
     """
-    from biaslib.amplification import amplification_table
-
     people = labels[labels["outcome"].isin(LABELS)].rename(columns={"outcome": "gender"})
     parts = [amplification_table(train, part, confusion=_confusion_of(confusion, generation), n_boot=n_boot,
                                  seed=seed).assign(generation=generation, language=code)

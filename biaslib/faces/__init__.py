@@ -12,7 +12,8 @@ Modules, one job each:
 * :mod:`~biaslib.faces.counts` — man / woman / no face / several faces per occupation (and
   language), as a table and as MAGBIG's ``name`` / ``man: X, woman: Y`` text.
 * :mod:`~biaslib.faces.correction` — shares corrected for the classifier's confusion matrix
-  (Rogan–Gladen for two labels) with bootstrap CIs that include the calibration's uncertainty.
+  (Rogan–Gladen for two labels) with bootstrap CIs that include the calibration's uncertainty (the
+  matrix method itself lives in :mod:`biaslib.metrics.correction`).
 
 Package choices (pinned in requirements.txt, ``pip check`` clean):
 

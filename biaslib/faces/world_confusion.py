@@ -1,9 +1,9 @@
 """The world's attribute classifier as a gender labeller, and its confusion on images of known gender.
 
 Both studies read generated images of the synthetic world with the world classifier
-(:mod:`biaslib.world.classifier`); its errors are corrected with a :class:`~biaslib.faces.correction.Confusion`
+(:mod:`biaslib.world.classifier`); its errors are corrected with a :class:`~biaslib.metrics.correction.Confusion`
 measured here on fresh world renders, degraded through the generator's output size
-(:func:`render_confusion`), as :mod:`biaslib.faces.correction` expects.
+(:func:`render_confusion`), as :mod:`biaslib.metrics.correction` expects.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from biaslib.faces.correction import Confusion, estimate_confusion
+from biaslib.metrics.correction import Confusion, estimate_confusion
 
 #: Gender labels of the confusion (true and read), the counted label last.
 GENDER_LABELS: tuple[str, str] = ("man", "woman")

@@ -5,7 +5,7 @@ Importing this package loads numpy and pandas only; torch is imported inside
 ``reference/formats.md`` (A6–A9, C6, D).
 """
 
-from biaslib.metrics.amplification import bias_amplification, directional_bias_amplification
+from biaslib.metrics.amplification import amplification_table, bias_amplification, directional_bias_amplification
 from biaslib.metrics.clipscore import clip_score, paired_cosine
 from biaslib.metrics.geode import group_accuracy
 from biaslib.metrics.groups import by_group, group_gap
@@ -15,6 +15,7 @@ from biaslib.metrics.markedness import person_preference, self_similarity, self_
 from biaslib.metrics.retrieval import retrieval_hits
 
 __all__ = [
+    "amplification_table",
     "bh_qvalues",
     "bias_amplification",
     "by_group",

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from biaslib.generate import load_generated_images, read_generated
+from biaslib.data.generated import load_generated_images, read_generated
 from biaslib.metrics.intervals import percentile_interval
 from biaslib.world import World
 from biaslib.world.classifier import HEADS, classify_images, world_classifier

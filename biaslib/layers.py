@@ -1,0 +1,59 @@
+"""The declared import order of biaslib's modules: a module may import only from its own layer or below.
+
+``core → world/data → metrics → steps → studies → cli`` (design.md). ``tests/test_layers.py`` walks every
+module with :mod:`ast` and fails on an import that runs against this order, except the violations listed in
+:data:`KNOWN_VIOLATIONS` (each names the issue that removes it; the list only shrinks).
+"""
+
+from __future__ import annotations
+
+#: Layer of each top-level module or package of biaslib (sub-modules inherit their package's layer).
+LAYERS: dict[str, int] = {
+    # 0 core: configuration, atomic io, errors, ratio codes, hardware, provenance, the layer table itself
+    # and the figure style helpers (matplotlib only), which the world's gallery uses too
+    "biaslib": 0, "config": 0, "io": 0, "errors": 0, "ratios": 0, "hardware": 0, "provenance": 0, "layers": 0,
+    "figures": 0,
+    # 1 the synthetic world and the loaders of the real datasets
+    "world": 1, "data": 1,
+    # 2 pure metrics on arrays and tables
+    "metrics": 2,
+    # 3 pipeline steps, each knowing no study
+    "generate": 3, "mix": 3, "train": 3, "features": 3, "finetune": 3, "prompts": 3, "faces": 3,
+    "text_encoder": 3,
+    # 4 studies
+    "study": 4, "results": 4, "report": 4, "amplification": 4, "evaluate": 4, "multilingual": 4,
+    "multilingual_eval": 4,
+    # 5 entry points
+    "cli": 5,
+}
+
+#: Studies may not import each other: study module → the study it belongs to.
+STUDIES: dict[str, str] = {
+    "study": "amplification", "results": "amplification", "report": "amplification",
+    "amplification": "amplification", "evaluate": "amplification",
+    "multilingual": "multilingual", "multilingual_eval": "multilingual",
+}
+
+#: (importing module, imported module) pairs that run against the order today, to be removed by issue 16's
+#: layout work. A pair not listed here fails the test; a listed pair that no longer occurs fails it too.
+KNOWN_VIOLATIONS: frozenset[tuple[str, str]] = frozenset({
+    ("biaslib.world.measure", "biaslib.metrics.intervals"),
+    ("biaslib.world.fidelity", "biaslib.metrics.intervals"),
+    ("biaslib.world.tiny_pipeline", "biaslib.finetune"),      # training the world's pipeline (→ a step)
+    ("biaslib.world.tiny_pipeline", "biaslib.train"),
+    ("biaslib.world.tiny_pipeline", "biaslib.text_encoder"),
+})
+
+
+def layer_of(module: str) -> int | None:
+    """The layer of a dotted biaslib module name (``biaslib.world.measure`` → 1); None outside biaslib."""
+    parts = module.split(".")
+    if parts[0] != "biaslib":
+        return None
+    return LAYERS.get(parts[1], None) if len(parts) > 1 else LAYERS["biaslib"]
+
+
+def study_of(module: str) -> str | None:
+    """The study a module belongs to (``biaslib.evaluate`` → ``amplification``), None for non-study modules."""
+    parts = module.split(".")
+    return STUDIES.get(parts[1]) if len(parts) > 1 and parts[0] == "biaslib" else None

@@ -1,0 +1,74 @@
+"""Imports flow one way (design.md: core → world/data → metrics → steps → studies → cli): every import in
+biaslib, at module level or inside a function, is checked against :mod:`biaslib.layers`."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import biaslib
+from biaslib.layers import KNOWN_VIOLATIONS, LAYERS, layer_of, study_of
+
+ROOT = Path(biaslib.__file__).parent
+
+
+def _module_name(path: Path, root: Path) -> str:
+    parts = path.relative_to(root.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path, root: Path) -> set[str]:
+    """Every biaslib module a file imports (``from biaslib.x import y`` counts as biaslib.x, and as
+    biaslib.x.y when that is a module)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("biaslib")}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("biaslib") and not node.level:
+            found.add(node.module)
+            for alias in node.names:
+                sub = f"{node.module}.{alias.name}"
+                if (root.parent / Path(*sub.split("."))).with_suffix(".py").is_file():
+                    found.add(sub)
+    return found
+
+
+def _violations(root: Path = ROOT) -> set[tuple[str, str]]:
+    bad = set()
+    for path in sorted(root.rglob("*.py")):
+        source = _module_name(path, root)
+        for target in _imports(path, root):
+            if layer_of(target) is None or layer_of(source) is None:
+                continue
+            upward = layer_of(target) > layer_of(source)
+            cross_study = study_of(source) and study_of(target) and study_of(source) != study_of(target)
+            if upward or cross_study:
+                bad.add((source, target))
+    return bad
+
+
+def test_every_module_has_a_layer():
+    packages = {p.name for p in ROOT.iterdir() if (p / "__init__.py").is_file()}
+    modules = {p.stem for p in ROOT.glob("*.py") if p.stem != "__init__"}
+    assert packages | modules <= set(LAYERS), sorted(packages | modules - set(LAYERS))
+
+
+def test_imports_flow_one_way():
+    found = _violations()
+    new = found - KNOWN_VIOLATIONS
+    assert not new, f"imports against the layer order (biaslib/layers.py): {sorted(new)}"
+    gone = KNOWN_VIOLATIONS - found
+    assert not gone, f"fixed violations still listed in KNOWN_VIOLATIONS (remove them): {sorted(gone)}"
+
+
+def test_the_checker_sees_an_upward_and_a_cross_study_import(tmp_path):
+    """The walker is not blind: a metrics module importing a step (inside a function) and one study importing
+    another are reported."""
+    fake = tmp_path / "biaslib"
+    (fake / "metrics").mkdir(parents=True)
+    for init in (fake / "__init__.py", fake / "metrics" / "__init__.py"):
+        init.write_text("")
+    (fake / "metrics" / "bad.py").write_text("def f():\n    from biaslib.generate import generate\n")
+    (fake / "multilingual_eval.py").write_text("from biaslib.evaluate import result_path\n")
+    assert _violations(fake) == {("biaslib.metrics.bad", "biaslib.generate"),
+                                 ("biaslib.multilingual_eval", "biaslib.evaluate")}
