@@ -306,6 +306,23 @@ def cmd_results_collect(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_figures_draw(args: argparse.Namespace) -> int:
+    """Draw the amplification study's figures (every variant of the params file) and print its findings."""
+    from biaslib.config import REPO_ROOT
+    from biaslib.study_figures import draw_study
+
+    drawn = draw_study(args.params, _overrides(args.set), args.figures_dir or REPO_ROOT / "figures", k=args.k,
+                       amplification=not args.no_amplification)
+    for name, path in drawn["figures"].items():
+        print(f"{name}: {path}")
+    for section, lines in drawn["findings"].items():
+        print(f"\n## {section}")
+        print("\n".join(f"- {line}" for line in lines) or "- none")
+    if drawn["missing"]:
+        print(f"\nno results yet for {', '.join(drawn['missing'])}")
+    return 0
+
+
 def cmd_prompts_write(args: argparse.Namespace) -> int:
     """Write the template or MAGBIG prompt table in the given languages (offline translation)."""
     from biaslib.prompts import write_prompt_table
@@ -600,6 +617,16 @@ def build_parser() -> argparse.ArgumentParser:
     collect.add_argument("--out", type=Path, default=None, help="write the table (.csv or .parquet)")
     collect.add_argument("--skip-bad", action="store_true", help="skip malformed JSON files with a warning")
     collect.set_defaults(func=cmd_results_collect)
+
+    figuresp = steps.add_parser("figures", help="the amplification study's figures and findings (notebook 05)")
+    figures_actions = figuresp.add_subparsers(dest="action", required=True)
+    draw = figures_actions.add_parser("draw", help="draw every figure from the result JSONs and print the findings")
+    _add_params(draw)
+    draw.add_argument("--figures-dir", type=Path, default=None, help="output folder (default: <repo>/figures)")
+    draw.add_argument("--k", type=_positive(int), default=1, help="retrieval cut-off drawn: R@k (default 1)")
+    draw.add_argument("--no-amplification", action="store_true",
+                      help="skip the generator-vs-data amplification (it reads the generated images)")
+    draw.set_defaults(func=cmd_figures_draw)
 
     studyp = steps.add_parser("study", help="the amplification study end to end (every variant of a params file)")
     study_actions = studyp.add_subparsers(dest="action", required=True)

@@ -75,7 +75,7 @@ def amplification_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pat
     run_notebook("04_eval", executed, PARAMS_FILE=str(params), ratio=0, _suffix="_000")
     run_notebook("04_eval", executed, PARAMS_FILE=str(params), ratio="100", _suffix="_100")
     run_notebook("05_figures", executed, **common)
-    return {"runs": root / "runs", "figures": figures}
+    return {"runs": root / "runs", "figures": figures, "params": params}
 
 
 def test_amplification_notebooks_run_in_order_on_a_tiny_world(amplification_run):
@@ -86,6 +86,14 @@ def test_amplification_notebooks_run_in_order_on_a_tiny_world(amplification_run)
     assert expected <= written, sorted(expected - written)
     # every figure is named after its experiment, so one study never overwrites another's (issue 16, defect 7)
     assert all(name.startswith("nb_") for name in written), sorted(written)
+    # the same figures from the command line (issue 16, defect 6: 05_figures had no command)
+    from biaslib import cli
+
+    cli_figures = amplification_run["figures"].parent / "cli_figures"
+    assert cli.main(["figures", "draw", "--params", str(amplification_run["params"]), "--figures-dir",
+                     str(cli_figures)]) == 0
+    assert pngs(cli_figures) == {n for n in written if n.startswith("nb_") and not n.startswith(
+        ("nb_world", "nb_generate", "nb_mix", "nb_train"))}
     results = sorted(p.name for p in (amplification_run["runs"] / "nb" / "results").rglob("*.json"))
     assert any("000" in name for name in results) and any("100" in name for name in results), results
 

@@ -1,0 +1,188 @@
+"""The amplification study's figures and findings, from its result JSONs alone (notebook ``05_figures`` and
+``biaslib figures draw`` make the same calls).
+
+:func:`load_study` collects the results of every experiment of a params file (its variants side by side);
+the ``*_figures`` functions each return ``{name: Figure}`` (names ``<tag>_…``, ``tag`` = the params file's
+experiment); :func:`study_findings` returns the findings as Markdown lines; :func:`draw_study` saves every
+figure as PNG and PDF and returns the findings. Nothing here trains or evaluates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from biaslib.config import Params, load_params, variant_params
+from biaslib.report import TREND_KEYS, findings, ratio_trends, replicate_findings, replicate_spread
+from biaslib.results import collect, per_group
+
+#: Markedness axes drawn (FairFace), in panel order.
+AXES: tuple[str, ...] = ("race", "gender", "age")
+
+
+@dataclass
+class StudyResults:
+    """Every result row of a params file's experiments: ``results`` (tidy rows with ``ratio`` = the fraction),
+    ``groups`` (:func:`biaslib.results.per_group`), ``experiments`` (names in the file's order), ``missing``
+    (experiments without results yet), ``tag`` (figure-name prefix) and the ``params`` of each experiment."""
+
+    base: Params
+    params: list[Params]
+    results: pd.DataFrame
+    groups: pd.DataFrame
+    missing: list[str]
+
+    @property
+    def experiments(self) -> list[str]:
+        return [p.experiment for p in self.params]
+
+    @property
+    def tag(self) -> str:
+        return self.base.experiment
+
+
+def load_study(params_file: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> StudyResults:
+    """The results of every experiment of ``params_file`` (variants side by side); an error names the runs folder
+    when there is none."""
+    from biaslib.errors import DataLayoutError
+
+    base = load_params(params_file, dict(overrides or {}))
+    experiments = variant_params(params_file, dict(overrides or {}))
+    names = [p.experiment for p in experiments]
+    results = collect(base.runs_dir)
+    results = results[results["experiment"].isin(names)].copy() if len(results) else results
+    if not len(results):
+        raise DataLayoutError(f"no results for {names} under {base.runs_dir}; run the evaluations first (04_eval, "
+                              "biaslib eval run)")
+    results["ratio"] = results["ratio_fraction"]
+    return StudyResults(base, experiments, results, per_group(results),
+                        sorted(set(names) - set(results["experiment"])))
+
+
+def retrieval_figures(study: StudyResults, k: int = 1) -> dict[str, Any]:
+    """R@k per group vs ratio for PHASE and COCO-bias (one row of panels per experiment)."""
+    from biaslib import figures
+
+    out = {}
+    for dataset in ("phase", "coco_bias"):
+        part = study.groups[(study.groups["dataset"] == dataset) & (study.groups["metric"] == f"R@{k}")]
+        if len(part):
+            out[f"{study.tag}_retrieval_{dataset}_R{k}"] = figures.facet_lines(
+                part, "ratio", "value", col="attribute", hue="group", row="experiment",
+                xlabel="ratio of generated images", ylabel=f"R@{k}",
+                title=f"{dataset}: text→image R@{k} per group (95% CI)")
+    return out
+
+
+def markedness_figures(study: StudyResults) -> dict[str, Any]:
+    """FairFace self-similarity and person preference (the attribute's own prompts) per group vs ratio."""
+    from biaslib import figures
+
+    g = study.groups
+    fairface = (g["dataset"] == "fairface") & g["attribute"].isin(AXES)
+    parts = {"self_similarity": (g[fairface & (g["metric"] == "self_similarity")], "self-similarity (cosine)"),
+             "person_preference": (g[fairface & (g["metric"] == "person_preference_" + g["attribute"])],
+                                   "person preference")}
+    return {f"{study.tag}_{name}": figures.facet_lines(part, "ratio", "value", col="attribute", hue="group",
+                                                      row="experiment", xlabel="ratio of generated images",
+                                                      ylabel=label, sharey=False,
+                                                      title=f"FairFace {label} per group (95% CI)")
+            for name, (part, label) in parts.items() if len(part)}
+
+
+def geode_figures(study: StudyResults) -> dict[str, Any]:
+    """GeoDE zero-shot accuracy per region vs ratio, one panel per experiment."""
+    from biaslib import figures
+
+    geode = study.groups[(study.groups["dataset"] == "geode") & (study.groups["metric"] == "accuracy")]
+    if not len(geode):
+        return {}
+    return {f"{study.tag}_geode_regions": figures.facet_lines(
+        geode, "ratio", "value", col="experiment", hue="group", xlabel="ratio of generated images",
+        ylabel="accuracy", title="GeoDE zero-shot accuracy per region (95% CI)")}
+
+
+def drawn_gaps(study: StudyResults, k: int = 1) -> pd.DataFrame:
+    """The gap rows drawn and tested: R@k, self-similarity, the attribute's own person preference, GeoDE
+    accuracy (FairFace intersections left out), with a ``panel`` label."""
+    results = study.results
+    gap = results[results["kind"] == "gap"]
+    chosen = gap[(gap["metric"] == f"R@{k}") | (gap["metric"] == "self_similarity")
+                 | (gap["metric"] == "person_preference_" + gap["attribute"]) | (gap["metric"] == "accuracy")]
+    chosen = chosen[~chosen["attribute"].str.contains("_") | (chosen["dataset"] != "fairface")]
+    return chosen.assign(panel=chosen["dataset"] + " · " + chosen["attribute"] + " · "
+                         + chosen["metric"].str.replace("person_preference_.*", "person pref.", regex=True))
+
+
+def gap_figures(study: StudyResults, k: int = 1) -> dict[str, Any]:
+    """Between-group gaps vs ratio, experiments side by side, with the chance floor (``null_gap``) dotted."""
+    from biaslib import figures
+
+    chosen = drawn_gaps(study, k)
+    if not len(chosen):
+        return {}
+    return {f"{study.tag}_gaps": figures.facet_lines(
+        chosen, "ratio", "value", col="panel", hue="experiment", sharey=False, xlabel="ratio of generated images",
+        ylabel="gap (max − min group)", title="between-group gaps vs mixing ratio (95% CI; dotted: chance floor)",
+        panel_inches=(3.0, 2.4), col_wrap=5, floor="null_gap")}
+
+
+def amplification_figures(study: StudyResults, n_boot: int = 300) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Generator-vs-data amplification of every experiment with a generation run (raw, corrected, faithful
+    baseline): ``({name: Figure}, table)``; empty without a generation run."""
+    from biaslib.amplification import amplification_figure, study_amplification
+    from biaslib.study import generated_dir
+
+    runs = [p for p in study.params if generated_dir(p).is_dir()]
+    if not runs:
+        return {}, pd.DataFrame()
+    table = study_amplification(runs, n_boot=n_boot)
+    return {f"{study.tag}_generator_amplification": amplification_figure(table)}, table
+
+
+def study_findings(study: StudyResults, k: int = 1) -> dict[str, list[str]]:
+    """Findings computed from the results (:mod:`biaslib.report`): ``gaps`` (each drawn gap's first-to-last
+    change with p, q and its chance floor), ``overall`` (R@k and GeoDE accuracy) and ``training_noise`` (where
+    experiments trained CLIPs on identical data)."""
+    from biaslib.study import replicate_groups
+
+    chosen = drawn_gaps(study, k)
+    results = study.results
+    trends = ratio_trends(results).merge(chosen[TREND_KEYS].drop_duplicates(), on=TREND_KEYS)
+    overall = ratio_trends(results[(results["kind"] == "overall") & results["metric"].isin([f"R@{k}", "accuracy"])],
+                           kind="overall")
+    out = {"gaps": findings(trends, what="gap"), "overall": findings(overall, what="value"), "training_noise": []}
+    for names in replicate_groups(study.params):
+        spread = replicate_spread(chosen.drop(columns="panel"), names)
+        out["training_noise"] += replicate_findings(spread, trends)
+    return out
+
+
+def draw_study(params_file: str | Path | None = None, overrides: Mapping[str, Any] | None = None,
+               figures_dir: str | Path = "figures", k: int = 1, amplification: bool = True) -> dict[str, Any]:
+    """Every figure of the study saved as ``<figures_dir>/<name>.png`` and ``.pdf``; returns ``figures``
+    (name → path), ``findings`` (:func:`study_findings`) and ``missing`` (experiments without results)."""
+    import matplotlib.pyplot as plt
+
+    from biaslib import figures
+
+    study = load_study(params_file, overrides)
+    figures.set_style()
+    drawn = {**retrieval_figures(study, k), **markedness_figures(study), **geode_figures(study),
+             **gap_figures(study, k)}
+    if amplification:
+        drawn.update(amplification_figures(study)[0])
+    paths = {}
+    for name, fig in drawn.items():
+        figures.save_figure(fig, Path(figures_dir) / name)
+        paths[name] = Path(figures_dir) / f"{name}.png"
+        plt.close(fig)
+    return {"figures": paths, "findings": study_findings(study, k), "missing": study.missing}
+
+
+__all__ = ["AXES", "StudyResults", "amplification_figures", "draw_study", "drawn_gaps", "gap_figures",
+           "geode_figures", "load_study", "markedness_figures", "retrieval_figures", "study_findings"]
