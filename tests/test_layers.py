@@ -72,3 +72,16 @@ def test_the_checker_sees_an_upward_and_a_cross_study_import(tmp_path):
     (fake / "multilingual_eval.py").write_text("from biaslib.evaluate import result_path\n")
     assert _violations(fake) == {("biaslib.metrics.bad", "biaslib.generate"),
                                  ("biaslib.multilingual_eval", "biaslib.evaluate")}
+
+
+def test_readme_layout_lists_every_module():
+    """README's layout row names every top-level module and package of biaslib, and nothing that is gone."""
+    import re
+
+    readme = (ROOT.parent / "README.md").read_text(encoding="utf-8")
+    row = next(line for line in readme.splitlines() if line.startswith("| `biaslib/` |"))
+    named = {m.rstrip("/").removesuffix(".py") for m in re.findall(r"`([a-z_]+(?:\.py|/)?)`", row)}
+    present = {p.stem for p in ROOT.glob("*.py") if p.stem != "__init__"} | {
+        p.name for p in ROOT.iterdir() if (p / "__init__.py").is_file()}
+    assert present <= named, sorted(present - named)
+    assert not {n for n in named if n in LAYERS} - present - {"biaslib"}, "README names modules that are gone"
