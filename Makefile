@@ -75,10 +75,13 @@ clean:
 # (cached), then prompts → per-language generation → datasets → fine-tuning → generation again, through the
 # notebooks 10_prompts, 11_generate_multilingual, 12_finetune and 13_eval_multilingual (executed copies in $(NB_OUT))
 ML_PARAMS ?= params/multilingual.yaml
+# the base pipeline's updates, fixed so that it does not depend on the machine's speed or load at calibration
+# (a 12-minute plan measured 623 on an idle AVX2 machine; under load the same plan gave 66)
+ML_PIPELINE_STEPS ?= 600
 ML_NOTEBOOKS := 10_prompts 11_generate_multilingual 12_finetune 13_eval_multilingual
 .PHONY: multilingual
 multilingual: $(STAMP)
-	$(VENV)/bin/biaslib world train-pipeline --params $(ML_PARAMS)
+	$(VENV)/bin/biaslib world train-pipeline --params $(ML_PARAMS) --max-steps $(ML_PIPELINE_STEPS)
 	mkdir -p $(NB_OUT)
 	for nb in $(ML_NOTEBOOKS); do \
 	  $(VENV)/bin/papermill --kernel biaslib notebooks/$$nb.ipynb $(NB_OUT)/$$nb.ipynb -p PARAMS_FILE $(ML_PARAMS) || exit 1; \

@@ -189,7 +189,8 @@ def cmd_world_train_pipeline(args: argparse.Namespace) -> int:
     params = load_params(args.params, _overrides(args.set))
     out = args.out or params.runs_dir / "cache" / "tiny_pipeline"
     path = train_world_pipeline(World(params.world, params.seed), out, minutes=args.minutes, overwrite=args.overwrite,
-                                text_encoder=args.text_encoder, text_encoder_model=args.text_encoder_model)
+                                max_steps=args.max_steps, text_encoder=args.text_encoder,
+                                text_encoder_model=args.text_encoder_model)
     print(json.dumps({"pipeline": str(path), **json.loads((path / "biaslib_train.json").read_text())}, default=str))
     return 0
 
@@ -514,6 +515,9 @@ def build_parser() -> argparse.ArgumentParser:
     tiny = world_actions.add_parser("train-pipeline", help="train (or reuse) the world's tiny diffusion pipeline")
     _add_params(tiny)
     tiny.add_argument("--minutes", type=_positive(float), default=12.0, help="CPU training budget (default 12)")
+    tiny.add_argument("--max-steps", type=_positive(int), default=None,
+                      help="fix the number of updates instead of deriving it from --minutes at the measured speed "
+                           "(the same pipeline on any machine and under any load)")
     tiny.add_argument("--out", type=Path, default=None, help="folder (default: <runs>/cache/tiny_pipeline)")
     tiny.add_argument("--overwrite", action="store_true", help="replace a pipeline trained with other settings")
     tiny.add_argument("--text-encoder", type=Path, default=None,

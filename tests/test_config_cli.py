@@ -110,6 +110,7 @@ def test_cli_version_and_refused_arguments(capsys):
         assert exit_.value.code == 2 and message in capsys.readouterr().err, argv
     parsed = cli.build_parser().parse_args(["train", "command", "--ratio", "0.2", "--ratio", "100"])
     assert parsed.ratio == ["020", "100"]
+    assert cli.build_parser().parse_args(["world", "train-pipeline", "--max-steps", "600"]).max_steps == 600
 
 
 def test_numpy_only_modules_stay_light_and_every_import_is_in_an_extra():
