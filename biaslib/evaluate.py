@@ -549,6 +549,16 @@ def result_settings(cfg: EvalConfig, checkpoint: CheckpointInfo, evaluation: str
     return json.loads(json.dumps(settings))
 
 
+def _unfingerprinted(path: Path) -> bool:
+    """True for a result written before results carried their data's fingerprint: it cannot be checked against
+    the data, so it is recomputed (never trusted, never an error)."""
+    try:
+        settings = json.loads(path.read_text(encoding="utf-8"))["provenance"]["settings"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return isinstance(settings, dict) and "data" not in settings
+
+
 def _record(ctx: _Context, evaluation: str, rows: list[dict], tables: dict[str, pd.DataFrame],
             settings: dict[str, Any], git: tuple[str | None, bool | None]) -> dict[str, Any]:
     """The JSON object of one result (schema in :mod:`biaslib.results`)."""
@@ -595,8 +605,9 @@ def _evaluate(params: Params, codes: Sequence[str], evaluations: Sequence[str] |
     tables = load_inputs(params, list(dict.fromkeys(d for n in names for d in DATASETS[n])))
     data = {dataset: data_fingerprint(table) for dataset, table in tables.items()}
     todo = [(code, name) for code in codes for name in names
-            if overwrite or not is_current(result_path(params, code, name),
-                                            result_settings(params.eval, checkpoints[code], name, data))]
+            if overwrite or _unfingerprinted(result_path(params, code, name))
+            or not is_current(result_path(params, code, name),
+                              result_settings(params.eval, checkpoints[code], name, data))]
     if todo:  # inputs are valid: prove the output writable now, not after the work
         check_writable(result_path(params, codes[0], names[0]).parent)
     git = git_state() if todo else (None, None)

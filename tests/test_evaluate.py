@@ -393,6 +393,12 @@ def test_other_data_is_never_answered_from_old_results_or_old_features(clip_run,
     model = feature_model(params, resolve_checkpoint(params, "020"))
     assert feature_store(params).source(model, "geode-images") == files_fingerprint(load_geode(copy)["file"])
     assert _strict_json(path)["provenance"]["data"]["geode"]["root"] == str(copy)
+    # a result written before results carried fingerprints is recomputed, not trusted and not refused
+    record = _strict_json(path)
+    del record["provenance"]["settings"]["data"]
+    path.write_text(json.dumps(record))
+    [again] = evaluate_ratio(moved, "020", evaluations=["geode"], progress=False)
+    assert "data" in _strict_json(again)["provenance"]["settings"]
 
 
 def test_sweep_checks_every_checkpoint_before_work(exported, tables, tmp_path):
