@@ -27,8 +27,9 @@ def study_people(params: Params, world: Any = None) -> tuple[pd.DataFrame, pd.Da
     """(real, generated) people of an amplification-study experiment, each with ``occupation`` and ``gender``.
 
     Real: the world's web (CC3M-like) people with an occupation (ground truth). Generated: the images of the
-    experiment's generation run (:func:`biaslib.study.generated_dir`) of those people's captions, with the
-    caption's occupation (the prompted task) and the gender shown: the simulator's record (``labels`` =
+    experiment's generation run (:func:`biaslib.study.generated_dir`) of those people's captions that state an
+    occupation, with that occupation (the prompted task; images of captions without one are left out) and the
+    gender shown: the simulator's record (``labels`` =
     ``simulator``, ground truth) or the world classifier's reading of a learned generator's image
     (``classifier``; correct it with :func:`reader_confusion`).
     """
@@ -36,13 +37,15 @@ def study_people(params: Params, world: Any = None) -> tuple[pd.DataFrame, pd.Da
     from biaslib.world import World
     from biaslib.world.export import cc3m_table
     from biaslib.world.measure import generated_attributes
+    from biaslib.world.simulator import parse_prompt
 
     world = world or World(params.world, params.seed)
     web = cc3m_table(world, params.export.cc3m_samples)
     web["key"] = pd.read_parquet(data_dir(params) / "cc3m" / "captions.parquet")["key"]
     real = web[(web["kind"] == "person") & (web["occupation"] != "none")]
     generated = generated_attributes(generated_dir(params), world, params.runs_dir / "cache")
-    generated = generated.drop(columns="occupation").merge(real[["key", "occupation"]], on="key")
+    prompted = generated["prompt"].map(lambda prompt: parse_prompt(str(prompt)).get("occupation"))
+    generated = generated.assign(occupation=prompted)[prompted.notna() & generated["key"].isin(real["key"])]
     return real[["key", "occupation", "gender"]], generated[["key", "occupation", "gender", "labels"]]
 
 
