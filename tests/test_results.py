@@ -15,6 +15,7 @@ from biaslib.config import EvalConfig, Params
 from biaslib.data import coco_caption_table, load_coco_bias, load_phase
 from biaslib.evaluate import evaluate_sweep, feature_model, feature_store, resolve_checkpoint
 from biaslib.features import Features
+from biaslib.io import files_fingerprint, texts_fingerprint
 from biaslib.results import COLUMNS, KEY_COLUMNS, ResultsError, collect, per_group, result_files
 
 RATIOS = ("000", "100")
@@ -30,10 +31,15 @@ def _plant_retrieval(params: Params, ratio: str, exported: dict[str, Path], seed
     coco = load_coco_bias(exported["coco_bias"])
     captions = coco_caption_table(coco)
     store, model = feature_store(params), feature_model(params, resolve_checkpoint(params, ratio))
-    for dataset, ids in (("phase-val-images", phase["image_id"]), ("phase-val-captions", phase["image_id"]),
-                         ("coco_bias-val-images", coco["image_id"]), ("coco_bias-val-captions", captions["text_id"])):
+    # each with the fingerprint of what it is "computed from", so that the evaluation takes it as its own
+    for dataset, ids, source in (
+            ("phase-val-images", phase["image_id"], files_fingerprint(phase["file"])),
+            ("phase-val-captions", phase["image_id"], texts_fingerprint(phase["caption"])),
+            ("coco_bias-val-images", coco["image_id"], files_fingerprint(coco["file"])),
+            ("coco_bias-val-captions", captions["text_id"], texts_fingerprint(captions["caption"]))):
         vectors = rng.normal(size=(len(ids), 16)).astype(np.float32)
-        store.save(model, dataset, Features(list(ids), vectors / np.linalg.norm(vectors, axis=1, keepdims=True)))
+        store.save(model, dataset, Features(list(ids), vectors / np.linalg.norm(vectors, axis=1, keepdims=True)),
+                   source=source)
 
 
 @pytest.fixture(scope="module")
