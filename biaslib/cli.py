@@ -401,6 +401,7 @@ def cmd_multilingual_eval(args: argparse.Namespace) -> int:
         find_clip_checkpoint,
         generation_confusion,
     )
+    from biaslib.multilingual_findings import multilingual_findings, multilingual_tests
 
     params = _multilingual_params(args)
     generations = list(params.multilingual.eval_models)
@@ -412,6 +413,23 @@ def cmd_multilingual_eval(args: argparse.Namespace) -> int:
                                    seed=params.seed, overwrite=args.overwrite)
     fairness = tables["fairness"]
     print(fairness[fairness["metric"].isin(["share_woman", "mean_l1"])].to_string(index=False))
+    tests = multilingual_tests(fairness, tables["finetune_change"], tables["language_gaps"])
+    print("\n".join(multilingual_findings(tests, tables["amplification"])))
+    return 0
+
+
+def cmd_multilingual_findings(args: argparse.Namespace) -> int:
+    """Print the findings of the written multilingual results (tests with BH q-values; nothing is evaluated)."""
+    from biaslib.errors import DataLayoutError
+    from biaslib.multilingual_eval import collect
+    from biaslib.multilingual_findings import findings_of_results
+
+    params = _multilingual_params(args)
+    collected = collect(params)
+    if collected.empty:
+        raise DataLayoutError(f"no multilingual results under {params.run_dir / 'results' / 'multilingual'}; "
+                              f"run `biaslib multilingual eval --params {args.params}` first")
+    print("\n".join(findings_of_results(collected)[1]))
     return 0
 
 
@@ -675,10 +693,12 @@ def build_parser() -> argparse.ArgumentParser:
             ("dataset", cmd_multilingual_dataset, "write the full and balanced imagefolders"),
             ("finetune", cmd_multilingual_finetune, "fine-tune the base pipeline (resumes)"),
             ("run", cmd_multilingual_run, "prompts, generate, dataset, finetune, generate_eval (skips finished work)"),
-            ("eval", cmd_multilingual_eval, "fairness (raw and corrected), CLIP score and amplification per language")):
+            ("eval", cmd_multilingual_eval, "fairness (raw and corrected), CLIP score and amplification per language"),
+            ("findings", cmd_multilingual_findings, "findings of the written results (BH q-values; no evaluation)")):
         sub = ml_actions.add_parser(action, help=text)
         _add_params(sub)
-        sub.add_argument("--overwrite", action="store_true", help="replace outputs made with other settings")
+        if action != "findings":  # findings only read
+            sub.add_argument("--overwrite", action="store_true", help="replace outputs made with other settings")
         sub.set_defaults(func=func)
         if action == "generate":
             sub.add_argument("--what", default="data", choices=["data", "base", "finetuned"],

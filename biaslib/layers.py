@@ -22,7 +22,7 @@ LAYERS: dict[str, int] = {
     "text_encoder": 3,
     # 4 studies
     "study": 4, "results": 4, "report": 4, "amplification": 4, "evaluate": 4, "study_figures": 4, "multilingual": 4,
-    "multilingual_eval": 4,
+    "multilingual_eval": 4, "multilingual_findings": 4,
     # 5 entry points
     "cli": 5,
 }
@@ -31,7 +31,7 @@ LAYERS: dict[str, int] = {
 STUDIES: dict[str, str] = {
     "study": "amplification", "results": "amplification", "report": "amplification",
     "amplification": "amplification", "evaluate": "amplification", "study_figures": "amplification",
-    "multilingual": "multilingual", "multilingual_eval": "multilingual",
+    "multilingual": "multilingual", "multilingual_eval": "multilingual", "multilingual_findings": "multilingual",
 }
 
 #: (importing module, imported module) pairs that run against the order today, to be removed by issue 16's

@@ -111,8 +111,10 @@ def expected_l1(p: np.ndarray, totals: np.ndarray) -> np.ndarray:
     for n in np.unique(totals).astype(int):
         columns = totals == n
         x = np.arange(n + 1)
-        pmf = binom.pmf(x, n, p[..., columns, None])
-        out[..., columns] = pmf @ np.abs(2.0 * x / n - 1.0)
+        # once per distinct share: bootstrap draws X/n take at most n + 1 values
+        shares, inverse = np.unique(p[..., columns], return_inverse=True)
+        scores = binom.pmf(x, n, shares[:, None]) @ np.abs(2.0 * x / n - 1.0)
+        out[..., columns] = scores[inverse].reshape(p[..., columns].shape)
     return out
 
 
