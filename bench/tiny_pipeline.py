@@ -1,6 +1,6 @@
 """Benchmark: the world's tiny text-to-image pipeline — training speed and whether its samples show what was asked.
 
-Trains :func:`biaslib.world.tiny_pipeline.train_world_pipeline` (12 CPU minutes, cached in
+Trains :func:`biaslib.world_models.tiny_pipeline_training.train_world_pipeline` (12 CPU minutes, cached in
 ``runs/cache/tiny_pipeline``), trains the world's attribute classifier on renders degraded like the
 generator's output (64→32 box, →64 bilinear, plus the classifier's blur/colour augmentation), then:
 
@@ -35,8 +35,9 @@ from PIL import Image
 from biaslib.world import World
 from biaslib.world.attributes import occupations
 from biaslib.world.classifier import HEADS, images_to_tensor, labels_to_tensor, train_attribute_classifier
-from biaslib.world.fidelity import occupation_fidelity, sample_images, stated_attribute_accuracy
-from biaslib.world.tiny_pipeline import WorldDiffusionPipeline, train_world_pipeline
+from biaslib.world.tiny_pipeline import WorldDiffusionPipeline
+from biaslib.world_models.fidelity import occupation_fidelity, sample_images, stated_attribute_accuracy
+from biaslib.world_models.tiny_pipeline_training import train_world_pipeline
 
 
 def upsample(images: list[Image.Image], size: int = 64) -> list[Image.Image]:

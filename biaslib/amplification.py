@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from biaslib.config import Params
+from biaslib.layout import RunLayout
 from biaslib.metrics.amplification import AMPLIFICATION_METRICS as METRICS
 from biaslib.metrics.amplification import ESTIMATES, amplification_table
 from biaslib.metrics.correction import Confusion
@@ -27,23 +28,23 @@ def study_people(params: Params, world: Any = None) -> tuple[pd.DataFrame, pd.Da
     """(real, generated) people of an amplification-study experiment, each with ``occupation`` and ``gender``.
 
     Real: the world's web (CC3M-like) people with an occupation (ground truth). Generated: the images of the
-    experiment's generation run (:func:`biaslib.study.generated_dir`) of those people's captions that state an
+    experiment's generation run (``RunLayout(params).generated()``) of those people's captions that state an
     occupation, with that occupation (the prompted task; images of captions without one are left out) and the
     gender shown: the simulator's record (``labels`` =
     ``simulator``, ground truth) or the world classifier's reading of a learned generator's image
     (``classifier``; correct it with :func:`reader_confusion`).
     """
-    from biaslib.study import data_dir, generated_dir
     from biaslib.world import World
     from biaslib.world.export import cc3m_table
-    from biaslib.world.measure import generated_attributes
     from biaslib.world.simulator import parse_prompt
+    from biaslib.world_models.measure import generated_attributes
 
     world = world or World(params.world, params.seed)
     web = cc3m_table(world, params.export.cc3m_samples)
-    web["key"] = pd.read_parquet(data_dir(params) / "cc3m" / "captions.parquet")["key"]
+    layout = RunLayout(params)
+    web["key"] = pd.read_parquet(layout.captions / "captions.parquet")["key"]
     real = web[(web["kind"] == "person") & (web["occupation"] != "none")]
-    generated = generated_attributes(generated_dir(params), world, params.runs_dir / "cache")
+    generated = generated_attributes(layout.generated(), world, layout.cache)
     prompted = generated["prompt"].map(lambda prompt: parse_prompt(str(prompt)).get("occupation"))
     generated = generated.assign(occupation=prompted)[prompted.notna() & generated["key"].isin(real["key"])]
     return real[["key", "occupation", "gender"]], generated[["key", "occupation", "gender", "labels"]]
@@ -57,12 +58,12 @@ def reader_confusion(params: Params, generated: pd.DataFrame, world: Any = None,
         return None
     from biaslib.data.generated import load_generated_images
     from biaslib.faces.world_confusion import render_confusion, through_resolution
-    from biaslib.study import generated_dir
     from biaslib.world import World
 
     world = world or World(params.world, params.seed)
-    first = load_generated_images(generated_dir(params), [generated["key"].iloc[0]])
-    return render_confusion(world, params.runs_dir / "cache", n=n,
+    layout = RunLayout(params)
+    first = load_generated_images(layout.generated(), [generated["key"].iloc[0]])
+    return render_confusion(world, layout.cache, n=n,
                             resolution=through_resolution(list(first.values()), world))
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from biaslib import __version__
 from biaslib.config import load_params
 from biaslib.errors import BiaslibError
+from biaslib.layout import RunLayout
 
 
 def _add_params(parser: argparse.ArgumentParser) -> None:
@@ -84,7 +85,7 @@ def cmd_world_export(args: argparse.Namespace) -> int:
     from biaslib.world.export import export_all
 
     params = load_params(args.params, _overrides(args.set))
-    out = args.out or params.run_dir / "data"
+    out = args.out or RunLayout(params).data
     start = time.perf_counter()
     roots = export_all(World(params.world, params.seed), out, params.export, overwrite=args.overwrite)
     summary = {"out": str(out), "datasets": {k: str(v) for k, v in roots.items()},
@@ -107,10 +108,9 @@ def cmd_world_tables(args: argparse.Namespace) -> int:
 def _generation_paths(args: argparse.Namespace, params) -> tuple[Path, Path]:
     """(captions, output folder) of a generation command: ``--name`` defaults to ``mix.generated``, the run
     that mixing and the study read."""
-    from biaslib.study import generated_dir
-
-    captions = args.captions or params.run_dir / "data" / "cc3m"
-    out = args.out or (params.run_dir / "generated" / args.name if args.name else generated_dir(params))
+    layout = RunLayout(params)
+    captions = args.captions or layout.captions
+    out = args.out or layout.generated(args.name)
     return captions, out
 
 
@@ -142,23 +142,17 @@ def cmd_generate_verify(args: argparse.Namespace) -> int:
     return 0 if check.ok else 1
 
 
-def mix_folders(params) -> tuple[Path, Path, Path]:
-    """(real shards, generated shards, mixes folder) of an experiment."""
-    return (params.run_dir / "data" / "cc3m", params.run_dir / "generated" / params.mix.generated,
-            params.run_dir / "mixes" / params.mix.generated)
-
-
 def cmd_mix_run(args: argparse.Namespace) -> int:
     """Write the mixed datasets at every ratio (or --ratio ones)."""
     from biaslib.mix import mix
 
     params = load_params(args.params, _overrides(args.set))
-    real, generated, out = mix_folders(params)
+    layout = RunLayout(params)
     for ratio in args.ratio or params.mix.ratios:
-        manifest = mix(real, generated, out, ratio, seed=params.mix.seed,
+        manifest = mix(layout.captions, layout.generated(), layout.mixes, ratio, seed=params.mix.seed,
                        allow_shortfall=params.mix.allow_shortfall, overwrite=args.overwrite,
                        allow_skipped_real=params.mix.allow_skipped_real)
-        print(json.dumps({"ratio": manifest["ratio"], "out": str(out / f"mix_{manifest['ratio']}"),
+        print(json.dumps({"ratio": manifest["ratio"], "out": str(layout.mix(manifest["ratio"])),
                           "n": manifest["n"], "counts": manifest["counts"], "shortfall": manifest["shortfall"],
                           "skipped_real": manifest["skipped_real"]["samples"]}))
     return 0
@@ -170,10 +164,9 @@ def cmd_mix_verify(args: argparse.Namespace) -> int:
     from biaslib.ratios import ratio_code
 
     params = load_params(args.params, _overrides(args.set))
-    _, _, out = mix_folders(params)
     ok = True
     for ratio in args.ratio or params.mix.ratios:
-        report = verify(out / f"mix_{ratio_code(ratio)}")
+        report = verify(RunLayout(params).mix(ratio))
         ok &= report.ok
         print(f"mix_{ratio_code(ratio)}: {'OK' if report.ok else 'FAILED'} {report.counts}")
         for problem in report.problems:
@@ -184,10 +177,10 @@ def cmd_mix_verify(args: argparse.Namespace) -> int:
 def cmd_world_train_pipeline(args: argparse.Namespace) -> int:
     """Train (or reuse) the world's tiny diffusion pipeline with biaslib.finetune."""
     from biaslib.world import World
-    from biaslib.world.tiny_pipeline import train_world_pipeline
+    from biaslib.world_models.tiny_pipeline_training import train_world_pipeline
 
     params = load_params(args.params, _overrides(args.set))
-    out = args.out or params.runs_dir / "cache" / "tiny_pipeline"
+    out = args.out or RunLayout(params).tiny_pipeline
     path = train_world_pipeline(World(params.world, params.seed), out, minutes=args.minutes, overwrite=args.overwrite,
                                 max_steps=args.max_steps, text_encoder=args.text_encoder,
                                 text_encoder_model=args.text_encoder_model)
@@ -373,12 +366,13 @@ def cmd_multilingual_dataset(args: argparse.Namespace) -> int:
 
 def cmd_multilingual_finetune(args: argparse.Namespace) -> int:
     """Fine-tune the base pipeline on the chosen dataset variant (resumes from the latest checkpoint)."""
-    from biaslib.multilingual import finetuned_dir, run_finetune
+    from biaslib.multilingual import run_finetune
 
     params = _multilingual_params(args)
     result = run_finetune(params, overwrite=args.overwrite)
     steps = None if result is None else result.global_step
-    print(json.dumps({"output_dir": str(finetuned_dir(params)), "global_step": steps, "already_done": result is None}))
+    print(json.dumps({"output_dir": str(RunLayout(params).finetuned), "global_step": steps,
+                      "already_done": result is None}))
     return 0
 
 
@@ -427,7 +421,7 @@ def cmd_multilingual_findings(args: argparse.Namespace) -> int:
     params = _multilingual_params(args)
     collected = collect(params)
     if collected.empty:
-        raise DataLayoutError(f"no multilingual results under {params.run_dir / 'results' / 'multilingual'}; "
+        raise DataLayoutError(f"no multilingual results under {RunLayout(params).multilingual_results}; "
                               f"run `biaslib multilingual eval --params {args.params}` first")
     print("\n".join(findings_of_results(collected)[1]))
     return 0

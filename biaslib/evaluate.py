@@ -77,12 +77,13 @@ from biaslib.features import (
     resolve_precision,
 )
 from biaslib.io import check_writable, file_sha256, files_fingerprint, texts_fingerprint, write_json
+from biaslib.layout import RunLayout
 from biaslib.metrics import by_group, gap_test, group_accuracy, person_preference, retrieval_hits, self_similarity
 from biaslib.metrics.intervals import cluster_sums, group_mean_draws, percentile_interval, z_value
 from biaslib.provenance import git_state, is_current
 from biaslib.ratios import ratio_code
-from biaslib.results import RESULT_FORMAT, ROW_FIELDS, results_dir
-from biaslib.train import CheckpointError, clip_dir, latest_checkpoint, run_name
+from biaslib.results import RESULT_FORMAT, ROW_FIELDS
+from biaslib.train import CheckpointError, latest_checkpoint, run_name
 
 EVALUATIONS = ("retrieval", "markedness", "geode")
 #: Datasets each evaluation reads.
@@ -162,12 +163,12 @@ def feature_model(params: Params, checkpoint: CheckpointInfo) -> str:
 
 def result_path(params: Params, ratio: float | int | str, evaluation: str) -> Path:
     """``<run_dir>/results/<experiment>__<ratio code>__<evaluation>.json``."""
-    return results_dir(params) / f"{params.experiment}__{ratio_code(ratio)}__{evaluation}.json"
+    return RunLayout(params).results / f"{params.experiment}__{ratio_code(ratio)}__{evaluation}.json"
 
 
 def feature_store(params: Params) -> FeatureStore:
     """The experiment's feature store, ``<run_dir>/features``."""
-    return FeatureStore(params.run_dir / "features")
+    return FeatureStore(RunLayout(params).features)
 
 
 def dataset_root(params: Params, dataset: str) -> Path:
@@ -176,7 +177,7 @@ def dataset_root(params: Params, dataset: str) -> Path:
     explicit = getattr(params.eval, f"{dataset}_root")
     if explicit is not None:
         return Path(explicit)
-    base = params.eval.data_root if params.eval.data_root is not None else params.run_dir / "data"
+    base = params.eval.data_root if params.eval.data_root is not None else RunLayout(params).data
     return Path(base) / dataset
 
 
@@ -591,7 +592,7 @@ def _checkpoints(params: Params, codes: Sequence[str]) -> dict[str, CheckpointIn
             missing.append(f"  {exc}")
     if missing:
         raise CheckpointError(f"{len(missing)} ratio(s) of {params.experiment} cannot be evaluated:\n"
-                              + "\n".join(missing) + f"\nExpected layout: {clip_dir(params)}/"
+                              + "\n".join(missing) + f"\nExpected layout: {RunLayout(params).clip}/"
                               f"{params.experiment}_<ratio>/checkpoints/epoch_<N>.pt (`biaslib train run`)")
     return found
 

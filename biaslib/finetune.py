@@ -4,7 +4,7 @@
 ``tokenizer`` and ``scheduler`` components, plus ``vae`` for latent diffusion (images are encoded to
 latents × ``vae.config.scaling_factor``; without a VAE the UNet works on pixels in [-1, 1]). The same
 loop trains the synthetic world's tiny pixel-space pipeline on a CPU in minutes
-(:func:`biaslib.world.tiny_pipeline.train_world_pipeline`) and fine-tunes Stable Diffusion or
+(:func:`biaslib.world_models.tiny_pipeline_training.train_world_pipeline`) and fine-tunes Stable Diffusion or
 AltDiffusion on the multilingual study's data at paper scale.
 
 The defaults of :class:`FinetuneConfig` are the paper settings of the multilingual study

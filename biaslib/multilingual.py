@@ -51,6 +51,7 @@ from biaslib import __version__
 from biaslib.config import GenerateConfig, Params, build_config
 from biaslib.errors import BiaslibError, DataLayoutError
 from biaslib.io import write_json, write_parquet, write_text
+from biaslib.layout import RunLayout
 from biaslib.metrics.intervals import wilson_interval
 from biaslib.prompts import SLOTS, prompt_table, resolve_language, supported_languages, translate
 
@@ -97,38 +98,23 @@ def image_languages(params: Params) -> list[str]:
     return list(dict.fromkeys(image_language(params, code) for code in codes))
 
 
-def prompts_path(params: Params) -> Path:
-    """The training prompt table: ``<run>/prompts.parquet``."""
-    return params.run_dir / "prompts.parquet"
-
-
-def eval_prompts_path(params: Params) -> Path:
-    """The evaluation prompt table: ``<run>/eval_prompts.parquet``."""
-    return params.run_dir / "eval_prompts.parquet"
-
-
-def generated_dir(params: Params, generation: str, language: str) -> Path:
+def generation_dir(params: Params, generation: str, language: str) -> Path:
     """Shards of one generation set in one language: ``<run>/generated/<generation>/<code>``."""
     if generation not in GENERATIONS:
         raise ValueError(f"unknown generation set {generation!r}; choose one of {', '.join(GENERATIONS)}")
-    return params.run_dir / "generated" / generation / resolve_language(language)
+    return RunLayout(params).generation(generation, resolve_language(language))
 
 
 def dataset_dir(params: Params, variant: str) -> Path:
     """A dataset variant's imagefolder root: ``<run>/datasets/<variant>`` (images in ``train/``)."""
     if variant not in DATASETS:
         raise ValueError(f"unknown dataset variant {variant!r}; choose one of {', '.join(DATASETS)}")
-    return params.run_dir / "datasets" / variant
-
-
-def finetuned_dir(params: Params) -> Path:
-    """The fine-tuned pipeline and its checkpoints: ``<run>/finetuned``."""
-    return params.run_dir / "finetuned"
+    return RunLayout(params).dataset(variant)
 
 
 def base_pipeline_dir(params: Params) -> Path:
     """The pipeline that is fine-tuned: ``multilingual.base_pipeline`` or the world's tiny pipeline."""
-    return params.multilingual.base_pipeline or params.runs_dir / "cache" / "tiny_pipeline"
+    return params.multilingual.base_pipeline or RunLayout(params).tiny_pipeline
 
 
 def check_params(params: Params) -> None:
@@ -201,14 +187,15 @@ def evaluation_prompts(params: Params) -> pd.DataFrame:
 def write_prompts(params: Params) -> dict[str, Path]:
     """Step ``prompts``: write the training and evaluation prompt tables (atomic; cheap, always rebuilt)."""
     check_params(params)
-    write_parquet(prompts_path(params), training_prompts(params))
-    write_parquet(eval_prompts_path(params), evaluation_prompts(params))
-    return {"prompts": prompts_path(params), "eval_prompts": eval_prompts_path(params)}
+    layout = RunLayout(params)
+    write_parquet(layout.prompts, training_prompts(params))
+    write_parquet(layout.eval_prompts, evaluation_prompts(params))
+    return {"prompts": layout.prompts, "eval_prompts": layout.eval_prompts}
 
 
 def read_prompts(params: Params, evaluation: bool = False) -> pd.DataFrame:
     """The prompt table written by :func:`write_prompts` (``evaluation``: the evaluation table)."""
-    path = eval_prompts_path(params) if evaluation else prompts_path(params)
+    path = RunLayout(params).eval_prompts if evaluation else RunLayout(params).prompts
     if not path.is_file():
         raise DataLayoutError(f"no prompt table {path}: run the prompts step first (biaslib multilingual run "
                               "--step prompts)")
@@ -296,7 +283,7 @@ def generation_config(params: Params, generation: str) -> GenerateConfig:
         return params.generate
     if generation == "base":
         return eval_generate_config(params, base_pipeline_dir(params))
-    return eval_generate_config(params, finetuned_dir(params))
+    return eval_generate_config(params, RunLayout(params).finetuned)
 
 
 def _claim_captions(out: Path, captions: pd.DataFrame, overwrite: bool, rank: int) -> None:
@@ -370,7 +357,7 @@ def generate_languages(params: Params, generation: str = "data", languages: Sequ
     config = generation_config(params, generation)
     for code in codes:
         captions = generation_captions(params, generation, code)
-        out = generated_dir(params, generation, code)
+        out = generation_dir(params, generation, code)
         _claim_captions(out, captions, overwrite, rank_from_env()[0])
         if not overwrite and out.is_dir() and verify(out, captions).ok:
             reports[code] = None
@@ -386,7 +373,7 @@ def check_generated(params: Params, generation: str, language: str) -> Path:
     """The shard folder of a generation set in one language, after checking it holds every image once."""
     from biaslib.generate import verify
 
-    out = generated_dir(params, generation, language)
+    out = generation_dir(params, generation, language)
     if not out.is_dir():
         raise DataLayoutError(f"no generated images in {out}: run `biaslib multilingual generate` first")
     check = verify(out, generation_captions(params, generation, language))
@@ -401,18 +388,18 @@ def world_gender_shares(params: Params, generation: str, languages: Sequence[str
     """Share of women per (language, prompted profession) in a generation set on the synthetic world.
 
     Labels are the simulator's ground truth for simulated images, else the world's attribute classifier
-    (cached in ``<runs_dir>/cache``; :func:`biaslib.world.measure.generated_attributes`). Returns columns
+    (cached in ``<runs_dir>/cache``; :func:`biaslib.world_models.measure.generated_attributes`). Returns columns
     ``generation``, ``language`` (code), ``profession``, ``n``, ``share`` (p(woman)), ``ci_low``/``ci_high``
     (95% Wilson interval) and ``labels``.
     """
     from biaslib.world import World
-    from biaslib.world.measure import generated_attributes
+    from biaslib.world_models.measure import generated_attributes
 
     world = world or World(params.world, params.seed)
     default = image_languages(params) if generation == "data" else params.multilingual.languages
     rows = []
     for code in language_codes(languages if languages is not None else default):
-        attributes = generated_attributes(check_generated(params, generation, code), world, params.runs_dir / "cache")
+        attributes = generated_attributes(check_generated(params, generation, code), world, RunLayout(params).cache)
         profession = generation_captions(params, generation, code).set_index("key")["profession"]
         attributes["profession"] = profession.loc[attributes["key"]].to_numpy()
         for name, group in attributes.groupby("profession", sort=False):
@@ -590,7 +577,7 @@ def collect_datasets(params: Params, *, overwrite: bool = False) -> dict[str, Pa
         todo.append(variant)
     if not todo:
         return roots
-    staging = params.run_dir / "datasets" / f".tmp-{os.getpid()}"
+    staging = RunLayout(params).datasets / f".tmp-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     try:
         full = staging / "full" / "train"
@@ -627,10 +614,10 @@ def read_dataset(params: Params, variant: str) -> pd.DataFrame:
 
 def finetune_config(params: Params, *, progress: bool = True) -> Any:
     """The :class:`~biaslib.finetune.FinetuneConfig` of the study: ``multilingual.finetune`` into
-    :func:`finetuned_dir`, resuming from the latest checkpoint there."""
+    ``RunLayout(params).finetuned``, resuming from the latest checkpoint there."""
     from biaslib.finetune import FinetuneConfig
 
-    return FinetuneConfig(output_dir=finetuned_dir(params), resume_from_checkpoint="latest", progress=progress,
+    return FinetuneConfig(output_dir=RunLayout(params).finetuned, resume_from_checkpoint="latest", progress=progress,
                           **dataclasses.asdict(params.multilingual.finetune))
 
 
@@ -643,7 +630,7 @@ def _finetune_record(params: Params) -> dict[str, Any]:
 
 def run_finetune(params: Params, *, overwrite: bool = False, stop_after_steps: int | None = None,
                  progress: bool = True) -> Any:
-    """Step ``finetune``: fine-tune the base pipeline on the chosen dataset variant → :func:`finetuned_dir`.
+    """Step ``finetune``: fine-tune the base pipeline on the chosen dataset variant → ``RunLayout(params).finetuned``.
 
     The dataset is read and validated first (a ``metadata.jsonl`` naming a missing image fails before any
     model is loaded). A finished run with the same base, dataset and settings is kept (returns ``None``);
@@ -662,7 +649,7 @@ def run_finetune(params: Params, *, overwrite: bool = False, stop_after_steps: i
     config = finetune_config(params, progress=progress)
     dataset = load_finetune_dataset(root, resolution=config.resolution, center_crop=config.center_crop,
                                     random_flip=config.random_flip)
-    out, wanted = finetuned_dir(params), _finetune_record(params)
+    out, wanted = RunLayout(params).finetuned, _finetune_record(params)
     previous = _read_json(out / _FINETUNE_RECORD)
     if previous is not None and previous != wanted:
         if not overwrite:
@@ -731,15 +718,13 @@ __all__ = [
     "eval_generate_config",
     "evaluation_prompts",
     "finetune_config",
-    "finetuned_dir",
     "generate_languages",
-    "generated_dir",
+    "generation_dir",
     "generation_captions",
     "generation_config",
     "image_languages",
     "language_codes",
     "language_name",
-    "prompts_path",
     "read_dataset",
     "read_prompts",
     "run_finetune",

@@ -9,7 +9,7 @@ For each generation set (``data``, ``base``, ``finetuned``; :mod:`biaslib.multil
   images they come from a :mod:`biaslib.faces` table (``key``, ``outcome``, optional ``language``).
 * The classifier's confusion (:class:`~biaslib.metrics.correction.Confusion`) on images of known gender:
   world renders degraded like the generator's output (:func:`render_confusion`) or the generator's own
-  images of prompts that state the gender (:func:`stated_confusion`, as :mod:`biaslib.world.fidelity`).
+  images of prompts that state the gender (:func:`stated_confusion`, as :mod:`biaslib.world_models.fidelity`).
 * :func:`share_table`: raw and corrected p(woman) per occupation (:func:`~biaslib.metrics.correction.corrected_shares`).
 * :func:`fairness_table`: MAGBIG fairness (:func:`~biaslib.metrics.magbig_fairness`) on raw and on
   corrected counts with bootstrap CIs; :func:`fairness_contrasts`: differences between languages (or
@@ -64,6 +64,7 @@ from biaslib.errors import DataLayoutError
 from biaslib.faces.counts import GENDER_ALIASES, OUTCOMES, face_counts, image_outcomes
 from biaslib.faces.world_confusion import classify_gender, render_confusion, through_resolution
 from biaslib.io import check_writable, write_json
+from biaslib.layout import RunLayout
 from biaslib.metrics import amplification_table, clip_score, magbig_fairness, paired_cosine
 from biaslib.metrics._checks import check_ci
 from biaslib.metrics.correction import (
@@ -80,6 +81,7 @@ from biaslib.multilingual import (
     check_generated,
     generation_captions,
     generation_config,
+    generation_dir,
     image_languages,
     language_codes,
 )
@@ -165,10 +167,10 @@ def image_labels(params: Params, generation: str, language: str, *, world: Any =
     profession), ``caption``, ``english``, ``outcome`` (:data:`~biaslib.faces.counts.OUTCOMES`), ``skin``
     (``light``/``dark``, None where not measured: module docstring) and ``labels`` (``simulator``, ``classifier``
     or ``faces``). With ``faces`` (a :mod:`biaslib.faces` table) its outcomes are used; else the world's
-    (:func:`biaslib.world.measure.generated_attributes`).
+    (:func:`biaslib.world_models.measure.generated_attributes`).
     """
     from biaslib.world import World
-    from biaslib.world.measure import generated_attributes
+    from biaslib.world_models.measure import generated_attributes
 
     code = language_codes([language])[0]
     out = check_generated(params, generation, code)
@@ -177,7 +179,7 @@ def image_labels(params: Params, generation: str, language: str, *, world: Any =
         keys = captions.index.to_series()
         (outcome, skin), labels = _table_outcomes(faces, keys, code), "faces"
     else:
-        attributes = generated_attributes(out, world or World(params.world, params.seed), params.runs_dir / "cache")
+        attributes = generated_attributes(out, world or World(params.world, params.seed), RunLayout(params).cache)
         keys, outcome = attributes["key"], attributes["gender"].map(GENDER_ALIASES).fillna("other").to_numpy()
         skin = skin_of_world_tone(attributes["skin_tone"].to_numpy())
         labels = attributes["labels"].iloc[0]
@@ -235,9 +237,9 @@ def gender_counts(params: Params, generation: str, languages: Sequence[str] | No
 def stated_confusion(pipe: Any, world: Any, cache_dir: str | os.PathLike, *, per_prompt: int = 8, seed: int = 5000,
                      steps: int = 20, guidance: float = 3.0) -> Confusion:
     """Confusion of the world classifier on ``pipe``'s images of prompts that state the gender
-    (:data:`biaslib.world.fidelity.STATED_PROMPTS`, ``per_prompt`` images each): the classifier's error on
+    (:data:`biaslib.world_models.fidelity.STATED_PROMPTS`, ``per_prompt`` images each): the classifier's error on
     this generator's output."""
-    from biaslib.world.fidelity import STATED_PROMPTS, sample_images
+    from biaslib.world_models.fidelity import STATED_PROMPTS, sample_images
 
     prompts = [p for p in STATED_PROMPTS for _ in range(per_prompt)]
     images = sample_images(pipe, prompts, seed, steps=steps, guidance=guidance)
@@ -267,7 +269,7 @@ def generation_confusion(params: Params, generation: str, *, world: Any = None, 
     if config.model == "simulator":
         return EXACT
     world = world or World(params.world, params.seed)
-    cache = params.runs_dir / "cache"
+    cache = RunLayout(params).cache
     if source == "stated":
         return stated_confusion(load_pipeline(config), world, cache, per_prompt=per_prompt, steps=config.steps,
                                 guidance=config.guidance)
@@ -636,13 +638,12 @@ def clip_scores(labels: pd.DataFrame, params: Params, checkpoint: str | os.PathL
                               "checkpoint": None} for (g, c), part in groups])
     from biaslib.data.generated import load_generated_images
     from biaslib.features import extract_image_features, extract_text_features, load_clip
-    from biaslib.multilingual import generated_dir
 
     model, preprocess, tokenizer = load_clip(checkpoint, model_name, device=device)
     rng = np.random.default_rng(seed)
     rows = []
     for (generation, code), part in groups:
-        found = load_generated_images(generated_dir(params, generation, code), list(part["key"]))
+        found = load_generated_images(generation_dir(params, generation, code), list(part["key"]))
         images = extract_image_features(model, preprocess, [found[k] for k in part["key"]]).vectors
         texts = extract_text_features(model, tokenizer, list(part[text])).vectors
         cosines = paired_cosine(images, texts)
@@ -690,7 +691,7 @@ def result_path(params: Params, generation: str, language: str) -> Path:
     """``<run>/results/multilingual/<experiment>__<generation>__<language>.json``."""
     if generation not in GENERATIONS:
         raise ValueError(f"unknown generation set {generation!r}; choose one of {', '.join(GENERATIONS)}")
-    return params.run_dir / "results" / "multilingual" / f"{params.experiment}__{generation}__{language}.json"
+    return RunLayout(params).multilingual_results / f"{params.experiment}__{generation}__{language}.json"
 
 
 def _json_rows(section: str, frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -752,7 +753,7 @@ def collect(root: Params | str | os.PathLike) -> pd.DataFrame:
     as one tidy frame: the rows plus ``experiment``, ``created_utc`` and ``file``. Raises
     :class:`~biaslib.errors.DataLayoutError` naming a file that is not such a result."""
     if isinstance(root, Params):
-        folder = root.run_dir / "results" / "multilingual"
+        folder = RunLayout(root).multilingual_results
     else:
         folder = Path(root)
         folder = next((f for f in (folder / "results" / "multilingual", folder / "multilingual") if f.is_dir()), folder)

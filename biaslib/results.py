@@ -35,6 +35,7 @@ import pandas as pd
 
 from biaslib.config import Params
 from biaslib.errors import BiaslibError
+from biaslib.layout import RunLayout
 from biaslib.ratios import ratio_code, ratio_fraction
 
 RESULT_FORMAT = "biaslib-result/2"
@@ -59,11 +60,6 @@ class ResultsError(BiaslibError, ValueError):
     """A results folder is missing or a result file is malformed (the message names the file)."""
 
 
-def results_dir(params: Params) -> Path:
-    """Folder of an experiment's result JSONs: ``<run_dir>/results``."""
-    return params.run_dir / "results"
-
-
 def result_files(root_or_params: Params | str | Path) -> list[Path]:
     """Result JSONs (``*__*__*.json``) of ``root_or_params``, sorted by path.
 
@@ -72,7 +68,7 @@ def result_files(root_or_params: Params | str | Path) -> list[Path]:
     Raises :class:`ResultsError` when the folder does not exist.
     """
     if isinstance(root_or_params, Params):
-        folders = [results_dir(root_or_params)]
+        folders = [RunLayout(root_or_params).results]
     else:
         root = Path(root_or_params).expanduser()
         if not root.is_dir():

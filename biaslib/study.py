@@ -17,27 +17,18 @@ from typing import Any
 
 from biaslib.config import Params, load_params, variant_params
 from biaslib.errors import BiaslibError
+from biaslib.layout import RunLayout
 
 STEPS = ("export", "generate", "mix", "train", "eval")
 
 log = logging.getLogger(__name__)
 
 
-def data_dir(params: Params) -> Path:
-    """Where the world export (or the real data) lives: ``<run_dir>/data``."""
-    return params.run_dir / "data"
-
-
-def generated_dir(params: Params) -> Path:
-    """The generation run that the mixes use: ``<run_dir>/generated/<mix.generated>``."""
-    return params.run_dir / "generated" / params.mix.generated
-
-
 def _export(params: Params) -> None:
     from biaslib.world import World
     from biaslib.world.export import export_all
 
-    export_all(World(params.world, params.seed), data_dir(params), params.export)
+    export_all(World(params.world, params.seed), RunLayout(params).data, params.export)
 
 
 def _generate(params: Params) -> None:
@@ -48,15 +39,17 @@ def _generate(params: Params) -> None:
     if model != "simulator" and not Path(model).is_dir():
         raise BiaslibError(f"generate.model {model} is not a folder; for the world's tiny diffusion pipeline run "
                            f"`biaslib world train-pipeline --out {model}` first (`make study` shows the options)")
-    generate(read_captions(data_dir(params) / "cc3m"), generated_dir(params), params.generate,
+    layout = RunLayout(params)
+    generate(read_captions(layout.captions), layout.generated(), params.generate,
              world=World(params.world, params.seed))
 
 
 def _mix(params: Params) -> None:
     from biaslib.mix import mix
 
+    layout = RunLayout(params)
     for ratio in params.mix.ratios:
-        mix(data_dir(params) / "cc3m", generated_dir(params), params.run_dir / "mixes" / params.mix.generated, ratio,
+        mix(layout.captions, layout.generated(), layout.mixes, ratio,
             seed=params.mix.seed, allow_shortfall=params.mix.allow_shortfall,
             allow_skipped_real=params.mix.allow_skipped_real)
 
@@ -90,7 +83,7 @@ def replicate_groups(variants: Sequence[Params], ratio: str = "000") -> list[lis
 
     groups: dict[str, list[str]] = {}
     for params in variants:
-        manifest = params.run_dir / "mixes" / params.mix.generated / f"mix_{ratio}" / "manifest.json"
+        manifest = RunLayout(params).mix(ratio) / "manifest.json"
         try:
             shards = [shard["sha256"] for shard in json.loads(manifest.read_text())["shards"]]
         except (OSError, ValueError, KeyError, TypeError):

@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from biaslib.config import Params, load_params, variant_params
+from biaslib.layout import RunLayout
 from biaslib.report import TREND_KEYS, findings, ratio_trends, replicate_findings, replicate_spread
 from biaslib.results import collect, per_group
 
@@ -135,9 +136,8 @@ def amplification_figures(study: StudyResults, n_boot: int = 300) -> tuple[dict[
     """Generator-vs-data amplification of every experiment with a generation run (raw, corrected, faithful
     baseline): ``({name: Figure}, table)``; empty without a generation run."""
     from biaslib.amplification import amplification_figure, study_amplification
-    from biaslib.study import generated_dir
 
-    runs = [p for p in study.params if generated_dir(p).is_dir()]
+    runs = [p for p in study.params if RunLayout(p).generated().is_dir()]
     if not runs:
         return {}, pd.DataFrame()
     table = study_amplification(runs, n_boot=n_boot)

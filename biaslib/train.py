@@ -52,6 +52,7 @@ from biaslib.data._common import PathLike, layout_error, require_dir
 from biaslib.data.cc3m import iter_cc3m, list_shards
 from biaslib.errors import BiaslibError, DataLayoutError
 from biaslib.io import write_json
+from biaslib.layout import RunLayout
 from biaslib.ratios import ratio_code
 
 CONFIG_DIR = Path(__file__).resolve().parent / "model_configs"
@@ -421,19 +422,10 @@ def run_name(experiment: str, ratio: float | int | str) -> str:
     return f"{experiment}_{ratio_code(ratio)}"
 
 
-def mix_dir(params: Params, ratio: float | int | str) -> Path:
-    """Training shards of a ratio: ``<run_dir>/mixes/<generated>/mix_<code>``."""
-    return params.run_dir / "mixes" / params.mix.generated / f"mix_{ratio_code(ratio)}"
-
-
-def clip_dir(params: Params) -> Path:
-    """open_clip ``--logs`` folder of an experiment: ``<run_dir>/clip``."""
-    return params.run_dir / "clip"
-
-
 def train_ratio(params: Params, ratio: float | int | str, overwrite: bool = False) -> Path:
     """Train (or resume, or skip) the CLIP of one ratio; return its final checkpoint."""
-    return train(data_dir=mix_dir(params, ratio), name=run_name(params.experiment, ratio), logs=clip_dir(params),
+    layout = RunLayout(params)
+    return train(data_dir=layout.mix(ratio), name=run_name(params.experiment, ratio), logs=layout.clip,
                  config=params.train, overwrite=overwrite)
 
 
@@ -447,10 +439,10 @@ def train_sweep(params: Params, ratios: Sequence[float | int | str] | None = Non
 
 def train_command(params: Params, ratio: float | int | str) -> list[str]:
     """The command that trains one ratio (``torchrun …`` for ``train.gpus`` > 1), e.g. for a job script."""
-    data = training_data(mix_dir(params, ratio))
+    data = training_data(RunLayout(params).mix(ratio))
     workers = clamp_workers(params.train.workers, len(data.shards), max(params.train.gpus, 1))
     argv = open_clip_argv(data=data, config=params.train, name=run_name(params.experiment, ratio),
-                          logs=clip_dir(params).resolve(), workers=workers)
+                          logs=RunLayout(params).clip.resolve(), workers=workers)
     return command(argv, params.train.gpus)
 
 
@@ -459,7 +451,7 @@ def checkpoints(params: Params) -> pd.DataFrame:
     ``final`` (epoch == ``train.epochs``), sorted by ratio and epoch."""
     pattern = re.compile(rf"{re.escape(params.experiment)}_(\d{{3}})")
     rows = []
-    folder = clip_dir(params)
+    folder = RunLayout(params).clip
     for run in sorted(folder.iterdir()) if folder.is_dir() else []:
         if match := pattern.fullmatch(run.name):
             rows += [{"ratio": match[1], "name": run.name, "epoch": epoch, "path": path,
@@ -504,7 +496,7 @@ def training_curves(params: Params, ratios: Sequence[float | int | str] | None =
     with a ``ratio`` code column in front."""
     frames = []
     for ratio in ratios if ratios is not None else params.mix.ratios:
-        run = clip_dir(params) / run_name(params.experiment, ratio)
+        run = RunLayout(params).clip / run_name(params.experiment, ratio)
         if (run / "out.log").is_file():
             frames.append(read_training_log(run).assign(ratio=ratio_code(ratio)))
     if not frames:
@@ -515,7 +507,7 @@ def training_curves(params: Params, ratios: Sequence[float | int | str] | None =
 
 def latest_checkpoint(params: Params, ratio: float | int | str) -> Path:
     """Newest checkpoint of a ratio; raises :class:`CheckpointError` when the run has none."""
-    run = clip_dir(params) / run_name(params.experiment, ratio)
+    run = RunLayout(params).clip / run_name(params.experiment, ratio)
     found = epoch_checkpoints(run)
     if not found:
         raise CheckpointError(f"no checkpoint for ratio {ratio_code(ratio)} of {params.experiment}: "

@@ -46,12 +46,13 @@ def world_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The newest checkpoint of a tiny CLIP (``biaslib-tiny-rn``) trained by open_clip_train on 8,000 world
     web samples, 2 epochs, batch 128 (≈ 80 s on 2 cores); its zero-shot occupation accuracy is tested in
     test_train and its text tower conditions the tiny diffusion pipeline in test_world_fidelity."""
-    from biaslib.train import mix_dir, train_ratio
+    from biaslib.layout import RunLayout
+    from biaslib.train import train_ratio
     from biaslib.world.export import export_cc3m
 
     params = Params(experiment="zs", runs_dir=tmp_path_factory.mktemp("world_clip"),
                     train=TrainConfig(epochs=2, batch_size=128, lr=1e-3, warmup=20, workers=1))
-    export_cc3m(World(seed=0), mix_dir(params, 0), 8000, shard_size=2000, workers=2)
+    export_cc3m(World(seed=0), RunLayout(params).mix(0), 8000, shard_size=2000, workers=2)
     return train_ratio(params, 0)
 
 

@@ -20,12 +20,8 @@ from biaslib.finetune import (
 )
 from biaslib.world import World
 from biaslib.world.export import export_cc3m
-from biaslib.world.tiny_pipeline import (
-    WorldDiffusionPipeline,
-    build_tiny_pipeline,
-    train_world_pipeline,
-    write_world_imagefolder,
-)
+from biaslib.world.tiny_pipeline import WorldDiffusionPipeline, build_tiny_pipeline, write_world_imagefolder
+from biaslib.world_models.tiny_pipeline_training import train_world_pipeline
 
 SIZE = 16
 

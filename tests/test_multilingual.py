@@ -16,15 +16,15 @@ from biaslib.config import REPO_ROOT, FinetuneParams, load_params
 from biaslib.errors import BiaslibError, DataLayoutError
 from biaslib.finetune import FinetuneConfig, list_checkpoints
 from biaslib.generate import GenerateConfig, load_pipeline, read_generated, verify
+from biaslib.layout import RunLayout
 from biaslib.multilingual import (
     balanced_records,
     check_params,
     collect_datasets,
     dataset_dir,
-    finetuned_dir,
     generate_languages,
-    generated_dir,
     generation_captions,
+    generation_dir,
     read_dataset,
     run_finetune,
 )
@@ -96,7 +96,7 @@ def test_every_language_captions_the_english_image_of_its_prompt_id(study: Path)
     # the simulator drew exactly the gender each English gendered prompt asked for, so balanced = full here
     assert (full["gender_label"] == full["gender"].map({"male": "man", "female": "woman"})).all()
     assert set(full["label_source"]) == {"simulator"} and len(balanced) == len(full)
-    records = read_generated(generated_dir(params, "data", "en"))
+    records = read_generated(generation_dir(params, "data", "en"))
     assert records["prompt"].str.contains(" male | female ").all()
 
 
@@ -109,12 +109,12 @@ def test_translated_prompts_reach_the_simulator_through_their_english_slots(stud
     with pytest.raises(BiaslibError, match="holds images of other prompts"):
         generate_languages(params, "data", ["en"], progress=False)  # English images of the gendered prompts
     generate_languages(params, "data", ["en", "de", "zh", "ja"], overwrite=True, progress=False)
-    german = read_generated(generated_dir(params, "data", "de"))
+    german = read_generated(generation_dir(params, "data", "de"))
     assert german["prompt"].str.contains("Nahaufnahme").all()
     captions = generation_captions(params, "data", "de").set_index("key")
     assert (german["sim_occupation"] == captions.loc[german["key"], "english"].str.split().str[5].to_numpy()).all()
     assert (german["sim_gender"] == "man").mean() > 0.9
-    english = read_generated(generated_dir(params, "data", "en"))
+    english = read_generated(generation_dir(params, "data", "en"))
     assert 0 < (english["sim_gender"] == "man").mean() < 0.9
     with pytest.raises(BiaslibError, match="other prompts, images or settings"):
         collect_datasets(params)  # the datasets on disk were made from the English gendered images
@@ -158,7 +158,7 @@ def test_metadata_naming_a_missing_image_fails_before_training(study: Path, tmp_
     (train / first).unlink()
     with pytest.raises(DataLayoutError, match=rf"metadata\.jsonl line 1: missing image '{first}'"):
         run_finetune(params, progress=False)
-    assert not finetuned_dir(params).exists()  # nothing was trained or written
+    assert not RunLayout(params).finetuned.exists()  # nothing was trained or written
 
 
 def test_interrupted_finetune_resumes_to_the_same_steps_and_the_pipeline_generates(study: Path,
@@ -170,18 +170,18 @@ def test_interrupted_finetune_resumes_to_the_same_steps_and_the_pipeline_generat
     params = load_params(copy_study(study, tmp_path / "b"))
     cut = run_finetune(params, stop_after_steps=3, progress=False)
     assert (cut.global_step, cut.finished) == (3, False)
-    assert [p.name for p in list_checkpoints(finetuned_dir(params))] == ["checkpoint-2"]
+    assert [p.name for p in list_checkpoints(RunLayout(params).finetuned)] == ["checkpoint-2"]
     rest = run_finetune(params, progress=False)
     assert rest.resumed_from.name == "checkpoint-2" and rest.global_step == full_run.global_step
     assert run_finetune(params, progress=False) is None  # finished: nothing is redone
-    a = WorldDiffusionPipeline.from_pretrained(finetuned_dir(straight)).unet.state_dict()
-    b = WorldDiffusionPipeline.from_pretrained(finetuned_dir(params)).unet.state_dict()
+    a = WorldDiffusionPipeline.from_pretrained(RunLayout(straight).finetuned).unet.state_dict()
+    b = WorldDiffusionPipeline.from_pretrained(RunLayout(params).finetuned).unet.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
 
-    pipe = load_pipeline(GenerateConfig(model=str(finetuned_dir(params)), dtype="fp32", device="cpu"))
+    pipe = load_pipeline(GenerateConfig(model=str(RunLayout(params).finetuned), dtype="fp32", device="cpu"))
     assert isinstance(pipe, WorldDiffusionPipeline)
     generate_languages(params, "finetuned", ["de"], progress=False)
-    out = generated_dir(params, "finetuned", "de")
+    out = generation_dir(params, "finetuned", "de")
     assert verify(out, generation_captions(params, "finetuned", "de")).ok
     records = read_generated(out)
     assert len(records) == 2 * 2 and records["prompt"].str.contains("Nahaufnahme").all()
@@ -252,8 +252,9 @@ def test_altdiffusion_from_its_parts_is_finetuned_reloaded_and_generates(study: 
                                 "multilingual.eval_generate": {"steps": 2, "resolution": 16, "batch_size": 4}})
     result = run_finetune(params, progress=False)
     assert result.finished and result.global_step == 2
-    assert json.loads((finetuned_dir(params) / "model_index.json").read_text())["_class_name"] == "AltDiffusionPipeline"
+    index = json.loads((RunLayout(params).finetuned / "model_index.json").read_text())
+    assert index["_class_name"] == "AltDiffusionPipeline"
     generate_languages(params, "finetuned", ["zh"], progress=False)
-    records = read_generated(generated_dir(params, "finetuned", "zh"))
+    records = read_generated(generation_dir(params, "finetuned", "zh"))
     assert len(records) == 4 and set(records["model_class"]) == {"AltDiffusionPipeline"}
     assert set(zip(records["width"], records["height"])) == {(16, 16)}

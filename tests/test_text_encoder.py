@@ -13,10 +13,9 @@ from biaslib.errors import BiaslibError
 from biaslib.text_encoder import UnsupportedTextTowerError, open_clip_text_encoder
 from biaslib.train import register_model_configs
 from biaslib.world import World
-from biaslib.world.tiny_pipeline import (
+from biaslib.world.tiny_pipeline import WorldDiffusionPipeline, build_tiny_pipeline
+from biaslib.world_models.tiny_pipeline_training import (
     FROZEN_TEXT_RECIPE,
-    WorldDiffusionPipeline,
-    build_tiny_pipeline,
     resolve_text_encoder_checkpoint,
     train_world_pipeline,
 )

@@ -16,6 +16,7 @@ import torch
 
 from biaslib.config import Params, TrainConfig, load_params
 from biaslib.errors import BiaslibError, DataLayoutError
+from biaslib.layout import RunLayout
 from biaslib.train import (
     CheckpointError,
     TrainingData,
@@ -23,7 +24,6 @@ from biaslib.train import (
     checkpoints,
     clamp_workers,
     latest_checkpoint,
-    mix_dir,
     read_training_log,
     resolve_precision,
     train_command,
@@ -56,8 +56,8 @@ def small_export(tmp_path_factory) -> Path:
 def first_run(small_export, tmp_path_factory):
     """One epoch through biaslib.train with more workers than shards (3 > 2): warnings and params."""
     params = _experiment(tmp_path_factory.mktemp("runs"), "t", SMALL)
-    mix_dir(params, 0).parent.mkdir(parents=True)
-    shutil.copytree(small_export, mix_dir(params, 0))
+    RunLayout(params).mix(0).parent.mkdir(parents=True)
+    shutil.copytree(small_export, RunLayout(params).mix(0))
     faulthandler.dump_traceback_later(HANG_GUARD_S, exit=True)
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -154,8 +154,8 @@ def test_interrupted_run_resumes_from_its_last_epoch(small_export, tmp_path, mon
     import open_clip_train.main as trainer
 
     params = _experiment(tmp_path, "crash", dataclasses.replace(SMALL, epochs=2, workers=2))
-    mix_dir(params, 0).parent.mkdir(parents=True)
-    shutil.copytree(small_export, mix_dir(params, 0))
+    RunLayout(params).mix(0).parent.mkdir(parents=True)
+    shutil.copytree(small_export, RunLayout(params).mix(0))
     epoch_one = trainer.train_one_epoch
 
     def crash_in_second_epoch(*args, **kwargs):
@@ -217,7 +217,7 @@ def test_corrupt_last_checkpoint_is_named(first_run, tmp_path):
     (run / "checkpoints").mkdir(parents=True)
     shutil.copy(_run_dir(params) / "biaslib_run.json", run)
     (run / "checkpoints" / "epoch_1.pt").write_bytes(final.read_bytes()[:4096])
-    shutil.copytree(mix_dir(params, 0), mix_dir(copy, 0))
+    shutil.copytree(RunLayout(params).mix(0), RunLayout(copy).mix(0))
     more = dataclasses.replace(copy, train=dataclasses.replace(copy.train, epochs=2))
     with pytest.raises(CheckpointError, match="epoch_1.pt"):
         train_ratio(more, "000")
@@ -227,7 +227,7 @@ def test_missing_shards_are_a_layout_error(small_export, tmp_path):
     params = _experiment(tmp_path, "t", SMALL)
     with pytest.raises(DataLayoutError, match="not found"):
         train_ratio(params, "000")
-    folder = mix_dir(params, "000")
+    folder = RunLayout(params).mix("000")
     folder.mkdir(parents=True)
     with pytest.raises(DataLayoutError, match="no .tar shards"):
         train_ratio(params, "000")
@@ -271,7 +271,7 @@ def test_sample_count_without_manifest(small_export):
 
 def test_torchrun_command_of_the_paper_recipe(tmp_path):
     params = load_params(REPO / "params" / "paper.yaml", {"runs_dir": str(tmp_path)})
-    folder = mix_dir(params, "020")
+    folder = RunLayout(params).mix("020")
     folder.mkdir(parents=True)
     names = [f"{i:05d}.tar" for i in range(332)]
     for name in names:

@@ -1,4 +1,4 @@
-"""Does a world generator show what its prompt asks? biaslib.world.fidelity against planted generators,
+"""Does a world generator show what its prompt asks? biaslib.world_models.fidelity against planted generators,
 and the tiny diffusion pipeline after a short real training run."""
 
 from __future__ import annotations
@@ -10,14 +10,15 @@ from biaslib.metrics.intervals import wilson_interval
 from biaslib.world import World
 from biaslib.world.attributes import occupations
 from biaslib.world.classifier import HEADS, world_classifier
-from biaslib.world.fidelity import (
+from biaslib.world.simulator import SimulatedGenerator
+from biaslib.world.tiny_pipeline import WorldDiffusionPipeline
+from biaslib.world_models.fidelity import (
     STATED_PROMPTS,
     occupation_fidelity,
     sample_images,
     stated_attribute_accuracy,
 )
-from biaslib.world.simulator import SimulatedGenerator
-from biaslib.world.tiny_pipeline import WorldDiffusionPipeline, train_world_pipeline
+from biaslib.world_models.tiny_pipeline_training import train_world_pipeline
 
 CHANCE = 1 / len(HEADS["occupation"])
 

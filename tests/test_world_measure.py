@@ -10,7 +10,7 @@ from biaslib.config import GenerateConfig
 from biaslib.generate import generate
 from biaslib.world import World
 from biaslib.world.classifier import classify_images, degrade, world_classifier
-from biaslib.world.measure import generated_attributes, share_table
+from biaslib.world_models.measure import generated_attributes, share_table
 
 
 def test_generated_attributes_of_the_simulator_are_its_records(tmp_path):
@@ -57,7 +57,7 @@ def test_share_table_counts():
 
 
 def test_skew_by_ratio_recovers_a_planted_skew():
-    from biaslib.world.measure import skew_by_ratio
+    from biaslib.world_models.measure import skew_by_ratio
 
     occupations = ["nurse"] * 400 + ["pilot"] * 400
     balanced = pd.DataFrame({"occupation": occupations, "gender": ["woman", "man"] * 400, "source": "real"})

@@ -30,7 +30,7 @@ def classify_gender(images: Sequence[Any], world: Any, cache_dir: str | os.PathL
 
 def through_resolution(images: Sequence[Any], world: Any) -> int | None:
     """The resolution the classifier should be trained through for these images (as
-    :func:`biaslib.world.measure.generated_attributes`): their size when below the world's, else None."""
+    :func:`biaslib.world_models.measure.generated_attributes`): their size when below the world's, else None."""
     native = min(min(im.size) for im in images)
     return native if native < world.config.image_size else None
 
