@@ -16,13 +16,12 @@ Usage: ``python bench/faces.py [--quick]``; the last line is ``RESULT {json}``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import time
 from collections.abc import Callable
 
 import numpy as np
+from _common import machine, print_result
 from PIL import Image
 from skimage import data
 
@@ -132,12 +131,12 @@ def main() -> None:
             print(f"{kind:10s} {name:9s} batched {v['batched']:8.1f} faces/s   one at a time {v['single']:8.1f}")
     print(f"main      mtcnn+onnx batched {pipeline['batched']:8.1f} faces/s   one at a time {pipeline['single']:8.1f}")
     result = {
-        "n_images": n, "image_size": args.size, "cpus": os.cpu_count(), "machine": platform.machine(),
+        "n_images": n, "image_size": args.size, **machine(),
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "detectors": detectors, "classifiers": cls,
         "main": "mtcnn+onnx", "main_faces_per_s": pipeline, "seconds": round(time.perf_counter() - start, 1),
         "speedup": round(pipeline["batched"] / pipeline["single"], 2),
     }
-    print("RESULT " + json.dumps(result))
+    print_result(result)
 
 
 if __name__ == "__main__":

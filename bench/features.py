@@ -36,9 +36,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
-import os
-import platform
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -46,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _common import machine, print_result
 from PIL import Image
 
 from biaslib import hardware
@@ -159,18 +157,14 @@ def main(argv: list[str] | None = None) -> dict:
     rate_key = "batched_images_per_s" if auto == "fp32" else f"batched_{auto}_images_per_s"
     result = {
         "n": n, "rn50_images": n_rn50, "workers": args.workers, "batch_size": args.batch_size, "repeat": repeat,
-        "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "machine": platform.machine(),
+        **machine(), "torch_threads": torch.get_num_threads(),
         "device": torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu",
-        "load_avg_1m": round(os.getloadavg()[0], 2),
         "tiny": tiny, "rn50": rn50,
         "rn50_speedup": round(rn50["batched_images_per_s"] / rn50["loop_images_per_s"], 2),
         "default_precision": auto, "speedup_fp32": round(tiny["batched_images_per_s"] / tiny["loop_images_per_s"], 2),
         "speedup": round(tiny[rate_key] / tiny["loop_images_per_s"], 2), "target": 5,
     }
-    for key, value in result.items():
-        print(f"{key:>14}: {value}")
-    print("RESULT " + json.dumps(result))
-    return result
+    return print_result(result)
 
 
 if __name__ == "__main__":

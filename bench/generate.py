@@ -19,9 +19,7 @@ largest pixel difference (0–255). ``speedup`` = best batched images/s ÷ loop 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import tempfile
 import time
 from dataclasses import replace
@@ -30,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from _common import machine, print_result
 
 from biaslib.config import GenerateConfig
 from biaslib.generate import generate, load_generated_images, load_pipeline
@@ -74,17 +73,14 @@ def main(argv: list[str] | None = None) -> dict:
                               .max()) for k in captions["key"]) for name in variants if name != "loop"}
     result = {
         "n": n, "batch": args.batch, "steps": 20, "pipeline": "trained tiny" if trained else "random-weight tiny",
-        "cpus": os.cpu_count(), "machine": platform.machine(),
+        **machine(),
         **{f"{k}_images_per_s": round(v, 2) for k, v in speed.items()},
         **{f"max_pixel_diff_vs_loop_{name.removeprefix('batched_')}": d for name, d in diff.items()},
         "native_bf16": native_bf16(), "speedup_fp32": round(speed["batched_fp32"] / speed["loop"], 2),
         "speedup": round(max(v for k, v in speed.items() if k != "loop") / speed["loop"], 2),
         "target": 3.0,
     }
-    for key, value in result.items():
-        print(f"{key:>32}: {value}")
-    print("RESULT " + json.dumps(result))
-    return result
+    return print_result(result)
 
 
 if __name__ == "__main__":

@@ -26,9 +26,6 @@ speed figure).
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import tempfile
 import time
 from dataclasses import replace
@@ -37,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from _common import machine, print_result
 
 from biaslib.config import GenerateConfig
 from biaslib.generate import generate, load_generated_images, load_pipeline
@@ -143,17 +141,14 @@ def main(argv: list[str] | None = None) -> dict:
         "device": torch.cuda.get_device_name() if cuda else "cpu", "torch": torch.__version__,
         "resolution": resolution, "steps": steps, "dtype": "fp16" if cuda else "fp32", "batch": args.batch,
         "n": n, "n_loop": n_loop, "unet_parameters": unet_parameters, "build_seconds": round(build_seconds, 1),
-        "cpus": os.cpu_count(), "machine": platform.machine(),
+        **machine(),
         **{f"{k}_images_per_s": round(v, 3) for k, v in rates.items()},
         **{k: round(v, 1) for k, v in speed.items() if k.endswith("_seconds")},
         **{f"max_pixel_diff_vs_loop_{k}": v for k, v in diff.items()}, **{f"{k}_error": v for k, v in errors.items()},
         "speedup_batched": round(rates["batched"] / rates["loop"], 2),
         "speedup": round(max(v for k, v in rates.items() if k != "loop") / rates["loop"], 2),
     }
-    for key, value in result.items():
-        print(f"{key:>34}: {value}")
-    print("RESULT " + json.dumps(result))
-    return result
+    return print_result(result)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ Usage: ``python bench/markedness.py [--quick]``; the last line is ``RESULT {json
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from collections import Counter
@@ -24,6 +23,7 @@ from operator import itemgetter
 
 import numpy as np
 import pandas as pd
+from _common import print_result
 from scipy.spatial.distance import pdist
 
 from biaslib.metrics import person_preference, self_similarity
@@ -247,7 +247,7 @@ def main() -> None:
         "max_abs_diff_self_similarity": round(ss_diff, 5),
         "max_abs_diff_person_preference": round(pp_diff, 5),
     }
-    print("RESULT " + json.dumps(result))
+    print_result(result)
 
 
 if __name__ == "__main__":

@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import tarfile
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from _common import machine, print_result
 
 from biaslib.config import WorldConfig
 from biaslib.data.cc3m import iter_cc3m
@@ -112,16 +112,13 @@ def main(argv: list[str] | None = None) -> dict:
     rate = lambda seconds: round(megabytes / seconds, 1)  # noqa: E731
     result = {
         "n": n, "image_size": args.image_size, "shards": len(shards), "input_mb": round(megabytes, 1),
-        "cpus": os.cpu_count(), "machine": platform.machine(), "build_s": round(build_s, 1), "repeat": repeat,
+        **machine(), "build_s": round(build_s, 1), "repeat": repeat,
         "copyfile_mb_s": rate(copy_s), "tar_loop_mb_s": rate(loop_s), "mix_mb_s": rate(mix_s),
         "mix_samples_per_s": round(n / mix_s), "verify_mb_s": rate(verify_s), "verify_ok": report.ok,
         "resume_s": round(resume_s, 2),
         "speedup": round(loop_s / mix_s, 3), "vs_copyfile": round(copy_s / mix_s, 4), "target": 0.5,
     }
-    for key, value in result.items():
-        print(f"{key:>18}: {value}")
-    print("RESULT " + json.dumps(result))
-    return result
+    return print_result(result)
 
 
 if __name__ == "__main__":

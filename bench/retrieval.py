@@ -12,7 +12,6 @@ Usage: ``python bench/retrieval.py [--quick]``; the last line is ``RESULT {json}
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import threading
 import time
@@ -21,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from _common import machine, print_result
 
 from biaslib.metrics import retrieval_hits
 
@@ -102,6 +102,7 @@ def main() -> None:
     result = {
         "bench": "retrieval",
         "quick": args.quick,
+        **machine(),
         "n_texts": n,
         "n_images": n,
         "dim": args.dim,
@@ -116,7 +117,7 @@ def main() -> None:
         "mismatches": mismatches,
         "recall": recall,
     }
-    print("RESULT " + json.dumps(result))
+    print_result(result)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 import torch
+from _common import machine, print_result
 from PIL import Image
 
 from biaslib.world import World
@@ -99,7 +100,7 @@ def main(argv: list[str] | None = None) -> dict:
     stated = stated_attribute_accuracy(pipe, classifier, per_stated, seed=5000)["accuracy"].round(3).to_dict()
     chance = 1 / len(HEADS["occupation"])
     result = {
-        "quick": args.quick, "cached": cached, "train_minutes": round(train_info["train_seconds"] / 60, 2),
+        "quick": args.quick, **machine(), "cached": cached, "train_minutes": round(train_info["train_seconds"] / 60, 2),
         "train_images_per_s": round(train_info["images_per_s_median_step"], 1),
         "train_images_per_s_wall": round(train_info["images_per_s"], 1), "max_steps": train_info["max_steps"],
         "train_minutes_at_median_rate": round(train_info["max_steps"] * train_info["median_step_seconds"] / 60, 2),
@@ -117,10 +118,7 @@ def main(argv: list[str] | None = None) -> dict:
         "skin_accuracy_on_stated": stated["skin"], "images_per_stated_prompt": per_stated,
         "total_s": round(time.perf_counter() - start, 1),
     }
-    for key, value in result.items():
-        if key != "per_occupation_accuracy":
-            print(f"{key:>42}: {value}")
-    print("RESULT " + json.dumps(result))
+    print_result(result, hide=("per_occupation_accuracy",))
     if scratch is not None:
         scratch.cleanup()
     return result

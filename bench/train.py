@@ -21,15 +21,13 @@ repeats. ``speedup`` = biaslib / direct (target: within 5% of 1).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from _common import machine, print_result
 
 from biaslib.config import TrainConfig
 from biaslib.train import (
@@ -94,17 +92,13 @@ def main(argv: list[str] | None = None) -> dict:
     rate = {k: round(n * config.epochs / min(v), 1) for k, v in times.items()}
     result = {
         "n": n, "epochs": config.epochs, "batch_size": config.batch_size, "workers": workers, "repeat": repeat,
-        "model": config.model, "cpus": os.cpu_count(), "machine": platform.machine(),
-        "load_avg_1m": round(os.getloadavg()[0], 2),
+        "model": config.model, **machine(),
         "seconds": {k: [round(s, 1) for s in v] for k, v in times.items()},
         "biaslib_samples_per_s": rate["biaslib"], "direct_samples_per_s": rate["direct"],
         "direct_default_threads_samples_per_s": rate.get("direct_default_threads"),
         "speedup": round(rate["biaslib"] / rate["direct"], 3), "target": "0.95-1.05",
     }
-    for key, value in result.items():
-        print(f"{key:>38}: {value}")
-    print("RESULT " + json.dumps(result))
-    return result
+    return print_result(result)
 
 
 if __name__ == "__main__":

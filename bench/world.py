@@ -10,10 +10,9 @@ The headline ``speedup`` is the pool's images/s over the one-process render+enco
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import time
+
+from _common import machine, print_result
 
 from biaslib.world import World
 from biaslib.world.export import encoded_images
@@ -49,17 +48,14 @@ def main(argv: list[str] | None = None) -> dict:
     encode_pool = n / (time.perf_counter() - t)
 
     result = {
-        "n": n, "image_size": world.config.image_size, "cpus": os.cpu_count(), "machine": platform.machine(),
+        "n": n, "image_size": world.config.image_size, **machine(),
         "people_sampled_per_s": round(sampling), "rendered_per_s": round(render),
         "rendered_jpeg_per_s_1proc": round(encode_serial),
         f"rendered_jpeg_per_s_{args.workers}proc": round(encode_pool),
         "target_per_s": 1000, "meets_target": encode_pool >= 1000,
         "speedup": round(encode_pool / encode_serial, 2),
     }
-    for key, value in result.items():
-        print(f"{key:>28}: {value}")
-    print("RESULT " + json.dumps(result))
-    return result
+    return print_result(result)
 
 
 if __name__ == "__main__":

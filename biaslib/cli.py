@@ -453,7 +453,8 @@ def cmd_faces_analyse(args: argparse.Namespace) -> int:
         if args.weights is None:
             raise BiaslibError("--classifier clip needs --weights (a local open_clip checkpoint) and --clip-model")
         classifier = create_classifier("clip", args.weights, model_name=args.clip_model)
-    frame = analyse_images(images, args.detector, classifier, batch_size=args.batch_size, skin=args.skin)
+    frame = analyse_images(images, args.detector, classifier, batch_size=args.batch_size, skin=args.skin,
+                           progress=True)
     frame.insert(0, "id", ids)
     if prompts is not None:
         frame.insert(1, "prompt", prompts)
@@ -508,11 +509,8 @@ def _read_texts(path: Path) -> tuple[list[str], list[str]]:
     return frame["id"].astype(str).tolist(), frame["text"].astype(str).tolist()
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="biaslib", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--version", action="version", version=f"biaslib {__version__}")
-    steps = parser.add_subparsers(dest="step", required=True)
-
+def _add_world_commands(steps: argparse._SubParsersAction) -> None:
+    """``biaslib world …``: the synthetic world."""
     world = steps.add_parser("world", help="the synthetic world")
     world_actions = world.add_subparsers(dest="action", required=True)
     export = world_actions.add_parser("export", help="write every real dataset format")
@@ -539,6 +537,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="open_clip model name of --text-encoder (default biaslib-tiny-rn)")
     tiny.set_defaults(func=cmd_world_train_pipeline)
 
+
+def _add_finetune_commands(steps: argparse._SubParsersAction) -> None:
+    """``biaslib finetune …``: fine-tune a text-to-image pipeline (biaslib.finetune)."""
     ft = steps.add_parser("finetune", help="fine-tune a text-to-image pipeline (biaslib.finetune)")
     ft_actions = ft.add_subparsers(dest="action", required=True)
     ft_run = ft_actions.add_parser("run", help="fine-tune; resumable with --opt resume_from_checkpoint=latest")
@@ -549,6 +550,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="FinetuneConfig field, e.g. --opt learning_rate=1e-4 --opt mixed_precision=bf16")
     ft_run.set_defaults(func=cmd_finetune_run)
 
+
+def _add_generate_commands(steps: argparse._SubParsersAction) -> None:
+    """``biaslib generate …``: text-to-image generation into webdataset shards."""
     gen = steps.add_parser("generate", help="text-to-image generation into webdataset shards")
     gen_actions = gen.add_subparsers(dest="action", required=True)
     for action, func, text in (("run", cmd_generate_run, "generate (resumes finished shards)"),
@@ -570,6 +574,9 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--world-size", type=int, default=None,
                              help="number of processes (default: $WORLD_SIZE or 1)")
 
+
+def _add_mix_commands(steps: argparse._SubParsersAction) -> None:
+    """``biaslib mix …``: nested ratio mixing of real and generated shards."""
     mixp = steps.add_parser("mix", help="nested ratio mixing of real and generated shards")
     mix_actions = mixp.add_subparsers(dest="action", required=True)
     for action, func, text in (("run", cmd_mix_run, "write the mixes"),
@@ -581,6 +588,9 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--overwrite", action="store_true", help="replace a mix made with other parameters")
         sub.set_defaults(func=func)
 
+
+def _add_train_commands(steps: argparse._SubParsersAction) -> None:
+    """``biaslib train …``: train one CLIP per mixing ratio with open_clip_train."""
     trainp = steps.add_parser("train", help="train one CLIP per mixing ratio with open_clip_train")
     train_actions = trainp.add_subparsers(dest="action", required=True)
     for action, func, text in (("run", cmd_train_run, "train (resumes from the last epoch; skips finished runs)"),
@@ -595,6 +605,9 @@ def build_parser() -> argparse.ArgumentParser:
                              help="delete and retrain a run started with other settings")
         sub.set_defaults(func=func)
 
+
+def _add_features_commands(steps: argparse._SubParsersAction) -> None:
+    """``biaslib features …``: batched CLIP embeddings into a feature store."""
     feats = steps.add_parser("features", help="batched CLIP embeddings into a feature store")
     feat_actions = feats.add_subparsers(dest="action", required=True)
     extract = feat_actions.add_parser("extract", help="embed images and/or texts with an open_clip checkpoint")
@@ -614,6 +627,9 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     extract.set_defaults(func=cmd_features_extract)
 
+
+def _add_eval_commands(steps: argparse._SubParsersAction) -> None:
+    """``biaslib eval …``: evaluate each ratio's CLIP (retrieval, markedness, GeoDE)."""
     evalp = steps.add_parser("eval", help="evaluate each ratio's CLIP (retrieval, markedness, GeoDE)")
     eval_actions = evalp.add_subparsers(dest="action", required=True)
     eval_run = eval_actions.add_parser("run", help="write runs/<exp>/results/<exp>__<ratio>__<evaluation>.json")
@@ -624,6 +640,9 @@ def build_parser() -> argparse.ArgumentParser:
     eval_run.add_argument("--overwrite", action="store_true", help="recompute results made with other settings")
     eval_run.set_defaults(func=cmd_eval_run)
 
+
+def _add_results_commands(steps: argparse._SubParsersAction) -> None:
+    """``biaslib results …``: aggregate result JSONs."""
     resultsp = steps.add_parser("results", help="aggregate result JSONs")
     results_actions = resultsp.add_subparsers(dest="action", required=True)
     collect = results_actions.add_parser("collect", help="one tidy table of every result row")
@@ -634,6 +653,9 @@ def build_parser() -> argparse.ArgumentParser:
     collect.add_argument("--skip-bad", action="store_true", help="skip malformed JSON files with a warning")
     collect.set_defaults(func=cmd_results_collect)
 
+
+def _add_figures_commands(steps: argparse._SubParsersAction) -> None:
+    """``biaslib figures …``: the amplification study's figures and findings (notebook 05)."""
     figuresp = steps.add_parser("figures", help="the amplification study's figures and findings (notebook 05)")
     figures_actions = figuresp.add_subparsers(dest="action", required=True)
     draw = figures_actions.add_parser("draw", help="draw every figure from the result JSONs and print the findings")
@@ -644,6 +666,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="skip the generator-vs-data amplification (it reads the generated images)")
     draw.set_defaults(func=cmd_figures_draw)
 
+
+def _add_study_commands(steps: argparse._SubParsersAction) -> None:
+    """``biaslib study …``: the amplification study end to end (every variant of a params file)."""
     studyp = steps.add_parser("study", help="the amplification study end to end (every variant of a params file)")
     study_actions = studyp.add_subparsers(dest="action", required=True)
     study_run = study_actions.add_parser("run", help="export, generate, mix, train, eval (finished work is skipped)")
@@ -654,6 +679,9 @@ def build_parser() -> argparse.ArgumentParser:
                            help="only this variant of the params file (repeatable; default: every variant)")
     study_run.set_defaults(func=cmd_study_run)
 
+
+def _add_faces_commands(steps: argparse._SubParsersAction) -> None:
+    """``biaslib faces …``: face detection and perceived-attribute classification."""
     facesp = steps.add_parser("faces", help="face detection and perceived-attribute classification")
     face_actions = facesp.add_subparsers(dest="action", required=True)
     analyse = face_actions.add_parser("analyse", help="one row per image: faces found, attributes of single faces")
@@ -667,6 +695,9 @@ def build_parser() -> argparse.ArgumentParser:
     analyse.add_argument("--batch-size", type=int, default=32)
     analyse.set_defaults(func=cmd_faces_analyse)
 
+
+def _add_prompts_commands(steps: argparse._SubParsersAction) -> None:
+    """``biaslib prompts …``: multilingual template and MAGBIG prompt tables."""
     promptsp = steps.add_parser("prompts", help="multilingual template and MAGBIG prompt tables")
     prompt_actions = promptsp.add_subparsers(dest="action", required=True)
     write = prompt_actions.add_parser("write", help="write a prompt table (offline translation)")
@@ -680,6 +711,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="local seq2seq translation model per language (default: the shipped dictionaries)")
     write.set_defaults(func=cmd_prompts_write)
 
+
+def _add_multilingual_commands(steps: argparse._SubParsersAction) -> None:
+    """``biaslib multilingual …``: the multilingual gender-bias study (prompts → fine-tuning)."""
     mlp = steps.add_parser("multilingual", help="the multilingual gender-bias study (prompts → fine-tuning)")
     ml_actions = mlp.add_subparsers(dest="action", required=True)
     for action, func, text in (
@@ -712,6 +746,19 @@ def build_parser() -> argparse.ArgumentParser:
         if action == "run":
             sub.add_argument("--step", action="append", default=None,
                              help="prompts | generate | dataset | finetune | generate_eval (repeatable; default: all)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``biaslib`` argument parser: one sub-command group per step or study, each added by its
+    ``_add_<group>_commands``."""
+    parser = argparse.ArgumentParser(prog="biaslib", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"biaslib {__version__}")
+    steps = parser.add_subparsers(dest="step", required=True)
+    for add_commands in (_add_world_commands, _add_finetune_commands, _add_generate_commands, _add_mix_commands,
+                         _add_train_commands, _add_features_commands, _add_eval_commands, _add_results_commands,
+                         _add_figures_commands, _add_study_commands, _add_faces_commands, _add_prompts_commands,
+                         _add_multilingual_commands):
+        add_commands(steps)
     return parser
 
 

@@ -193,10 +193,10 @@ class EvalConfig:
 class FinetuneParams:
     """Fine-tuning settings of the multilingual study (``multilingual.finetune``).
 
-    The fields and defaults of :class:`biaslib.finetune.FinetuneConfig` that a params file may set (a
-    test keeps them equal); the defaults are the paper settings (formats.md C3): resolution 256, center
-    crop, random flip, batch 16 × gradient accumulation 2, 5 epochs, learning rate 5e-6 with a polynomial
-    schedule and no warm-up, fp16, TF32, gradient checkpointing. Steps count optimizer updates.
+    The fields of :class:`biaslib.finetune.FinetuneConfig` that a params file may set (``FinetuneConfig``
+    extends this class with the ones only code sets); the defaults are the paper settings (formats.md C3):
+    resolution 256, center crop, random flip, batch 16 × gradient accumulation 2, 5 epochs, learning rate 5e-6
+    with a polynomial schedule and no warm-up, fp16, TF32, gradient checkpointing. Steps count optimizer updates.
     """
 
     resolution: int = 256
@@ -353,18 +353,15 @@ def _build(cls: type, data: dict[str, Any], prefix: str, base: Path) -> Any:
     return cls(**kwargs)
 
 
-def load_params(path: str | Path | None = None, overrides: dict[str, Any] | None = None,
-                variant: str | None = None) -> Params:
-    """Load a params YAML (default ``params/default.yaml``) into :class:`Params`.
-
-    ``overrides`` maps dotted keys to values (``{"world.bias_strength": 0}``) applied on top of the
-    file; they are checked like file keys. ``variant`` applies the file's ``variants[variant]``
-    mapping first (``overrides`` still win) and names the experiment ``<experiment>_<variant>``
-    unless the variant sets ``experiment`` itself (to reuse another experiment's runs).
-    """
-    path = Path(path) if path is not None else REPO_ROOT / "params" / "default.yaml"
+def _read_params_file(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The mapping of a params YAML, with ``extends: <file>`` (relative to this file) resolved: the named
+    file's mapping with this file's sections merged on top, key by key (a nested mapping merges, any other
+    value replaces). Raises :class:`ParamsError` naming the file for a missing file, invalid YAML, a
+    non-mapping or an ``extends`` cycle."""
     if not path.is_file():
         raise ParamsError(f"params file not found: {path} (expected a YAML file like params/default.yaml)")
+    if path.resolve() in chain:
+        raise ParamsError(f"{path}: 'extends' runs in a circle: {' → '.join(str(p) for p in (*chain, path))}")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as err:
@@ -373,6 +370,34 @@ def load_params(path: str | Path | None = None, overrides: dict[str, Any] | None
         raise ParamsError(f"{path} is not valid YAML{where}: {getattr(err, 'problem', None) or err}") from None
     if not isinstance(data, dict):
         raise ParamsError(f"{path} must hold a mapping of sections (experiment:, world:, …), got {type(data).__name__}")
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    if not isinstance(parent, str):
+        raise ParamsError(f"{path}: extends must name one params file, got {parent!r}")
+    return _merged(_read_params_file(path.parent / parent, (*chain, path.resolve())), data)
+
+
+def _merged(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``top`` on top: nested mappings merge key by key, any other value of ``top`` replaces."""
+    out = dict(base)
+    for key, value in top.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def load_params(path: str | Path | None = None, overrides: dict[str, Any] | None = None,
+                variant: str | None = None) -> Params:
+    """Load a params YAML (default ``params/default.yaml``; ``extends: other.yaml`` starts from another
+    file, see :func:`_read_params_file`) into :class:`Params`.
+
+    ``overrides`` maps dotted keys to values (``{"world.bias_strength": 0}``) applied on top of the
+    file; they are checked like file keys. ``variant`` applies the file's ``variants[variant]``
+    mapping first (``overrides`` still win) and names the experiment ``<experiment>_<variant>``
+    unless the variant sets ``experiment`` itself (to reuse another experiment's runs).
+    """
+    path = Path(path) if path is not None else REPO_ROOT / "params" / "default.yaml"
+    data = _read_params_file(path)
     if variant is not None:
         known = data.get("variants") or {}
         if variant not in known:

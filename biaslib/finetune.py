@@ -49,6 +49,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from biaslib import hardware
+from biaslib.config import FinetuneParams
 from biaslib.data import iter_cc3m
 from biaslib.data._common import layout_error
 from biaslib.errors import BiaslibError, DataLayoutError
@@ -75,9 +76,10 @@ WEBDATASET_LAYOUT = """
 """
 
 
-@dataclass(frozen=True)
-class FinetuneConfig:
-    """Settings of one fine-tuning run; defaults are the multilingual study's paper settings (C3).
+@dataclass(frozen=True, kw_only=True)
+class FinetuneConfig(FinetuneParams):
+    """Settings of one fine-tuning run: the fields a params file may set (:class:`biaslib.config.FinetuneParams`,
+    whose defaults are the multilingual study's paper settings, C3) and the ones only code sets.
 
     Steps count optimizer updates: one update consumes ``train_batch_size × gradient_accumulation_steps
     × processes`` images. ``max_train_steps`` (if set) overrides ``num_train_epochs``.
@@ -94,39 +96,19 @@ class FinetuneConfig:
     loss weighting (Hang et al. 2023; ``--snr_gamma`` of diffusers' training examples): each sample's MSE
     is weighted by min(SNR(t), γ) / SNR(t) for epsilon, / (SNR(t) + 1) for v and 1 for sample
     prediction, so that the low-noise steps stop dominating the gradient; ``None`` is the plain MSE.
+    Keyword-only.
     """
 
     output_dir: str | Path
-    resolution: int = 256
-    center_crop: bool = True
-    random_flip: bool = True
-    train_batch_size: int = 16
-    gradient_accumulation_steps: int = 2
-    num_train_epochs: int = 5
-    max_train_steps: int | None = None
-    learning_rate: float = 5e-6
-    lr_scheduler: str = "polynomial"
-    lr_power: float = 1.0
-    lr_warmup_steps: int = 0
     adam_beta1: float = 0.9
     adam_beta2: float = 0.999
     adam_weight_decay: float = 1e-2
     adam_epsilon: float = 1e-8
     max_grad_norm: float = 1.0
-    mixed_precision: str = "fp16"
-    allow_tf32: bool = True
-    gradient_checkpointing: bool = True
-    use_ema: bool = False
     ema_decay: float = 0.9999
-    caption_dropout: float = 0.0
     noise_offset: float = 0.0
     snr_gamma: float | None = None
-    train_text_encoder: bool = False
-    checkpointing_steps: int = 500
-    checkpoints_total_limit: int | None = None
     resume_from_checkpoint: str | None = None
-    seed: int = 0
-    dataloader_num_workers: int = 0
     image_column: str = "image"
     caption_column: str = "text"
     progress: bool = True
@@ -518,11 +500,7 @@ def finetune(
     ``save_pretrained(output_dir)``, then ``biaslib_finetune.json`` (config, steps, seconds) is
     written last as the completion marker.
     """
-    from accelerate import Accelerator
-    from accelerate.state import AcceleratorState, GradientState
-    from accelerate.utils import ProjectConfiguration
     from diffusers import DDPMScheduler
-    from tqdm.auto import tqdm
 
     start = time.perf_counter()
     _check_pipeline(pipeline)
@@ -530,9 +508,70 @@ def finetune(
     out = config.output_dir
     out.mkdir(parents=True, exist_ok=True)
     resume_path = _resolve_resume(out, config.resume_from_checkpoint)
+    accelerator = _new_accelerator(config, out)
 
-    # one run per call: forget the precision/accumulation of an earlier run in this process (keeps the
-    # process group of a distributed launch)
+    unet, text_encoder, vae = pipeline.unet, pipeline.text_encoder, getattr(pipeline, "vae", None)
+    noise_scheduler = DDPMScheduler.from_config(pipeline.scheduler.config)
+    prediction_type = noise_scheduler.config.prediction_type
+    if prediction_type not in ("epsilon", "v_prediction", "sample"):
+        raise ValueError(f"unknown prediction_type {prediction_type!r} in the pipeline's scheduler config")
+    params, ema = _set_trainable(unet, text_encoder, vae, config)
+
+    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, betas=(config.adam_beta1, config.adam_beta2),
+                                  weight_decay=config.adam_weight_decay, eps=config.adam_epsilon)
+    loader = DataLoader(data, batch_size=config.train_batch_size, sampler=_EpochSampler(len(data), config.seed),
+                        collate_fn=_collate, num_workers=config.dataloader_num_workers)
+    updates_per_epoch = math.ceil(len(loader) / config.gradient_accumulation_steps)
+    max_steps = max_steps_override or config.max_train_steps or config.num_train_epochs * updates_per_epoch
+    lr_scheduler = make_lr_scheduler(optimizer, config, max_steps, accelerator.num_processes)
+    if config.train_text_encoder:
+        unet, text_encoder, optimizer, loader, lr_scheduler = accelerator.prepare(
+            unet, text_encoder, optimizer, loader, lr_scheduler)
+    else:
+        unet, optimizer, loader, lr_scheduler = accelerator.prepare(unet, optimizer, loader, lr_scheduler)
+        text_encoder.to(accelerator.device)
+    for module in (vae, ema):
+        if module is not None:
+            module.to(accelerator.device)
+    run = _Run(accelerator=accelerator, config=config, out=out, max_steps=max_steps,
+               updates_per_epoch=updates_per_epoch, optimizer=optimizer, loader=loader, lr_scheduler=lr_scheduler,
+               params=params, ema=ema, info={"max_steps": max_steps, "config": config.to_dict()},
+               step_kwargs={"tokenizer": pipeline.tokenizer, "text_encoder": text_encoder, "vae": vae, "unet": unet,
+                            "noise_scheduler": noise_scheduler, "prediction_type": prediction_type})
+    if resume_path is not None:
+        run.restore(resume_path, type(pipeline.unet))
+    run.train(stop_after_steps)
+
+    finished = run.global_step >= max_steps
+    accelerator.wait_for_everyone()
+    pipeline.unet, pipeline.text_encoder = _unwrap_trained(accelerator, unet, text_encoder, config,
+                                                           ema if finished else None)
+    result = FinetuneResult(
+        global_step=run.global_step, max_steps=max_steps, losses=run.losses, seconds=time.perf_counter() - start,
+        output_dir=out, finished=finished, resumed_from=resume_path, step_times=run.step_times,
+        images_per_update=config.train_batch_size * config.gradient_accumulation_steps * accelerator.num_processes,
+        learning_rates=run.learning_rates, train_seconds=run.train_seconds(),
+    )
+    if finished and accelerator.is_main_process:
+        pipeline.save_pretrained(out)
+        write_json(out / FINETUNE_MARKER, {
+            **run.info, "global_step": run.global_step, "seconds_this_call": result.seconds,
+            "train_seconds": result.train_seconds,
+            "resumed_from": str(resume_path) if resume_path else None, "dataset": data.source,
+            "n_images": len(data), "images_per_s": result.images_per_second(),
+        })
+    accelerator.end_training()
+    return result
+
+
+def _new_accelerator(config: FinetuneConfig, out: Path) -> Any:
+    """An ``accelerate.Accelerator`` for one run into ``out`` (the precision and accumulation of an earlier
+    run in this process forgotten, the process group of a distributed launch kept); TF32 on a GPU when
+    allowed; stale temporary checkpoint folders of an interrupted save removed."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState, GradientState
+    from accelerate.utils import ProjectConfiguration
+
     AcceleratorState._reset_state(reset_partial_state=False)
     GradientState._reset_state()
     accelerator = Accelerator(
@@ -546,14 +585,12 @@ def finetune(
     if accelerator.is_main_process:
         for stale in out.glob(f"{_TMP_PREFIX}*"):
             shutil.rmtree(stale)
+    return accelerator
 
-    unet, text_encoder, tokenizer = pipeline.unet, pipeline.text_encoder, pipeline.tokenizer
-    vae = getattr(pipeline, "vae", None)
-    noise_scheduler = DDPMScheduler.from_config(pipeline.scheduler.config)
-    prediction_type = noise_scheduler.config.prediction_type
-    if prediction_type not in ("epsilon", "v_prediction", "sample"):
-        raise ValueError(f"unknown prediction_type {prediction_type!r} in the pipeline's scheduler config")
 
+def _set_trainable(unet: Any, text_encoder: Any, vae: Any, config: FinetuneConfig) -> tuple[list, Any]:
+    """Switch the trained modules (the UNet, the text encoder with ``train_text_encoder``) to training and the
+    rest to frozen evaluation; returns the trained parameters and the UNet's EMA (None without ``use_ema``)."""
     unet.requires_grad_(True).train()
     text_encoder.requires_grad_(config.train_text_encoder).train(config.train_text_encoder)
     if vae is not None:
@@ -563,103 +600,17 @@ def finetune(
         if config.train_text_encoder:
             text_encoder.gradient_checkpointing_enable()
     params = list(unet.parameters()) + (list(text_encoder.parameters()) if config.train_text_encoder else [])
-    ema = None
-    unet_class = type(unet)
-    if config.use_ema:
-        from diffusers.training_utils import EMAModel
+    if not config.use_ema:
+        return params, None
+    from diffusers.training_utils import EMAModel
 
-        ema = EMAModel(unet.parameters(), decay=config.ema_decay, model_cls=unet_class, model_config=unet.config)
+    return params, EMAModel(unet.parameters(), decay=config.ema_decay, model_cls=type(unet), model_config=unet.config)
 
-    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, betas=(config.adam_beta1, config.adam_beta2),
-                                  weight_decay=config.adam_weight_decay, eps=config.adam_epsilon)
-    sampler = _EpochSampler(len(data), config.seed)
-    loader = DataLoader(data, batch_size=config.train_batch_size, sampler=sampler, collate_fn=_collate,
-                        num_workers=config.dataloader_num_workers)
-    ga = config.gradient_accumulation_steps
-    updates_per_epoch = math.ceil(len(loader) / ga)
-    max_steps = max_steps_override or config.max_train_steps or config.num_train_epochs * updates_per_epoch
-    num_epochs = math.ceil(max_steps / updates_per_epoch)
-    lr_scheduler = make_lr_scheduler(optimizer, config, max_steps, accelerator.num_processes)
-    if config.train_text_encoder:
-        unet, text_encoder, optimizer, loader, lr_scheduler = accelerator.prepare(
-            unet, text_encoder, optimizer, loader, lr_scheduler)
-        trainable = (unet, text_encoder)
-    else:
-        unet, optimizer, loader, lr_scheduler = accelerator.prepare(unet, optimizer, loader, lr_scheduler)
-        text_encoder.to(accelerator.device)
-        trainable = (unet,)
-    if vae is not None:
-        vae.to(accelerator.device)
-    if ema is not None:
-        ema.to(accelerator.device)
 
-    global_step = 0
-    prior_seconds = 0.0
-    if resume_path is not None:
-        accelerator.print(f"resuming from {resume_path}")
-        accelerator.load_state(str(resume_path))
-        global_step = _checkpoint_step(resume_path)
-        prior_seconds = float(_checkpoint_info(resume_path).get("train_seconds", 0.0))
-        if ema is not None:
-            ema.load_state_dict(_load_ema_state(resume_path / "unet_ema", unet_class))
-            ema.to(accelerator.device)
-    first_epoch = global_step // updates_per_epoch
-    skip_batches = (global_step % updates_per_epoch) * ga
-
-    info = {"max_steps": max_steps, "config": config.to_dict()}
-    step_kwargs = {"tokenizer": tokenizer, "text_encoder": text_encoder, "vae": vae, "unet": unet,
-                   "noise_scheduler": noise_scheduler, "prediction_type": prediction_type}
-    losses: list[float] = []
-    learning_rates: list[float] = []
-    step_times: list[float] = []
-    progress = tqdm(total=max_steps, initial=global_step, desc="finetune",
-                    disable=not (config.progress and accelerator.is_local_main_process))
-    loop_start = time.perf_counter()
-    done = global_step >= max_steps
-    for epoch in range(first_epoch, num_epochs):
-        if done:
-            break
-        loader.set_epoch(epoch)
-        active = loader
-        skip = skip_batches if epoch == first_epoch else 0
-        if skip:
-            active = accelerator.skip_first_batches(loader, skip)
-            active.set_epoch(epoch)
-        accumulated = 0.0
-        for batch_index, batch in enumerate(active, start=skip):
-            lr_now = lr_scheduler.get_last_lr()[0]
-            seed = _derive_seed(config.seed, 3, epoch, batch_index, accelerator.process_index)
-            with accelerator.accumulate(*trainable):
-                loss = _training_loss(batch, torch.Generator().manual_seed(seed), accelerator, config, **step_kwargs)
-                accumulated += accelerator.gather(loss.detach().reshape(1)).mean().item() / ga
-                accelerator.backward(loss)
-                if accelerator.sync_gradients and config.max_grad_norm:
-                    accelerator.clip_grad_norm_(params, config.max_grad_norm)
-                optimizer.step()
-                lr_scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-            if not accelerator.sync_gradients:
-                continue
-            if ema is not None:
-                ema.step(unet.parameters())
-            global_step += 1
-            losses.append(accumulated)
-            learning_rates.append(lr_now)
-            accumulated = 0.0
-            step_times.append(time.perf_counter() - loop_start)
-            progress.update(1)
-            progress.set_postfix(loss=f"{losses[-1]:.4f}", lr=f"{lr_now:.2e}",
-                                 steps_per_s=f"{len(step_times) / step_times[-1]:.2f}")
-            if global_step % config.checkpointing_steps == 0 and accelerator.is_main_process:
-                info["train_seconds"] = prior_seconds + step_times[-1]
-                _save_checkpoint(accelerator, out, global_step, config.checkpoints_total_limit, ema, info)
-            if global_step >= max_steps or (stop_after_steps is not None and global_step >= stop_after_steps):
-                done = True
-                break
-    progress.close()
-
-    finished = global_step >= max_steps
-    accelerator.wait_for_everyone()
+def _unwrap_trained(accelerator: Any, unet: Any, text_encoder: Any, config: FinetuneConfig,
+                    ema: Any) -> tuple[Any, Any]:
+    """The trained (UNet, text encoder) unwrapped from the accelerator, gradient checkpointing off, the EMA
+    weights copied in when ``ema`` is given, both in evaluation mode."""
     unet = accelerator.unwrap_model(unet, keep_fp32_wrapper=False)
     if config.gradient_checkpointing:
         unet.disable_gradient_checkpointing()
@@ -667,27 +618,113 @@ def finetune(
         text_encoder = accelerator.unwrap_model(text_encoder, keep_fp32_wrapper=False)
         if config.gradient_checkpointing:
             text_encoder.gradient_checkpointing_disable()
-    if ema is not None and finished:
+    if ema is not None:
         ema.copy_to(unet.parameters())
-    unet.eval()
-    text_encoder.eval()
-    pipeline.unet, pipeline.text_encoder = unet, text_encoder
-    result = FinetuneResult(
-        global_step=global_step, max_steps=max_steps, losses=losses, seconds=time.perf_counter() - start,
-        output_dir=out, finished=finished, resumed_from=resume_path, step_times=step_times,
-        images_per_update=config.train_batch_size * ga * accelerator.num_processes, learning_rates=learning_rates,
-        train_seconds=prior_seconds + (step_times[-1] if step_times else 0.0),
-    )
-    if finished and accelerator.is_main_process:
-        pipeline.save_pretrained(out)
-        write_json(out / FINETUNE_MARKER, {
-            **info, "global_step": global_step, "seconds_this_call": result.seconds,
-            "train_seconds": result.train_seconds,
-            "resumed_from": str(resume_path) if resume_path else None, "dataset": data.source,
-            "n_images": len(data), "images_per_s": result.images_per_second(),
-        })
-    accelerator.end_training()
-    return result
+    return unet.eval(), text_encoder.eval()
+
+
+@dataclass
+class _Run:
+    """The training loop of one :func:`finetune` call and what it records (updates, losses, times)."""
+
+    accelerator: Any
+    config: FinetuneConfig
+    out: Path
+    max_steps: int
+    updates_per_epoch: int
+    optimizer: Any
+    loader: Any
+    lr_scheduler: Any
+    params: list
+    ema: Any
+    info: dict[str, Any]
+    step_kwargs: dict[str, Any]
+    global_step: int = 0
+    prior_seconds: float = 0.0
+    losses: list[float] = field(default_factory=list)
+    learning_rates: list[float] = field(default_factory=list)
+    step_times: list[float] = field(default_factory=list)
+
+    def restore(self, checkpoint: Path, unet_class: type) -> None:
+        """Continue from ``checkpoint``: accelerator state, update count, training seconds so far, EMA."""
+        self.accelerator.print(f"resuming from {checkpoint}")
+        self.accelerator.load_state(str(checkpoint))
+        self.global_step = _checkpoint_step(checkpoint)
+        self.prior_seconds = float(_checkpoint_info(checkpoint).get("train_seconds", 0.0))
+        if self.ema is not None:
+            self.ema.load_state_dict(_load_ema_state(checkpoint / "unet_ema", unet_class))
+            self.ema.to(self.accelerator.device)
+
+    def train_seconds(self) -> float:
+        """Training-loop seconds of the whole run up to ``global_step`` (resumed calls included)."""
+        return self.prior_seconds + (self.step_times[-1] if self.step_times else 0.0)
+
+    def train(self, stop_after_steps: int | None) -> None:
+        """Update until ``max_steps`` (or ``stop_after_steps``), resuming mid-epoch after a restore (the batches
+        already used are skipped), checkpointing every ``checkpointing_steps``."""
+        from tqdm.auto import tqdm
+
+        acc, config = self.accelerator, self.config
+        first_epoch = self.global_step // self.updates_per_epoch
+        skip_batches = (self.global_step % self.updates_per_epoch) * config.gradient_accumulation_steps
+        progress = tqdm(total=self.max_steps, initial=self.global_step, desc="finetune",
+                        disable=not (config.progress and acc.is_local_main_process))
+        loop_start = time.perf_counter()
+        done = self.global_step >= self.max_steps
+        for epoch in range(first_epoch, math.ceil(self.max_steps / self.updates_per_epoch)):
+            if done:
+                break
+            self.loader.set_epoch(epoch)
+            active, skip = self.loader, skip_batches if epoch == first_epoch else 0
+            if skip:
+                active = acc.skip_first_batches(self.loader, skip)
+                active.set_epoch(epoch)
+            accumulated = 0.0
+            for batch_index, batch in enumerate(active, start=skip):
+                lr_now = self.lr_scheduler.get_last_lr()[0]
+                accumulated += self._accumulate(batch, _derive_seed(config.seed, 3, epoch, batch_index,
+                                                                    acc.process_index))
+                if not acc.sync_gradients:
+                    continue
+                self._record_update(accumulated, lr_now, time.perf_counter() - loop_start, progress)
+                accumulated = 0.0
+                if self.global_step >= self.max_steps or (stop_after_steps is not None
+                                                          and self.global_step >= stop_after_steps):
+                    done = True
+                    break
+        progress.close()
+
+    def _accumulate(self, batch: dict[str, Any], seed: int) -> float:
+        """Forward, backward and (at an accumulation boundary) one optimizer update on ``batch``; returns the
+        batch's loss (mean over processes) divided by the accumulation steps."""
+        acc, config = self.accelerator, self.config
+        trained = (self.step_kwargs["unet"], self.step_kwargs["text_encoder"]) if config.train_text_encoder else (
+            self.step_kwargs["unet"],)
+        with acc.accumulate(*trained):
+            loss = _training_loss(batch, torch.Generator().manual_seed(seed), acc, config, **self.step_kwargs)
+            value = acc.gather(loss.detach().reshape(1)).mean().item() / config.gradient_accumulation_steps
+            acc.backward(loss)
+            if acc.sync_gradients and config.max_grad_norm:
+                acc.clip_grad_norm_(self.params, config.max_grad_norm)
+            self.optimizer.step()
+            self.lr_scheduler.step()
+            self.optimizer.zero_grad(set_to_none=True)
+        return value
+
+    def _record_update(self, loss: float, lr: float, elapsed: float, progress: Any) -> None:
+        """Count one finished update: EMA step, records, progress bar, a checkpoint when one is due."""
+        if self.ema is not None:
+            self.ema.step(self.step_kwargs["unet"].parameters())
+        self.global_step += 1
+        self.losses.append(loss)
+        self.learning_rates.append(lr)
+        self.step_times.append(elapsed)
+        progress.update(1)
+        progress.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", steps_per_s=f"{len(self.step_times) / elapsed:.2f}")
+        if self.global_step % self.config.checkpointing_steps == 0 and self.accelerator.is_main_process:
+            self.info["train_seconds"] = self.train_seconds()
+            _save_checkpoint(self.accelerator, self.out, self.global_step, self.config.checkpoints_total_limit,
+                             self.ema, self.info)
 
 
 def make_lr_scheduler(optimizer: torch.optim.Optimizer, config: FinetuneConfig, max_steps: int,

@@ -75,7 +75,7 @@ from biaslib.metrics.correction import (
     rate_draws,
 )
 from biaslib.metrics.intervals import percentile_interval
-from biaslib.metrics.magbig import expected_max_l1, fair_floors, mean_l1_difference, mean_l1_inference
+from biaslib.metrics.magbig import expected_max_l1, fair_floors, mean_l1_difference, mean_l1_inference, parity_l1
 from biaslib.multilingual import (
     GENERATIONS,
     check_generated,
@@ -346,7 +346,7 @@ def _scores(woman: np.ndarray, occupations: int, images: int, share: str = "shar
     safe = np.where(usable, woman, 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = safe.sum(axis=1) / counted
-        l1 = np.abs(2.0 * safe - 1.0)
+        l1 = parity_l1(safe)
         mean_l1 = np.where(usable, l1, 0.0).sum(axis=1) / counted
         std_l1 = np.sqrt(np.where(usable, (l1 - mean_l1[:, None]) ** 2, 0.0).sum(axis=1) / counted)
     exp_max = np.full(len(woman), np.nan)

@@ -327,13 +327,13 @@ def run_open_clip(argv: Sequence[str], threads: int | None = None) -> None:
     import torch
 
     register_model_configs()
-    from open_clip_train.main import main as open_clip_main
+    import open_clip_train.main as open_clip_train_main
 
     before = torch.get_num_threads()
     torch.set_num_threads(threads or before)
     try:
-        with _scoped_logging():
-            code = open_clip_main(list(argv))
+        with _scoped_logging(), _quiet_console(open_clip_train_main):
+            code = open_clip_train_main.main(list(argv))
     finally:
         torch.set_num_threads(before)
     gc.collect()  # shut down the persistent DataLoader workers of the finished run
@@ -387,6 +387,33 @@ def _run_torchrun(argv: Sequence[str], gpus: int, run: Path) -> None:
     result = subprocess.run(cmd, check=False)
     if result.returncode != 0:
         raise BiaslibError(f"torchrun exited with status {result.returncode}; see {run / 'out.log'}")
+
+
+def _not_a_settings_dump(record: logging.LogRecord) -> bool:
+    """False for the lines of open_clip_train's start-up dump (``Model:``, the model's multi-line repr,
+    ``Params:`` and its ``  name: value`` lines), True for everything else."""
+    message = record.getMessage()
+    return message not in ("Model:", "Params:") and "\n" not in message and not message.startswith("  ")
+
+
+@contextlib.contextmanager
+def _quiet_console(trainer_main: Any) -> Iterator[None]:
+    """While open_clip_train runs, its console handler leaves out the ≈ 230-line model and settings dump
+    (:func:`_not_a_settings_dump`); the run's ``out.log`` (and ``params.txt``) keep all of it."""
+    original = trainer_main.setup_logging
+
+    def setup_logging(*args: Any, **kwargs: Any) -> None:
+        before = set(logging.root.handlers)
+        original(*args, **kwargs)
+        for handler in logging.root.handlers:
+            if handler not in before and type(handler) is logging.StreamHandler:
+                handler.addFilter(_not_a_settings_dump)
+
+    trainer_main.setup_logging = setup_logging
+    try:
+        yield
+    finally:
+        trainer_main.setup_logging = original
 
 
 @contextlib.contextmanager

@@ -30,6 +30,19 @@ SMALL_EXPORT = ExportConfig(
 )
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a test module (``pytestmark = pytest.mark.usefixtures("one_thread")``): its micro
+    models check numbers, not speed, and with two OpenMP threads on two cores shared with other jobs each small
+    forward pass can take 10-50× longer (threads spin at barriers)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def world() -> World:
     return World(seed=0)

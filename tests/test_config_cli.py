@@ -82,6 +82,23 @@ def test_variants_name_the_experiment_and_apply_their_keys(tmp_path):
         load_params(path, variant="bad")
 
 
+def test_extends_merges_section_by_section_and_names_bad_files(tmp_path):
+    (tmp_path / "base.yaml").write_text("experiment: base\nworld:\n  image_size: 32\n  captions: {p_age: 0.5}\n"
+                                        "train: {epochs: 3}\n")
+    (tmp_path / "child.yaml").write_text("extends: base.yaml\nworld:\n  captions: {p_race: 0.2}\n")
+    child, base = load_params(tmp_path / "child.yaml"), load_params(tmp_path / "base.yaml")
+    assert child.experiment == "base" and child.world.image_size == 32 and child.train.epochs == 3
+    assert child.world.captions.p_age == 0.5 and child.world.captions.p_race == 0.2  # nested sections merge
+    assert base.world.captions.p_race != 0.2
+    (tmp_path / "loop.yaml").write_text("extends: loop2.yaml\n")
+    (tmp_path / "loop2.yaml").write_text("extends: loop.yaml\n")
+    with pytest.raises(ParamsError, match="circle"):
+        load_params(tmp_path / "loop.yaml")
+    (tmp_path / "orphan.yaml").write_text("extends: missing.yaml\n")
+    with pytest.raises(ParamsError, match="missing.yaml"):
+        load_params(tmp_path / "orphan.yaml")
+
+
 def test_world_study_gamma1_is_the_default_experiment():
     """The study's γ = 1 variant reuses the demo's runs, so its params must equal params/default.yaml."""
     import dataclasses

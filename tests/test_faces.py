@@ -42,12 +42,7 @@ from biaslib.world.export import export_fairface
 ASTRONAUT_FACE = (175, 65, 270, 170)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -217,10 +212,12 @@ def test_ita_orders_the_world_skin_tones():
 
 # ---- analysis and counts ------------------------------------------------------------------------
 
-def test_no_face_and_several_faces_are_counted_not_fatal(astronaut, noise, onnx_gender):
+def test_no_face_and_several_faces_are_counted_not_fatal(astronaut, noise, onnx_gender, capsys):
     pair = np.hstack([astronaut, astronaut])
     images = [astronaut, noise, pair, astronaut[::2, ::2].copy()]
-    frame = analyse_images(images, "haar", onnx_gender, batch_size=3, skin=True)
+    frame = analyse_images(images, "haar", onnx_gender, batch_size=3, skin=True, progress=True)
+    progress = capsys.readouterr().err  # the bar counts images, not batches
+    assert "faces: 100%" in progress and "4/4" in progress
     assert frame["n_faces"].tolist() == [1, 0, 2, 1]
     assert frame["outcome"].tolist() == ["woman", "no_face", "multiple_faces", "woman"]
     assert frame["monk"].iloc[[0, 3]].between(1, 10).all() and frame["ita"].iloc[[1, 2]].isna().all()

@@ -23,14 +23,7 @@ from biaslib.world.export import export_cc3m
 N_IMAGES = 70  # one full batch of 64 plus a remainder
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: these tests check numbers, not speed, and with two OpenMP threads on two cores
-    shared with other jobs each small forward pass can take 10-50× longer (threads spin at barriers)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

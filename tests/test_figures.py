@@ -149,3 +149,7 @@ def test_browser_offers_every_value_of_each_attribute(world):
     dropdowns = [child for row in box.children[:2] for child in row.children]
     assert [d.description for d in dropdowns] == ["occupation", "gender", "age_level", "skin_tone"]
     assert list(dropdowns[1].options) == ["any", *sorted(people["gender"].unique())]
+    open_before = len(plt.get_fignums())
+    for value in dropdowns[1].options[1:]:  # each change redraws; no figure may stay open
+        dropdowns[1].value = value
+    assert len(plt.get_fignums()) == open_before

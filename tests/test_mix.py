@@ -17,7 +17,8 @@ from PIL import Image
 from biaslib.data.cc3m import ReadStats, iter_cc3m
 from biaslib.errors import BiaslibError, DataLayoutError
 from biaslib.io import TarShardWriter, write_json
-from biaslib.mix import ShortfallError, _ShardMaps, index_generated, mix, scan_tar, select_generated, verify
+from biaslib.mix import ShortfallError, index_generated, mix, scan_tar, select_generated, verify
+from biaslib.mix.generated_index import ShardMaps
 from biaslib.ratios import ratio_code, ratio_fraction
 from biaslib.world import World
 from biaslib.world.export import export_cc3m
@@ -384,7 +385,7 @@ def test_rerun_after_more_images_are_generated_rebuilds_changed_shards(data, tmp
 
 def test_generated_reader_reopens_evicted_shards(data):
     index = index_generated(data["root"] / "gen")
-    maps = _ShardMaps(index.shards, limit=1)
+    maps = ShardMaps(index.shards, limit=1)
     try:
         for key in [data["keys"][0], data["keys"][100], data["keys"][1], data["keys"][101]]:
             image, record = maps.read(index.entries[key])

@@ -14,7 +14,7 @@ import torch
 from biaslib import cli
 from biaslib.config import REPO_ROOT, FinetuneParams, load_params
 from biaslib.errors import BiaslibError, DataLayoutError
-from biaslib.finetune import FinetuneConfig, list_checkpoints
+from biaslib.finetune import list_checkpoints
 from biaslib.generate import GenerateConfig, load_pipeline, read_generated, verify
 from biaslib.layout import RunLayout
 from biaslib.multilingual import (
@@ -22,6 +22,7 @@ from biaslib.multilingual import (
     check_params,
     collect_datasets,
     dataset_dir,
+    finetune_config,
     generate_languages,
     generation_captions,
     generation_dir,
@@ -49,13 +50,7 @@ multilingual:
 """
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Micro models run as fast on one thread, and one thread does not stall when other jobs share the cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -190,10 +185,14 @@ def test_interrupted_finetune_resumes_to_the_same_steps_and_the_pipeline_generat
         run_finetune(changed, progress=False)
 
 
-def test_params_files_and_finetune_params_mirror_finetune_config() -> None:
-    config_fields = {f.name: f.default for f in dataclasses.fields(FinetuneConfig)}
-    for f in dataclasses.fields(FinetuneParams):
-        assert config_fields[f.name] == f.default, f.name
+def test_params_files_and_finetune_params_reach_finetune_config() -> None:
+    # FinetuneConfig extends FinetuneParams: a params file's settings arrive unchanged, the rest keep their defaults
+    params = load_params(REPO_ROOT / "params" / "multilingual.yaml", {"multilingual.finetune.learning_rate": 0.5})
+    config = finetune_config(params, progress=False)
+    assert isinstance(config, FinetuneParams)
+    assert {f.name: getattr(config, f.name) for f in dataclasses.fields(FinetuneParams)} == dataclasses.asdict(
+        params.multilingual.finetune)
+    assert config.learning_rate == 0.5 and config.output_dir == RunLayout(params).finetuned
     world = load_params(REPO_ROOT / "params" / "multilingual.yaml")
     paper = load_params(REPO_ROOT / "params" / "multilingual_paper.yaml")
     for params in (world, paper):

@@ -143,6 +143,28 @@ def test_train_and_features_cli(first_run, tmp_path, capsys):
     assert "neither webdataset shards" in capsys.readouterr().err
 
 
+def test_console_leaves_out_the_model_dump_and_the_log_file_keeps_it(tmp_path, capsys):
+    """open_clip_train's own setup_logging, as run_open_clip calls it: the console shows progress lines only."""
+    import logging
+    import types
+
+    import open_clip_train.logger
+
+    from biaslib.train import _quiet_console, _scoped_logging
+
+    trainer = types.SimpleNamespace(setup_logging=open_clip_train.logger.setup_logging)
+    with _scoped_logging(), _quiet_console(trainer):
+        trainer.setup_logging(str(tmp_path / "out.log"), logging.INFO)
+        for line in ("Model:", "CLIP(\n  (visual): ModifiedResNet(...)\n)", "Params:", "  lr: 0.001",
+                     "Train Epoch: 0 [100/200 (50%)] Loss: 1.0"):
+            logging.info(line)
+    assert trainer.setup_logging is open_clip_train.logger.setup_logging  # restored
+    console, saved = capsys.readouterr().err, (tmp_path / "out.log").read_text()
+    assert "Train Epoch: 0" in console and "Model:" not in console and "ModifiedResNet" not in console
+    assert "lr: 0.001" not in console
+    assert all(text in saved for text in ("Model:", "ModifiedResNet", "Params:", "lr: 0.001", "Train Epoch: 0"))
+
+
 def test_workers_above_the_shard_count_are_clamped(first_run):
     params, _, messages = first_run
     assert any("workers=3 but only 2 shard(s)" in m for m in messages)

@@ -30,17 +30,20 @@ def _shifted(frames: list[pd.DataFrame], offsets: list[int]) -> pd.DataFrame:
 
 def analyse_images(images: Sequence[ImageLike], detector: FaceDetector | str = "mtcnn",
                    classifier: FaceClassifier | None = None, *, batch_size: int = 32,
-                   skin: bool = False) -> pd.DataFrame:
+                   skin: bool = False, progress: bool = False) -> pd.DataFrame:
     """One row per image: ``image`` (position), ``n_faces``, the best face's box (``x0 … score``, NaN
     without a face), the classifier's columns and, with ``skin``, ``ita``, ``monk`` and ``chardon`` — those only
     for images with exactly one face. With a gender-reading classifier an ``outcome`` column
-    (:func:`biaslib.faces.counts.image_outcomes`) is added.
+    (:func:`biaslib.faces.counts.image_outcomes`) is added. ``progress``: a progress bar of images (stderr).
     """
+    from tqdm.auto import tqdm
+
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     det = create_detector(detector) if isinstance(detector, str) else detector
     boxes: list[np.ndarray] = []
     predicted, skins, offsets = [], [], []
+    bar = tqdm(total=len(images), desc="faces", unit="image", disable=not progress)
     for start in range(0, len(images), batch_size):
         chunk = images[start:start + batch_size]
         found = det.detect(chunk)
@@ -51,6 +54,8 @@ def analyse_images(images: Sequence[ImageLike], detector: FaceDetector | str = "
             predicted.append(classifier.predict(chunk, single))
         if skin:
             skins.append(skin_tone(chunk, single))
+        bar.update(len(chunk))
+    bar.close()
     top = np.array([b[0, :5] if len(b) else np.full(5, np.nan) for b in boxes], dtype=np.float64).reshape(-1, 5)
     n_faces = np.array([len(b) for b in boxes], dtype=np.int64)
     frame = pd.DataFrame({"image": np.arange(len(boxes), dtype=np.int64), "n_faces": n_faces,

@@ -10,7 +10,13 @@ from biaslib.metrics.clipscore import clip_score, paired_cosine
 from biaslib.metrics.geode import group_accuracy
 from biaslib.metrics.groups import by_group, group_gap
 from biaslib.metrics.intervals import bh_qvalues, contrast_test, gap_test, wilson_interval
-from biaslib.metrics.magbig import magbig_fairness, magbig_fairness_mc, mean_l1_difference, mean_l1_inference
+from biaslib.metrics.magbig import (
+    magbig_fairness,
+    magbig_fairness_mc,
+    mean_l1_difference,
+    mean_l1_inference,
+    parity_l1,
+)
 from biaslib.metrics.markedness import person_preference, self_similarity, self_similarity_mc
 from biaslib.metrics.retrieval import retrieval_hits
 
@@ -29,6 +35,7 @@ __all__ = [
     "magbig_fairness_mc",
     "mean_l1_difference",
     "mean_l1_inference",
+    "parity_l1",
     "paired_cosine",
     "person_preference",
     "retrieval_hits",

@@ -30,6 +30,13 @@ import pandas as pd
 _SQRT2 = math.sqrt(2.0)
 
 
+def parity_l1(p: np.ndarray | float) -> np.ndarray:
+    """MAGBIG's L1 distance of a two-outcome split from parity, ``|p − (1 − p)| = 2|p − ½|`` (0: a 50/50
+    split, 1: one outcome only), elementwise on shares ``p`` in [0, 1]; the one spelling of the measure in
+    biaslib (every figure of a gender split uses this scale)."""
+    return np.abs(2.0 * np.asarray(p, dtype=np.float64) - 1.0)
+
+
 def _shares(counts: pd.DataFrame, occupations: int, images: int) -> tuple[np.ndarray, list[Any]]:
     """Man share of every occupation with at least one face, and the excluded occupations."""
     p, _, excluded = _shares_and_totals(counts, occupations, images)
@@ -79,7 +86,7 @@ def expected_max_l1(p: np.ndarray, occupations: int, images: int) -> tuple[float
     ``e_k`` comes from the usual O(N·k) recursion, all thresholds at once; every term is
     non-negative and at most C(N, k), so float64 is exact to rounding for N in the thousands.
     """
-    scores = np.abs(2.0 * np.arange(images + 1) / images - 1.0)
+    scores = parity_l1(np.arange(images + 1) / images)
     thresholds = np.unique(scores[scores > 0])
     pmf = _binomial_pmf(p, images)
     below = (scores[:, None] < thresholds[None, :]).astype(np.float64)
@@ -113,7 +120,7 @@ def expected_l1(p: np.ndarray, totals: np.ndarray) -> np.ndarray:
         x = np.arange(n + 1)
         # once per distinct share: bootstrap draws X/n take at most n + 1 values
         shares, inverse = np.unique(p[..., columns], return_inverse=True)
-        scores = binom.pmf(x, n, shares[:, None]) @ np.abs(2.0 * x / n - 1.0)
+        scores = binom.pmf(x, n, shares[:, None]) @ parity_l1(x / n)
         out[..., columns] = scores[inverse].reshape(p[..., columns].shape)
     return out
 
@@ -198,7 +205,7 @@ def corrected_mean_l1(p: np.ndarray, totals: np.ndarray) -> np.ndarray:
     bias E_p̂|2X/n_o − 1| − L̂_o at the estimated share. Can be negative near a fair generator (it estimates a
     mean; it is not clipped).
     """
-    plug_in = np.abs(2.0 * np.asarray(p, dtype=np.float64) - 1.0)
+    plug_in = parity_l1(p)
     return (2.0 * plug_in - expected_l1(p, totals)).mean(axis=-1)
 
 
@@ -235,8 +242,8 @@ def mean_l1_inference(counts: pd.DataFrame, n_boot: int = 1000, ci: float = 0.95
         raise ValueError("mean_l1_inference needs whole face counts (the parametric bootstrap draws binomials)")
     rng = np.random.default_rng(seed)
     whole = totals.astype(np.int64)
-    observed = float(np.abs(2.0 * p - 1.0).mean())
-    fair = np.abs(2.0 * rng.binomial(whole, 0.5, size=(n_boot, len(p))) / totals - 1.0).mean(axis=1)
+    observed = float(parity_l1(p).mean())
+    fair = parity_l1(rng.binomial(whole, 0.5, size=(n_boot, len(p))) / totals).mean(axis=1)
     p_fair = float((1 + np.sum(fair >= observed - 1e-12)) / (1 + n_boot))
     draws = corrected_mean_l1(rng.binomial(whole, p, size=(n_boot, len(p))) / totals, totals)
     low, high = percentile_interval(draws, ci)
@@ -264,7 +271,7 @@ def magbig_fairness_mc(
     rng = np.random.default_rng(seed)
     picked = np.argsort(rng.random((draws, len(p))), axis=1)[:, :occupations]
     successes = rng.binomial(images, p[picked])
-    worst = np.abs(2.0 * successes / images - 1.0).max(axis=1)
+    worst = parity_l1(successes / images).max(axis=1)
     return {
         **_point_scores(p, excluded),
         "exp_max_l1": float(worst.mean()),
@@ -297,7 +304,7 @@ def mean_l1_difference(counts: pd.DataFrame, reference: pd.DataFrame, n_boot: in
         if np.any(totals != np.round(totals)):
             raise ValueError("mean_l1_difference needs whole face counts")
         draws = corrected_mean_l1(rng.binomial(totals.astype(np.int64), p, size=(n_boot, len(p))) / totals, totals)
-        sides.append((float(np.abs(2.0 * p - 1.0).mean()), float(corrected_mean_l1(p, totals)), draws))
+        sides.append((float(parity_l1(p).mean()), float(corrected_mean_l1(p, totals)), draws))
     (plain, corrected, draws), (ref_plain, ref_corrected, ref_draws) = sides
     differences = draws - ref_draws
     low, high = percentile_interval(differences, ci)

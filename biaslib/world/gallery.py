@@ -102,7 +102,11 @@ def browser(world: World, frame: pd.DataFrame, max_images: int = 12):
 
             print(f"{len(sel)} matching samples; showing {len(rows)} with their captions")
             if rows:
-                display(image_grid(world.render_many(rows), ncols=min(6, len(rows)), cell_inches=1.3))
+                import matplotlib.pyplot as plt
+
+                fig = image_grid(world.render_many(rows), ncols=min(6, len(rows)), cell_inches=1.3)
+                display(fig)
+                plt.close(fig)  # shown once, here; an open figure would be drawn again and kept per change
                 for r in rows:
                     print("-", r["caption"])
 

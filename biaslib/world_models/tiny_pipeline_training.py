@@ -130,7 +130,7 @@ def train_world_pipeline(
     untouched. A finished pipeline with other params raises :class:`BiaslibError` unless
     ``overwrite``. ``resume=False`` discards checkpoints and plan of an unfinished run.
     """
-    from biaslib.finetune import FinetuneConfig, finetune, load_finetune_dataset
+    from biaslib.finetune import FinetuneConfig, finetune
 
     out = Path(out_dir)
     encoder_source = None
@@ -140,33 +140,15 @@ def train_world_pipeline(
     params = _train_params(world, minutes, n_images, seed, sample_size, max_steps,
                            None if encoder_source is None else {k: encoder_source[k] for k in ("model", "sha256")})
     digest = _digest(params)
-    marker = _read_json(out / TRAIN_MARKER)
-    if marker is not None and (out / "model_index.json").is_file():
-        if marker.get("digest") == digest:
-            return out
-        if not overwrite:
-            raise BiaslibError(f"{out} holds a tiny pipeline trained with other params (digest "
-                               f"{marker.get('digest')} ≠ {digest}); pass overwrite=True or use another folder")
-    plan = _read_json(out / _PLAN)
-    if marker is not None or not resume or (plan is not None and plan.get("digest") != digest):
-        _clear_outputs(out)
-        plan = None
-    out.mkdir(parents=True, exist_ok=True)
+    if _finished(out, digest, overwrite):
+        return out
+    plan = _claim(out, digest, resume)
 
     started = time.perf_counter()
-    data_dir = out / _DATA
-    data_params = {k: params[k] for k in ("world_config", "world_seed", "n_images", "sample_size")}
-    stamp = data_dir / "biaslib_data.json"
-    fresh = _read_json(stamp) == json.loads(json.dumps(data_params, default=str))
-    if not fresh or not (data_dir / "train" / "metadata.jsonl").is_file():
-        shutil.rmtree(data_dir, ignore_errors=True)
-        write_world_imagefolder(world, data_dir, n_images, sample_size)
-        write_json(stamp, data_params)
-    dataset = load_finetune_dataset(data_dir)
+    dataset = _world_dataset(world, out, params)
     render_seconds = time.perf_counter() - started
-    recipe = params["recipe"]
     config = FinetuneConfig(output_dir=out, resolution=sample_size, center_crop=True, seed=seed,
-                            resume_from_checkpoint="latest", progress=progress, **recipe)
+                            resume_from_checkpoint="latest", progress=progress, **params["recipe"])
 
     def fresh_pipeline() -> WorldDiffusionPipeline:
         if encoder_source is None:
@@ -176,41 +158,96 @@ def train_world_pipeline(
         encoder = load_open_clip_text_encoder(encoder_source["checkpoint"], encoder_source["model"])
         return build_tiny_pipeline(seed, sample_size, text_encoder=encoder)
 
-    if plan is None and max_steps is not None:
-        plan = {"digest": digest, "max_steps": int(max_steps), "calibration": None}
-        write_json(out / _PLAN, plan)
     if plan is None:
-        with tempfile.TemporaryDirectory(dir=out) as scratch:
-            probe = finetune(fresh_pipeline(), dataset,
-                             FinetuneConfig(**{**config.to_dict(), "output_dir": scratch, "progress": False,
-                                               "resume_from_checkpoint": None}),
-                             max_steps_override=10**6, stop_after_steps=calibration_steps)
-        steps_per_s = probe.images_per_second() / probe.images_per_update
-        plan = {"digest": digest, "max_steps": max(1, int(round(steps_per_s * minutes * 60))),
-                "calibration": {"steps": calibration_steps, "steps_per_s": steps_per_s,
-                                "images_per_s": probe.images_per_second()}}
+        plan = _plan_steps(fresh_pipeline, dataset, config, digest, max_steps, minutes, calibration_steps)
         write_json(out / _PLAN, plan)
-
     pipe = fresh_pipeline()
     result = finetune(pipe, dataset, config, max_steps_override=plan["max_steps"])
-    tail = result.losses[-50:]
-    # the median update time is robust to other jobs on a shared CPU (the mean is not)
-    median_step = float(np.median(np.diff(result.step_times))) if len(result.step_times) > 2 else None
     write_json(out / TRAIN_MARKER, {
-        "params": params, "digest": digest, "max_steps": plan["max_steps"], "global_step": result.global_step,
-        "calibration": plan["calibration"], "train_seconds": result.train_seconds,
-        "train_seconds_last_call": result.seconds, "images_per_s_last_call": result.images_per_second(),
-        "resumed_from": str(result.resumed_from) if result.resumed_from else None,
-        "images_per_s": plan["max_steps"] * recipe["train_batch_size"] / max(result.train_seconds, 1e-9),
-        "median_step_seconds": median_step,
-        "images_per_s_median_step": recipe["train_batch_size"] / median_step if median_step else None,
-        "final_loss": float(np.mean(tail)) if tail else None,
+        "params": params, "digest": digest, **_training_record(result, plan, params["recipe"]["train_batch_size"]),
         "setup_seconds": render_seconds, "text_encoder_source": encoder_source, "n_params": {
             "unet": sum(p.numel() for p in pipe.unet.parameters()),
             "text_encoder": sum(p.numel() for p in pipe.text_encoder.parameters())},
     })
     _clear_work(out)
     return out
+
+
+def _finished(out: Path, digest: str, overwrite: bool) -> bool:
+    """True if ``out`` holds a finished pipeline of ``digest``; raises if it holds one of other params and
+    ``overwrite`` is off."""
+    marker = _read_json(out / TRAIN_MARKER)
+    if marker is None or not (out / "model_index.json").is_file():
+        return False
+    if marker.get("digest") == digest:
+        return True
+    if not overwrite:
+        raise BiaslibError(f"{out} holds a tiny pipeline trained with other params (digest "
+                           f"{marker.get('digest')} ≠ {digest}); pass overwrite=True or use another folder")
+    return False
+
+
+def _claim(out: Path, digest: str, resume: bool) -> dict[str, Any] | None:
+    """Prepare ``out`` for training ``digest``: keep an unfinished run's plan and checkpoints when resuming it,
+    else clear the outputs. Returns the kept step plan, or None when one must be made."""
+    plan = _read_json(out / _PLAN)
+    if _read_json(out / TRAIN_MARKER) is not None or not resume or (plan is not None and plan.get("digest") != digest):
+        _clear_outputs(out)
+        plan = None
+    out.mkdir(parents=True, exist_ok=True)
+    return plan
+
+
+def _world_dataset(world: Any, out: Path, params: dict[str, Any]) -> Any:
+    """The training imagefolder ``out/_data`` of the world's people (re-rendered when its world, seed, size or
+    count changed), loaded for :func:`biaslib.finetune.finetune`."""
+    from biaslib.finetune import load_finetune_dataset
+
+    data_dir = out / _DATA
+    data_params = {k: params[k] for k in ("world_config", "world_seed", "n_images", "sample_size")}
+    stamp = data_dir / "biaslib_data.json"
+    fresh = _read_json(stamp) == json.loads(json.dumps(data_params, default=str))
+    if not fresh or not (data_dir / "train" / "metadata.jsonl").is_file():
+        shutil.rmtree(data_dir, ignore_errors=True)
+        write_world_imagefolder(world, data_dir, params["n_images"], params["sample_size"])
+        write_json(stamp, data_params)
+    return load_finetune_dataset(data_dir)
+
+
+def _plan_steps(fresh_pipeline: Any, dataset: Any, config: Any, digest: str, max_steps: int | None,
+                minutes: float, calibration_steps: int) -> dict[str, Any]:
+    """The step budget: ``max_steps`` when given, else the speed of ``calibration_steps`` updates of a throwaway
+    pipeline × ``minutes``."""
+    from biaslib.finetune import FinetuneConfig, finetune
+
+    if max_steps is not None:
+        return {"digest": digest, "max_steps": int(max_steps), "calibration": None}
+    with tempfile.TemporaryDirectory(dir=config.output_dir) as scratch:
+        probe = finetune(fresh_pipeline(), dataset,
+                         FinetuneConfig(**{**config.to_dict(), "output_dir": scratch, "progress": False,
+                                           "resume_from_checkpoint": None}),
+                         max_steps_override=10**6, stop_after_steps=calibration_steps)
+    steps_per_s = probe.images_per_second() / probe.images_per_update
+    return {"digest": digest, "max_steps": max(1, int(round(steps_per_s * minutes * 60))),
+            "calibration": {"steps": calibration_steps, "steps_per_s": steps_per_s,
+                            "images_per_s": probe.images_per_second()}}
+
+
+def _training_record(result: Any, plan: dict[str, Any], batch_size: int) -> dict[str, Any]:
+    """Steps, seconds, speeds and final loss of a finished :func:`biaslib.finetune.finetune` run."""
+    tail = result.losses[-50:]
+    # the median update time is robust to other jobs on a shared CPU (the mean is not)
+    median_step = float(np.median(np.diff(result.step_times))) if len(result.step_times) > 2 else None
+    return {
+        "max_steps": plan["max_steps"], "global_step": result.global_step,
+        "calibration": plan["calibration"], "train_seconds": result.train_seconds,
+        "train_seconds_last_call": result.seconds, "images_per_s_last_call": result.images_per_second(),
+        "resumed_from": str(result.resumed_from) if result.resumed_from else None,
+        "images_per_s": plan["max_steps"] * batch_size / max(result.train_seconds, 1e-9),
+        "median_step_seconds": median_step,
+        "images_per_s_median_step": batch_size / median_step if median_step else None,
+        "final_loss": float(np.mean(tail)) if tail else None,
+    }
 
 
 def _clear_work(out: Path) -> None:
