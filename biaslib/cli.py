@@ -116,13 +116,11 @@ def _generation_paths(args: argparse.Namespace, params) -> tuple[Path, Path]:
 
 def cmd_generate_run(args: argparse.Namespace) -> int:
     """Generate one image per caption into webdataset shards (this process's rank share)."""
-    from biaslib.generate import generate, read_captions
-    from biaslib.world import World
+    from biaslib.generate import generate_run
 
     params = load_params(args.params, _overrides(args.set))
-    captions_path, out = _generation_paths(args, params)
-    report = generate(read_captions(captions_path), out, params.generate, world=World(params.world, params.seed),
-                      max_items=args.max_items, overwrite=args.overwrite, rank=args.rank, world_size=args.world_size)
+    report = generate_run(params, args.name, captions=args.captions, out=args.out, max_items=args.max_items,
+                          overwrite=args.overwrite, rank=args.rank, world_size=args.world_size)
     print(json.dumps({"out": str(report.out_dir), "rank": report.rank, "world_size": report.world_size,
                       "images": report.images, "kept": report.kept, "discarded_unfinished": report.discarded,
                       "images_per_s": round(report.images_per_s, 2),
@@ -144,14 +142,11 @@ def cmd_generate_verify(args: argparse.Namespace) -> int:
 
 def cmd_mix_run(args: argparse.Namespace) -> int:
     """Write the mixed datasets at every ratio (or --ratio ones)."""
-    from biaslib.mix import mix
+    from biaslib.mix import mix_run
 
     params = load_params(args.params, _overrides(args.set))
     layout = RunLayout(params)
-    for ratio in args.ratio or params.mix.ratios:
-        manifest = mix(layout.captions, layout.generated(), layout.mixes, ratio, seed=params.mix.seed,
-                       allow_shortfall=params.mix.allow_shortfall, overwrite=args.overwrite,
-                       allow_skipped_real=params.mix.allow_skipped_real)
+    for manifest in mix_run(params, args.ratio, overwrite=args.overwrite).values():
         print(json.dumps({"ratio": manifest["ratio"], "out": str(layout.mix(manifest["ratio"])),
                           "n": manifest["n"], "counts": manifest["counts"], "shortfall": manifest["shortfall"],
                           "skipped_real": manifest["skipped_real"]["samples"]}))

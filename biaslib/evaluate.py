@@ -55,14 +55,12 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from biaslib import __version__
 from biaslib.config import EvalConfig, Params
 from biaslib.data import coco_caption_table, load_coco_bias, load_fairface, load_geode, load_phase
 from biaslib.data.fairface import AGE_LABELS, GENDER_LABELS, RACE_LABELS
@@ -80,7 +78,7 @@ from biaslib.io import check_writable, file_sha256, files_fingerprint, texts_fin
 from biaslib.layout import RunLayout
 from biaslib.metrics import by_group, gap_test, group_accuracy, person_preference, retrieval_hits, self_similarity
 from biaslib.metrics.intervals import cluster_sums, group_mean_draws, percentile_interval, z_value
-from biaslib.provenance import git_state, is_current
+from biaslib.provenance import git_state, is_current, provenance
 from biaslib.ratios import ratio_code
 from biaslib.results import RESULT_FORMAT, ROW_FIELDS
 from biaslib.train import CheckpointError, latest_checkpoint, run_name
@@ -569,14 +567,11 @@ def _record(ctx: _Context, evaluation: str, rows: list[dict], tables: dict[str, 
     return {
         "format": RESULT_FORMAT, "experiment": ctx.params.experiment, "ratio": ctx.code, "evaluation": evaluation,
         "rows": rows,
-        "provenance": {
-            "biaslib_version": __version__, "git_commit": git[0], "git_dirty": git[1],
-            "params_digest": ctx.params.digest(), "seed": ctx.params.seed,
-            "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "checkpoint": {"path": str(checkpoint.path), "epoch": checkpoint.epoch, "sha256": checkpoint.sha256,
-                           "model": checkpoint.model, "run": checkpoint.run},
-            "data": data, "features": dict(ctx.used), "settings": settings,
-        },
+        "provenance": provenance(
+            ctx.params, settings, git=git,
+            checkpoint={"path": str(checkpoint.path), "epoch": checkpoint.epoch, "sha256": checkpoint.sha256,
+                        "model": checkpoint.model, "run": checkpoint.run},
+            data=data, features=dict(ctx.used)),
     }
 
 

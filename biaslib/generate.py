@@ -36,10 +36,11 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from biaslib import __version__
-from biaslib.config import GenerateConfig, ImageFormat
+from biaslib.config import GenerateConfig, ImageFormat, Params
 from biaslib.data.generated import generated_keys, load_generated_images, read_generated
 from biaslib.errors import BiaslibError, DataLayoutError
 from biaslib.io import TarShardWriter, remove_stale_temporaries, run_lock, write_json
+from biaslib.layout import RunLayout
 
 log = logging.getLogger(__name__)
 
@@ -502,8 +503,22 @@ def verify(out_dir: str | os.PathLike, captions: pd.DataFrame | None = None) -> 
     return GenerationCheck(ok, sum(counts.values()), missing, duplicates, unexpected, unfinished, corrupt)
 
 
+def generate_run(params: Params, name: str | None = None, *, captions: str | os.PathLike | None = None,
+                 out: str | os.PathLike | None = None, **options: Any) -> GenerateReport:
+    """Step ``generate`` of an experiment, as the CLI, the study runner and notebook 01 run it: the captions of
+    ``RunLayout(params).captions`` (or ``captions``) into ``RunLayout(params).generated(name)`` (or ``out``;
+    ``name`` defaults to ``mix.generated``, the run mixing reads) with ``params.generate``, the world of the
+    params as the simulator. ``options`` go to :func:`generate` (``max_items``, ``overwrite``, ``rank``,
+    ``world_size``, ``progress``)."""
+    from biaslib.world import World
+
+    layout = RunLayout(params)
+    return generate(read_captions(captions or layout.captions), out or layout.generated(name), params.generate,
+                    world=World(params.world, params.seed), **options)
+
+
 __all__ = [  # the shard readers live in biaslib.data.generated and are re-exported here
-    "CaptionCheck", "GenerateReport", "GenerationCheck", "check_captions", "encode_image", "generate",
+    "CaptionCheck", "GenerateReport", "GenerationCheck", "check_captions", "encode_image", "generate", "generate_run",
     "generated_keys", "id_seed", "load_generated_images", "load_pipeline", "rank_from_env", "read_captions",
     "read_generated", "resolve_device", "shard_name", "verify",
 ]

@@ -51,14 +51,12 @@ import logging
 import math
 import os
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from biaslib import __version__
 from biaslib.config import Params
 from biaslib.errors import DataLayoutError
 from biaslib.faces.counts import GENDER_ALIASES, OUTCOMES, face_counts, image_outcomes
@@ -86,7 +84,7 @@ from biaslib.multilingual import (
     language_codes,
 )
 from biaslib.prompts import resolve_language
-from biaslib.provenance import git_state, is_current
+from biaslib.provenance import git_state, is_current, provenance
 
 log = logging.getLogger(__name__)
 
@@ -707,7 +705,7 @@ def write_results(params: Params, tables: Mapping[str, pd.DataFrame], *,
     ``generation`` and ``language`` columns, e.g. ``fairness``, ``shares``, ``clip``, ``amplification``),
     atomically; returns the paths. Each holds ``format``, ``experiment``, ``generation``, ``language``,
     ``rows`` (every table's rows of that group, with ``section``) and ``provenance``."""
-    commit, dirty = git_state()
+    git = git_state()
     keys = sorted({k for t in tables.values() for k in zip(t["generation"], t["language"])})
     paths = []
     for generation, code in keys:
@@ -716,11 +714,8 @@ def write_results(params: Params, tables: Mapping[str, pd.DataFrame], *,
         chosen = _confusion_of(confusion, generation)
         record = {"format": RESULT_FORMAT, "experiment": params.experiment, "generation": generation, "language": code,
                   "rows": rows,
-                  "provenance": {"biaslib_version": __version__, "git_commit": commit, "git_dirty": dirty,
-                                 "params_digest": params.digest(), "seed": params.seed,
-                                 "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                                 "confusion": {"labels": list(chosen.labels), "counts": chosen.counts.tolist()},
-                                 "settings": json.loads(json.dumps(dict(settings or {}), default=str))}}
+                  "provenance": provenance(params, settings or {}, git=git, confusion={
+                      "labels": list(chosen.labels), "counts": chosen.counts.tolist()})}
         path = result_path(params, generation, code)
         write_json(path, record)
         paths.append(path)

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Mapping
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from biaslib.config import REPO_ROOT
+from biaslib import __version__
+from biaslib.config import REPO_ROOT, Params
 from biaslib.errors import BiaslibError
 
 
@@ -29,6 +32,19 @@ def git_state() -> tuple[str | None, bool | None]:
     commit = run("rev-parse", "HEAD")
     status = run("status", "--porcelain", "--untracked-files=no") if commit else None
     return commit, (bool(status) if status is not None else None)
+
+
+def provenance(params: Params, settings: Mapping[str, Any], *, git: tuple[str | None, bool | None] | None = None,
+               **extra: Any) -> dict[str, Any]:
+    """The ``provenance`` record of a result of either study: biaslib version, git commit and dirty flag (``git``:
+    a :func:`git_state` already taken, e.g. once per sweep), params digest and seed, creation time (UTC), the
+    study's ``extra`` records (checkpoint, data, confusion, …) and last the ``settings`` its numbers depend on
+    (as JSON, which :func:`is_current` compares)."""
+    commit, dirty = git if git is not None else git_state()
+    return {"biaslib_version": __version__, "git_commit": commit, "git_dirty": dirty,
+            "params_digest": params.digest(), "seed": params.seed,
+            "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"), **extra,
+            "settings": json.loads(json.dumps(dict(settings), default=str))}
 
 
 def is_current(path: Path, settings: dict[str, Any]) -> bool:
@@ -50,4 +66,4 @@ def is_current(path: Path, settings: dict[str, Any]) -> bool:
     raise BiaslibError(f"{path} was computed with other settings ({changed}); pass overwrite=True to recompute it")
 
 
-__all__ = ["git_state", "is_current"]
+__all__ = ["git_state", "is_current", "provenance"]

@@ -32,26 +32,19 @@ def _export(params: Params) -> None:
 
 
 def _generate(params: Params) -> None:
-    from biaslib.generate import generate, read_captions
-    from biaslib.world import World
+    from biaslib.generate import generate_run
 
     model = params.generate.model
     if model != "simulator" and not Path(model).is_dir():
         raise BiaslibError(f"generate.model {model} is not a folder; for the world's tiny diffusion pipeline run "
                            f"`biaslib world train-pipeline --out {model}` first (`make study` shows the options)")
-    layout = RunLayout(params)
-    generate(read_captions(layout.captions), layout.generated(), params.generate,
-             world=World(params.world, params.seed))
+    generate_run(params)
 
 
 def _mix(params: Params) -> None:
-    from biaslib.mix import mix
+    from biaslib.mix import mix_run
 
-    layout = RunLayout(params)
-    for ratio in params.mix.ratios:
-        mix(layout.captions, layout.generated(), layout.mixes, ratio,
-            seed=params.mix.seed, allow_shortfall=params.mix.allow_shortfall,
-            allow_skipped_real=params.mix.allow_skipped_real)
+    mix_run(params)
 
 
 def _train(params: Params) -> None:

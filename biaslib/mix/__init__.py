@@ -27,7 +27,7 @@ counted), ``mixing`` (:func:`mix`: claim, shards, manifest), ``verification`` (:
 """
 
 from biaslib.mix.generated_index import GENERATED_LAYOUT, GeneratedEntry, GeneratedIndex, index_generated
-from biaslib.mix.mixing import MANIFEST_FORMAT, mix
+from biaslib.mix.mixing import MANIFEST_FORMAT, mix, mix_run
 from biaslib.mix.selection import SELECTION_RULE, ShortfallError, select_generated, selection_hash, target_count
 from biaslib.mix.tar import TarMember, TarScan, image_format, scan_tar, split_member_name
 from biaslib.mix.verification import VerifyReport, verify
@@ -45,6 +45,7 @@ __all__ = [
     "image_format",
     "index_generated",
     "mix",
+    "mix_run",
     "scan_tar",
     "select_generated",
     "selection_hash",

@@ -6,6 +6,7 @@ import json
 import logging
 import mmap
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,10 +14,12 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from biaslib import __version__
+from biaslib.config import Params
 from biaslib.data._common import PathLike
 from biaslib.data.cc3m import ReadStats
 from biaslib.errors import BiaslibError
 from biaslib.io import TarShardWriter, file_sha256, write_json
+from biaslib.layout import RunLayout
 from biaslib.mix.generated_index import GeneratedEntry, GeneratedIndex, ShardMaps, index_generated
 from biaslib.mix.real import RealSample, RealSurvey, read_real, real_shards, survey_real
 from biaslib.mix.selection import SELECTION_RULE, ShortfallError, select_generated, selection_digest, target_count
@@ -101,6 +104,21 @@ def mix(real_root: PathLike, generated_root: PathLike, out_root: PathLike, ratio
         write_json(out_dir / "manifest.json", manifest)
     return manifest
 
+
+
+def mix_run(params: Params, ratios: Iterable[float | int | str] | None = None, *, overwrite: bool = False,
+            progress: bool = True) -> dict[str, dict[str, Any]]:
+    """Step ``mix`` of an experiment, as the CLI, the study runner and notebook 02 run it: :func:`mix` of
+    ``RunLayout(params)``'s captions and generation run (``mix.generated``) at each of ``ratios`` (default
+    ``mix.ratios``) with the ``mix`` section's seed and allowances. Returns the manifests by ratio code."""
+    layout, cfg = RunLayout(params), params.mix
+    manifests = {}
+    for ratio in ratios if ratios is not None else cfg.ratios:
+        manifest = mix(layout.captions, layout.generated(), layout.mixes, ratio, seed=cfg.seed,
+                       allow_shortfall=cfg.allow_shortfall, overwrite=overwrite, progress=progress,
+                       allow_skipped_real=cfg.allow_skipped_real)
+        manifests[manifest["ratio"]] = manifest
+    return manifests
 
 def _check_skipped(survey: RealSurvey, allowed: int) -> None:
     """Warn about unusable real samples; raise when there are more than ``allowed``."""
