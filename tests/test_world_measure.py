@@ -64,7 +64,8 @@ def test_skew_by_ratio_recovers_a_planted_skew():
     skewed = balanced.assign(gender=["woman"] * 360 + ["man"] * 40 + ["man"] * 360 + ["woman"] * 40,
                              source=["generated"] * 800)
     table = skew_by_ratio({"000": balanced, "100": skewed}).set_index("ratio")
-    assert table.loc[0.0, "skew"] == 0.0 and table.loc[1.0, "skew"] == pytest.approx(0.4)
+    # 90% women among nurses, 10% among pilots: L1 = |0.9 − 0.1| = 0.8 in both
+    assert table.loc[0.0, "skew"] == 0.0 and table.loc[1.0, "skew"] == pytest.approx(0.8)
     assert table.loc[1.0, "ci_low"] > table.loc[0.0, "ci_high"]
-    assert table.loc[1.0, "ci_low"] < 0.4 < table.loc[1.0, "ci_high"]
+    assert table.loc[1.0, "ci_low"] < 0.8 < table.loc[1.0, "ci_high"]
     assert table.loc[1.0, "generated_share"] == 1.0 and table.loc[0.0, "generated_share"] == 0.0

@@ -19,6 +19,7 @@ from biaslib.metrics.magbig import (
 )
 from biaslib.metrics.markedness import person_preference, self_similarity, self_similarity_mc
 from biaslib.metrics.retrieval import retrieval_hits
+from biaslib.metrics.skew import max_skew, ndkl
 
 __all__ = [
     "amplification_table",
@@ -33,8 +34,10 @@ __all__ = [
     "group_gap",
     "magbig_fairness",
     "magbig_fairness_mc",
+    "max_skew",
     "mean_l1_difference",
     "mean_l1_inference",
+    "ndkl",
     "parity_l1",
     "paired_cosine",
     "person_preference",

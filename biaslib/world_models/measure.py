@@ -15,6 +15,7 @@ import pandas as pd
 
 from biaslib.data.generated import load_generated_images, read_generated
 from biaslib.metrics.intervals import percentile_interval
+from biaslib.metrics.magbig import parity_l1
 from biaslib.world import World
 from biaslib.world.classifier import HEADS, classify_images, world_classifier
 
@@ -85,7 +86,9 @@ def mix_attributes(mix_dir: str | Path, generated: pd.DataFrame) -> pd.DataFrame
 
 def skew_by_ratio(frames: Mapping[str, pd.DataFrame], column: str = "gender", value: str = "woman",
                   by: str = "occupation", n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
-    """Mean over ``by`` groups of |share(column == value) − ½| per mix (frames keyed by ratio code).
+    """Mean over ``by`` groups of MAGBIG's L1 of the split, 2|share(column == value) − ½|
+    (:func:`~biaslib.metrics.magbig.parity_l1`: 0 = 50/50 in every group, 1 = one value only), per mix (frames
+    keyed by ratio code); the scale of the multilingual study's fairness scores.
 
     The 95% interval resamples the samples within each group (a binomial draw of each group's count,
     which is what resampling its members gives). Returns ``ratio`` (fraction), ``skew``, ``ci_low``,
@@ -99,8 +102,8 @@ def skew_by_ratio(frames: Mapping[str, pd.DataFrame], column: str = "gender", va
         n = grouped.size().to_numpy()
         k = grouped.apply(lambda s: int((s == value).sum())).to_numpy()
         boot = rng.binomial(n[None, :], (k / n)[None, :], size=(n_boot, len(n))) / n[None, :]
-        skews = np.abs(boot - 0.5).mean(axis=1)
-        out.append({"ratio": int(code) / 100, "skew": float(np.abs(k / n - 0.5).mean()),
+        skews = parity_l1(boot).mean(axis=1)
+        out.append({"ratio": int(code) / 100, "skew": float(parity_l1(k / n).mean()),
                     **dict(zip(("ci_low", "ci_high"), percentile_interval(skews, 0.95))),
                     "generated_share": float((frame["source"] == "generated").mean())})
     return pd.DataFrame(out)

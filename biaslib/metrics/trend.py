@@ -1,0 +1,139 @@
+"""Dose-response of a measure on the mixing ratio across trained models: slope, interval, permutation test.
+
+A "model" is one trained CLIP: one (ratio, replicate) pair of an experiment. Each model contributes one value of
+a measure with its evaluation interval (a row of :func:`biaslib.results.collect`). For each measure
+(:data:`TREND_BY`):
+
+* ``slope``: least-squares slope of the value on the ratio fraction over all models (units of the measure per
+  unit ratio, i.e. from all real to all generated).
+* ``ci_low``/``ci_high``: two-level bootstrap percentile interval. Level 1 resamples the replicates within each
+  ratio (training noise); level 2 redraws each chosen model's value from a normal with the standard error of its
+  own evaluation interval (evaluation noise; results keep intervals, not items). With one replicate at a ratio
+  level 1 cannot see training noise, so ``replicated`` is False and the interval covers evaluation noise only.
+* ``p_value``: permutation test of "the ratio does not matter": the ratio labels are permuted across whole models
+  (a model keeps its value, whatever noise is in it), two-sided on |slope|; exact over all distinct
+  relabellings when there are at most ``n_perm`` of them. Valid with one replicate too (the models are
+  exchangeable under the null), but then it has few relabellings.
+* ``q_value``: Benjamini–Hochberg over the table. A trend is *called* (``called``) only when ``q_value`` <
+  :data:`biaslib.report.Q_LEVEL` and ``replicated``: nothing is called a trend on one replicate.
+
+Measured by simulation in ``tests/test_trend.py`` (ratios {0, ½, 1} × 3 replicates, training noise sd 0.10,
+evaluation se 0.05): without an effect the p-value is uniform (KS test; 6.2% below 0.05 of 400 studies); a
+planted slope of 0.3 is recovered without bias and detected (p < 0.05) in 78% of 300 studies; the 95% interval
+covers it in 88% — a bootstrap of three replicates under-covers (its variance is (R − 1)/R of the truth), so
+read the interval as ≈ 88% with R = 3 and rely on the permutation p-value for "is there a trend".
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from statistics import NormalDist
+
+import numpy as np
+import pandas as pd
+
+from biaslib.metrics.intervals import bh_qvalues, percentile_interval
+
+#: A measure: one value per trained model.
+TREND_BY = ["experiment", "evaluation", "dataset", "attribute", "metric", "kind", "group"]
+TREND_COLUMNS = [*TREND_BY, "models", "ratios", "min_replicates", "slope", "ci_low", "ci_high", "p_value",
+                 "q_value", "replicated", "called"]
+Q_LEVEL = 0.05
+
+
+def _slopes(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Least-squares slopes of each row of ``y`` (shape (draws, models)) on ``x`` (shape (draws, models) or
+    (models,)); NaN where x does not vary."""
+    x = np.broadcast_to(x, y.shape)
+    dx = x - x.mean(axis=-1, keepdims=True)
+    sxx = (dx * dx).sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(sxx > 0, (dx * (y - y.mean(axis=-1, keepdims=True))).sum(axis=-1) / sxx, np.nan)
+
+
+def _distinct_relabellings(values: np.ndarray, counts: np.ndarray, n: int) -> list[list[float]]:
+    """Every distinct arrangement of ``counts[j]`` copies of ``values[j]`` over ``n`` positions."""
+    if len(values) == 0:
+        return [[0.0] * n]
+    out = []
+    rest = list(range(n))
+    for positions in itertools.combinations(rest, int(counts[0])):
+        others = [i for i in rest if i not in positions]
+        for tail in _distinct_relabellings(values[1:], counts[1:], len(others)):
+            labels = [0.0] * n
+            for i in positions:
+                labels[i] = float(values[0])
+            for i, label in zip(others, tail):
+                labels[i] = label
+            out.append(labels)
+    return out
+
+
+def _relabellings(x: np.ndarray, n_perm: int, rng: np.random.Generator) -> tuple[np.ndarray, bool]:
+    """(ratio labels permuted across models, shape (draws, models); exact): every distinct relabelling when
+    there are at most ``n_perm``, else ``n_perm`` random ones."""
+    values, counts = np.unique(x, return_counts=True)
+    distinct = math.factorial(len(x)) // math.prod(math.factorial(int(c)) for c in counts)
+    if distinct <= n_perm:
+        return np.array(_distinct_relabellings(values, counts, len(x)), dtype=np.float64), True
+    return np.array([rng.permutation(x) for _ in range(n_perm)]), False
+
+
+def model_trend(ratio: np.ndarray, value: np.ndarray, se: np.ndarray, *, n_boot: int = 2000, n_perm: int = 5000,
+                ci: float = 0.95, seed: int = 0) -> dict[str, float | bool | int]:
+    """Slope, two-level bootstrap interval and permutation p-value of one measure (module docstring).
+
+    ``ratio``, ``value``, ``se``: one entry per trained model (ratio fraction, value, evaluation standard error;
+    NaN se counts as 0).
+    """
+    x, y = np.asarray(ratio, dtype=np.float64), np.asarray(value, dtype=np.float64)
+    se = np.nan_to_num(np.asarray(se, dtype=np.float64), nan=0.0)
+    rng = np.random.default_rng(seed)
+    levels = np.unique(x)
+    members = [np.flatnonzero(x == level) for level in levels]
+    slope = float(_slopes(x, y))
+    # level 1: replicates within each ratio; level 2: each chosen model's evaluation noise
+    chosen = np.concatenate([rng.choice(m, size=(n_boot, len(m))) for m in members], axis=1)
+    draws = y[chosen] + rng.standard_normal(chosen.shape) * se[chosen]
+    boot = _slopes(x[chosen], draws)
+    low, high = percentile_interval(boot[np.isfinite(boot)], ci) if np.isfinite(boot).any() else (np.nan, np.nan)
+    relabelled, exact = _relabellings(x, n_perm, rng)
+    null = np.abs(_slopes(relabelled, np.broadcast_to(y, relabelled.shape)))
+    hits = int((null >= abs(slope) - 1e-12 * max(abs(slope), 1.0)).sum())
+    p = hits / len(null) if exact else (1 + hits) / (1 + len(null))
+    sizes = [len(m) for m in members]
+    return {"models": len(x), "ratios": len(levels), "min_replicates": min(sizes), "slope": slope,
+            "ci_low": float(low), "ci_high": float(high), "p_value": float(p) if not np.isnan(slope) else np.nan,
+            "replicated": min(sizes) >= 2}
+
+
+def trend(frame: pd.DataFrame, *, n_boot: int = 2000, n_perm: int = 5000, ci: float = 0.95, seed: int = 0,
+          q_level: float = Q_LEVEL) -> pd.DataFrame:
+    """:func:`model_trend` of every measure of a results frame, with Benjamini–Hochberg q-values over the table.
+
+    ``frame``: rows with :data:`TREND_BY` (missing ones are treated as one level), ``ratio_fraction``, ``value``,
+    ``ci_low``/``ci_high`` (the evaluation interval at level ``ci``; its half width / z is the standard error)
+    and optionally ``replicate`` (default 0: one model per ratio). Returns :data:`TREND_COLUMNS`.
+    """
+    frame = frame.copy()
+    for column in TREND_BY:
+        if column not in frame.columns:
+            frame[column] = ""
+    frame["replicate"] = frame["replicate"] if "replicate" in frame.columns else 0
+    z = NormalDist().inv_cdf(0.5 + ci / 2)
+    frame["se"] = (frame["ci_high"] - frame["ci_low"]) / (2 * z)
+    frame = frame[frame["value"].notna()]
+    rows = []
+    for i, (keys, part) in enumerate(frame.groupby(TREND_BY, sort=True, dropna=False)):
+        part = part.drop_duplicates(["ratio_fraction", "replicate"])
+        rows.append({**dict(zip(TREND_BY, keys)),
+                     **model_trend(part["ratio_fraction"].to_numpy(), part["value"].to_numpy(), part["se"].to_numpy(),
+                                   n_boot=n_boot, n_perm=n_perm, ci=ci, seed=seed + i)})
+    table = pd.DataFrame(rows, columns=[c for c in TREND_COLUMNS if c not in ("q_value", "called")])
+    table["q_value"] = bh_qvalues(table["p_value"].to_numpy(dtype=np.float64)) if len(table) else []
+    table["called"] = table["replicated"].astype(bool) & (table["q_value"] < q_level)
+    return table[TREND_COLUMNS]
+
+
+__all__ = ["TREND_BY", "TREND_COLUMNS", "model_trend", "trend"]
