@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from biaslib.metrics.intervals import bh_qvalues
-from biaslib.metrics.trend import trend  # noqa: F401  (biaslib.report.trend: the dose-response test)
+from biaslib.metrics.trend import power, trend  # noqa: F401  (biaslib.report.trend / power: dose-response)
 
 TREND_KEYS = ["experiment", "evaluation", "dataset", "attribute", "metric"]
 SPREAD_COLUMNS = [*TREND_KEYS[1:], "experiments", "values", "spread", "ci_width"]

@@ -75,3 +75,24 @@ def test_trend_table_tests_every_measure_and_calls_nothing_on_one_replicate():
     one = trend(frame[frame["replicate"] == 0], n_boot=100).set_index("metric")
     assert not one["replicated"].any() and not one["called"].any()
     assert report_trend is trend
+
+
+def test_power_measures_the_noise_and_its_detectable_slope_is_detected_about_80_percent_of_the_time():
+    from biaslib.metrics.trend import power
+
+    rng = np.random.default_rng(4)
+    # a pilot with 10 replicates at 3 ratios measures the noise of one model (training 0.10, evaluation 0.05)
+    rows = []
+    for replicate in range(10):
+        for ratio in (0.0, 0.5, 1.0):
+            value = 0.2 + 0.1 * ratio + rng.normal(0, TRAINING_SD) + rng.normal(0, EVAL_SE)
+            rows.append({"metric": "m", "ratio_fraction": ratio, "replicate": replicate, "value": value,
+                         "ci_low": value - 1.96 * EVAL_SE, "ci_high": value + 1.96 * EVAL_SE})
+    table = power(pd.DataFrame(rows), replicates=3, ratios=[0.0, 0.5, 1.0]).iloc[0]
+    assert table["replicate_df"] == 27 and table["evaluation_var"] == pytest.approx(EVAL_SE**2, rel=1e-4)
+    assert 0.5 * TRAINING_SD**2 < table["training_var"] < 2 * TRAINING_SD**2
+    slope = table["detectable_slope"]
+    detected = np.mean([model_trend(RATIOS, *_study(rng, slope), n_boot=10, seed=i)["p_value"] < 0.05
+                        for i in range(300)])
+    assert 0.68 <= detected <= 0.92, (slope, detected)  # measured: see the assertion message when it fails
+    assert np.isnan(power(pd.DataFrame(rows[:3]), 3, [0.0, 0.5, 1.0])["detectable_slope"].iloc[0])  # no replicates

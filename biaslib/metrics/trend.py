@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 from statistics import NormalDist
 
 import numpy as np
@@ -136,4 +137,49 @@ def trend(frame: pd.DataFrame, *, n_boot: int = 2000, n_perm: int = 5000, ci: fl
     return table[TREND_COLUMNS]
 
 
-__all__ = ["TREND_BY", "TREND_COLUMNS", "model_trend", "trend"]
+def detectable_slope(model_var: float, replicates: int, ratios: Sequence[float], *, alpha: float = 0.05,
+                     power: float = 0.8) -> float:
+    """The smallest slope a design of ``replicates`` models at each of ``ratios`` detects with probability
+    ``power`` at two-sided level ``alpha``, when one model's value varies with variance ``model_var`` (training
+    plus evaluation noise): (t_{1−α/2} + t_{power}) · √(model_var / (R · Σ (x − x̄)²)), t with R·L − 2 degrees of
+    freedom (the least-squares slope's test; the permutation test of :func:`model_trend` has about its power)."""
+    from scipy.stats import t
+
+    x = np.asarray(ratios, dtype=np.float64)
+    sxx = replicates * float(((x - x.mean()) ** 2).sum())
+    df = replicates * len(x) - 2
+    if sxx <= 0 or df < 1:
+        raise ValueError(f"a slope needs at least two distinct ratios and three models, got {replicates} × {list(x)}")
+    return float((t.ppf(1 - alpha / 2, df) + t.ppf(power, df)) * math.sqrt(model_var / sxx))
+
+
+def power(frame: pd.DataFrame, replicates: int, ratios: Sequence[float], *, ci: float = 0.95, alpha: float = 0.05,
+          target: float = 0.8) -> pd.DataFrame:
+    """Per measure of a results frame with replicates (``replicate`` column, ≥ 2 models at some ratio): the
+    measured variance of one model's value (pooled within-ratio variance across replicates, ``model_var``), its
+    evaluation part (mean squared standard error of the models' intervals, ``evaluation_var``), the training part
+    (``training_var`` = the difference, at least 0) and the :func:`detectable_slope` of a design of
+    ``replicates`` × ``ratios`` at ``target`` power (``detectable_slope``; NaN without replicates)."""
+    frame = frame.copy()
+    for column in TREND_BY:
+        if column not in frame.columns:
+            frame[column] = ""
+    if "replicate" not in frame.columns:
+        frame["replicate"] = 0
+    z = NormalDist().inv_cdf(0.5 + ci / 2)
+    frame["se"] = (frame["ci_high"] - frame["ci_low"]) / (2 * z)
+    rows = []
+    for keys, part in frame[frame["value"].notna()].groupby(TREND_BY, sort=True, dropna=False):
+        groups = [g["value"].to_numpy(float) for _, g in part.groupby("ratio_fraction")]
+        df = sum(len(g) - 1 for g in groups)
+        model_var = sum(((g - g.mean()) ** 2).sum() for g in groups) / df if df > 0 else np.nan
+        evaluation_var = float(np.nanmean(part["se"].to_numpy(float) ** 2)) if part["se"].notna().any() else 0.0
+        rows.append({**dict(zip(TREND_BY, keys)), "replicate_df": df, "model_var": model_var,
+                     "evaluation_var": evaluation_var, "training_var": max(model_var - evaluation_var, 0.0)
+                     if df > 0 else np.nan,
+                     "detectable_slope": detectable_slope(model_var, replicates, ratios, alpha=alpha, power=target)
+                     if df > 0 else np.nan})
+    return pd.DataFrame(rows)
+
+
+__all__ = ["TREND_BY", "TREND_COLUMNS", "detectable_slope", "model_trend", "power", "trend"]
