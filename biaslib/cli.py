@@ -214,11 +214,13 @@ def cmd_train_run(args: argparse.Namespace) -> int:
     from biaslib.train import train_ratio
 
     params = load_params(args.params, _overrides(args.set))
-    for ratio in args.ratio or params.mix.ratios:
-        start = time.perf_counter()
-        final = train_ratio(params, ratio, overwrite=args.overwrite)
-        seconds = round(time.perf_counter() - start, 1)
-        print(json.dumps({"ratio": str(ratio), "checkpoint": str(final), "seconds": seconds}))
+    for replicate in range(params.train.replicates):
+        for ratio in args.ratio or params.mix.ratios:
+            start = time.perf_counter()
+            final = train_ratio(params, ratio, overwrite=args.overwrite, replicate=replicate)
+            seconds = round(time.perf_counter() - start, 1)
+            print(json.dumps({"ratio": str(ratio), "replicate": replicate, "checkpoint": str(final),
+                              "seconds": seconds}))
     return 0
 
 
@@ -229,13 +231,14 @@ def cmd_train_command(args: argparse.Namespace) -> int:
     from biaslib.train import train_command
 
     params = load_params(args.params, _overrides(args.set))
-    for ratio in args.ratio or params.mix.ratios:
-        print(shlex.join(train_command(params, ratio)))
+    for replicate in range(params.train.replicates):
+        for ratio in args.ratio or params.mix.ratios:
+            print(shlex.join(train_command(params, ratio, replicate)))
     return 0
 
 
 def cmd_train_list(args: argparse.Namespace) -> int:
-    """Print the registry of an experiment's checkpoints (ratio, run name, epoch, path, final)."""
+    """Print the registry of an experiment's checkpoints (ratio, replicate, run name, epoch, path, final)."""
     from biaslib.train import checkpoints
 
     table = checkpoints(load_params(args.params, _overrides(args.set)))

@@ -128,7 +128,8 @@ class TrainConfig:
     ``model`` is an open_clip model name (``RN50``) or one of biaslib's registered configs
     (``biaslib-tiny-rn``). ``gpus`` > 1 runs ``torchrun --nproc_per_node gpus``; ``batch_size`` is
     per GPU; ``train_num_samples`` ``None`` takes the mix manifest's count. ``extra_args`` are passed
-    to ``open_clip_train.main`` unchanged.
+    to ``open_clip_train.main`` unchanged. ``replicates``: CLIPs trained per ratio, replicate r with seed
+    ``seed + r`` (replicate 0 is the run of a single-replicate study; training noise is measured between them).
     """
 
     model: str = "biaslib-tiny-rn"
@@ -144,6 +145,7 @@ class TrainConfig:
     save_frequency: int = 1
     seed: int = 0
     extra_args: tuple[str, ...] = ()
+    replicates: int = 1
 
 
 @dataclass(frozen=True)
@@ -265,6 +267,10 @@ class MultilingualConfig:
     clip_ratio: str = "000"
 
 
+#: (section, field) → default of fields added to :class:`Params` after results were written with its digest.
+DIGEST_NEUTRAL: dict[tuple[str, str], Any] = {("train", "replicates"): 1}
+
+
 @dataclass(frozen=True)
 class Params:
     """All parameters of one experiment."""
@@ -294,8 +300,14 @@ class Params:
         return json.loads(json.dumps(dataclasses.asdict(self), default=str))
 
     def digest(self) -> str:
-        """Short sha256 of the parameters, for provenance and output naming."""
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+        """Short sha256 of the parameters, for provenance and output naming. A field added after results were
+        written (:data:`DIGEST_NEUTRAL`) counts only when it differs from its default, so those results stay
+        current."""
+        plain = self.to_dict()
+        for (section, key), default in DIGEST_NEUTRAL.items():
+            if plain[section].get(key) == default:
+                del plain[section][key]
+        return hashlib.sha256(json.dumps(plain, sort_keys=True).encode()).hexdigest()[:12]
 
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -427,7 +439,7 @@ RANGES: dict[str, tuple[float | None, float | None]] = {
     "world.bias_strength": (0.0, None), "world.p_no_occupation": (0.0, 1.0), "world.p_object": (0.0, 1.0),
     "world.image_size": (8, None), "world.jpeg_quality": (1, 100), "generate.batch_size": (1, None),
     "generate.shard_size": (1, None), "generate.amplification": (0.0, None), "train.epochs": (1, None),
-    "train.batch_size": (1, None), "eval.n_boot": (1, None), "eval.n_perm": (1, None),
+    "train.replicates": (1, None), "train.batch_size": (1, None), "eval.n_boot": (1, None), "eval.n_perm": (1, None),
     "eval.min_group_size": (1, None), "mix.allow_skipped_real": (0, None),
 }
 

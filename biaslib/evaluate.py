@@ -137,15 +137,15 @@ class CheckpointInfo:
     run: str
 
 
-def resolve_checkpoint(params: Params, ratio: float | int | str) -> CheckpointInfo:
-    """Newest ``epoch_<N>.pt`` of a ratio's run, its epoch and sha256; raises :class:`CheckpointError`
-    naming the expected ``<run_dir>/clip/<experiment>_<ratio>/checkpoints/epoch_<N>.pt``."""
-    path = latest_checkpoint(params, ratio)
+def resolve_checkpoint(params: Params, ratio: float | int | str, replicate: int = 0) -> CheckpointInfo:
+    """Newest ``epoch_<N>.pt`` of a ratio's run (replicate ``replicate``), its epoch and sha256; raises
+    :class:`CheckpointError` naming the expected ``<run_dir>/clip/<run>/checkpoints/epoch_<N>.pt``."""
+    path = latest_checkpoint(params, ratio, replicate)
     match = _EPOCH.fullmatch(path.name)
     if match is None:
         raise CheckpointError(f"checkpoint {path} is not named epoch_<N>.pt")
     return CheckpointInfo(path=path, epoch=int(match[1]), sha256=file_sha256(path), model=params.train.model,
-                          run=run_name(params.experiment, ratio))
+                          run=run_name(params.experiment, ratio, replicate))
 
 
 def feature_precision(cfg: EvalConfig) -> str:
@@ -159,9 +159,11 @@ def feature_model(params: Params, checkpoint: CheckpointInfo) -> str:
     return f"{checkpoint.run}_e{checkpoint.epoch}_{checkpoint.sha256[:12]}_{feature_precision(params.eval)}"
 
 
-def result_path(params: Params, ratio: float | int | str, evaluation: str) -> Path:
-    """``<run_dir>/results/<experiment>__<ratio code>__<evaluation>.json``."""
-    return RunLayout(params).results / f"{params.experiment}__{ratio_code(ratio)}__{evaluation}.json"
+def result_path(params: Params, ratio: float | int | str, evaluation: str, replicate: int = 0) -> Path:
+    """``<run_dir>/results/<experiment>__<ratio code>__<evaluation>.json`` (replicate 0, the name of a
+    single-replicate study) or ``<experiment>__<ratio code>_r<replicate>__<evaluation>.json``."""
+    model = ratio_code(ratio) + (f"_r{replicate}" if replicate else "")
+    return RunLayout(params).results / f"{params.experiment}__{model}__{evaluation}.json"
 
 
 def feature_store(params: Params) -> FeatureStore:
@@ -244,6 +246,7 @@ class _Context:
     store_model: str
     used: dict[str, str] = field(default_factory=dict)
     clip: tuple[Any, Any, Any] | None = None
+    replicate: int = 0
 
     @property
     def cfg(self) -> EvalConfig:
@@ -565,7 +568,8 @@ def _record(ctx: _Context, evaluation: str, rows: list[dict], tables: dict[str, 
     data = {d: {"root": str(dataset_root(ctx.params, d)), "split": _split(ctx.cfg, d), "n": len(tables[d])}
             for d in DATASETS[evaluation]}
     return {
-        "format": RESULT_FORMAT, "experiment": ctx.params.experiment, "ratio": ctx.code, "evaluation": evaluation,
+        "format": RESULT_FORMAT, "experiment": ctx.params.experiment, "ratio": ctx.code, "replicate": ctx.replicate,
+        "evaluation": evaluation,
         "rows": rows,
         "provenance": provenance(
             ctx.params, settings, git=git,
@@ -577,62 +581,73 @@ def _record(ctx: _Context, evaluation: str, rows: list[dict], tables: dict[str, 
 
 # ---- entry points -------------------------------------------------------------------------------
 
-def _checkpoints(params: Params, codes: Sequence[str]) -> dict[str, CheckpointInfo]:
-    """Every ratio's checkpoint; one :class:`CheckpointError` listing all missing ones."""
+Model = tuple[str, int]  # (ratio code, replicate): one trained CLIP
+
+
+def _models(params: Params, ratios: Sequence[float | int | str]) -> list[Model]:
+    """Every (ratio code, replicate) of ``ratios`` × ``train.replicates``, by ratio then replicate."""
+    codes = list(dict.fromkeys(ratio_code(r) for r in ratios))
+    return [(code, replicate) for code in codes for replicate in range(params.train.replicates)]
+
+
+def _checkpoints(params: Params, models: Sequence[Model]) -> dict[Model, CheckpointInfo]:
+    """Every model's checkpoint; one :class:`CheckpointError` listing all missing ones."""
     found, missing = {}, []
-    for code in codes:
+    for model in models:
         try:
-            found[code] = resolve_checkpoint(params, code)
+            found[model] = resolve_checkpoint(params, *model)
         except CheckpointError as exc:
             missing.append(f"  {exc}")
     if missing:
-        raise CheckpointError(f"{len(missing)} ratio(s) of {params.experiment} cannot be evaluated:\n"
+        raise CheckpointError(f"{len(missing)} model(s) of {params.experiment} cannot be evaluated:\n"
                               + "\n".join(missing) + f"\nExpected layout: {RunLayout(params).clip}/"
                               f"{params.experiment}_<ratio>/checkpoints/epoch_<N>.pt (`biaslib train run`)")
     return found
 
 
-def _evaluate(params: Params, codes: Sequence[str], evaluations: Sequence[str] | None, overwrite: bool,
+def _evaluate(params: Params, models: Sequence[Model], evaluations: Sequence[str] | None, overwrite: bool,
               progress: bool) -> list[Path]:
-    """Evaluate ``codes`` × evaluations after checking settings, checkpoints and data up front."""
+    """Evaluate ``models`` × evaluations after checking settings, checkpoints and data up front."""
     names = _evaluation_names(params, evaluations)
     _check_config(params.eval)
-    checkpoints = _checkpoints(params, codes)
+    checkpoints = _checkpoints(params, models)
     tables = load_inputs(params, list(dict.fromkeys(d for n in names for d in DATASETS[n])))
     data = {dataset: data_fingerprint(table) for dataset, table in tables.items()}
-    todo = [(code, name) for code in codes for name in names
-            if overwrite or _unfingerprinted(result_path(params, code, name))
-            or not is_current(result_path(params, code, name),
-                              result_settings(params.eval, checkpoints[code], name, data))]
+    todo = [(model, name) for model in models for name in names
+            if overwrite or _unfingerprinted(result_path(params, model[0], name, model[1]))
+            or not is_current(result_path(params, model[0], name, model[1]),
+                              result_settings(params.eval, checkpoints[model], name, data))]
     if todo:  # inputs are valid: prove the output writable now, not after the work
-        check_writable(result_path(params, codes[0], names[0]).parent)
+        check_writable(RunLayout(params).results)
     git = git_state() if todo else (None, None)
     ctx: _Context | None = None
-    for code, name in todo:
-        if ctx is None or ctx.code != code:  # todo is ordered by ratio: one CLIP in memory at a time
-            ctx = _Context(params, code, checkpoints[code], progress, feature_store(params),
-                           feature_model(params, checkpoints[code]))
+    for (code, replicate), name in todo:
+        if ctx is None or (ctx.code, ctx.replicate) != (code, replicate):  # ordered by model: one CLIP in memory
+            checkpoint = checkpoints[code, replicate]
+            ctx = _Context(params, code, checkpoint, progress, feature_store(params),
+                           feature_model(params, checkpoint), replicate=replicate)
         ctx.used = {}
-        log.info("evaluating %s ratio %s: %s", params.experiment, code, name)
+        log.info("evaluating %s ratio %s replicate %d: %s", params.experiment, code, replicate, name)
         rows = EVALUATORS[name](ctx, tables)
-        path = result_path(params, code, name)
+        path = result_path(params, code, name, replicate)
         write_json(path, _record(ctx, name, rows, tables, result_settings(params.eval, ctx.checkpoint, name, data),
                                  git))
         log.info("wrote %s (%d rows)", path, len(rows))
-    return [result_path(params, code, name) for code in codes for name in names]
+    return [result_path(params, code, name, replicate) for code, replicate in models for name in names]
 
 
 def evaluate_ratio(params: Params, ratio: float | int | str, evaluations: Sequence[str] | None = None,
                    overwrite: bool = False, progress: bool = True) -> list[Path]:
-    """Run ``evaluations`` (default ``eval.evaluations``) on the newest checkpoint of ``ratio``.
+    """Run ``evaluations`` (default ``eval.evaluations``) on the newest checkpoint of each replicate of
+    ``ratio`` (``train.replicates``).
 
-    Returns the result paths, one per evaluation, whether computed now or found up to date. Raises
+    Returns the result paths, one per replicate and evaluation, whether computed now or found up to date. Raises
     :class:`CheckpointError` (no checkpoint; names the expected path), :class:`DataLayoutError` (missing
     or malformed data; names the path and layout), ``ValueError`` (unknown evaluation, bad ``eval``
     setting) or :class:`BiaslibError` (an existing result has other settings and ``overwrite`` is
     False) before any work starts. ``progress`` shows feature-extraction progress bars.
     """
-    return _evaluate(params, [ratio_code(ratio)], evaluations, overwrite, progress)
+    return _evaluate(params, _models(params, [ratio]), evaluations, overwrite, progress)
 
 
 def evaluate_sweep(params: Params, ratios: Sequence[float | int | str] | None = None,
@@ -640,5 +655,5 @@ def evaluate_sweep(params: Params, ratios: Sequence[float | int | str] | None = 
                    progress: bool = True) -> list[Path]:
     """:func:`evaluate_ratio` for every ratio (default ``mix.ratios``); every checkpoint and dataset is
     checked before the first evaluation. Returns the result paths by ratio, then evaluation."""
-    codes = list(dict.fromkeys(ratio_code(r) for r in (ratios if ratios is not None else params.mix.ratios)))
-    return _evaluate(params, codes, evaluations, overwrite, progress)
+    return _evaluate(params, _models(params, ratios if ratios is not None else params.mix.ratios), evaluations,
+                     overwrite, progress)

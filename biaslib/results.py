@@ -3,7 +3,7 @@
 :mod:`biaslib.evaluate` writes one JSON per (experiment, ratio, evaluation) to
 ``<run_dir>/results/<experiment>__<ratio>__<evaluation>.json``::
 
-    {"format": "biaslib-result/2", "experiment": str, "ratio": "020", "evaluation": "retrieval",
+    {"format": "biaslib-result/2", "experiment": str, "ratio": "020", "replicate": 0, "evaluation": "retrieval",
      "rows": [{"dataset", "attribute", "group", "kind", "metric", "value", "ci_low", "ci_high", "n",
                "low", "high", "p_value", "null_gap"}, ...],
      "provenance": {"biaslib_version", "git_commit", "git_dirty", "params_digest", "seed",
@@ -47,11 +47,11 @@ ROW_FIELDS = ("dataset", "attribute", "group", "kind", "metric", "value", "ci_lo
 #: Fields that format 2 added (gap tests); absent from format-1 rows.
 ADDED_ROW_FIELDS = ("p_value", "null_gap")
 KINDS = ("overall", "group", "gap", "min_over_max")
-KEY_COLUMNS = ["experiment", "ratio", "evaluation", "dataset", "attribute", "metric"]
+KEY_COLUMNS = ["experiment", "ratio", "replicate", "evaluation", "dataset", "attribute", "metric"]
 #: Columns of :func:`collect`, in order: the result rows, then provenance.
 COLUMNS = [
-    "experiment", "ratio", "evaluation", "dataset", "attribute", "group", "kind", "metric", "value", "ci_low",
-    "ci_high", "n", "low", "high", "p_value", "null_gap", "ratio_fraction", "checkpoint_epoch", "model",
+    "experiment", "ratio", "replicate", "evaluation", "dataset", "attribute", "group", "kind", "metric", "value",
+    "ci_low", "ci_high", "n", "low", "high", "p_value", "null_gap", "ratio_fraction", "checkpoint_epoch", "model",
     "params_digest", "git_commit", "created_utc", "biaslib_version", "file",
 ]
 
@@ -117,7 +117,8 @@ def _frame_of(path: Path, record: dict[str, Any]) -> pd.DataFrame:
     code = ratio_code(record["ratio"])
     frame = pd.DataFrame(record["rows"], columns=list(ROW_FIELDS))
     constants = {
-        "experiment": record["experiment"], "ratio": code, "evaluation": record["evaluation"],
+        "experiment": record["experiment"], "ratio": code, "replicate": int(record.get("replicate", 0)),
+        "evaluation": record["evaluation"],
         "ratio_fraction": ratio_fraction(code), "checkpoint_epoch": checkpoint.get("epoch"),
         "model": checkpoint.get("model"), "params_digest": provenance.get("params_digest"),
         "git_commit": provenance.get("git_commit"), "created_utc": provenance.get("created_utc"),

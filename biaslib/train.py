@@ -358,6 +358,23 @@ def _run_settings(config: TrainConfig, data: TrainingData) -> dict[str, Any]:
     return settings
 
 
+def trained_settings(params: Params, ratio: float | int | str, replicate: int = 0) -> dict[str, Any]:
+    """The training settings a ratio's replicate was actually run with: its ``biaslib_run.json`` (the precision
+    resolved on the machine that trained it) and the epochs of its newest checkpoint, or, before it is trained,
+    the settings this machine would use. Data identity is left to the mix manifest (shard names and counts are
+    dropped)."""
+    run = RunLayout(params).clip / run_name(params.experiment, ratio, replicate)
+    if (run / RUN_RECORD).is_file():
+        settings = json.loads((run / RUN_RECORD).read_text(encoding="utf-8"))
+    else:
+        config = replicate_config(params.train, replicate)
+        settings = {k: v for k, v in dataclasses.asdict(config).items() if k in RESUME_KEYS}
+        settings.update(precision=resolve_precision(config.precision, config.gpus), extra_args=list(config.extra_args))
+    trained = epoch_checkpoints(run)
+    return {**{k: settings.get(k) for k in RESUME_KEYS if k not in ("shards", "train_num_samples")},
+            "epochs": trained[-1][0] if trained else params.train.epochs}
+
+
 def _check_record(run: Path, settings: dict[str, Any], ignore: Sequence[str] = ()) -> None:
     """Refuse when the run's record names other settings (keys in ``ignore`` not compared) or, without a
     record, when the run holds checkpoints (not started by biaslib)."""
@@ -444,46 +461,59 @@ def _scoped_logging() -> Iterator[None]:
 
 # ---- experiments: one run per ratio -------------------------------------------------------------
 
-def run_name(experiment: str, ratio: float | int | str) -> str:
-    """Run name of a ratio: ``<experiment>_<code>`` (``world_default_020``)."""
-    return f"{experiment}_{ratio_code(ratio)}"
+def run_name(experiment: str, ratio: float | int | str, replicate: int = 0) -> str:
+    """Run name of a ratio's replicate: ``<experiment>_<code>`` for replicate 0 (``world_default_020``, the name
+    of a single-replicate study, so its runs stay valid), ``<experiment>_<code>_r<replicate>`` for the others."""
+    return f"{experiment}_{ratio_code(ratio)}" + (f"_r{replicate}" if replicate else "")
 
 
-def train_ratio(params: Params, ratio: float | int | str, overwrite: bool = False) -> Path:
-    """Train (or resume, or skip) the CLIP of one ratio; return its final checkpoint."""
+def replicate_config(config: TrainConfig, replicate: int) -> TrainConfig:
+    """The training settings of replicate ``replicate``: seed ``seed + replicate``, all else equal."""
+    if not 0 <= replicate < config.replicates:
+        raise ValueError(f"replicate {replicate} is outside 0 … {config.replicates - 1} (train.replicates)")
+    return dataclasses.replace(config, seed=config.seed + replicate)
+
+
+def train_ratio(params: Params, ratio: float | int | str, overwrite: bool = False, replicate: int = 0) -> Path:
+    """Train (or resume, or skip) the CLIP of one ratio's replicate; return its final checkpoint."""
     layout = RunLayout(params)
-    return train(data_dir=layout.mix(ratio), name=run_name(params.experiment, ratio), logs=layout.clip,
-                 config=params.train, overwrite=overwrite)
+    return train(data_dir=layout.mix(ratio), name=run_name(params.experiment, ratio, replicate), logs=layout.clip,
+                 config=replicate_config(params.train, replicate), overwrite=overwrite)
 
 
 def train_sweep(params: Params, ratios: Sequence[float | int | str] | None = None,
                 overwrite: bool = False) -> pd.DataFrame:
-    """Train every ratio (default ``params.mix.ratios``) in turn; return :func:`checkpoints`."""
-    for ratio in ratios if ratios is not None else params.mix.ratios:
-        train_ratio(params, ratio, overwrite=overwrite)
+    """Train every ratio (default ``params.mix.ratios``) × replicate (``train.replicates``) in turn; return
+    :func:`checkpoints`."""
+    for replicate in range(params.train.replicates):
+        for ratio in ratios if ratios is not None else params.mix.ratios:
+            train_ratio(params, ratio, overwrite=overwrite, replicate=replicate)
     return checkpoints(params)
 
 
-def train_command(params: Params, ratio: float | int | str) -> list[str]:
-    """The command that trains one ratio (``torchrun …`` for ``train.gpus`` > 1), e.g. for a job script."""
+def train_command(params: Params, ratio: float | int | str, replicate: int = 0) -> list[str]:
+    """The command that trains one ratio's replicate (``torchrun …`` for ``train.gpus`` > 1), e.g. for a job
+    script."""
     data = training_data(RunLayout(params).mix(ratio))
-    workers = clamp_workers(params.train.workers, len(data.shards), max(params.train.gpus, 1))
-    argv = open_clip_argv(data=data, config=params.train, name=run_name(params.experiment, ratio),
+    config = replicate_config(params.train, replicate)
+    workers = clamp_workers(config.workers, len(data.shards), max(config.gpus, 1))
+    argv = open_clip_argv(data=data, config=config, name=run_name(params.experiment, ratio, replicate),
                           logs=RunLayout(params).clip.resolve(), workers=workers)
-    return command(argv, params.train.gpus)
+    return command(argv, config.gpus)
 
 
 def checkpoints(params: Params) -> pd.DataFrame:
-    """Registry of an experiment's checkpoints: columns ``ratio`` (code), ``name``, ``epoch``, ``path``,
-    ``final`` (epoch == ``train.epochs``), sorted by ratio and epoch."""
-    pattern = re.compile(rf"{re.escape(params.experiment)}_(\d{{3}})")
+    """Registry of an experiment's checkpoints: columns ``ratio`` (code), ``replicate``, ``name``, ``epoch``,
+    ``path``, ``final`` (epoch == ``train.epochs``), sorted by ratio, replicate and epoch."""
+    pattern = re.compile(rf"{re.escape(params.experiment)}_(\d{{3}})(?:_r(\d+))?")
     rows = []
     folder = RunLayout(params).clip
     for run in sorted(folder.iterdir()) if folder.is_dir() else []:
         if match := pattern.fullmatch(run.name):
-            rows += [{"ratio": match[1], "name": run.name, "epoch": epoch, "path": path,
-                      "final": epoch == params.train.epochs} for epoch, path in epoch_checkpoints(run)]
-    return pd.DataFrame(rows, columns=["ratio", "name", "epoch", "path", "final"])
+            rows += [{"ratio": match[1], "replicate": int(match[2] or 0), "name": run.name, "epoch": epoch,
+                      "path": path, "final": epoch == params.train.epochs} for epoch, path in epoch_checkpoints(run)]
+    frame = pd.DataFrame(rows, columns=["ratio", "replicate", "name", "epoch", "path", "final"])
+    return frame.sort_values(["ratio", "replicate", "epoch"], ignore_index=True)
 
 
 def read_training_log(run: PathLike) -> pd.DataFrame:
@@ -532,12 +562,13 @@ def training_curves(params: Params, ratios: Sequence[float | int | str] | None =
     return frame[["ratio", *[c for c in frame.columns if c != "ratio"]]]
 
 
-def latest_checkpoint(params: Params, ratio: float | int | str) -> Path:
-    """Newest checkpoint of a ratio; raises :class:`CheckpointError` when the run has none."""
-    run = RunLayout(params).clip / run_name(params.experiment, ratio)
+def latest_checkpoint(params: Params, ratio: float | int | str, replicate: int = 0) -> Path:
+    """Newest checkpoint of a ratio's replicate; raises :class:`CheckpointError` when the run has none."""
+    run = RunLayout(params).clip / run_name(params.experiment, ratio, replicate)
     found = epoch_checkpoints(run)
     if not found:
-        raise CheckpointError(f"no checkpoint for ratio {ratio_code(ratio)} of {params.experiment}: "
+        which = f"ratio {ratio_code(ratio)}" + (f" replicate {replicate}" if replicate else "")
+        raise CheckpointError(f"no checkpoint for {which} of {params.experiment}: "
                               f"{run / 'checkpoints'} holds no epoch_<N>.pt (train it with `biaslib train run`)")
     return found[-1][1]
 

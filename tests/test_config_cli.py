@@ -190,3 +190,17 @@ def test_out_of_range_values_and_unknown_table_formats_are_refused(tmp_path, cap
         load_params(None, {"world.p_object": 1.5})
     assert cli.main(["results", "collect", "--root", str(tmp_path), "--out", str(tmp_path / "x.xlsx")]) == 2
     assert ".csv or .parquet" in capsys.readouterr().err and not (tmp_path / "x.xlsx").exists()
+
+
+def test_a_field_added_later_leaves_the_digest_of_older_params_alone():
+    """train.replicates came after results were written with params digests: at its default it is left out."""
+    import hashlib
+    import json
+
+    params = load_params()
+    plain = params.to_dict()
+    del plain["train"]["replicates"]
+    assert params.digest() == hashlib.sha256(json.dumps(plain, sort_keys=True).encode()).hexdigest()[:12]
+    assert load_params(None, {"train.replicates": 3}).digest() != params.digest()
+    with pytest.raises(ParamsError, match="train.replicates"):
+        load_params(None, {"train.replicates": 0})

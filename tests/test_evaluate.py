@@ -405,7 +405,7 @@ def test_sweep_checks_every_checkpoint_before_work(exported, tables, tmp_path):
     params = _params(tmp_path, exported, "sweep", evaluations=("retrieval",))
     _fake_checkpoint(params, "000")
     _plant(params, "000", tables)
-    with pytest.raises(CheckpointError, match=r"1 ratio\(s\) of sweep cannot be evaluated(.|\n)*sweep_100"
+    with pytest.raises(CheckpointError, match=r"1 model\(s\) of sweep cannot be evaluated(.|\n)*sweep_100"
                                               r"(.|\n)*checkpoints/epoch_<N>\.pt"):
         evaluate_sweep(params, ratios=["000", 1.0], progress=False)
     assert not result_path(params, "000", "retrieval").exists()

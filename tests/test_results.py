@@ -145,3 +145,26 @@ def test_missing_and_empty_folders(tmp_path):
     empty = collect(tmp_path)
     assert empty.empty and list(empty.columns) == COLUMNS
     assert result_files(Params(runs_dir=tmp_path)) == []
+
+
+def test_replicates_get_their_own_result_files_and_collect_reads_the_replicate(tmp_path):
+    from biaslib.config import TrainConfig
+    from biaslib.evaluate import _models, result_path
+
+    params = Params(experiment="e", runs_dir=tmp_path, train=TrainConfig(replicates=2))
+    assert result_path(params, 0.2, "retrieval").name == "e__020__retrieval.json"  # replicate 0: the old name
+    assert result_path(params, 0.2, "retrieval", 1).name == "e__020_r1__retrieval.json"
+    assert _models(params, [0.2, "000", 20]) == [("020", 0), ("020", 1), ("000", 0), ("000", 1)]
+    row = {"dataset": "phase", "attribute": "gender", "group": "all", "kind": "overall", "metric": "R@1",
+           "value": 0.5, "ci_low": 0.4, "ci_high": 0.6, "n": 10, "low": None, "high": None, "p_value": None,
+           "null_gap": None}
+    for replicate, value in ((None, 0.5), (1, 0.7)):  # a file written before replicates has no "replicate"
+        record = {"format": "biaslib-result/2", "experiment": "e", "ratio": "020", "evaluation": "retrieval",
+                  "rows": [{**row, "value": value}], "provenance": {}}
+        if replicate is not None:
+            record["replicate"] = replicate
+        path = result_path(params, "020", "retrieval", replicate or 0)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record))
+    frame = collect(params).set_index("replicate")
+    assert frame.loc[0, "value"] == 0.5 and frame.loc[1, "value"] == 0.7

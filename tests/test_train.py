@@ -28,6 +28,7 @@ from biaslib.train import (
     resolve_precision,
     train_command,
     train_ratio,
+    train_sweep,
     training_curves,
     training_data,
 )
@@ -230,6 +231,23 @@ def test_finished_run_with_other_settings_is_refused_not_returned(first_run):
         other = dataclasses.replace(same_length, train=dataclasses.replace(same_length.train, **change))
         with pytest.raises(BiaslibError, match=f"trained with other settings.*{next(iter(change))}"):
             train_ratio(other, "000")
+
+
+def test_replicates_train_with_their_own_seed_and_names_and_replicate_0_is_the_existing_run(first_run):
+    params = first_run[0]
+    epochs = int(checkpoints(params)["epoch"].max())  # other tests of the module may have trained on
+    final = latest_checkpoint(params, 0)
+    two = dataclasses.replace(params, train=dataclasses.replace(params.train, epochs=epochs, replicates=2))
+    assert "--name t_000_r1" in " ".join(train_command(two, 0, replicate=1))
+    assert "--seed 1" in " ".join(train_command(two, 0, replicate=1))
+    registry = train_sweep(two, ["000"])  # replicate 0 is finished: skipped; replicate 1 trains with seed 1
+    finals = registry[registry["final"]].set_index("replicate")
+    assert list(finals.index) == [0, 1] and finals.loc[0, "path"] == final
+    assert finals.loc[1, "name"] == "t_000_r1" and latest_checkpoint(two, 0, 1) == finals.loc[1, "path"]
+    first, second = (torch.load(p, map_location="cpu", weights_only=True)["state_dict"] for p in finals["path"])
+    assert any(not torch.equal(first[k], second[k]) for k in first)  # another seed, another CLIP
+    with pytest.raises(ValueError, match="replicate 2"):
+        train_ratio(two, 0, replicate=2)
 
 
 def test_corrupt_last_checkpoint_is_named(first_run, tmp_path):
