@@ -153,9 +153,14 @@ class EvalConfig:
     """Evaluations of the trained CLIPs (``eval`` section; :mod:`biaslib.evaluate`).
 
     ``evaluations`` picks among ``retrieval`` (PHASE and COCO-bias text→image R@k per group),
-    ``markedness`` (FairFace self-similarity and person preference) and ``geode`` (zero-shot
-    accuracy per region). Dataset folders default to ``<data_root>/<name>`` with ``data_root``
-    ``None`` meaning ``<run_dir>/data`` (where ``biaslib world export`` writes). ``intersections``
+    ``markedness`` (FairFace self-similarity and person preference), ``geode`` (zero-shot
+    accuracy per region) and ``association`` (occupation queries over FairFace faces: MaxSkew@k and NDKL for
+    gender, race and age, and the top-k share of women against the data's p(woman | occupation); opt-in).
+    ``association_ks``: its cut-offs (capped at the number of faces); ``association_occupations``: its
+    queries (empty: the world's occupations); ``association_shares``: a CSV ``occupation,share_woman`` of the
+    training data (None: the world's table at the params' bias strength). Dataset folders default to
+    ``<data_root>/<name>`` with ``data_root`` ``None`` meaning ``<run_dir>/data`` (where ``biaslib world
+    export`` writes). ``intersections``
     name FairFace attribute combinations joined by ``_`` (``race_gender``). ``n_boot``, ``ci`` and
     ``seed`` set the bootstrap, ``n_perm`` the permutations of every gap test; groups with fewer than
     ``min_group_size`` items are reported but left out of gaps; ``batch_size``, ``workers``, ``threads``
@@ -174,6 +179,9 @@ class EvalConfig:
     fairface_split: str = "val"
     fairface_margin: str = "125"
     intersections: tuple[str, ...] = ("race_gender",)
+    association_ks: tuple[int, ...] = (100,)
+    association_occupations: tuple[str, ...] = ()
+    association_shares: Path | None = None
     geode_templates: tuple[str, ...] = ("a photo of a {}.",)
     ks: tuple[int, ...] = (1, 5, 10)
     n_boot: int = 1000
@@ -268,7 +276,10 @@ class MultilingualConfig:
 
 
 #: (section, field) → default of fields added to :class:`Params` after results were written with its digest.
-DIGEST_NEUTRAL: dict[tuple[str, str], Any] = {("train", "replicates"): 1}
+DIGEST_NEUTRAL: dict[tuple[str, str], Any] = {
+    ("train", "replicates"): 1, ("eval", "association_ks"): [100], ("eval", "association_occupations"): [],
+    ("eval", "association_shares"): None,
+}
 
 
 @dataclass(frozen=True)

@@ -78,15 +78,16 @@ from biaslib.io import check_writable, file_sha256, files_fingerprint, texts_fin
 from biaslib.layout import RunLayout
 from biaslib.metrics import by_group, gap_test, group_accuracy, person_preference, retrieval_hits, self_similarity
 from biaslib.metrics.intervals import cluster_sums, group_mean_draws, percentile_interval, z_value
+from biaslib.metrics.skew import directional_excess, max_skew, ndkl, top_k_share
 from biaslib.provenance import git_state, is_current, provenance
 from biaslib.ratios import ratio_code
 from biaslib.results import RESULT_FORMAT, ROW_FIELDS
 from biaslib.train import CheckpointError, latest_checkpoint, run_name
 
-EVALUATIONS = ("retrieval", "markedness", "geode")
+EVALUATIONS = ("retrieval", "markedness", "geode", "association")
 #: Datasets each evaluation reads.
 DATASETS: dict[str, tuple[str, ...]] = {
-    "retrieval": ("phase", "coco_bias"), "markedness": ("fairface",), "geode": ("geode",),
+    "retrieval": ("phase", "coco_bias"), "markedness": ("fairface",), "geode": ("geode",), "association": ("fairface",),
 }
 PHASE_ATTRIBUTES = ("age", "gender", "skintone", "ethnicity")
 COCO_GENDERS = ("Male", "Female")
@@ -100,6 +101,8 @@ SETTINGS: dict[str, tuple[str, ...]] = {
     "retrieval": ("phase_split", "coco_bias_split", "ks"),
     "markedness": ("fairface_split", "fairface_margin", "intersections", "self_similarity_ci"),
     "geode": ("geode_templates",),
+    "association": ("fairface_split", "fairface_margin", "association_ks", "association_occupations",
+                    "association_shares"),
 }
 _EPOCH = re.compile(r"epoch_(\d+)\.pt")
 
@@ -524,8 +527,73 @@ def _geode(ctx: _Context, tables: dict[str, pd.DataFrame]) -> list[dict]:
             + _mean_rows("geode", "region", "accuracy", correct, regions, cfg, frame))
 
 
+def occupation_prompt(occupation: str) -> str:
+    """The association query of an occupation: ``a photo of a nurse`` / ``an engineer`` (``_`` → space)."""
+    name = occupation.replace("_", " ")
+    return f"a photo of {'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
+
+
+def association_shares(params: Params) -> pd.Series:
+    """The training data's p(woman | occupation) the association compares with: ``eval.association_shares``
+    (CSV ``occupation,share_woman``), else the world's table at the params' bias strength."""
+    path = params.eval.association_shares
+    if path is not None:
+        if not Path(path).is_file():
+            raise DataLayoutError(f"eval.association_shares: {path} not found (expected a CSV with columns "
+                                  "occupation,share_woman: the training data's share of women per occupation)")
+        table = pd.read_csv(path)
+        if not {"occupation", "share_woman"} <= set(table.columns):
+            raise DataLayoutError(f"{path}: expected columns occupation,share_woman, got {list(table.columns)}")
+        return table.set_index("occupation")["share_woman"].astype(float)
+    from biaslib.world import World
+
+    return World(params.world, params.seed).conditionals()["gender"]["woman"].drop(index="none", errors="ignore")
+
+
+def _query_rows(attribute: str, metric: str, occupations: Sequence[str], values: np.ndarray, k: int,
+                cfg: EvalConfig) -> list[dict]:
+    """One row per occupation query (kind ``group``) and their mean with a bootstrap interval over the queries
+    (kind ``overall``)."""
+    rows = [_row("fairface", attribute, o, "group", metric, v, np.nan, np.nan, k) for o, v in zip(occupations, values)]
+    finite = values[np.isfinite(values)]
+    low = high = np.nan
+    if len(finite) and cfg.n_boot:
+        draws = np.random.default_rng(cfg.seed).choice(finite, size=(cfg.n_boot, len(finite))).mean(axis=1)
+        low, high = percentile_interval(draws, cfg.ci)
+    return rows + [_row("fairface", attribute, "all", "overall", metric, finite.mean() if len(finite) else np.nan,
+                        low, high, len(finite))]
+
+
+def _association(ctx: _Context, tables: dict[str, pd.DataFrame]) -> list[dict]:
+    """Occupation queries over FairFace faces (no occupation cues): MaxSkew@k and NDKL of gender, race and age
+    against the uniform and the dataset distribution, and per occupation the top-k share of women against the
+    data's p(woman | occupation) (:func:`~biaslib.metrics.skew.directional_excess`)."""
+    cfg = ctx.cfg
+    fairface = tables["fairface"]
+    image = ctx.image_features(f"fairface-{cfg.fairface_split}-m{cfg.fairface_margin}-images",
+                               fairface["image_id"], fairface["file"])
+    shares = association_shares(ctx.params)
+    occupations = list(cfg.association_occupations or shares.index)
+    prompts = [occupation_prompt(o) for o in occupations]
+    scores = ctx.text_features("association-occupations", prompts, prompts) @ image.T  # (queries, faces)
+    rows: list[dict] = []
+    for k in cfg.association_ks:
+        for attribute in MARKEDNESS_AXES:
+            labels = fairface[attribute].to_numpy(dtype=object)
+            for desired in ("uniform", "dataset"):
+                rows += _query_rows(attribute, f"max_skew@{k}_{desired}", occupations,
+                                    max_skew(scores, labels, k, desired), k, cfg)
+                rows += _query_rows(attribute, f"ndkl@{k}_{desired}", occupations, ndkl(scores, labels, k, desired),
+                                    k, cfg)
+        women = top_k_share(scores, fairface["gender"].to_numpy() == "Female", k)
+        data = shares.reindex(occupations).to_numpy(dtype=np.float64)
+        rows += _query_rows("gender", f"share_woman@{k}", occupations, women, k, cfg)
+        rows += _query_rows("gender", f"retrieval_vs_data@{k}", occupations, directional_excess(women, data), k, cfg)
+    return rows
+
+
 EVALUATORS: dict[str, Callable[[_Context, dict[str, pd.DataFrame]], list[dict]]] = {
-    "retrieval": _retrieval, "markedness": _markedness, "geode": _geode,
+    "retrieval": _retrieval, "markedness": _markedness, "geode": _geode, "association": _association,
 }
 
 

@@ -462,3 +462,42 @@ def test_small_groups_keep_their_rows_but_stay_out_of_the_gap():
     assert gap["p_value"] > 0.05 and gap["null_gap"] == pytest.approx(0.08, abs=0.04)
     alone = pd.DataFrame(evaluate._mean_rows("phase", "age", "R@1", values[:63], labels[:63], cfg))
     assert set(alone["kind"]) == {"group"}  # one large group: no gap at all
+
+
+def test_association_reads_a_planted_gender_association_and_equals_the_metrics_on_the_stored_features(
+        exported, tables, tmp_path):
+    """Female faces share a direction; the queries of occupations with mostly women in the data point along it,
+    the others against it: the retrieval is more stereotyped than the data (retrieval_vs_data > 0), and every
+    row equals the metric applied to the stored features directly."""
+    from biaslib.metrics.skew import directional_excess, max_skew, ndkl, top_k_share
+
+    params = _params(tmp_path, exported, "assoc", association_ks=(10,))
+    _fake_checkpoint(params, "040")
+    fairface = tables["fairface"]
+    rng = np.random.default_rng(5)
+    common = rng.normal(size=(1, DIM))
+    female = (fairface["gender"] == "Female").to_numpy()
+    faces = _unit(np.where(female[:, None], common, 0.0) + 0.6 * rng.normal(size=(len(fairface), DIM)))
+    shares = evaluate.association_shares(params)
+    prompts = [evaluate.occupation_prompt(o) for o in shares.index]
+    direction = np.where(shares.to_numpy() > 0.5, 1.0, -1.0)[:, None]
+    queries = _unit(direction * common + 0.3 * rng.normal(size=(len(prompts), DIM)))
+    store, model = feature_store(params), feature_model(params, resolve_checkpoint(params, "040"))
+    store.save(model, "fairface-val-m125-images", Features(list(fairface["image_id"]), faces),
+               source=files_fingerprint(fairface["file"]))
+    store.save(model, "association-occupations", Features(prompts, queries), source=texts_fingerprint(prompts))
+    [path] = evaluate_ratio(params, 0.4, ["association"], progress=False)
+    rows = _rows(path)
+    scores = queries.astype(np.float64) @ faces.astype(np.float64).T
+    women = top_k_share(scores, female, 10)
+    excess = directional_excess(women, shares.to_numpy())
+    assert _one(rows, metric="retrieval_vs_data@10", kind="overall")["value"] == pytest.approx(excess.mean())
+    overall = _one(rows, metric="retrieval_vs_data@10", kind="overall")
+    assert overall["value"] > 0 and overall["ci_low"] > 0  # amplified beyond the data, interval excludes 0
+    nurse_like = shares.index[shares.to_numpy() > 0.5][0]
+    assert _one(rows, metric="share_woman@10", group=nurse_like)["value"] > 0.9
+    for name, fn in (("max_skew", max_skew), ("ndkl", ndkl)):
+        values = fn(scores, fairface["race"].to_numpy(dtype=object), 10, "dataset")
+        got = rows[(rows["metric"] == f"{name}@10_dataset") & (rows["attribute"] == "race") & (rows["kind"] == "group")]
+        assert np.allclose(got["value"].to_numpy(float), values, atol=1e-6)
+    assert len(rows[rows["kind"] == "overall"]) == 3 * 2 * 2 + 2  # 3 attributes × 2 desired × 2 metrics + 2

@@ -80,3 +80,15 @@ def test_bad_input_is_refused():
         ndkl(np.ones((1, 3)), ["a", "b"], 1)
     with pytest.raises(ValueError, match="desired"):
         max_skew(np.ones((1, 2)), ["a", "b"], 1, desired="parity")
+
+
+def test_top_k_share_and_directional_excess_by_hand():
+    from biaslib.metrics.skew import directional_excess, top_k_share
+
+    scores = np.array([[3.0, 2.0, 1.0, 0.0], [0.0, 1.0, 2.0, 3.0], [1.0, 1.0, 1.0, 1.0]])
+    woman = np.array([True, True, False, False])
+    assert top_k_share(scores, woman, 2).tolist() == [1.0, 0.0, 1.0]  # ties: image order
+    assert top_k_share(scores, np.ones(4, bool), 3).tolist() == [1.0, 1.0, 1.0]
+    # a women-leaning occupation (data 0.8) retrieving 0.9 women is amplified (+0.1); a men-leaning one (0.2)
+    # retrieving 0.3 women is less stereotyped than the data (−0.1); at 0.5 there is no direction
+    assert directional_excess(np.array([0.9, 0.3, 0.7]), np.array([0.8, 0.2, 0.5])) == pytest.approx([0.1, -0.1, 0.0])

@@ -79,4 +79,22 @@ def ndkl(scores: np.ndarray, groups: np.ndarray, k: int, desired: Desired = "uni
     return terms.sum(axis=2) @ weights / weights.sum()
 
 
-__all__ = ["max_skew", "ndkl", "skew_at_k"]
+def top_k_share(scores: np.ndarray, positive: np.ndarray, k: int) -> np.ndarray:
+    """Share of images with ``positive`` (bool, shape (images,)) among each query's top k, shape (queries,)
+    (the ranking of the module docstring; k capped at the number of images)."""
+    labels = np.asarray(positive, dtype=bool)
+    counts, _, k = _ranked_counts(scores, labels, k, "uniform")
+    if len(np.unique(labels)) == 1:  # one label only: every top k is all of it
+        return np.full(len(counts), float(labels[0]))
+    return counts[:, -1, 1] / k  # column 1 is True (sorted labels)
+
+
+def directional_excess(top_share: np.ndarray, data_share: np.ndarray) -> np.ndarray:
+    """Retrieval-vs-data amplification per query: (top-k share − data share) · sign(data share − ½), so a
+    positive value means the retrieval is *more* stereotyped than the data in the data's own direction (an
+    occupation with mostly women in the data retrieves still more women); 0 where the data is at ½."""
+    top, data = np.asarray(top_share, dtype=np.float64), np.asarray(data_share, dtype=np.float64)
+    return (top - data) * np.sign(data - 0.5)
+
+
+__all__ = ["directional_excess", "max_skew", "ndkl", "skew_at_k", "top_k_share"]
