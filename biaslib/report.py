@@ -74,8 +74,11 @@ def ratio_trends(frame: pd.DataFrame, kind: str = "gap") -> pd.DataFrame:
     (Benjamini–Hochberg over the changes of each experiment); ``slope`` = least-squares slope of the value
     over the ratio fraction (units of the metric per unit ratio; NaN with fewer than two ratios);
     ``direction`` = ``"up"`` / ``"down"`` when ``q_change`` < :data:`Q_LEVEL`, else ``"no change"``
-    (``"n/a"`` without intervals).
+    (``"n/a"`` without intervals). With replicates only replicate 0 is compared (one trained model per ratio);
+    :func:`trend` tests a slope over all of them.
     """
+    if "replicate" in frame.columns:  # one model per ratio here; across replicates see trend()
+        frame = frame[frame["replicate"] == 0]
     frame = frame.assign(q_value=gap_qvalues(frame))
     for column in ("p_value", "null_gap"):
         if column not in frame.columns:

@@ -98,3 +98,10 @@ def test_replicate_spread_and_its_sentences():
     # R@1 changes: a +0.20 (> 0.06), b +0.04 (< 0.06); R@5 has no replicate spread and is not counted
     assert sentences[1] == "1 of 2 first-to-last-ratio changes exceed the largest replicate spread of their metric."
     assert replicate_findings(replicate_spread(frame, ["a", "z"])) == []  # no shared metric: no sentence
+
+
+def test_first_to_last_changes_compare_replicate_0_and_leave_the_others_to_trend():
+    one = pd.DataFrame(_rows("up", "R@1", [0.1, 0.2, 0.3], 0.02)).assign(replicate=0)
+    other = pd.DataFrame(_rows("up", "R@1", [0.9, 0.0, 0.9], 0.02)).assign(replicate=1)
+    trends = ratio_trends(pd.concat([other, one], ignore_index=True)).set_index("experiment")
+    assert trends.loc["up", "slope"] == pytest.approx(0.2) and trends.loc["up", "ratios"] == 3
