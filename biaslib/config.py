@@ -52,7 +52,12 @@ class WorldConfig:
 
 @dataclass(frozen=True)
 class ExportConfig:
-    """Sizes of the datasets ``biaslib world export`` writes (in the real datasets' formats)."""
+    """Sizes of the datasets ``biaslib world export`` writes (in the real datasets' formats).
+
+    ``fairface_occupations``: FairFace people keep their occupation's outfit and headwear (True, the exports
+    the committed world study used) or are drawn as occupation ``none`` in casual clothes (False: faces without
+    occupation cues, like real FairFace; what the ``association`` evaluation needs, bench/RESULTS.md).
+    """
 
     cc3m_samples: int = 20000
     cc3m_shard_size: int = 2000
@@ -64,6 +69,7 @@ class ExportConfig:
     geode_per_object_region: int = 20
     magbig_languages: tuple[str, ...] = ("english",)
     workers: int = 2
+    fairface_occupations: bool = True
 
 
 ImageFormat = Literal["jpg", "webp", "png"]
@@ -277,7 +283,8 @@ class MultilingualConfig:
 
 #: (section, field) → default of fields added to :class:`Params` after results were written with its digest.
 DIGEST_NEUTRAL: dict[tuple[str, str], Any] = {
-    ("train", "replicates"): 1, ("eval", "association_ks"): [100], ("eval", "association_occupations"): [],
+    ("train", "replicates"): 1, ("export", "fairface_occupations"): True, ("eval", "association_ks"): [100],
+    ("eval", "association_occupations"): [],
     ("eval", "association_shares"): None,
 }
 

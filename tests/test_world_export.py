@@ -153,3 +153,19 @@ def test_rerun_is_skipped_and_other_params_are_refused(tmp_path):
     (tmp_path / "export_manifest.json").unlink()  # an interrupted export: files but no manifest
     with pytest.raises(BiaslibError, match="no finished export"):
         export_all(World(seed=0), tmp_path, small)
+
+
+def test_fairface_without_occupation_cues_keeps_the_labels_and_loses_the_outfits(exported, tmp_path):
+    from biaslib.world.export import export_fairface
+
+    truth = export_fairface(World(seed=0), tmp_path, 0, SMALL_EXPORT.fairface_val, margins=("125",),
+                            occupations=False)["val"]
+    with_cues = _truth(exported["fairface"] / "world_truth_val.csv")
+    assert (truth["occupation"] == "none").all() and (truth["dressing"] == "casual clothes").all()
+    for column in ("gender", "age", "race", "skin_tone"):  # the same people, only their occupation cues go
+        assert truth[column].tolist() == with_cues[column].tolist(), column
+    clean = load_fairface(tmp_path, split="val", margin="125")
+    cued = load_fairface(exported["fairface"], split="val", margin="125")
+    working = with_cues["occupation"].to_numpy() != "none"
+    differs = [Image.open(a).tobytes() != Image.open(b).tobytes() for a, b in zip(clean["file"], cued["file"])]
+    assert all(d for d, w in zip(differs, working) if w)  # every working person's crop changed

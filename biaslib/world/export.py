@@ -279,12 +279,18 @@ def world_caption_variant(world: World, row: Mapping, variant: int) -> str:
 # ---- FairFace -------------------------------------------------------------------------------------
 
 def export_fairface(world: World, root: str | Path, n_train: int, n_val: int,
-                    margins: Sequence[str] = ("125", "025"), workers: int = 1) -> dict[str, pd.DataFrame]:
-    """Write FairFace-like face crops (one folder per margin) and label CSVs; returns truth per split."""
+                    margins: Sequence[str] = ("125", "025"), workers: int = 1,
+                    occupations: bool = True) -> dict[str, pd.DataFrame]:
+    """Write FairFace-like face crops (one folder per margin) and label CSVs; returns truth per split.
+
+    ``occupations=False`` draws every person as occupation ``none`` in casual clothes (same gender, age, race,
+    skin and hair): crops without the outfit and headwear that name an occupation, as in real FairFace."""
     root = Path(root)
     truths = {}
     for split, n in (("train", n_train), ("val", n_val)):
         people = world.people(n, stream=f"fairface/{split}")
+        if not occupations:
+            people = people.assign(occupation="none", dressing="casual clothes")
         rows = people.to_dict("records")
         stems = [str(i + 1) for i in range(n)]
         for margin in margins:
@@ -363,7 +369,10 @@ def export_magbig(root: str | Path, languages: Sequence[str] = ("english",)) -> 
 
 
 def _bytes_config(config: ExportConfig) -> dict:
-    return {k: v for k, v in asdict(config).items() if k != "workers"}
+    """The settings an export's bytes depend on (``fairface_occupations`` only when off: exports made before it
+    existed keep their digest)."""
+    return {k: v for k, v in asdict(config).items()
+            if k != "workers" and not (k == "fairface_occupations" and v)}
 
 
 def export_digest(world: World, config: ExportConfig) -> str:
@@ -403,7 +412,8 @@ def export_all(world: World, out: str | Path, config: ExportConfig, overwrite: b
                                       workers=w),
         "geode": export_geode(world, roots["geode"], config.geode_per_object_region, workers=w),
     }
-    fairface = export_fairface(world, roots["fairface"], config.fairface_train, config.fairface_val, workers=w)
+    fairface = export_fairface(world, roots["fairface"], config.fairface_train, config.fairface_val, workers=w,
+                               occupations=config.fairface_occupations)
     export_magbig(roots["magbig"], config.magbig_languages)
     counts = {k: len(v) for k, v in truths.items()} | {f"fairface_{k}": len(v) for k, v in fairface.items()}
     write_json(manifest_path, {"digest": digest, "seed": world.seed, "world": asdict(world.config),
