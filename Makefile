@@ -63,10 +63,10 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check biaslib tests bench
 
 bench: $(STAMP)
-	for script in bench/*.py; do $(PY) $$script || exit 1; done
+	for script in bench/[!_]*.py; do $(PY) $$script || exit 1; done
 
 bench-quick: $(STAMP)
-	for script in bench/*.py; do $(PY) $$script --quick || exit 1; done
+	for script in bench/[!_]*.py; do $(PY) $$script --quick || exit 1; done
 
 clean:
 	rm -rf $(VENV) runs
