@@ -19,10 +19,8 @@ import numpy as np
 import pandas as pd
 
 from biaslib.metrics.amplification import ESTIMATES
-from biaslib.metrics.intervals import bh_qvalues
+from biaslib.metrics.intervals import Q_LEVEL, bh_qvalues
 
-#: Findings are "beyond chance" below this Benjamini–Hochberg q-value.
-Q_LEVEL = 0.05
 #: A difference with a side whose own test of fairness has p ≥ this gets the under-coverage caveat.
 NEAR_FAIR = 0.05
 #: Columns of :func:`multilingual_tests`.

@@ -26,7 +26,7 @@ from statistics import NormalDist
 import numpy as np
 import pandas as pd
 
-from biaslib.metrics.intervals import bh_qvalues
+from biaslib.metrics.intervals import Q_LEVEL, bh_qvalues
 from biaslib.metrics.trend import power, trend  # noqa: F401  (biaslib.report.trend / power: dose-response)
 
 TREND_KEYS = ["experiment", "evaluation", "dataset", "attribute", "metric"]
@@ -34,8 +34,6 @@ SPREAD_COLUMNS = [*TREND_KEYS[1:], "experiments", "values", "spread", "ci_width"
 TREND_COLUMNS = [*TREND_KEYS, "ratios", "ratio_first", "value_first", "ci_low_first", "ci_high_first", "p_first",
                  "q_first", "null_first", "ratio_last", "value_last", "ci_low_last", "ci_high_last", "p_last",
                  "q_last", "null_last", "change", "p_change", "q_change", "slope", "direction"]
-#: A finding is "beyond chance" when its Benjamini–Hochberg q-value is below this.
-Q_LEVEL = 0.05
 #: Interval level the results were computed at (their ``ci``), for the standard errors of changes.
 CI_LEVEL = 0.95
 

@@ -399,6 +399,10 @@ def contrast_test(values: ArrayLike, groups: ArrayLike, first: Any, second: Any,
 
 # ---- multiplicity --------------------------------------------------------------------------------------
 
+#: A finding is "beyond chance" when its Benjamini–Hochberg q-value (:func:`bh_qvalues`) is below this.
+Q_LEVEL = 0.05
+
+
 def bh_qvalues(p_values: ArrayLike) -> np.ndarray:
     """Benjamini–Hochberg q-values of a family of p-values (NaN p-values stay NaN and do not count).
 

@@ -15,7 +15,7 @@ a measure with its evaluation interval (a row of :func:`biaslib.results.collect`
   relabellings when there are at most ``n_perm`` of them. Valid with one replicate too (the models are
   exchangeable under the null), but then it has few relabellings.
 * ``q_value``: Benjamini–Hochberg over the table. A trend is *called* (``called``) only when ``q_value`` <
-  :data:`biaslib.report.Q_LEVEL` and ``replicated``: nothing is called a trend on one replicate.
+  :data:`~biaslib.metrics.intervals.Q_LEVEL` and ``replicated``: nothing is called a trend on one replicate.
 
 Measured by simulation in ``tests/test_trend.py`` (ratios {0, ½, 1} × 3 replicates, training noise sd 0.10,
 evaluation se 0.05): without an effect the p-value is uniform (KS test; 6.2% below 0.05 of 400 studies); a
@@ -29,18 +29,16 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
 
-from biaslib.metrics.intervals import bh_qvalues, percentile_interval
+from biaslib.metrics.intervals import Q_LEVEL, bh_qvalues, percentile_interval, z_value
 
 #: A measure: one value per trained model.
 TREND_BY = ["experiment", "evaluation", "dataset", "attribute", "metric", "kind", "group"]
 TREND_COLUMNS = [*TREND_BY, "models", "ratios", "min_replicates", "slope", "ci_low", "ci_high", "p_value",
                  "q_value", "replicated", "called"]
-Q_LEVEL = 0.05
 
 
 def _slopes(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -109,6 +107,19 @@ def model_trend(ratio: np.ndarray, value: np.ndarray, se: np.ndarray, *, n_boot:
             "replicated": min(sizes) >= 2}
 
 
+def _models(frame: pd.DataFrame, ci: float) -> pd.DataFrame:
+    """The rows of ``frame`` with a value, every :data:`TREND_BY` column (missing ones as one level), a
+    ``replicate`` (default 0) and ``se``, the evaluation standard error from the ``ci`` interval's half width."""
+    frame = frame[frame["value"].notna()].copy()
+    for column in TREND_BY:
+        if column not in frame.columns:
+            frame[column] = ""
+    if "replicate" not in frame.columns:
+        frame["replicate"] = 0
+    frame["se"] = (frame["ci_high"] - frame["ci_low"]) / (2 * z_value(ci))
+    return frame
+
+
 def trend(frame: pd.DataFrame, *, n_boot: int = 2000, n_perm: int = 5000, ci: float = 0.95, seed: int = 0,
           q_level: float = Q_LEVEL) -> pd.DataFrame:
     """:func:`model_trend` of every measure of a results frame, with Benjamini–Hochberg q-values over the table.
@@ -117,16 +128,8 @@ def trend(frame: pd.DataFrame, *, n_boot: int = 2000, n_perm: int = 5000, ci: fl
     ``ci_low``/``ci_high`` (the evaluation interval at level ``ci``; its half width / z is the standard error)
     and optionally ``replicate`` (default 0: one model per ratio). Returns :data:`TREND_COLUMNS`.
     """
-    frame = frame.copy()
-    for column in TREND_BY:
-        if column not in frame.columns:
-            frame[column] = ""
-    frame["replicate"] = frame["replicate"] if "replicate" in frame.columns else 0
-    z = NormalDist().inv_cdf(0.5 + ci / 2)
-    frame["se"] = (frame["ci_high"] - frame["ci_low"]) / (2 * z)
-    frame = frame[frame["value"].notna()]
     rows = []
-    for i, (keys, part) in enumerate(frame.groupby(TREND_BY, sort=True, dropna=False)):
+    for i, (keys, part) in enumerate(_models(frame, ci).groupby(TREND_BY, sort=True, dropna=False)):
         part = part.drop_duplicates(["ratio_fraction", "replicate"])
         rows.append({**dict(zip(TREND_BY, keys)),
                      **model_trend(part["ratio_fraction"].to_numpy(), part["value"].to_numpy(), part["se"].to_numpy(),
@@ -160,16 +163,8 @@ def power(frame: pd.DataFrame, replicates: int, ratios: Sequence[float], *, ci: 
     evaluation part (mean squared standard error of the models' intervals, ``evaluation_var``), the training part
     (``training_var`` = the difference, at least 0) and the :func:`detectable_slope` of a design of
     ``replicates`` × ``ratios`` at ``target`` power (``detectable_slope``; NaN without replicates)."""
-    frame = frame.copy()
-    for column in TREND_BY:
-        if column not in frame.columns:
-            frame[column] = ""
-    if "replicate" not in frame.columns:
-        frame["replicate"] = 0
-    z = NormalDist().inv_cdf(0.5 + ci / 2)
-    frame["se"] = (frame["ci_high"] - frame["ci_low"]) / (2 * z)
     rows = []
-    for keys, part in frame[frame["value"].notna()].groupby(TREND_BY, sort=True, dropna=False):
+    for keys, part in _models(frame, ci).groupby(TREND_BY, sort=True, dropna=False):
         groups = [g["value"].to_numpy(float) for _, g in part.groupby("ratio_fraction")]
         df = sum(len(g) - 1 for g in groups)
         model_var = sum(((g - g.mean()) ** 2).sum() for g in groups) / df if df > 0 else np.nan
