@@ -77,10 +77,10 @@ from biaslib.features import (
 from biaslib.io import check_writable, file_sha256, files_fingerprint, texts_fingerprint, write_json
 from biaslib.layout import RunLayout
 from biaslib.metrics import by_group, gap_test, group_accuracy, person_preference, retrieval_hits, self_similarity
-from biaslib.metrics.intervals import cluster_sums, group_mean_draws, percentile_interval, z_value
+from biaslib.metrics.intervals import bootstrap_means, cluster_sums, group_mean_draws, percentile_interval, z_value
 from biaslib.metrics.skew import directional_excess, max_skew, ndkl, top_k_share
 from biaslib.provenance import git_state, is_current, provenance
-from biaslib.ratios import ratio_code
+from biaslib.ratios import model_code, ratio_code
 from biaslib.results import RESULT_FORMAT, ROW_FIELDS
 from biaslib.train import CheckpointError, latest_checkpoint, run_name
 
@@ -165,8 +165,7 @@ def feature_model(params: Params, checkpoint: CheckpointInfo) -> str:
 def result_path(params: Params, ratio: float | int | str, evaluation: str, replicate: int = 0) -> Path:
     """``<run_dir>/results/<experiment>__<ratio code>__<evaluation>.json`` (replicate 0, the name of a
     single-replicate study) or ``<experiment>__<ratio code>_r<replicate>__<evaluation>.json``."""
-    model = ratio_code(ratio) + (f"_r{replicate}" if replicate else "")
-    return RunLayout(params).results / f"{params.experiment}__{model}__{evaluation}.json"
+    return RunLayout(params).results / f"{params.experiment}__{model_code(ratio, replicate)}__{evaluation}.json"
 
 
 def feature_store(params: Params) -> FeatureStore:
@@ -479,12 +478,19 @@ def fairface_groupings(fairface: pd.DataFrame, intersections: Sequence[str]) -> 
     return groupings
 
 
+def _fairface_faces(ctx: _Context, fairface: pd.DataFrame) -> np.ndarray:
+    """Unit embeddings of the FairFace faces, one store entry per split and margin (markedness and association
+    share it)."""
+    cfg = ctx.cfg
+    return ctx.image_features(f"fairface-{cfg.fairface_split}-m{cfg.fairface_margin}-images", fairface["image_id"],
+                              fairface["file"])
+
+
 def _markedness(ctx: _Context, tables: dict[str, pd.DataFrame]) -> list[dict]:
     """Self-similarity and person-preference rows per FairFace grouping."""
     cfg = ctx.cfg
     fairface = tables["fairface"]
-    image = ctx.image_features(f"fairface-{cfg.fairface_split}-m{cfg.fairface_margin}-images",
-                               fairface["image_id"], fairface["file"])
+    image = _fairface_faces(ctx, fairface)
     prompts = markedness_prompts()
     texts = [UNMARKED_PROMPT, *(p for axis in prompts.values() for p in axis.values())]
     text = ctx.text_features("markedness-prompts", texts, texts)
@@ -558,8 +564,7 @@ def _query_rows(attribute: str, metric: str, occupations: Sequence[str], values:
     finite = values[np.isfinite(values)]
     low = high = np.nan
     if len(finite) and cfg.n_boot:
-        draws = np.random.default_rng(cfg.seed).choice(finite, size=(cfg.n_boot, len(finite))).mean(axis=1)
-        low, high = percentile_interval(draws, cfg.ci)
+        low, high = percentile_interval(bootstrap_means(finite, cfg.n_boot, np.random.default_rng(cfg.seed)), cfg.ci)
     return rows + [_row("fairface", attribute, "all", "overall", metric, finite.mean() if len(finite) else np.nan,
                         low, high, len(finite))]
 
@@ -570,8 +575,7 @@ def _association(ctx: _Context, tables: dict[str, pd.DataFrame]) -> list[dict]:
     data's p(woman | occupation) (:func:`~biaslib.metrics.skew.directional_excess`)."""
     cfg = ctx.cfg
     fairface = tables["fairface"]
-    image = ctx.image_features(f"fairface-{cfg.fairface_split}-m{cfg.fairface_margin}-images",
-                               fairface["image_id"], fairface["file"])
+    image = _fairface_faces(ctx, fairface)
     shares = association_shares(ctx.params)
     occupations = list(cfg.association_occupations or shares.index)
     prompts = [occupation_prompt(o) for o in occupations]

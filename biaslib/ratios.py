@@ -27,6 +27,12 @@ def ratio_code(r: float | int | str) -> str:
     return f"{_percent(r):03d}"
 
 
+def model_code(r: float | int | str, replicate: int = 0) -> str:
+    """The code of one trained model in run and result names: the ratio code for replicate 0 (``"020"``, the
+    name of a single-replicate study) and ``"020_r<replicate>"`` for the others."""
+    return ratio_code(r) + (f"_r{replicate}" if replicate else "")
+
+
 def cli_ratio(text: str) -> str:
     """The code of a ``--ratio`` argument (``20``, ``0.2``, ``020``); the ambiguous ``1`` is an error."""
     if text.strip() == "1":

@@ -53,7 +53,7 @@ from biaslib.data.cc3m import iter_cc3m, list_shards
 from biaslib.errors import BiaslibError, DataLayoutError
 from biaslib.io import write_json
 from biaslib.layout import RunLayout
-from biaslib.ratios import ratio_code
+from biaslib.ratios import model_code, ratio_code
 
 CONFIG_DIR = Path(__file__).resolve().parent / "model_configs"
 RUN_RECORD = "biaslib_run.json"
@@ -464,7 +464,7 @@ def _scoped_logging() -> Iterator[None]:
 def run_name(experiment: str, ratio: float | int | str, replicate: int = 0) -> str:
     """Run name of a ratio's replicate: ``<experiment>_<code>`` for replicate 0 (``world_default_020``, the name
     of a single-replicate study, so its runs stay valid), ``<experiment>_<code>_r<replicate>`` for the others."""
-    return f"{experiment}_{ratio_code(ratio)}" + (f"_r{replicate}" if replicate else "")
+    return f"{experiment}_{model_code(ratio, replicate)}"
 
 
 def replicate_config(config: TrainConfig, replicate: int) -> TrainConfig:
