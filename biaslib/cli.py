@@ -105,15 +105,6 @@ def cmd_world_tables(args: argparse.Namespace) -> int:
     return 0
 
 
-def _generation_paths(args: argparse.Namespace, params) -> tuple[Path, Path]:
-    """(captions, output folder) of a generation command: ``--name`` defaults to ``mix.generated``, the run
-    that mixing and the study read."""
-    layout = RunLayout(params)
-    captions = args.captions or layout.captions
-    out = args.out or layout.generated(args.name)
-    return captions, out
-
-
 def cmd_generate_run(args: argparse.Namespace) -> int:
     """Generate one image per caption into webdataset shards (this process's rank share)."""
     from biaslib.generate import generate_run
@@ -131,10 +122,10 @@ def cmd_generate_run(args: argparse.Namespace) -> int:
 
 def cmd_generate_verify(args: argparse.Namespace) -> int:
     """Check that every caption id was generated exactly once."""
-    from biaslib.generate import read_captions, verify
+    from biaslib.generate import read_captions, run_paths, verify
 
     params = load_params(args.params, _overrides(args.set))
-    captions_path, out = _generation_paths(args, params)
+    captions_path, out = run_paths(params, args.name, args.captions, args.out)
     check = verify(out, read_captions(captions_path))
     print(check.summary())
     return 0 if check.ok else 1

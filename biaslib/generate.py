@@ -503,6 +503,15 @@ def verify(out_dir: str | os.PathLike, captions: pd.DataFrame | None = None) -> 
     return GenerationCheck(ok, sum(counts.values()), missing, duplicates, unexpected, unfinished, corrupt)
 
 
+def run_paths(params: Params, name: str | None = None, captions: str | os.PathLike | None = None,
+              out: str | os.PathLike | None = None) -> tuple[Path, Path]:
+    """(captions, shard folder) of an experiment's generation run: ``RunLayout(params).captions`` and
+    ``RunLayout(params).generated(name)`` unless given (``name`` defaults to ``mix.generated``, the run mixing
+    reads)."""
+    layout = RunLayout(params)
+    return Path(captions or layout.captions), Path(out or layout.generated(name))
+
+
 def generate_run(params: Params, name: str | None = None, *, captions: str | os.PathLike | None = None,
                  out: str | os.PathLike | None = None, **options: Any) -> GenerateReport:
     """Step ``generate`` of an experiment, as the CLI, the study runner and notebook 01 run it: the captions of
@@ -512,13 +521,13 @@ def generate_run(params: Params, name: str | None = None, *, captions: str | os.
     ``world_size``, ``progress``)."""
     from biaslib.world import World
 
-    layout = RunLayout(params)
-    return generate(read_captions(captions or layout.captions), out or layout.generated(name), params.generate,
-                    world=World(params.world, params.seed), **options)
+    captions_path, out_dir = run_paths(params, name, captions, out)
+    return generate(read_captions(captions_path), out_dir, params.generate, world=World(params.world, params.seed),
+                    **options)
 
 
 __all__ = [  # the shard readers live in biaslib.data.generated and are re-exported here
     "CaptionCheck", "GenerateReport", "GenerationCheck", "check_captions", "encode_image", "generate", "generate_run",
     "generated_keys", "id_seed", "load_generated_images", "load_pipeline", "rank_from_env", "read_captions",
-    "read_generated", "resolve_device", "shard_name", "verify",
+    "read_generated", "resolve_device", "run_paths", "shard_name", "verify",
 ]
