@@ -23,6 +23,7 @@ from biaslib.mix.tar import (
     drop_cut,
     group_samples,
     image_format,
+    json_object,
     mapped_file,
     member_bytes,
     sample_image_ext,
@@ -146,11 +147,8 @@ def _generated_entry(sample: Sample, buf: bytes | mmap.mmap, shard: int) -> Gene
         return f"image bytes are not {IMAGE_FORMATS[ext]}"
     if "json" not in sample.members:
         return "missing json"
-    try:
-        record = json.loads(member_bytes(buf, sample.members["json"]))
-    except ValueError:
-        return "undecodable json"
-    if not isinstance(record, dict):
+    record = json_object(buf, sample.members["json"])
+    if record is None:
         return "undecodable json"
     if str(record.get("key", sample.key)) != sample.key:
         return "json key differs from member key"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import mmap
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from biaslib.mix.tar import (
     TarMember,
     drop_cut,
     group_samples,
+    json_object,
     mapped_file,
     member_bytes,
     sample_image_ext,
@@ -72,11 +72,8 @@ def _real_sample(sample: Sample, buf: bytes | mmap.mmap, path: Path) -> RealSamp
         return "undecodable caption"
     meta = None
     if "json" in sample.members:
-        try:
-            meta = json.loads(member_bytes(buf, sample.members["json"]))
-        except ValueError:
-            return "undecodable json"
-        if not isinstance(meta, dict):
+        meta = json_object(buf, sample.members["json"])
+        if meta is None:
             return "undecodable json"
         if "source" in meta or "generated" in meta:
             raise layout_error(f"{path}: sample {sample.key!r} already has a 'source'/'generated' field; "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import mmap
 import os
 import struct
@@ -169,6 +170,15 @@ def drop_cut(samples: list[Sample], scan: TarScan) -> str | None:
 
 def member_bytes(buf: bytes | mmap.mmap, member: TarMember) -> bytes:
     return buf[member.offset : member.offset + member.size]
+
+
+def json_object(buf: bytes | mmap.mmap, member: TarMember) -> dict | None:
+    """A member's bytes as a JSON object; None when they are not valid JSON or not an object."""
+    try:
+        value = json.loads(member_bytes(buf, member))
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def image_format(head: bytes) -> str | None:
