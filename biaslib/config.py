@@ -289,6 +289,12 @@ DIGEST_NEUTRAL: dict[tuple[str, str], Any] = {
 }
 
 
+def without_neutral_defaults(section: str, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` of a params ``section`` (plain JSON, as :meth:`Params.to_dict` gives them) without the fields of
+    :data:`DIGEST_NEUTRAL` that are at their default: what a digest of that section hashes."""
+    return {k: v for k, v in values.items() if (section, k) not in DIGEST_NEUTRAL or v != DIGEST_NEUTRAL[section, k]}
+
+
 @dataclass(frozen=True)
 class Params:
     """All parameters of one experiment."""
@@ -321,10 +327,8 @@ class Params:
         """Short sha256 of the parameters, for provenance and output naming. A field added after results were
         written (:data:`DIGEST_NEUTRAL`) counts only when it differs from its default, so those results stay
         current."""
-        plain = self.to_dict()
-        for (section, key), default in DIGEST_NEUTRAL.items():
-            if plain[section].get(key) == default:
-                del plain[section][key]
+        plain = {key: without_neutral_defaults(key, value) if isinstance(value, dict) else value
+                 for key, value in self.to_dict().items()}
         return hashlib.sha256(json.dumps(plain, sort_keys=True).encode()).hexdigest()[:12]
 
 

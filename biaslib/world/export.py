@@ -33,7 +33,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from biaslib import __version__
-from biaslib.config import ExportConfig
+from biaslib.config import ExportConfig, without_neutral_defaults
 from biaslib.errors import BiaslibError
 from biaslib.io import TarShardWriter, write_bytes, write_csv, write_json, write_parquet
 from biaslib.world import World
@@ -369,10 +369,9 @@ def export_magbig(root: str | Path, languages: Sequence[str] = ("english",)) -> 
 
 
 def _bytes_config(config: ExportConfig) -> dict:
-    """The settings an export's bytes depend on (``fairface_occupations`` only when off: exports made before it
-    existed keep their digest)."""
-    return {k: v for k, v in asdict(config).items()
-            if k != "workers" and not (k == "fairface_occupations" and v)}
+    """The settings an export's bytes depend on (fields added since at their default left out, as in the params
+    digest, so exports made before them keep their digest)."""
+    return without_neutral_defaults("export", {k: v for k, v in asdict(config).items() if k != "workers"})
 
 
 def export_digest(world: World, config: ExportConfig) -> str:
