@@ -34,7 +34,7 @@ class RunLayout:
     """Paths of one experiment's run folder (``root``) and of the shared ``cache`` under ``runs_dir``."""
 
     def __init__(self, params: Params) -> None:
-        self.root = Path(params.runs_dir) / params.experiment
+        self.root = params.run_dir
         self.cache = Path(params.runs_dir) / "cache"
         self.mix_generated = params.mix.generated
 
