@@ -12,7 +12,7 @@ NB_OUT ?= runs/notebooks
 DEMO_NOTEBOOKS := 00_world 01_generate 02_mix 03_train
 STUDY_PARAMS ?= params/world_study.yaml
 
-.PHONY: venv demo study test test-all lint bench bench-quick clean
+.PHONY: venv demo study power test test-all lint bench bench-quick clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,16 @@ study: $(STAMP)
 	mkdir -p $(NB_OUT)
 	$(VENV)/bin/papermill --kernel biaslib notebooks/05_figures.ipynb $(NB_OUT)/05_figures_study.ipynb \
 	  -p PARAMS_FILE $(STUDY_PARAMS)
+
+# a planted effect end to end (issue 17): a faithful (γ = 1) and an amplifying (γ = 4) generator × ratios {0, ½, 1}
+# × 3 training replicates = 18 tiny CLIPs; then the dose-response tests with the slope each design detects at 80%
+# power (printed and written to runs/world_power_dose_response.md) and the figures (figures/world_power_*)
+POWER_PARAMS ?= params/world_power.yaml
+power: $(STAMP)
+	$(VENV)/bin/biaslib study run --params $(POWER_PARAMS)
+	$(VENV)/bin/biaslib study power --params $(POWER_PARAMS) --design 3:params/paper.yaml \
+	  --design 10:params/paper.yaml --out runs/world_power_dose_response.md
+	$(VENV)/bin/biaslib figures draw --params $(POWER_PARAMS)
 
 # the fast tier (what CI runs: .ci/run): every test not marked `slow`; the 15 slowest are listed at the end
 test: $(STAMP)

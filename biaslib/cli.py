@@ -425,6 +425,45 @@ def cmd_study_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _design(spec: str) -> tuple[str, tuple[int, list[float]]]:
+    """``R:PARAMS_FILE`` or ``R:0,0.5,1`` → (label, (replicates, ratio fractions)) for ``study power``."""
+    from biaslib.config import load_params
+    from biaslib.ratios import ratio_fraction
+
+    replicates, _, ratios = spec.partition(":")
+    if not replicates.isdigit() or int(replicates) < 1 or not ratios:
+        raise BiaslibError(f"--design {spec!r}: expected R:PARAMS_FILE or R:RATIO,RATIO,… (e.g. 3:params/paper.yaml "
+                           "or 5:0,0.5,1)")
+    if ratios.endswith((".yaml", ".yml")):
+        fractions = [ratio_fraction(code) for code in load_params(ratios).mix.ratios]
+        label = f"{Path(ratios).stem} R={replicates}"
+    else:
+        fractions = [float(r) for r in ratios.split(",")]
+        label = f"R={replicates} × {ratios}"
+    return label, (int(replicates), fractions)
+
+
+def cmd_study_power(args: argparse.Namespace) -> int:
+    """Print the study's dose-response tests and the slope each design detects (Markdown; --out also writes it)."""
+    from biaslib.dose_response import design_table, markdown_table, trend_findings
+    from biaslib.io import write_text
+    from biaslib.ratios import ratio_fraction
+    from biaslib.study_results import load_study
+
+    study = load_study(args.params, _overrides(args.set))
+    own = (study.base.train.replicates, [ratio_fraction(code) for code in study.base.mix.ratios])
+    designs = dict([(f"this study R={own[0]}", own), *(_design(spec) for spec in args.design or [])])
+    table = design_table(study, designs, k=args.k)
+    columns = ["experiment", "measure", "slope", "ci_low", "ci_high", "p_value", "q_value", "called", "model_sd",
+               "training_share", *(f"detectable {label}" for label in designs)]
+    text = "\n".join([markdown_table(table[table["slope"].notna()], columns), "",
+                      *(f"- {line}" for line in trend_findings(table))])
+    print(text)
+    if args.out:
+        write_text(args.out, text + "\n")
+    return 0
+
+
 def cmd_faces_analyse(args: argparse.Namespace) -> int:
     """Detect faces, classify the single-face images and write one row per image (CSV or parquet)."""
     from biaslib.faces import analyse_images, create_classifier
@@ -667,6 +706,15 @@ def _add_study_commands(steps: argparse._SubParsersAction) -> None:
     study_run.add_argument("--variant", action="append", default=None,
                            help="only this variant of the params file (repeatable; default: every variant)")
     study_run.set_defaults(func=cmd_study_run)
+    study_power = study_actions.add_parser(
+        "power", help="dose-response tests of every headline measure and the slope a design detects (80%% power)")
+    _add_params(study_power)
+    study_power.add_argument("--design", action="append", default=None,
+                             help="another design, R:PARAMS_FILE (its ratios) or R:0,0.5,1, sized with this study's "
+                                  "variances (repeatable)")
+    study_power.add_argument("--k", type=int, default=1, help="retrieval cut-off of the gap measures (R@k)")
+    study_power.add_argument("--out", type=Path, default=None, help="also write the Markdown here")
+    study_power.set_defaults(func=cmd_study_power)
 
 
 def _add_faces_commands(steps: argparse._SubParsersAction) -> None:

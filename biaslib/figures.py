@@ -126,6 +126,33 @@ def line_plot(frame: pd.DataFrame, x: str, y: str, hue: str | None = None, ci: t
     return fig
 
 
+def replicate_means(lines: pd.DataFrame, x: str, y: str, ci: tuple[str, str] | None = ("ci_low", "ci_high"),
+                    floor: str | None = None) -> pd.DataFrame:
+    """One row per ``x`` value, sorted: the mean of ``y`` (and of ``floor``) over the rows at that ``x`` (a
+    study's training replicates). With R ≥ 2 rows the ``ci`` columns become the mean ± t(0.975, R − 1) · sd / √R
+    (training and evaluation noise together, as the replicates vary by both); with one row they keep that model's
+    own evaluation interval."""
+    from scipy.stats import t
+
+    lines = lines.sort_values(x)
+    if not lines[x].duplicated().any():
+        return lines
+    rows = []
+    for value, part in lines.groupby(x, sort=True):
+        row = {x: value, y: part[y].mean()}
+        if floor is not None:
+            row[floor] = part[floor].mean()
+        if ci is not None:
+            n = part[y].notna().sum()
+            if n >= 2:
+                half = t.ppf(0.975, n - 1) * part[y].std(ddof=1) / np.sqrt(n)
+                row[ci[0]], row[ci[1]] = row[y] - half, row[y] + half
+            else:
+                row[ci[0]], row[ci[1]] = part[ci[0]].mean(), part[ci[1]].mean()
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def facet_lines(frame: pd.DataFrame, x: str, y: str, col: str, hue: str | None = None, row: str | None = None,
                 ci: tuple[str, str] | None = ("ci_low", "ci_high"), xlabel: str | None = None,
                 ylabel: str | None = None, title: str | None = None, panel_inches: tuple[float, float] = (3.4, 2.6),
@@ -136,6 +163,9 @@ def facet_lines(frame: pd.DataFrame, x: str, y: str, col: str, hue: str | None =
 
     ``floor`` names a column drawn as a dotted line in each line's colour (e.g. ``null_gap``: the gap that
     groups without any difference show by chance; a gap near its floor is not evidence of bias).
+
+    Where a line has several rows per ``x`` (training replicates: a ``replicate`` column), each row is a point,
+    the line joins their means and the band is :func:`replicate_means`' interval of the mean.
 
     Without ``row``, ``col_wrap`` starts a new row of panels every ``col_wrap`` panels. Panels and lines
     keep the order of first appearance in ``frame``. When every panel shows the same ``hue`` values one
@@ -157,8 +187,11 @@ def facet_lines(frame: pd.DataFrame, x: str, y: str, col: str, hue: str | None =
         groups = [(None, part)] if hue is None else list(part.groupby(hue, sort=False))
         hue_sets.add(tuple(name for name, _ in groups))
         for name, lines in groups:
-            lines = lines.sort_values(x)
+            points = lines
+            lines = replicate_means(lines, x, y, ci, floor)
             line, = ax.plot(lines[x], lines[y], marker="o", ms=3.5, label=name)
+            if len(points) > len(lines):
+                ax.scatter(points[x], points[y], s=7, color=line.get_color(), alpha=0.55, lw=0)
             if ci is not None:
                 ax.fill_between(lines[x], lines[ci[0]], lines[ci[1]], color=line.get_color(), alpha=0.18, lw=0)
             if floor is not None and lines[floor].notna().any():

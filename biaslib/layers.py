@@ -22,8 +22,8 @@ LAYERS: dict[str, int] = {
     "generate": 3, "mix": 3, "train": 3, "features": 3, "finetune": 3, "prompts": 3, "faces": 3,
     "text_encoder": 3, "world_models": 3,
     # 4 studies
-    "study": 4, "results": 4, "report": 4, "amplification": 4, "evaluate": 4, "study_figures": 4, "multilingual": 4,
-    "multilingual_eval": 4, "multilingual_findings": 4,
+    "study": 4, "results": 4, "report": 4, "amplification": 4, "evaluate": 4, "study_figures": 4, "study_results": 4,
+    "dose_response": 4, "multilingual": 4, "multilingual_eval": 4, "multilingual_findings": 4,
     # 5 entry points
     "cli": 5,
 }
@@ -32,6 +32,7 @@ LAYERS: dict[str, int] = {
 STUDIES: dict[str, str] = {
     "study": "amplification", "results": "amplification", "report": "amplification",
     "amplification": "amplification", "evaluate": "amplification", "study_figures": "amplification",
+    "study_results": "amplification", "dose_response": "amplification",
     "multilingual": "multilingual", "multilingual_eval": "multilingual", "multilingual_findings": "multilingual",
 }
 

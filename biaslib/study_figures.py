@@ -10,58 +10,17 @@ figure as PNG and PDF and returns the findings. Nothing here trains or evaluates
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from biaslib.config import Params, load_params, variant_params
 from biaslib.layout import RunLayout
 from biaslib.report import TREND_KEYS, findings, ratio_trends, replicate_findings, replicate_spread
-from biaslib.results import collect, per_group
+from biaslib.study_results import StudyResults, drawn_gaps, load_study
 
 #: Markedness axes drawn (FairFace), in panel order.
 AXES: tuple[str, ...] = ("race", "gender", "age")
-
-
-@dataclass
-class StudyResults:
-    """Every result row of a params file's experiments: ``results`` (tidy rows with ``ratio`` = the fraction),
-    ``groups`` (:func:`biaslib.results.per_group`), ``experiments`` (names in the file's order), ``missing``
-    (experiments without results yet), ``tag`` (figure-name prefix) and the ``params`` of each experiment."""
-
-    base: Params
-    params: list[Params]
-    results: pd.DataFrame
-    groups: pd.DataFrame
-    missing: list[str]
-
-    @property
-    def experiments(self) -> list[str]:
-        return [p.experiment for p in self.params]
-
-    @property
-    def tag(self) -> str:
-        return self.base.experiment
-
-
-def load_study(params_file: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> StudyResults:
-    """The results of every experiment of ``params_file`` (variants side by side); an error names the runs folder
-    when there is none."""
-    from biaslib.errors import DataLayoutError
-
-    base = load_params(params_file, dict(overrides or {}))
-    experiments = variant_params(params_file, dict(overrides or {}))
-    names = [p.experiment for p in experiments]
-    results = collect(base.runs_dir)
-    results = results[results["experiment"].isin(names)].copy() if len(results) else results
-    if not len(results):
-        raise DataLayoutError(f"no results for {names} under {base.runs_dir}; run the evaluations first (04_eval, "
-                              "biaslib eval run)")
-    results["ratio"] = results["ratio_fraction"]
-    return StudyResults(base, experiments, results, per_group(results),
-                        sorted(set(names) - set(results["experiment"])))
 
 
 def retrieval_figures(study: StudyResults, k: int = 1) -> dict[str, Any]:
@@ -107,18 +66,6 @@ def geode_figures(study: StudyResults) -> dict[str, Any]:
         ylabel="accuracy", title="GeoDE zero-shot accuracy per region (95% CI)")}
 
 
-def drawn_gaps(study: StudyResults, k: int = 1) -> pd.DataFrame:
-    """The gap rows drawn and tested: R@k, self-similarity, the attribute's own person preference, GeoDE
-    accuracy (FairFace intersections left out), with a ``panel`` label."""
-    results = study.results
-    gap = results[results["kind"] == "gap"]
-    chosen = gap[(gap["metric"] == f"R@{k}") | (gap["metric"] == "self_similarity")
-                 | (gap["metric"] == "person_preference_" + gap["attribute"]) | (gap["metric"] == "accuracy")]
-    chosen = chosen[~chosen["attribute"].str.contains("_") | (chosen["dataset"] != "fairface")]
-    return chosen.assign(panel=chosen["dataset"] + " · " + chosen["attribute"] + " · "
-                         + chosen["metric"].str.replace("person_preference_.*", "person pref.", regex=True))
-
-
 def gap_figures(study: StudyResults, k: int = 1) -> dict[str, Any]:
     """Between-group gaps vs ratio, experiments side by side, with the chance floor (``null_gap``) dotted."""
     from biaslib import figures
@@ -144,10 +91,27 @@ def amplification_figures(study: StudyResults, n_boot: int = 300) -> tuple[dict[
     return {f"{study.tag}_generator_amplification": amplification_figure(table)}, table
 
 
+def dose_response_figures(study: StudyResults, k: int = 1) -> dict[str, Any]:
+    """The dose-response forest plot of every headline measure (:func:`biaslib.dose_response.trend_table`) and,
+    where the association was evaluated, each trained CLIP's association values against the ratio."""
+    from biaslib.dose_response import headline_measures, replicate_figure, trend_figure, trend_table
+
+    table = trend_table(study, k)
+    if not table["slope"].notna().any():
+        return {}
+    out = {f"{study.tag}_trends": trend_figure(table)}
+    measures = headline_measures(study, k)
+    if (measures["family"] == "association").any():
+        out[f"{study.tag}_association_replicates"] = replicate_figure(measures)
+    return out
+
+
 def study_findings(study: StudyResults, k: int = 1) -> dict[str, list[str]]:
     """Findings computed from the results (:mod:`biaslib.report`): ``gaps`` (each drawn gap's first-to-last
-    change with p, q and its chance floor), ``overall`` (R@k and GeoDE accuracy) and ``training_noise`` (where
-    experiments trained CLIPs on identical data)."""
+    change with p, q and its chance floor, replicate 0), ``overall`` (R@k and GeoDE accuracy), ``dose_response``
+    (:func:`biaslib.dose_response.trend_findings`: slopes over every trained model, replicates included) and
+    ``training_noise`` (where experiments trained CLIPs on identical data)."""
+    from biaslib.dose_response import trend_findings, trend_table
     from biaslib.study import replicate_groups
 
     chosen = drawn_gaps(study, k)
@@ -155,7 +119,8 @@ def study_findings(study: StudyResults, k: int = 1) -> dict[str, list[str]]:
     trends = ratio_trends(results).merge(chosen[TREND_KEYS].drop_duplicates(), on=TREND_KEYS)
     overall = ratio_trends(results[(results["kind"] == "overall") & results["metric"].isin([f"R@{k}", "accuracy"])],
                            kind="overall")
-    out = {"gaps": findings(trends, what="gap"), "overall": findings(overall, what="value"), "training_noise": []}
+    out = {"gaps": findings(trends, what="gap"), "overall": findings(overall, what="value"),
+           "dose_response": trend_findings(trend_table(study, k)), "training_noise": []}
     for names in replicate_groups(study.params):
         spread = replicate_spread(chosen.drop(columns="panel"), names)
         out["training_noise"] += replicate_findings(spread, trends)
@@ -173,7 +138,7 @@ def draw_study(params_file: str | Path | None = None, overrides: Mapping[str, An
     study = load_study(params_file, overrides)
     figures.set_style()
     drawn = {**retrieval_figures(study, k), **markedness_figures(study), **geode_figures(study),
-             **gap_figures(study, k)}
+             **gap_figures(study, k), **dose_response_figures(study, k)}
     if amplification:
         drawn.update(amplification_figures(study)[0])
     paths = {}
@@ -184,5 +149,5 @@ def draw_study(params_file: str | Path | None = None, overrides: Mapping[str, An
     return {"figures": paths, "findings": study_findings(study, k), "missing": study.missing}
 
 
-__all__ = ["AXES", "StudyResults", "amplification_figures", "draw_study", "drawn_gaps", "gap_figures",
-           "geode_figures", "load_study", "markedness_figures", "retrieval_figures", "study_findings"]
+__all__ = ["AXES", "StudyResults", "amplification_figures", "dose_response_figures", "draw_study", "drawn_gaps",
+           "gap_figures", "geode_figures", "load_study", "markedness_figures", "retrieval_figures", "study_findings"]
