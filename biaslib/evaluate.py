@@ -613,13 +613,17 @@ def data_fingerprint(table: pd.DataFrame) -> str:
 
 def result_settings(cfg: EvalConfig, checkpoint: CheckpointInfo, evaluation: str,
                     data: dict[str, str]) -> dict[str, Any]:
-    """What a result's numbers depend on (compared on a rerun): checkpoint, model, ``eval`` keys and the
-    :func:`data_fingerprint` of each dataset it reads (``data``: dataset → fingerprint)."""
+    """What a result's numbers depend on (compared on a rerun): checkpoint, model, ``eval`` keys (a file named by
+    one, ``association_shares``, by its path and sha256) and the :func:`data_fingerprint` of each dataset it reads
+    (``data``: dataset → fingerprint)."""
     keys = SETTINGS["common"] + SETTINGS[evaluation]
     settings = {"checkpoint_sha256": checkpoint.sha256, "checkpoint_epoch": checkpoint.epoch,
                 "model": checkpoint.model, "data": {d: data[d] for d in DATASETS[evaluation]}} | {
         k: getattr(cfg, k) for k in keys}
     settings["precision"] = feature_precision(cfg)
+    if settings.get("association_shares") is not None:  # a file: its content, not only its path
+        path = Path(settings["association_shares"])
+        settings["association_shares"] = {"path": str(path), "sha256": file_sha256(path)}
     return json.loads(json.dumps(settings))
 
 

@@ -384,18 +384,9 @@ def generate(
     with run_lock(out_dir, f"generate-rank{rank:02d}"):
         _check_run_folder(out_dir, config, overwrite)
         remove_stale_temporaries(out_dir, f"{rank:02d}-*")
-        mine = checked.table.iloc[rank::world_size].reset_index(drop=True)
-        if overwrite:
-            _clear_rank(out_dir, rank, {shard_name(rank, i) for i in range(-(-len(mine) // config.shard_size))},
-                        config)
         report = GenerateReport(out_dir, rank, world_size, skipped_empty=checked.skipped_empty)
-        todo = []
-        for shard, start in enumerate(range(0, len(mine), config.shard_size)):
-            name = shard_name(rank, shard)
-            if _finished(out_dir, name, config, overwrite):
-                report.shards_skipped.append(name)
-            else:
-                todo.append((name, mine.iloc[start:start + config.shard_size]))
+        todo = _pending_shards(out_dir, checked.table.iloc[rank::world_size].reset_index(drop=True), config,
+                               overwrite, report)
         if not todo:
             if rank == 0:
                 _write_record(out_dir, config)
@@ -416,6 +407,23 @@ def generate(
             bar.close()
             report.seconds = time.perf_counter() - start_time
         return report
+
+
+def _pending_shards(out_dir: Path, mine: pd.DataFrame, config: GenerateConfig, overwrite: bool,
+                    report: GenerateReport) -> list[tuple[str, pd.DataFrame]]:
+    """This rank's shards still to write, as (name, captions); finished ones go to ``report.shards_skipped``.
+    With ``overwrite`` the rank's shards are cleared first."""
+    rank = report.rank
+    if overwrite:
+        _clear_rank(out_dir, rank, {shard_name(rank, i) for i in range(-(-len(mine) // config.shard_size))}, config)
+    todo = []
+    for shard, start in enumerate(range(0, len(mine), config.shard_size)):
+        name = shard_name(rank, shard)
+        if _finished(out_dir, name, config, overwrite):
+            report.shards_skipped.append(name)
+        else:
+            todo.append((name, mine.iloc[start:start + config.shard_size]))
+    return todo
 
 
 class _StopShard(Exception):

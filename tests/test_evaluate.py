@@ -464,6 +464,26 @@ def test_small_groups_keep_their_rows_but_stay_out_of_the_gap():
     assert set(alone["kind"]) == {"group"}  # one large group: no gap at all
 
 
+def _plant_association(params: Params, fairface: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """A fake ratio-0.4 checkpoint whose stored features plant a gender association: female faces share a
+    direction, and each world occupation's query points along it when the world's p(woman | o) > ½, against it
+    otherwise. Returns (faces, queries) as stored."""
+    _fake_checkpoint(params, "040")
+    rng = np.random.default_rng(5)
+    common = rng.normal(size=(1, DIM))
+    female = (fairface["gender"] == "Female").to_numpy()
+    faces = _unit(np.where(female[:, None], common, 0.0) + 0.6 * rng.normal(size=(len(fairface), DIM)))
+    world = evaluate.association_shares(Params())
+    prompts = [evaluate.occupation_prompt(o) for o in world.index]
+    direction = np.where(world.to_numpy() > 0.5, 1.0, -1.0)[:, None]
+    queries = _unit(direction * common + 0.3 * rng.normal(size=(len(prompts), DIM)))
+    store, model = feature_store(params), feature_model(params, resolve_checkpoint(params, "040"))
+    store.save(model, "fairface-val-m125-images", Features(list(fairface["image_id"]), faces),
+               source=files_fingerprint(fairface["file"]))
+    store.save(model, "association-occupations", Features(prompts, queries), source=texts_fingerprint(prompts))
+    return faces, queries
+
+
 def test_association_reads_a_planted_gender_association_and_equals_the_metrics_on_the_stored_features(
         exported, tables, tmp_path):
     """Female faces share a direction; the queries of occupations with mostly women in the data point along it,
@@ -472,20 +492,10 @@ def test_association_reads_a_planted_gender_association_and_equals_the_metrics_o
     from biaslib.metrics.skew import directional_excess, max_skew, ndkl, top_k_share
 
     params = _params(tmp_path, exported, "assoc", association_ks=(10,))
-    _fake_checkpoint(params, "040")
     fairface = tables["fairface"]
-    rng = np.random.default_rng(5)
-    common = rng.normal(size=(1, DIM))
     female = (fairface["gender"] == "Female").to_numpy()
-    faces = _unit(np.where(female[:, None], common, 0.0) + 0.6 * rng.normal(size=(len(fairface), DIM)))
     shares = evaluate.association_shares(params)
-    prompts = [evaluate.occupation_prompt(o) for o in shares.index]
-    direction = np.where(shares.to_numpy() > 0.5, 1.0, -1.0)[:, None]
-    queries = _unit(direction * common + 0.3 * rng.normal(size=(len(prompts), DIM)))
-    store, model = feature_store(params), feature_model(params, resolve_checkpoint(params, "040"))
-    store.save(model, "fairface-val-m125-images", Features(list(fairface["image_id"]), faces),
-               source=files_fingerprint(fairface["file"]))
-    store.save(model, "association-occupations", Features(prompts, queries), source=texts_fingerprint(prompts))
+    faces, queries = _plant_association(params, fairface)
     [path] = evaluate_ratio(params, 0.4, ["association"], progress=False)
     rows = _rows(path)
     scores = queries.astype(np.float64) @ faces.astype(np.float64).T
@@ -501,3 +511,26 @@ def test_association_reads_a_planted_gender_association_and_equals_the_metrics_o
         got = rows[(rows["metric"] == f"{name}@10_dataset") & (rows["attribute"] == "race") & (rows["kind"] == "group")]
         assert np.allclose(got["value"].to_numpy(float), values, atol=1e-6)
     assert len(rows[rows["kind"] == "overall"]) == 3 * 2 * 2 + 2  # 3 attributes × 2 desired × 2 metrics + 2
+
+
+def test_association_shares_file_is_read_and_its_content_keys_the_result(exported, tables, tmp_path):
+    """``eval.association_shares`` (a CSV path) once crashed every evaluation (a Path in the settings is not JSON);
+    the result must use the file's shares and count as stale when the file's content changes."""
+    shares_csv = tmp_path / "shares.csv"
+    params = _params(tmp_path, exported, "assoc_csv", association_ks=(10,), association_shares=shares_csv)
+    table = evaluate.association_shares(Params(runs_dir=tmp_path))
+    table.rename("share_woman").rename_axis("occupation").reset_index().to_csv(shares_csv, index=False)
+    _plant_association(params, tables["fairface"])
+    [path] = evaluate_ratio(params, 0.4, ["association"], progress=False)
+    rows = _rows(path)
+    women = _one(rows, metric="share_woman@10", group="nurse")["value"]
+    assert _one(rows, metric="retrieval_vs_data@10", group="nurse")["value"] == pytest.approx(
+        (women - table["nurse"]) * np.sign(table["nurse"] - 0.5))
+    assert evaluate_ratio(params, 0.4, ["association"], progress=False) == [path]  # up to date: reused
+    flipped = (1 - table).rename("share_woman").rename_axis("occupation").reset_index()
+    flipped.to_csv(shares_csv, index=False)
+    with pytest.raises(BiaslibError, match="other settings"):
+        evaluate_ratio(params, 0.4, ["association"], progress=False)
+    [path] = evaluate_ratio(params, 0.4, ["association"], overwrite=True, progress=False)
+    assert _one(_rows(path), metric="retrieval_vs_data@10", group="nurse")["value"] == pytest.approx(
+        (women - (1 - table["nurse"])) * np.sign(0.5 - table["nurse"]))

@@ -278,6 +278,35 @@ def group_mean_draws(values: np.ndarray, codes: np.ndarray, n_groups: int, n_boo
     return boot
 
 
+def _cluster_units(vals: np.ndarray, codes: np.ndarray,
+                   clusters: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(unit of each row (n,), the units' [sum, size] (U, 2) and group codes (U,)) of ``clusters``; every cluster
+    must lie in one group."""
+    unit_sums, unit_sizes, unit_of_row = cluster_sums(vals, clusters)
+    unit_group = np.full(len(unit_sums), -1, dtype=np.int64)
+    unit_group[unit_of_row] = codes
+    if np.any(unit_group[unit_of_row] != codes):
+        raise ValueError("every cluster must lie in one group (a cluster's rows carry different groups)")
+    return unit_of_row, np.stack([unit_sums, unit_sizes], axis=1), unit_group
+
+
+def _permuted_gaps(vals: np.ndarray, codes: np.ndarray, sizes: np.ndarray, units: tuple | None, n_perm: int,
+                   rng: np.random.Generator) -> np.ndarray:
+    """Max − min of the group means ``(n_perm,)`` after permuting the group labels over rows, or over whole
+    clusters when ``units`` (:func:`_cluster_units`) is given; groups keep their sizes (clusters: their counts)."""
+    n_groups = len(sizes)
+    if units is not None:
+        totals = _permuted_totals(units[1], units[2], n_groups, n_perm, rng)
+        perm_sums, perm_sizes = totals[..., 0], totals[..., 1]
+    elif len(np.unique(vals)) <= MULTINOMIAL_MAX_DISTINCT:
+        perm_sums, perm_sizes = _permuted_sums_discrete(vals, sizes, n_perm, rng), sizes
+    else:
+        perm_sums, perm_sizes = _permuted_totals(vals[:, None], codes, n_groups, n_perm, rng)[..., 0], sizes
+    with np.errstate(invalid="ignore", divide="ignore"):
+        perm_means = perm_sums / perm_sizes
+    return np.nanmax(perm_means, axis=1) - np.nanmin(perm_means, axis=1)
+
+
 def gap_test(values: ArrayLike, groups: ArrayLike, *, clusters: ArrayLike | None = None, n_perm: int = 2000,
              n_boot: int = 1000, ci: float = 0.95, seed: int = 0) -> dict[str, Any]:
     """Gap between the highest and the lowest group mean, with an interval and a test against chance.
@@ -331,31 +360,16 @@ def gap_test(values: ArrayLike, groups: ArrayLike, *, clusters: ArrayLike | None
     rng = np.random.default_rng(seed)
     tolerance = 1e-12 * max(1.0, float(np.max(np.abs(vals))))
 
-    unit_of_row = None
-    if clusters is not None:
-        unit_sums, unit_sizes, unit_of_row = cluster_sums(vals, clusters)
-        unit_group = np.full(len(unit_sums), -1, dtype=np.int64)
-        unit_group[unit_of_row] = codes
-        if np.any(unit_group[unit_of_row] != codes):
-            raise ValueError("every cluster must lie in one group (a cluster's rows carry different groups)")
+    units = _cluster_units(vals, codes, clusters) if clusters is not None else None
     p_value = null_gap = float("nan")
     if n_perm > 0:
-        if clusters is not None:
-            totals = _permuted_totals(np.stack([unit_sums, unit_sizes], axis=1), unit_group, n_groups, n_perm, rng)
-            perm_sums, perm_sizes = totals[..., 0], totals[..., 1]
-        elif len(np.unique(vals)) <= MULTINOMIAL_MAX_DISTINCT:
-            perm_sums, perm_sizes = _permuted_sums_discrete(vals, sizes, n_perm, rng), sizes
-        else:
-            perm_sums, perm_sizes = _permuted_totals(vals[:, None], codes, n_groups, n_perm, rng)[..., 0], sizes
-        with np.errstate(invalid="ignore", divide="ignore"):
-            perm_means = perm_sums / perm_sizes
-        perm_gaps = np.nanmax(perm_means, axis=1) - np.nanmin(perm_means, axis=1)
+        perm_gaps = _permuted_gaps(vals, codes, sizes, units, n_perm, rng)
         p_value = float((1 + np.sum(perm_gaps >= gap - tolerance)) / (1 + n_perm))
         null_gap = float(np.mean(perm_gaps))
 
     ci_low = ci_high = float("nan")
     if n_boot > 0:
-        boot = group_mean_draws(vals, codes, n_groups, n_boot, rng, clusters=unit_of_row)
+        boot = group_mean_draws(vals, codes, n_groups, n_boot, rng, clusters=None if units is None else units[0])
         ci_low, ci_high = percentile_interval(boot.max(axis=1) - boot.min(axis=1), ci)
     return {
         "gap": gap, "low_group": names[low_g], "high_group": names[high_g], "ci_low": ci_low, "ci_high": ci_high,

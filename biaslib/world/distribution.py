@@ -181,6 +181,39 @@ FIXABLE: dict[str, tuple] = {
 }
 
 
+def _shifted_gender(gender_p: np.ndarray, man_logit_shift: np.ndarray | None) -> np.ndarray:
+    """``(n, 2)`` p(woman), p(man) per person with log-odds(man) shifted by ``man_logit_shift`` (n,) if given."""
+    if man_logit_shift is None:
+        return gender_p
+    logit = np.log(np.clip(gender_p[:, 1], 1e-12, 1)) - np.log(np.clip(gender_p[:, 0], 1e-12, 1)) + man_logit_shift
+    p_man = 1.0 / (1.0 + np.exp(-logit))
+    return np.stack([1 - p_man, p_man], axis=1)
+
+
+def _age_bins(u: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """FairFace age bin per person (object array), drawn from uniforms ``u`` (n,) within each person's age level
+    (index into :data:`AGE_LEVELS`) by :data:`AGE_BIN_WEIGHTS`."""
+    age = np.empty(len(level), dtype=object)
+    for li, lvl in enumerate(AGE_LEVELS):
+        bins = [b for b in AGE_BINS if AGE_BIN_LEVEL[b] == lvl]
+        rows = level == li
+        w = np.array([AGE_BIN_WEIGHTS[b] for b in bins])
+        probs = np.broadcast_to(w / w.sum(), (rows.sum(), len(bins)))
+        age[rows] = np.array(bins, dtype=object)[_categorical(u[rows], probs)]
+    return age
+
+
+def _place_probs(workplace: np.ndarray) -> np.ndarray:
+    """``(n, len(PLACES))`` place distribution per person: 0.7 at the occupation's workplace (0.9 when that is
+    home), 0.2 at home, the rest spread evenly."""
+    n = len(workplace)
+    place_p = np.full((n, len(PLACES)), 0.1 / (len(PLACES) - 2))
+    home = PLACES.index("home")
+    place_p[:, home] = 0.2
+    place_p[np.arange(n), workplace] = np.where(workplace == home, 0.9, 0.7)
+    return place_p / place_p.sum(axis=1, keepdims=True)
+
+
 def people_from_uniforms(
     u: np.ndarray,
     occupation_probs: np.ndarray,
@@ -214,20 +247,9 @@ def people_from_uniforms(
         return np.where(fixed[column] >= 0, fixed[column], drawn)
 
     occ = _categorical(u[:, 0], occupation_probs)
-    gender_p = tables["gender"][occ]
-    if man_logit_shift is not None:
-        logit = np.log(np.clip(gender_p[:, 1], 1e-12, 1)) - np.log(np.clip(gender_p[:, 0], 1e-12, 1)) + man_logit_shift
-        p_man = 1.0 / (1.0 + np.exp(-logit))
-        gender_p = np.stack([1 - p_man, p_man], axis=1)
-    gender = choose("gender", _categorical(u[:, 1], gender_p))
+    gender = choose("gender", _categorical(u[:, 1], _shifted_gender(tables["gender"][occ], man_logit_shift)))
     level = choose("age_level", _categorical(u[:, 2], tables["age_level"][occ]))
-    bins_by_level = [[b for b in AGE_BINS if AGE_BIN_LEVEL[b] == lvl] for lvl in AGE_LEVELS]
-    age = np.empty(n, dtype=object)
-    for li, bins in enumerate(bins_by_level):
-        rows = level == li
-        w = np.array([AGE_BIN_WEIGHTS[b] for b in bins])
-        probs = np.broadcast_to(w / w.sum(), (rows.sum(), len(bins)))
-        age[rows] = np.array(bins, dtype=object)[_categorical(u[rows, 3], probs)]
+    age = _age_bins(u[:, 3], level)
 
     race = choose("race", _categorical(u[:, 4], tables["race"][occ]))
     skin = np.array(SKIN_TONES)[_categorical(u[:, 5], skin_given_race().to_numpy()[race])]
@@ -240,12 +262,7 @@ def people_from_uniforms(
     hair_long = u[:, 8] < p_long
 
     workplace = np.array([PLACES.index(s.workplace) for s in specs])[occ]
-    place_p = np.full((n, len(PLACES)), 0.1 / (len(PLACES) - 2))
-    home = PLACES.index("home")
-    place_p[:, home] = 0.2
-    place_p[np.arange(n), workplace] = np.where(workplace == home, 0.9, 0.7)
-    place_p /= place_p.sum(axis=1, keepdims=True)
-    place = choose("place", _categorical(u[:, 9], place_p))
+    place = choose("place", _categorical(u[:, 9], _place_probs(workplace)))
     style = choose("style", _categorical(u[:, 10], np.broadcast_to(np.array(STYLE_WEIGHTS), (n, len(STYLES)))))
     dressing = _categorical(u[:, 11], np.broadcast_to(np.array(DRESSING_WEIGHTS), (n, len(DRESSINGS))))
     color_first = u[:, 12] < 0.7
