@@ -179,6 +179,7 @@ def facet_lines(frame: pd.DataFrame, x: str, y: str, col: str, hue: str | None =
     fig, axes = plt.subplots(nrows, ncols, squeeze=False, sharex=True, sharey=sharey,
                              figsize=(panel_inches[0] * ncols + 1.6, panel_inches[1] * nrows + 0.4))
     hue_sets = set()
+    replicated = False
     for index, (row_value, col_value) in enumerate(panels):
         ax = axes.flat[index]
         part = frame[frame[col] == col_value]
@@ -191,6 +192,7 @@ def facet_lines(frame: pd.DataFrame, x: str, y: str, col: str, hue: str | None =
             lines = replicate_means(lines, x, y, ci, floor)
             line, = ax.plot(lines[x], lines[y], marker="o", ms=3.5, label=name)
             if len(points) > len(lines):
+                replicated = True
                 ax.scatter(points[x], points[y], s=7, color=line.get_color(), alpha=0.55, lw=0)
             if ci is not None:
                 ax.fill_between(lines[x], lines[ci[0]], lines[ci[1]], color=line.get_color(), alpha=0.18, lw=0)
@@ -214,6 +216,9 @@ def facet_lines(frame: pd.DataFrame, x: str, y: str, col: str, hue: str | None =
     if title:
         fig.suptitle(title, y=1.01)
     fig.tight_layout()
+    if replicated:
+        fig.text(0.5, 0.0, "points: one trained model each; line: their mean; band: 95% t-interval of that mean "
+                 "(training + evaluation noise)", ha="center", va="top", fontsize=7, color="0.3")
     return fig
 
 

@@ -142,6 +142,7 @@ def test_dose_response_figures_show_each_replicate(study):
     assert len(panels) == 2
     points = [c for c in panels[0].collections if c.get_offsets().shape[0] == 9]
     assert len(points) == 2  # one scatter of 9 trained models per experiment
+    assert any("t-interval of that mean" in text.get_text() for text in drawn["planted_association_replicates"].texts)
     for fig in drawn.values():
         plt.close(fig)
 
