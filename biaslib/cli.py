@@ -390,9 +390,10 @@ def cmd_multilingual_eval(args: argparse.Namespace) -> int:
     generations = list(params.multilingual.eval_models)
     confusion = {g: generation_confusion(params, g, source=args.confusion) for g in generations}
     clip = (Path(args.clip_checkpoint), args.clip_model) if args.clip_checkpoint else find_clip_checkpoint(params)
-    check_results(params, generations, None, eval_settings(params, n_boot=args.n_boot, seed=params.seed, clip=clip),
+    n_boot = params.multilingual.eval_n_boot if args.n_boot is None else args.n_boot
+    check_results(params, generations, None, eval_settings(params, n_boot=n_boot, seed=params.seed, clip=clip),
                   overwrite=args.overwrite)  # before the confusion and the labels
-    tables = evaluate_multilingual(params, generations, confusion=confusion, clip=clip, n_boot=args.n_boot,
+    tables = evaluate_multilingual(params, generations, confusion=confusion, clip=clip, n_boot=n_boot,
                                    seed=params.seed, overwrite=args.overwrite)
     fairness = tables["fairness"]
     print(fairness[fairness["metric"].isin(["share_woman", "mean_l1"])].to_string(index=False))
@@ -779,7 +780,8 @@ def _add_multilingual_commands(steps: argparse._SubParsersAction) -> None:
             sub.add_argument("--clip-checkpoint", default=None,
                              help="open_clip checkpoint for the CLIP score (default: the demo ratio-0 CLIP)")
             sub.add_argument("--clip-model", default="biaslib-tiny-rn", help="its open_clip model name")
-            sub.add_argument("--n-boot", type=int, default=1000, help="bootstrap draws for every CI")
+            sub.add_argument("--n-boot", type=int, default=None,
+                             help="bootstrap draws for every CI (default: the params' multilingual.eval_n_boot)")
         if action == "run":
             sub.add_argument("--step", action="append", default=None,
                              help="prompts | generate | dataset | finetune | generate_eval (repeatable; default: all)")

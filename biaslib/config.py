@@ -258,7 +258,8 @@ class MultilingualConfig:
     ``eval_subset`` (``None``: ``subset``), with the ``generate`` section changed by ``eval_generate``.
     ``eval_resample``: how the evaluation's bootstrap resamples an occupation's images (``images``: as one
     pool; ``prompts``: whole prompts, for many prompts per occupation; coverage of each:
-    :mod:`biaslib.multilingual_eval`). ``clip_params``: the amplification-study params file whose CLIP
+    :mod:`biaslib.multilingual_eval`); ``eval_n_boot`` its bootstrap draws for every interval (the seed is the
+    params' ``seed``). ``clip_params``: the amplification-study params file whose CLIP
     (at ``clip_ratio``) scores the images (``None``: no CLIP score unless a checkpoint is given).
     """
 
@@ -277,6 +278,7 @@ class MultilingualConfig:
     eval_images_per_prompt: int = 1
     eval_generate: dict[str, Any] = field(default_factory=dict)
     eval_resample: Literal["images", "prompts"] = "images"
+    eval_n_boot: int = 1000
     clip_params: Path | None = None
     clip_ratio: str = "000"
 
@@ -285,7 +287,7 @@ class MultilingualConfig:
 DIGEST_NEUTRAL: dict[tuple[str, str], Any] = {
     ("train", "replicates"): 1, ("export", "fairface_occupations"): True, ("eval", "association_ks"): [100],
     ("eval", "association_occupations"): [],
-    ("eval", "association_shares"): None,
+    ("eval", "association_shares"): None, ("multilingual", "eval_n_boot"): 1000,
 }
 
 
@@ -462,6 +464,7 @@ RANGES: dict[str, tuple[float | None, float | None]] = {
     "world.image_size": (8, None), "world.jpeg_quality": (1, 100), "generate.batch_size": (1, None),
     "generate.shard_size": (1, None), "generate.amplification": (0.0, None), "train.epochs": (1, None),
     "train.replicates": (1, None), "train.batch_size": (1, None), "eval.n_boot": (1, None), "eval.n_perm": (1, None),
+    "multilingual.eval_n_boot": (1, None),
     "eval.min_group_size": (1, None), "mix.allow_skipped_real": (0, None),
 }
 

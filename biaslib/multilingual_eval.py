@@ -772,19 +772,21 @@ def evaluate_multilingual(params: Params, generations: Sequence[str] | None = No
                           languages: Sequence[str] | None = None, *, world: Any = None,
                           confusion: Confusion | Mapping[str, Confusion] | None = None,
                           clip: tuple[str | os.PathLike, str] | None = None, faces: pd.DataFrame | None = None,
-                          n_boot: int = 1000, seed: int | None = None, amplification_boot: int = 300,
+                          n_boot: int | None = None, seed: int | None = None, amplification_boot: int = 300,
                           overwrite: bool = False) -> dict[str, pd.DataFrame]:
     """The whole evaluation of ``generations`` (default: ``multilingual.eval_models``) in ``languages``
     (default: all): labels, counts, shares, fairness, CLIP score (``clip`` = (checkpoint, model name); None:
     skipped with a warning) and amplification against :func:`world_people`; writes the result JSONs and
     returns the tables ``labels``, ``counts`` (per prompt), ``shares``, ``fairness``, ``language_gaps``,
     ``finetune_change`` (gender, and skin where the labels read it: column ``attribute``), ``clip``,
-    ``amplification``. The bootstrap follows ``multilingual.eval_resample``; ``seed`` defaults to ``params.seed``
-    (the CLI's and the notebook's). An existing result with other settings (:func:`eval_settings`) is an error
-    unless ``overwrite`` (:func:`check_results`, before any labelling)."""
+    ``amplification``. The bootstrap follows ``multilingual.eval_resample``; ``n_boot`` defaults to
+    ``multilingual.eval_n_boot`` and ``seed`` to ``params.seed`` (the CLI's and the notebook's). An existing
+    result with other settings (:func:`eval_settings`) is an error unless ``overwrite`` (:func:`check_results`,
+    before any labelling)."""
     from biaslib.world import World
 
     seed = params.seed if seed is None else seed
+    n_boot = params.multilingual.eval_n_boot if n_boot is None else n_boot
     chosen = list(generations if generations is not None else params.multilingual.eval_models)
     settings = eval_settings(params, n_boot=n_boot, seed=seed, clip=clip, amplification_boot=amplification_boot,
                              faces=faces is not None)

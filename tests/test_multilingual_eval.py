@@ -115,6 +115,12 @@ def test_evaluation_refuses_results_made_with_other_settings_unless_overwrite(tm
         evaluate_multilingual(params, ["data"], ["en"], n_boot=30, amplification_boot=5)
     evaluate_multilingual(params, ["data"], ["en"], n_boot=30, amplification_boot=5, overwrite=True)
     assert len(collect(params)) > 0
+    # the draws come from the params section too (issue 16: notebook and CLI passed their own 1000)
+    params = load_params(path, {"multilingual.eval_n_boot": 40})
+    evaluate_multilingual(params, ["data"], ["en"], amplification_boot=5, overwrite=True)
+    stored = json.loads((tmp_path / "runs" / "ml_eval" / "results" / "multilingual" / "ml_eval__data__en.json")
+                        .read_text())["provenance"]["settings"]
+    assert stored["n_boot"] == 40
 
 
 def _flipped_counts(truth: np.ndarray, n: int, rates: np.ndarray) -> pd.DataFrame:
