@@ -164,7 +164,12 @@ class EvalConfig:
     gender, race and age, and the top-k share of women against the data's p(woman | occupation); opt-in).
     ``association_ks``: its cut-offs (capped at the number of faces); ``association_occupations``: its
     queries (empty: the world's occupations); ``association_shares``: a CSV ``occupation,share_woman`` of the
-    training data (None: the world's table at the params' bias strength). Dataset folders default to
+    training data (None: the world's table at the params' bias strength). ``zero_shot`` (FairFace classified
+    zero-shot by gender, race in 7 and 4 classes and age: accuracy per group, CLIP paper Table 3) and ``harms``
+    (FairFace classified among the 14 race × gender labels and crime-related and non-human labels, and again with
+    "child" added: the share of each group's faces given a harmful label, Tables 4–6) are opt-in;
+    ``fairface_labels`` is their label file (None: ``biaslib/prompt_data/fairface_labels.json``, the paper's sets;
+    the same keys to substitute one's own). Dataset folders default to
     ``<data_root>/<name>`` with ``data_root`` ``None`` meaning ``<run_dir>/data`` (where ``biaslib world
     export`` writes). ``intersections``
     name FairFace attribute combinations joined by ``_`` (``race_gender``). ``n_boot``, ``ci`` and
@@ -188,6 +193,7 @@ class EvalConfig:
     association_ks: tuple[int, ...] = (100,)
     association_occupations: tuple[str, ...] = ()
     association_shares: Path | None = None
+    fairface_labels: Path | None = None
     geode_templates: tuple[str, ...] = ("a photo of a {}.",)
     ks: tuple[int, ...] = (1, 5, 10)
     n_boot: int = 1000
@@ -287,7 +293,7 @@ class MultilingualConfig:
 DIGEST_NEUTRAL: dict[tuple[str, str], Any] = {
     ("train", "replicates"): 1, ("export", "fairface_occupations"): True, ("eval", "association_ks"): [100],
     ("eval", "association_occupations"): [],
-    ("eval", "association_shares"): None, ("multilingual", "eval_n_boot"): 1000,
+    ("eval", "association_shares"): None, ("multilingual", "eval_n_boot"): 1000, ("eval", "fairface_labels"): None,
 }
 
 

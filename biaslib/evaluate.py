@@ -79,15 +79,17 @@ from biaslib.layout import RunLayout
 from biaslib.metrics import by_group, gap_test, group_accuracy, person_preference, retrieval_hits, self_similarity
 from biaslib.metrics.intervals import bootstrap_means, cluster_sums, group_mean_draws, percentile_interval, z_value
 from biaslib.metrics.skew import directional_excess, max_skew, ndkl, top_k_share
+from biaslib.metrics.zero_shot import category_indicators, zero_shot_predict
 from biaslib.provenance import git_state, is_current, provenance
 from biaslib.ratios import model_code, ratio_code
 from biaslib.results import RESULT_FORMAT, ROW_FIELDS
 from biaslib.train import CheckpointError, latest_checkpoint, run_name
 
-EVALUATIONS = ("retrieval", "markedness", "geode", "association")
+EVALUATIONS = ("retrieval", "markedness", "geode", "association", "zero_shot", "harms")
 #: Datasets each evaluation reads.
 DATASETS: dict[str, tuple[str, ...]] = {
     "retrieval": ("phase", "coco_bias"), "markedness": ("fairface",), "geode": ("geode",), "association": ("fairface",),
+    "zero_shot": ("fairface",), "harms": ("fairface",),
 }
 PHASE_ATTRIBUTES = ("age", "gender", "skintone", "ethnicity")
 COCO_GENDERS = ("Male", "Female")
@@ -103,7 +105,11 @@ SETTINGS: dict[str, tuple[str, ...]] = {
     "geode": ("geode_templates",),
     "association": ("fairface_split", "fairface_margin", "association_ks", "association_occupations",
                     "association_shares"),
+    "zero_shot": ("fairface_split", "fairface_margin", "fairface_labels"),
+    "harms": ("fairface_split", "fairface_margin", "fairface_labels"),
 }
+#: eval settings that name a file: a result records its path and sha256 (its content is what counts).
+FILE_SETTINGS = ("association_shares", "fairface_labels")
 _EPOCH = re.compile(r"epoch_(\d+)\.pt")
 
 log = logging.getLogger(__name__)
@@ -596,8 +602,79 @@ def _association(ctx: _Context, tables: dict[str, pd.DataFrame]) -> list[dict]:
     return rows
 
 
+def fairface_labels(cfg: EvalConfig) -> dict[str, Any]:
+    """The label sets of the ``zero_shot`` and ``harms`` evaluations: ``eval.fairface_labels`` or the package's
+    ``prompt_data/fairface_labels.json`` (the CLIP paper's sets); an error names a missing file or key."""
+    from importlib import resources
+
+    keys = ("template", "race", "race4", "gender", "age", "race_gender", "race_gender_race", "harms", "child")
+    if cfg.fairface_labels is None:
+        text, name = (resources.files("biaslib") / "prompt_data" / "fairface_labels.json").read_text("utf-8"), "default"
+    else:
+        if not Path(cfg.fairface_labels).is_file():
+            raise DataLayoutError(f"eval.fairface_labels: {cfg.fairface_labels} not found (expected a JSON file with "
+                                  f"the keys of biaslib/prompt_data/fairface_labels.json: {', '.join(keys)})")
+        text, name = Path(cfg.fairface_labels).read_text(encoding="utf-8"), str(cfg.fairface_labels)
+    labels = json.loads(text)
+    missing = [k for k in keys if k not in labels]
+    if missing:
+        raise DataLayoutError(f"fairface labels {name}: missing key(s) {', '.join(missing)}")
+    return labels
+
+
+def _prompts(labels: dict[str, Any], names: Sequence[str]) -> list[str]:
+    return [labels["template"].format(name) for name in names]
+
+
+def _zero_shot(ctx: _Context, tables: dict[str, pd.DataFrame]) -> list[dict]:
+    """FairFace classified zero-shot by gender, race (7 classes and the 4 of FairFace's "race4") and age: per
+    task the accuracy overall, per race, gender, age and race × gender, with gaps (worst group = the gap's
+    ``low``)."""
+    fairface = tables["fairface"]
+    labels = fairface_labels(ctx.cfg)
+    image = _fairface_faces(ctx, fairface)
+    groupings = fairface_groupings(fairface, ("race_gender",))
+    rows: list[dict] = []
+    for task, column in (("gender", "gender"), ("race", "race"), ("race4", "race"), ("age", "age")):
+        classes = labels[task]  # dataset label → class text (race4: several labels share one class)
+        names = list(dict.fromkeys(classes.values()))
+        text = ctx.text_features(f"zero-shot-{task}", names, _prompts(labels, names))
+        truth = fairface[column].map({k: names.index(v) for k, v in classes.items()})
+        keep = truth.notna().to_numpy()
+        correct = (zero_shot_predict(image[keep], text) == truth[keep].to_numpy(dtype=np.int64)).astype(np.float64)
+        rows += _overall_and_groups("fairface", f"accuracy_{task}", correct,
+                                    pd.DataFrame({k: v[keep] for k, v in groupings.items()}), ctx.cfg)
+    return rows
+
+
+def _harms(ctx: _Context, tables: dict[str, pd.DataFrame]) -> list[dict]:
+    """Denigration harms (CLIP paper §7.1): each face classified among the 14 race × gender labels, the crime-
+    related and the non-human labels; per race, gender and age the share of faces given a label of each harm
+    category (``harm_crime``, ``harm_non_human``), with intervals and gap tests; then with "child" added
+    (``…_with_child``, and ``harm_child_with_child``: the share labelled a child), per age."""
+    fairface = tables["fairface"]
+    labels = fairface_labels(ctx.cfg)
+    image = _fairface_faces(ctx, fairface)
+    people = [labels["race_gender"].format(race=r, gender=g) for r in labels["race_gender_race"].values()
+              for g in labels["gender"].values()]
+    names = people + [n for harm in labels["harms"].values() for n in harm]
+    categories = ["person"] * len(people) + [c for c, harm in labels["harms"].items() for _ in harm]
+    rows: list[dict] = []
+    for suffix, extra in (("", []), ("_with_child", list(labels["child"]))):
+        chosen, chosen_categories = names + extra, categories + ["child"] * len(extra)
+        text = ctx.text_features(f"harms{suffix}", chosen, _prompts(labels, chosen))
+        indicators = category_indicators(zero_shot_predict(image, text), chosen_categories,
+                                         [c for c in dict.fromkeys(chosen_categories) if c != "person"])
+        for attribute in (("age",) if suffix else MARKEDNESS_AXES):
+            groups = fairface[attribute].to_numpy(dtype=object)
+            for category, values in indicators.items():
+                rows += _mean_rows("fairface", attribute, f"harm_{category}{suffix}", values, groups, ctx.cfg)
+    return rows
+
+
 EVALUATORS: dict[str, Callable[[_Context, dict[str, pd.DataFrame]], list[dict]]] = {
     "retrieval": _retrieval, "markedness": _markedness, "geode": _geode, "association": _association,
+    "zero_shot": _zero_shot, "harms": _harms,
 }
 
 
@@ -614,16 +691,16 @@ def data_fingerprint(table: pd.DataFrame) -> str:
 def result_settings(cfg: EvalConfig, checkpoint: CheckpointInfo, evaluation: str,
                     data: dict[str, str]) -> dict[str, Any]:
     """What a result's numbers depend on (compared on a rerun): checkpoint, model, ``eval`` keys (a file named by
-    one, ``association_shares``, by its path and sha256) and the :func:`data_fingerprint` of each dataset it reads
+    one, :data:`FILE_SETTINGS`, by its path and sha256) and the :func:`data_fingerprint` of each dataset it reads
     (``data``: dataset → fingerprint)."""
     keys = SETTINGS["common"] + SETTINGS[evaluation]
     settings = {"checkpoint_sha256": checkpoint.sha256, "checkpoint_epoch": checkpoint.epoch,
                 "model": checkpoint.model, "data": {d: data[d] for d in DATASETS[evaluation]}} | {
         k: getattr(cfg, k) for k in keys}
     settings["precision"] = feature_precision(cfg)
-    if settings.get("association_shares") is not None:  # a file: its content, not only its path
-        path = Path(settings["association_shares"])
-        settings["association_shares"] = {"path": str(path), "sha256": file_sha256(path)}
+    for key in FILE_SETTINGS:  # a file: its content, not only its path
+        if settings.get(key) is not None:
+            settings[key] = {"path": str(settings[key]), "sha256": file_sha256(settings[key])}
     return json.loads(json.dumps(settings))
 
 

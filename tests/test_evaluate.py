@@ -534,3 +534,97 @@ def test_association_shares_file_is_read_and_its_content_keys_the_result(exporte
     [path] = evaluate_ratio(params, 0.4, ["association"], overwrite=True, progress=False)
     assert _one(_rows(path), metric="retrieval_vs_data@10", group="nurse")["value"] == pytest.approx(
         (women - (1 - table["nurse"])) * np.sign(0.5 - table["nurse"]))
+
+
+def _plant_labels(params: Params, fairface: pd.DataFrame, store_name: str, names: list[str], faces: np.ndarray,
+                  label_vectors: np.ndarray) -> None:
+    """Store planted face features (once per params) and one text store of ``names`` → ``label_vectors``."""
+    store, model = feature_store(params), feature_model(params, resolve_checkpoint(params, "040"))
+    prompts = [evaluate.fairface_labels(params.eval)["template"].format(n) for n in names]
+    store.save(model, "fairface-val-m125-images", Features(list(fairface["image_id"]), faces),
+               source=files_fingerprint(fairface["file"]))
+    store.save(model, store_name, Features(names, label_vectors), source=texts_fingerprint(prompts))
+
+
+def test_harms_find_the_group_planted_next_to_a_crime_label(exported, tables, tmp_path):
+    """A model whose embeddings of Indian faces sit at "thief" (everyone else at their own race × gender label)
+    gives Indian faces the crime label, nobody the non-human ones; the gap test rejects; "child" added takes the
+    0–2 and 3–9 faces when they sit nearer it. Every row equals the shares computed from the stored features."""
+    from biaslib.metrics import zero_shot_predict
+
+    params = _params(tmp_path, exported, "harms", min_group_size=5)  # 30 faces: small groups
+    _fake_checkpoint(params, "040")
+    fairface = tables["fairface"]
+    labels = evaluate.fairface_labels(params.eval)
+    people = [labels["race_gender"].format(race=labels["race_gender_race"][r], gender=labels["gender"][g])
+              for r in labels["race_gender_race"] for g in labels["gender"]]
+    harms = [n for harm in labels["harms"].values() for n in harm]
+    rng = np.random.default_rng(3)
+    vectors = _unit(rng.normal(size=(len(people) + len(harms) + 1, DIM)))
+    of = dict(zip(people + harms + ["child"], vectors))
+    own = [of[labels["race_gender"].format(race=labels["race_gender_race"][r], gender=labels["gender"][g])]
+           for r, g in zip(fairface["race"], fairface["gender"])]
+    indian = (fairface["race"] == "Indian").to_numpy()
+    young = fairface["age"].isin(["0-2", "3-9"]).to_numpy()
+    faces = np.where(indian[:, None], of["thief"], np.array(own))
+    faces = _unit(faces + np.where(young[:, None], 2.0 * of["child"], 0) + 0.05 * rng.normal(size=faces.shape))
+    _plant_labels(params, fairface, "harms", people + harms, faces, vectors[:-1])
+    _plant_labels(params, fairface, "harms_with_child", people + harms + ["child"], faces, vectors)
+    [path] = evaluate_ratio(params, 0.4, ["harms"], progress=False)
+    rows = _rows(path)
+    crime = rows[(rows["metric"] == "harm_crime") & (rows["attribute"] == "race") & (rows["kind"] == "group")]
+    young_label = zero_shot_predict(faces, vectors) == len(vectors) - 1  # with "child" added: labelled a child
+    assert young_label[young].mean() > 0.9 and young_label[~young].mean() < 0.1
+    assert crime.set_index("group").loc["Indian", "value"] == pytest.approx(1.0)
+    assert (crime[crime["group"] != "Indian"]["value"] == 0).all()
+    gap = _one(rows, metric="harm_crime", attribute="race", kind="gap")
+    assert gap["high"] == "Indian" and gap["p_value"] < 0.01
+    assert (rows[rows["metric"] == "harm_non_human"]["value"].fillna(0) == 0).all()
+    child = rows[(rows["metric"] == "harm_child_with_child") & (rows["kind"] == "group")].set_index("group")
+    expected = pd.Series(young_label.astype(float)).groupby(fairface["age"].to_numpy()).mean()
+    assert np.allclose(child["value"], expected.reindex(child.index))
+    assert set(rows[rows["metric"].str.endswith("_with_child")]["attribute"]) == {"age"}
+
+
+def test_zero_shot_accuracy_drops_for_the_group_planted_far_from_its_class(exported, tables, tmp_path):
+    """Faces sit at their gender's class text except Black faces, which sit at the other gender's: gender accuracy
+    is 1 for every race but Black (0), the race gap names Black as the worst group and rejects; race (7 and 4
+    classes) and age are read from the same planted faces and equal a direct argmax."""
+    from biaslib.metrics import zero_shot_predict
+
+    params = _params(tmp_path, exported, "zero_shot", min_group_size=5)
+    _fake_checkpoint(params, "040")
+    fairface = tables["fairface"]
+    labels = evaluate.fairface_labels(params.eval)
+    rng = np.random.default_rng(4)
+    names = {task: list(dict.fromkeys(labels[task].values())) for task in ("gender", "race", "race4", "age")}
+    vectors = {task: _unit(rng.normal(size=(len(n), DIM))) for task, n in names.items()}
+    gender = fairface["gender"].map({k: names["gender"].index(v) for k, v in labels["gender"].items()}).to_numpy()
+    black = (fairface["race"] == "Black").to_numpy()
+    shown = np.where(black, 1 - gender, gender)
+    faces = _unit(vectors["gender"][shown] + 0.05 * rng.normal(size=(len(fairface), DIM)))
+    for task in names:
+        _plant_labels(params, fairface, f"zero-shot-{task}", names[task], faces, vectors[task])
+    [path] = evaluate_ratio(params, 0.4, ["zero_shot"], progress=False)
+    rows = _rows(path)
+    by_race = rows[(rows["metric"] == "accuracy_gender") & (rows["attribute"] == "race")
+                   & (rows["kind"] == "group")].set_index("group")
+    assert by_race.loc["Black", "value"] == 0.0 and (by_race.drop(index="Black")["value"] == 1.0).all()
+    gap = _one(rows, metric="accuracy_gender", attribute="race", kind="gap")
+    assert gap["low"] == "Black" and gap["p_value"] < 0.01
+    assert len(rows[(rows["metric"] == "accuracy_gender") & (rows["attribute"] == "race_gender")]) > 0
+    for task, column in (("race", "race"), ("race4", "race"), ("age", "age")):
+        truth = fairface[column].map({k: names[task].index(v) for k, v in labels[task].items()})
+        keep = truth.notna().to_numpy()
+        direct = (zero_shot_predict(faces[keep], vectors[task]) == truth[keep].to_numpy(int)).mean()
+        assert _one(rows, metric=f"accuracy_{task}", kind="overall")["value"] == pytest.approx(direct)
+    assert _one(rows, metric="accuracy_race4", kind="overall")["n"] == int(
+        fairface["race"].isin(list(labels["race4"])).sum())  # Latino and Middle Eastern faces have no race4 class
+
+
+def test_fairface_labels_file_errors_name_the_file_and_the_keys(tmp_path):
+    with pytest.raises(DataLayoutError, match="not found"):
+        evaluate.fairface_labels(EvalConfig(fairface_labels=tmp_path / "none.json"))
+    (tmp_path / "bad.json").write_text('{"template": "a photo of a {}."}')
+    with pytest.raises(DataLayoutError, match="missing key.*race4"):
+        evaluate.fairface_labels(EvalConfig(fairface_labels=tmp_path / "bad.json"))

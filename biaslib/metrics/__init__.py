@@ -20,12 +20,14 @@ from biaslib.metrics.magbig import (
 from biaslib.metrics.markedness import person_preference, self_similarity, self_similarity_mc
 from biaslib.metrics.retrieval import retrieval_hits
 from biaslib.metrics.skew import max_skew, ndkl
+from biaslib.metrics.zero_shot import category_indicators, zero_shot_predict
 
 __all__ = [
     "amplification_table",
     "bh_qvalues",
     "bias_amplification",
     "by_group",
+    "category_indicators",
     "clip_score",
     "contrast_test",
     "directional_bias_amplification",
@@ -45,4 +47,5 @@ __all__ = [
     "self_similarity",
     "self_similarity_mc",
     "wilson_interval",
+    "zero_shot_predict",
 ]
