@@ -665,7 +665,8 @@ def _add_eval_commands(steps: argparse._SubParsersAction) -> None:
     _add_params(eval_run)
     _add_ratios(eval_run)
     eval_run.add_argument("--evaluation", action="append", default=None,
-                          help="retrieval | markedness | geode | association (repeatable; default: eval.evaluations)")
+                          help="retrieval | markedness | geode | association | zero_shot | harms (repeatable; "
+                               "default: eval.evaluations)")
     eval_run.add_argument("--overwrite", action="store_true", help="recompute results made with other settings")
     eval_run.set_defaults(func=cmd_eval_run)
 
