@@ -167,7 +167,8 @@ def trend_figure(table: pd.DataFrame, title: str | None = None) -> Any:
         color = f"C{j}"
         ax.hlines(y, part["ci_low"], part["ci_high"], color=color, lw=1.4)
         called = part["called"].fillna(False).astype(bool).to_numpy()
-        ax.scatter(part["slope"][called], y[called], color=color, zorder=3, s=22, label=f"{experiment} (called)")
+        if called.any():
+            ax.scatter(part["slope"][called], y[called], color=color, zorder=3, s=22, label=f"{experiment} (called)")
         ax.scatter(part["slope"][~called], y[~called], facecolor="white", edgecolor=color, zorder=3, s=22,
                    label=experiment)
     ax.axvline(0, color="0.4", lw=0.8, ls="--")

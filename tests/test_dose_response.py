@@ -143,6 +143,8 @@ def test_dose_response_figures_show_each_replicate(study):
     points = [c for c in panels[0].collections if c.get_offsets().shape[0] == 9]
     assert len(points) == 2  # one scatter of 9 trained models per experiment
     assert any("t-interval of that mean" in text.get_text() for text in drawn["planted_association_replicates"].texts)
+    legend = [t.get_text() for t in drawn["planted_trends"].axes[0].get_legend().get_texts()]
+    assert legend == ["amplifying (called)", "amplifying", "faithful"]  # no "called" entry without a called trend
     for fig in drawn.values():
         plt.close(fig)
 
