@@ -27,13 +27,14 @@ def set_style() -> None:
 
 
 def save_figure(fig: plt.Figure, stem: str | Path, dpi: int = 200) -> list[Path]:
-    """Write ``<stem>.png`` and ``<stem>.pdf`` atomically; returns both paths."""
+    """Write ``<stem>.png`` and ``<stem>.pdf`` atomically; returns both paths. The PDF carries no creation date,
+    so the same figure gives the same bytes (a redrawn figure shows in ``git status`` only when it changed)."""
     stem = Path(stem)
     paths = []
     for ext in ("png", "pdf"):
         final = stem.with_suffix(f".{ext}")
         with atomic_path(final) as tmp:
-            fig.savefig(tmp, format=ext, dpi=dpi)
+            fig.savefig(tmp, format=ext, dpi=dpi, metadata={"CreationDate": None} if ext == "pdf" else None)
         paths.append(final)
     return paths
 

@@ -33,6 +33,11 @@ def test_save_figure_writes_png_and_pdf_of_the_figure_size(tmp_path):
     assert Image.open(paths[0]).size == (200, 150)
     assert paths[1].read_bytes()[:5] == b"%PDF-"
     assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == ["panel.pdf", "panel.png"]  # no temp files
+    first = [p.read_bytes() for p in paths]
+    import time
+
+    time.sleep(1.1)  # a PDF creation date would change by now
+    assert [p.read_bytes() for p in figures.save_figure(fig, tmp_path / "sub" / "panel", dpi=100)] == first
 
 
 def test_image_grid_places_images_row_major_and_leaves_blanks():
