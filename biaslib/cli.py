@@ -429,30 +429,25 @@ def cmd_study_run(args: argparse.Namespace) -> int:
 def _design(spec: str) -> tuple[str, tuple[int, list[float]]]:
     """``R:PARAMS_FILE`` or ``R:0,0.5,1`` → (label, (replicates, ratio fractions)) for ``study power``."""
     from biaslib.config import load_params
-    from biaslib.ratios import ratio_fraction
+    from biaslib.dose_response import design_of
 
     replicates, _, ratios = spec.partition(":")
     if not replicates.isdigit() or int(replicates) < 1 or not ratios:
         raise BiaslibError(f"--design {spec!r}: expected R:PARAMS_FILE or R:RATIO,RATIO,… (e.g. 3:params/paper.yaml "
                            "or 5:0,0.5,1)")
     if ratios.endswith((".yaml", ".yml")):
-        fractions = [ratio_fraction(code) for code in load_params(ratios).mix.ratios]
-        label = f"{Path(ratios).stem} R={replicates}"
-    else:
-        fractions = [float(r) for r in ratios.split(",")]
-        label = f"R={replicates} × {ratios}"
-    return label, (int(replicates), fractions)
+        return f"{Path(ratios).stem} R={replicates}", design_of(load_params(ratios), int(replicates))
+    return f"R={replicates} × {ratios}", (int(replicates), [float(r) for r in ratios.split(",")])
 
 
 def cmd_study_power(args: argparse.Namespace) -> int:
     """Print the study's dose-response tests and the slope each design detects (Markdown; --out also writes it)."""
-    from biaslib.dose_response import design_table, markdown_table, trend_findings
+    from biaslib.dose_response import design_of, design_table, markdown_table, trend_findings
     from biaslib.io import write_text
-    from biaslib.ratios import ratio_fraction
     from biaslib.study_results import load_study
 
     study = load_study(args.params, _overrides(args.set))
-    own = (study.base.train.replicates, [ratio_fraction(code) for code in study.base.mix.ratios])
+    own = design_of(study.base)
     designs = dict([(f"this study R={own[0]}", own), *(_design(spec) for spec in args.design or [])])
     table = design_table(study, designs, k=args.k)
     columns = ["experiment", "measure", "slope", "ci_low", "ci_high", "p_value", "q_value", "called", "model_sd",

@@ -6,9 +6,9 @@ Works on a :class:`~biaslib.study_results.StudyResults` (every trained model's r
 skews (evaluation ``association``, overall over the occupation queries), the drawn between-group gaps
 (:func:`~biaslib.study_results.drawn_gaps`) and overall R@k / GeoDE accuracy. :func:`trend_table` is
 :func:`biaslib.report.trend` over them (slope per unit ratio, two-level bootstrap interval, permutation p,
-Benjamini–Hochberg q over the whole table, ``called`` only with replicates); :func:`power_table` is
-:func:`biaslib.report.power` for a design and :func:`design_table` both for several designs;
-:func:`trend_findings` states each as a sentence; :func:`markdown_table` formats either for RESULTS.md;
+Benjamini–Hochberg q over the whole table, ``called`` only with replicates); :func:`design_table` adds
+:func:`biaslib.report.power`'s variances and the slope each design detects (:func:`design_of` reads a params
+file's design); :func:`trend_findings` states each as a sentence; :func:`markdown_table` formats either for RESULTS.md;
 :func:`trend_figure` and :func:`replicate_figure` draw them.
 """
 
@@ -20,7 +20,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from biaslib.metrics.trend import TREND_BY
+from biaslib.config import Params
+from biaslib.metrics.trend import TREND_BY, detectable_slope
+from biaslib.ratios import ratio_fraction
 from biaslib.report import power, trend
 from biaslib.study_results import StudyResults, drawn_gaps
 
@@ -79,12 +81,10 @@ def trend_table(study: StudyResults, k: int = 1, association_k: int | None = Non
     return _with_labels(trend(measures, n_boot=n_boot, n_perm=n_perm, seed=seed), measures)
 
 
-def power_table(study: StudyResults, replicates: int, ratios: Sequence[float], k: int = 1,
-                association_k: int | None = None) -> pd.DataFrame:
-    """:func:`biaslib.report.power` of every :func:`headline_measures` measure for a design of ``replicates`` ×
-    ``ratios`` (fractions), from the variances measured in ``study`` (which needs replicates)."""
-    measures = headline_measures(study, k, association_k)
-    return _with_labels(power(measures, replicates, ratios), measures)
+def design_of(params: Params, replicates: int | None = None) -> tuple[int, list[float]]:
+    """A params file's design: (``replicates``, default ``train.replicates``; its ``mix.ratios`` as fractions)."""
+    return (params.train.replicates if replicates is None else replicates,
+            [ratio_fraction(code) for code in params.mix.ratios])
 
 
 def design_table(study: StudyResults, designs: Mapping[str, tuple[int, Sequence[float]]], k: int = 1,
@@ -92,19 +92,23 @@ def design_table(study: StudyResults, designs: Mapping[str, tuple[int, Sequence[
     """:func:`trend_table` with, per measure, the sd of one trained model's value (``model_sd``, training and
     evaluation noise; ``training_share``: the training part of its variance) and one column
     ``detectable <label>`` per design ``{label: (replicates, ratio fractions)}``: the slope that design detects
-    with 80% power at α = 0.05 if its models vary as much as this study's."""
+    with 80% power at α = 0.05 if its models vary as much as this study's (:func:`~biaslib.report.power`; the
+    detectable slope is proportional to the sd, so one variance table serves every design)."""
+    if not designs:
+        raise ValueError("design_table needs at least one design")
+    measures = headline_measures(study, k, association_k)
     keys = [*TREND_BY, *LABELS]
-    table = trend_table(study, k, association_k)
-    for i, (label, (replicates, ratios)) in enumerate(designs.items()):
-        design = power_table(study, replicates, ratios, k, association_k)
-        columns = {"detectable_slope": f"detectable {label}"}
-        if i == 0:
-            design["model_sd"] = np.sqrt(design["model_var"])
-            with np.errstate(invalid="ignore", divide="ignore"):
-                design["training_share"] = design["training_var"] / design["model_var"]
-            columns |= {"model_sd": "model_sd", "training_share": "training_share"}
-        table = table.merge(design[keys + list(columns)].rename(columns=columns), on=keys, how="left")
-    return table
+    table = _with_labels(trend(measures), measures)
+    variances = _with_labels(power(measures, *next(iter(designs.values()))), measures)
+    variances["model_sd"] = np.sqrt(variances["model_var"])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        variances["training_share"] = variances["training_var"] / variances["model_var"]
+    measured = variances["model_sd"].notna().any()  # without replicates there is no variance to size a design with
+    for label, (replicates, ratios) in designs.items():
+        factor = detectable_slope(1.0, replicates, ratios) if measured else np.nan
+        variances[f"detectable {label}"] = factor * variances["model_sd"]
+    columns = ["model_sd", "training_share", *(f"detectable {label}" for label in designs)]
+    return table.merge(variances[keys + columns], on=keys, how="left")
 
 
 def _p(x: float) -> str:
@@ -194,5 +198,5 @@ def replicate_figure(measures: pd.DataFrame, family: str = "association", title:
                                title=title or f"{family}: each trained CLIP (points) and the replicate mean (line)")
 
 
-__all__ = ["ENDPOINT", "FAMILIES", "design_table", "headline_measures", "markdown_table", "power_table",
+__all__ = ["ENDPOINT", "FAMILIES", "design_of", "design_table", "headline_measures", "markdown_table",
            "replicate_figure", "trend_figure", "trend_findings", "trend_table"]

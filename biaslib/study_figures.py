@@ -91,12 +91,13 @@ def amplification_figures(study: StudyResults, n_boot: int = 300) -> tuple[dict[
     return {f"{study.tag}_generator_amplification": amplification_figure(table)}, table
 
 
-def dose_response_figures(study: StudyResults, k: int = 1) -> dict[str, Any]:
-    """The dose-response forest plot of every headline measure (:func:`biaslib.dose_response.trend_table`) and,
-    where the association was evaluated, each trained CLIP's association values against the ratio."""
+def dose_response_figures(study: StudyResults, k: int = 1, dose: pd.DataFrame | None = None) -> dict[str, Any]:
+    """The dose-response forest plot of every headline measure (``dose``: its
+    :func:`biaslib.dose_response.trend_table`, computed when not given) and, where the association was evaluated,
+    each trained CLIP's association values against the ratio."""
     from biaslib.dose_response import headline_measures, replicate_figure, trend_figure, trend_table
 
-    table = trend_table(study, k)
+    table = trend_table(study, k) if dose is None else dose
     if not table["slope"].notna().any():
         return {}
     out = {f"{study.tag}_trends": trend_figure(table)}
@@ -106,11 +107,12 @@ def dose_response_figures(study: StudyResults, k: int = 1) -> dict[str, Any]:
     return out
 
 
-def study_findings(study: StudyResults, k: int = 1) -> dict[str, list[str]]:
+def study_findings(study: StudyResults, k: int = 1, dose: pd.DataFrame | None = None) -> dict[str, list[str]]:
     """Findings computed from the results (:mod:`biaslib.report`): ``gaps`` (each drawn gap's first-to-last
     change with p, q and its chance floor, replicate 0), ``overall`` (R@k and GeoDE accuracy), ``dose_response``
     (:func:`biaslib.dose_response.trend_findings`: slopes over every trained model, replicates included) and
-    ``training_noise`` (where experiments trained CLIPs on identical data)."""
+    ``training_noise`` (where experiments trained CLIPs on identical data). ``dose``: the study's
+    :func:`~biaslib.dose_response.trend_table` when already computed."""
     from biaslib.dose_response import trend_findings, trend_table
     from biaslib.study import replicate_groups
 
@@ -120,7 +122,8 @@ def study_findings(study: StudyResults, k: int = 1) -> dict[str, list[str]]:
     overall = ratio_trends(results[(results["kind"] == "overall") & results["metric"].isin([f"R@{k}", "accuracy"])],
                            kind="overall")
     out = {"gaps": findings(trends, what="gap"), "overall": findings(overall, what="value"),
-           "dose_response": trend_findings(trend_table(study, k)), "training_noise": []}
+           "dose_response": trend_findings(trend_table(study, k) if dose is None else dose),
+           "training_noise": []}
     for names in replicate_groups(study.params):
         spread = replicate_spread(chosen.drop(columns="panel"), names)
         out["training_noise"] += replicate_findings(spread, trends)
@@ -134,11 +137,13 @@ def draw_study(params_file: str | Path | None = None, overrides: Mapping[str, An
     import matplotlib.pyplot as plt
 
     from biaslib import figures
+    from biaslib.dose_response import trend_table
 
     study = load_study(params_file, overrides)
+    dose = trend_table(study, k)
     figures.set_style()
     drawn = {**retrieval_figures(study, k), **markedness_figures(study), **geode_figures(study),
-             **gap_figures(study, k), **dose_response_figures(study, k)}
+             **gap_figures(study, k), **dose_response_figures(study, k, dose)}
     if amplification:
         drawn.update(amplification_figures(study)[0])
     paths = {}
@@ -146,7 +151,7 @@ def draw_study(params_file: str | Path | None = None, overrides: Mapping[str, An
         figures.save_figure(fig, Path(figures_dir) / name)
         paths[name] = Path(figures_dir) / f"{name}.png"
         plt.close(fig)
-    return {"figures": paths, "findings": study_findings(study, k), "missing": study.missing}
+    return {"figures": paths, "findings": study_findings(study, k, dose), "missing": study.missing}
 
 
 __all__ = ["AXES", "StudyResults", "amplification_figures", "dose_response_figures", "draw_study", "drawn_gaps",

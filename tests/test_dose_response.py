@@ -163,3 +163,17 @@ def test_study_power_command_prints_and_writes_the_tables(study, monkeypatch, tm
     assert "- amplifying: 1 of 5 measures trend with the ratio" in printed
     assert cli.main(["study", "power", "--design", "paper.yaml"]) != 0
     assert "--design 'paper.yaml': expected R:PARAMS_FILE or R:RATIO" in capsys.readouterr().err
+
+
+def test_design_table_without_replicates_has_no_detectable_slope_and_no_error(study):
+    """One model per ratio measures no variance: every design column is NaN (even a design too small to fit a
+    slope, which raises as soon as a variance is measured)."""
+    from biaslib.dose_response import design_table
+
+    single = study.results[study.results["replicate"] == 0]
+    one = StudyResults(study.base, study.params, single, single[single["kind"] == "group"], [])
+    table = design_table(one, {"tiny": (1, (0.0, 1.0))})
+    assert table["detectable tiny"].isna().all() and table["model_sd"].isna().all()
+    assert not table["replicated"].any() and table["slope"].notna().all()
+    with pytest.raises(ValueError, match="at least two distinct ratios and three models"):
+        design_table(study, {"tiny": (1, (0.0, 1.0))})
