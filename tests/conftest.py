@@ -30,6 +30,16 @@ SMALL_EXPORT = ExportConfig(
 )
 
 
+@pytest.fixture(autouse=True)
+def _matplotlib_settings():
+    """Each test ends with the matplotlib settings it started with: ``figures.set_style()`` inside one test (e.g.
+    ``biaslib figures draw`` run in-process) must not change the figure sizes another test measures."""
+    import matplotlib
+
+    with matplotlib.rc_context():
+        yield
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """One torch thread for a test module (``pytestmark = pytest.mark.usefixtures("one_thread")``): its micro
