@@ -530,7 +530,7 @@ def _geode(ctx: _Context, tables: dict[str, pd.DataFrame]) -> list[dict]:
     weights = text.reshape(len(classes), len(cfg.geode_templates), -1).mean(axis=1)
     weights /= np.linalg.norm(weights, axis=1, keepdims=True)
     image = ctx.image_features("geode-images", geode["image_id"], geode["file"])
-    predicted = np.asarray(classes, dtype=object)[np.argmax(image @ weights.T, axis=1)]
+    predicted = np.asarray(classes, dtype=object)[zero_shot_predict(image, weights)]
     truth = geode["object"].to_numpy(dtype=object)
     correct = (predicted == truth).astype(np.float64)
     regions = geode["region"].to_numpy(dtype=object)

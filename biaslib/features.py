@@ -36,6 +36,7 @@ from biaslib.data._common import PathLike
 from biaslib.data.cc3m import list_shards
 from biaslib.errors import DataLayoutError
 from biaslib.io import atomic_path, write_json
+from biaslib.metrics.zero_shot import zero_shot_predict
 from biaslib.train import CheckpointError, check_model, cpu_threads, read_checkpoint
 
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
@@ -536,7 +537,7 @@ def zero_shot_accuracy(model: torch.nn.Module, tokenizer: Any, preprocess: Any, 
     weights = zero_shot_classifier(model, tokenizer, classnames, templates, precision=precision)
     feats = extract_image_features(model, preprocess, images, batch_size=batch_size, workers=workers,
                                    precision=precision).vectors
-    predicted = np.asarray(classnames)[(feats @ weights.T).argmax(axis=1)]
+    predicted = np.asarray(classnames)[zero_shot_predict(feats, weights)]
     return float(np.mean(predicted == np.asarray(labels)))
 
 

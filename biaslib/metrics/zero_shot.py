@@ -15,11 +15,11 @@ import numpy as np
 
 def zero_shot_predict(image: np.ndarray, text: np.ndarray) -> np.ndarray:
     """Index of the most similar label per image: ``image`` (n, d) and ``text`` (L, d) unit rows → (n,) ints in
-    0..L−1 (cosine similarity; a tie goes to the earlier label)."""
+    0..L−1 (cosine similarity in the inputs' dtype; a tie goes to the earlier label)."""
     image, text = np.asarray(image), np.asarray(text)
     if image.ndim != 2 or text.ndim != 2 or image.shape[1] != text.shape[1] or len(text) == 0:
         raise ValueError(f"expected image (n, d) and text (L ≥ 1, d), got {image.shape} and {text.shape}")
-    return np.argmax(image.astype(np.float64) @ text.astype(np.float64).T, axis=1)
+    return np.argmax(image @ text.T, axis=1)
 
 
 def category_indicators(predictions: np.ndarray, label_categories: Sequence[str],
