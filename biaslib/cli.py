@@ -279,12 +279,16 @@ def cmd_results_collect(args: argparse.Namespace) -> int:
     from biaslib.results import collect
 
     source = args.root if args.root is not None else load_params(args.params, _overrides(args.set))
-    frame = collect(source, skip_bad=args.skip_bad)
+    if args.out is not None and args.out.suffix not in (".csv", ".parquet"):
+        raise BiaslibError(f"--out {args.out}: write .csv or .parquet (no other table format is written)")
+    frame = collect(source, skip_bad=args.skip_bad, study=args.study)
     if args.out is not None:
-        if args.out.suffix not in (".csv", ".parquet"):
-            raise BiaslibError(f"--out {args.out}: write .csv or .parquet (no other table format is written)")
         (write_parquet if args.out.suffix == ".parquet" else write_csv)(args.out, frame)
-    summary = frame.groupby(["experiment", "evaluation"])["ratio"].nunique().rename("ratios")
+    if args.study == "multilingual":
+        summary = frame.groupby(["experiment", "section"])["language"].nunique().rename("languages") if len(frame) \
+            else frame
+    else:
+        summary = frame.groupby(["experiment", "evaluation"])["ratio"].nunique().rename("ratios")
     print(summary.to_string() if len(frame) else "no results")
     return 0
 
@@ -405,11 +409,11 @@ def cmd_multilingual_eval(args: argparse.Namespace) -> int:
 def cmd_multilingual_findings(args: argparse.Namespace) -> int:
     """Print the findings of the written multilingual results (tests with BH q-values; nothing is evaluated)."""
     from biaslib.errors import DataLayoutError
-    from biaslib.multilingual_eval import collect
     from biaslib.multilingual_findings import findings_of_results
+    from biaslib.results import collect
 
     params = _multilingual_params(args)
-    collected = collect(params)
+    collected = collect(params, study="multilingual")
     if collected.empty:
         raise DataLayoutError(f"no multilingual results under {RunLayout(params).multilingual_results}; "
                               f"run `biaslib multilingual eval --params {args.params}` first")
@@ -676,6 +680,8 @@ def _add_results_commands(steps: argparse._SubParsersAction) -> None:
                          help="results, experiment or runs folder (default: the params' experiment)")
     collect.add_argument("--out", type=Path, default=None, help="write the table (.csv or .parquet)")
     collect.add_argument("--skip-bad", action="store_true", help="skip malformed JSON files with a warning")
+    collect.add_argument("--study", choices=("amplification", "multilingual"), default="amplification",
+                         help="whose results to read (one schema, one table per study; default amplification)")
     collect.set_defaults(func=cmd_results_collect)
 
 

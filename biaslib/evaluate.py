@@ -74,15 +74,15 @@ from biaslib.features import (
     resolve_device,
     resolve_precision,
 )
-from biaslib.io import check_writable, file_sha256, files_fingerprint, texts_fingerprint, write_json
+from biaslib.io import check_writable, file_sha256, files_fingerprint, texts_fingerprint
 from biaslib.layout import RunLayout
 from biaslib.metrics import by_group, gap_test, group_accuracy, person_preference, retrieval_hits, self_similarity
 from biaslib.metrics.intervals import bootstrap_means, cluster_sums, group_mean_draws, percentile_interval, z_value
 from biaslib.metrics.skew import directional_excess, max_skew, ndkl, top_k_share
 from biaslib.metrics.zero_shot import category_indicators, zero_shot_predict
-from biaslib.provenance import git_state, is_current, provenance
+from biaslib.provenance import git_state, is_current, provenance, result_record, write_result
 from biaslib.ratios import model_code, ratio_code
-from biaslib.results import RESULT_FORMAT, ROW_FIELDS
+from biaslib.results import ROW_FIELDS
 from biaslib.train import CheckpointError, latest_checkpoint, run_name
 
 EVALUATIONS = ("retrieval", "markedness", "geode", "association", "zero_shot", "harms")
@@ -720,16 +720,13 @@ def _record(ctx: _Context, evaluation: str, rows: list[dict], tables: dict[str, 
     checkpoint = ctx.checkpoint
     data = {d: {"root": str(dataset_root(ctx.params, d)), "split": _split(ctx.cfg, d), "n": len(tables[d])}
             for d in DATASETS[evaluation]}
-    return {
-        "format": RESULT_FORMAT, "experiment": ctx.params.experiment, "ratio": ctx.code, "replicate": ctx.replicate,
-        "evaluation": evaluation,
-        "rows": rows,
-        "provenance": provenance(
-            ctx.params, settings, git=git,
-            checkpoint={"path": str(checkpoint.path), "epoch": checkpoint.epoch, "sha256": checkpoint.sha256,
-                        "model": checkpoint.model, "run": checkpoint.run},
-            data=data, features=dict(ctx.used)),
-    }
+    return result_record("amplification", ctx.params.experiment, evaluation,
+                         {"ratio": ctx.code, "replicate": ctx.replicate}, rows, provenance(
+                             ctx.params, settings, git=git,
+                             checkpoint={"path": str(checkpoint.path), "epoch": checkpoint.epoch,
+                                         "sha256": checkpoint.sha256, "model": checkpoint.model,
+                                         "run": checkpoint.run},
+                             data=data, features=dict(ctx.used)))
 
 
 # ---- entry points -------------------------------------------------------------------------------
@@ -783,8 +780,8 @@ def _evaluate(params: Params, models: Sequence[Model], evaluations: Sequence[str
         log.info("evaluating %s ratio %s replicate %d: %s", params.experiment, code, replicate, name)
         rows = EVALUATORS[name](ctx, tables)
         path = result_path(params, code, name, replicate)
-        write_json(path, _record(ctx, name, rows, tables, result_settings(params.eval, ctx.checkpoint, name, data),
-                                 git))
+        write_result(path, _record(ctx, name, rows, tables,
+                                   result_settings(params.eval, ctx.checkpoint, name, data), git), overwrite=True)
         log.info("wrote %s (%d rows)", path, len(rows))
     return [result_path(params, code, name, replicate) for code, replicate in models for name in names]
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 #: Layer of each top-level module or package of biaslib (sub-modules inherit their package's layer).
 LAYERS: dict[str, int] = {
-    # 0 core: configuration, atomic io, errors, ratio codes, hardware, provenance, the layer table itself,
-    # the run layout (every path of a run) and the figure style helpers (matplotlib only; the world's gallery
-    # uses them too)
-    "biaslib": 0, "config": 0, "io": 0, "errors": 0, "ratios": 0, "hardware": 0, "provenance": 0, "layers": 0,
-    "layout": 0, "figures": 0,
+    # 0 core: configuration, atomic io, errors, ratio codes, hardware, provenance and the one result schema
+    # (written by provenance, read by results, for every study), the layer table itself, the run layout (every
+    # path of a run) and the figure style helpers (matplotlib only; the world's gallery uses them too)
+    "biaslib": 0, "config": 0, "io": 0, "errors": 0, "ratios": 0, "hardware": 0, "provenance": 0, "results": 0,
+    "layers": 0, "layout": 0, "figures": 0,
     # 1 the synthetic world and the loaders of the real datasets
     "world": 1, "data": 1,
     # 2 pure metrics on arrays and tables
@@ -22,7 +22,7 @@ LAYERS: dict[str, int] = {
     "generate": 3, "mix": 3, "train": 3, "features": 3, "finetune": 3, "prompts": 3, "faces": 3,
     "text_encoder": 3, "world_models": 3,
     # 4 studies
-    "study": 4, "results": 4, "report": 4, "amplification": 4, "evaluate": 4, "study_figures": 4, "study_results": 4,
+    "study": 4, "report": 4, "amplification": 4, "evaluate": 4, "study_figures": 4, "study_results": 4,
     "dose_response": 4, "multilingual": 4, "multilingual_eval": 4, "multilingual_findings": 4,
     # 5 entry points
     "cli": 5,
@@ -30,7 +30,7 @@ LAYERS: dict[str, int] = {
 
 #: Studies may not import each other: study module → the study it belongs to.
 STUDIES: dict[str, str] = {
-    "study": "amplification", "results": "amplification", "report": "amplification",
+    "study": "amplification", "report": "amplification",
     "amplification": "amplification", "evaluate": "amplification", "study_figures": "amplification",
     "study_results": "amplification", "dose_response": "amplification",
     "multilingual": "multilingual", "multilingual_eval": "multilingual", "multilingual_findings": "multilingual",

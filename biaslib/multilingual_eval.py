@@ -17,9 +17,9 @@ For each generation set (``data``, ``base``, ``finetuned``; :mod:`biaslib.multil
 * :func:`clip_scores`: CLIP score of every image with its prompt, per generation set and language.
 * :func:`generator_amplification`: bias amplification of a generation set against the world's data.
 * :func:`evaluate_multilingual` writes one JSON per (experiment, generation, language) to
-  ``<run>/results/multilingual/<experiment>__<generation>__<language>.json`` (format
-  :data:`RESULT_FORMAT`; a subfolder so that :func:`biaslib.results.collect` of the amplification study
-  never reads them); :func:`collect` reads them back into one tidy DataFrame.
+  ``<run>/results/multilingual/<experiment>__<generation>__<language>.json`` through
+  :func:`biaslib.provenance.write_result` (the one result schema, study ``multilingual``);
+  ``biaslib.results.collect(params, study="multilingual")`` reads them back into one tidy DataFrame.
 
 Bootstrap (every CI here, percentile, ``n_boot`` draws, seeded): each draw resamples the classified
 images of every occupation and, for corrected scores, every row of the calibration confusion counts; the
@@ -46,7 +46,6 @@ occupation, with the same floors and tests as gender.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -61,7 +60,7 @@ from biaslib.config import Params
 from biaslib.errors import DataLayoutError
 from biaslib.faces.counts import GENDER_ALIASES, OUTCOMES, face_counts, image_outcomes
 from biaslib.faces.world_confusion import classify_gender, render_confusion, through_resolution
-from biaslib.io import check_writable, write_json
+from biaslib.io import check_writable
 from biaslib.layout import RunLayout
 from biaslib.metrics import amplification_table, clip_score, magbig_fairness, paired_cosine
 from biaslib.metrics._checks import check_ci
@@ -84,7 +83,7 @@ from biaslib.multilingual import (
     language_codes,
 )
 from biaslib.prompts import resolve_language
-from biaslib.provenance import git_state, is_current, provenance
+from biaslib.provenance import git_state, is_current, provenance, result_record, write_result
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +98,6 @@ METRICS: tuple[str, ...] = ("share_woman", "mean_l1", "std_l1", "mean_l2", "std_
 FAIRNESS_COLUMNS: list[str] = ["generation", "language", "attribute", "correction", "metric", "value", "ci_low",
                                "ci_high", "floor", "excess", "p_fair", "n_occupations", "n_excluded", "excluded",
                                "classified", "labels"]
-RESULT_FORMAT = "biaslib-multilingual-result/2"
-_FORMAT_1 = "biaslib-multilingual-result/1"
 #: An exact labeller (simulator ground truth): corrected shares equal the raw ones, with no extra spread.
 EXACT = Confusion(LABELS, np.eye(2, dtype=np.int64))
 _SQRT2 = math.sqrt(2.0)
@@ -700,11 +697,13 @@ def _json_rows(section: str, frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 def write_results(params: Params, tables: Mapping[str, pd.DataFrame], *,
                   confusion: Confusion | Mapping[str, Confusion] | None = None,
-                  settings: Mapping[str, Any] | None = None) -> list[Path]:
-    """Write one JSON per (generation, language) present in ``tables`` (section name → table with
-    ``generation`` and ``language`` columns, e.g. ``fairness``, ``shares``, ``clip``, ``amplification``),
-    atomically; returns the paths. Each holds ``format``, ``experiment``, ``generation``, ``language``,
-    ``rows`` (every table's rows of that group, with ``section``) and ``provenance``."""
+                  settings: Mapping[str, Any] | None = None, overwrite: bool = False) -> list[Path]:
+    """Write one result per (generation, language) present in ``tables`` (section name → table with
+    ``generation`` and ``language`` columns, e.g. ``fairness``, ``shares``, ``clip``, ``amplification``) through
+    :func:`~biaslib.provenance.write_result` (study ``multilingual``, evaluation ``multilingual``, subject
+    generation and language; ``rows``: every table's rows of that group, with ``section``; the provenance holds
+    the confusion used). A result with the same ``settings`` is kept, one with other settings is an error unless
+    ``overwrite``. Returns the paths."""
     git = git_state()
     keys = sorted({k for t in tables.values() for k in zip(t["generation"], t["language"])})
     paths = []
@@ -712,12 +711,12 @@ def write_results(params: Params, tables: Mapping[str, pd.DataFrame], *,
         rows = [r for section, table in tables.items()
                 for r in _json_rows(section, table[(table["generation"] == generation) & (table["language"] == code)])]
         chosen = _confusion_of(confusion, generation)
-        record = {"format": RESULT_FORMAT, "experiment": params.experiment, "generation": generation, "language": code,
-                  "rows": rows,
-                  "provenance": provenance(params, settings or {}, git=git, confusion={
-                      "labels": list(chosen.labels), "counts": chosen.counts.tolist()})}
+        record = result_record("multilingual", params.experiment, "multilingual",
+                               {"generation": generation, "language": code}, rows,
+                               provenance(params, settings or {}, git=git, confusion={
+                                   "labels": list(chosen.labels), "counts": chosen.counts.tolist()}))
         path = result_path(params, generation, code)
-        write_json(path, record)
+        write_result(path, record, overwrite=overwrite)
         paths.append(path)
     return paths
 
@@ -735,37 +734,12 @@ def check_results(params: Params, generations: Sequence[str], languages: Sequenc
                   settings: Mapping[str, Any], *, overwrite: bool = False) -> None:
     """Refuse (:class:`~biaslib.errors.BiaslibError` naming the file and every changed key) when a result of
     these generations and languages exists with other ``settings``, unless ``overwrite``; call it before heavy
-    work. Results with the same settings are recomputed and rewritten (the evaluation is deterministic)."""
+    work. Results with the same settings are recomputed and kept as they are (the evaluation is deterministic)."""
     if overwrite:
         return
     for generation in generations:
         for code in _default_languages(params, generation, languages):
             is_current(result_path(params, generation, code), dict(settings))
-
-
-def collect(root: Params | str | os.PathLike) -> pd.DataFrame:
-    """Every multilingual result JSON under ``root`` (params, a run folder, or its ``results/multilingual``)
-    as one tidy frame: the rows plus ``experiment``, ``created_utc`` and ``file``. Raises
-    :class:`~biaslib.errors.DataLayoutError` naming a file that is not such a result."""
-    if isinstance(root, Params):
-        folder = RunLayout(root).multilingual_results
-    else:
-        folder = Path(root)
-        folder = next((f for f in (folder / "results" / "multilingual", folder / "multilingual") if f.is_dir()), folder)
-    frames = []
-    for path in sorted(folder.glob("*__*__*.json")):
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise DataLayoutError(f"{path}: not a readable JSON file ({exc})") from exc
-        if not isinstance(record, dict) or record.get("format") not in (RESULT_FORMAT, _FORMAT_1):
-            raise DataLayoutError(f"{path}: not a multilingual result (expected format {RESULT_FORMAT})")
-        rows = pd.DataFrame(record["rows"])
-        if record["format"] == _FORMAT_1:  # format 1 scored gender only
-            rows = rows.assign(attribute=rows.get("attribute", "gender"))
-        frames.append(rows.assign(
-            experiment=record["experiment"], created_utc=record["provenance"].get("created_utc"), file=str(path)))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def evaluate_multilingual(params: Params, generations: Sequence[str] | None = None,
@@ -814,7 +788,7 @@ def evaluate_multilingual(params: Params, generations: Sequence[str] | None = No
         "language_gaps": each(fairness_contrasts, by="language", reference="en", resample=resample),
         "finetune_change": each(fairness_contrasts, by="generation", reference="base", resample=resample),
     }
-    write_results(params, tables, confusion=confusion, settings=settings)
+    write_results(params, tables, confusion=confusion, settings=settings, overwrite=overwrite)
     return {"labels": labels, "counts": counts, **tables}
 
 
@@ -824,9 +798,7 @@ __all__ = [
     "EXACT",
     "LABELS",
     "METRICS",
-    "RESULT_FORMAT",
     "clip_scores",
-    "collect",
     "check_results",
     "counts_of",
     "eval_settings",

@@ -1,9 +1,17 @@
-"""Where a result came from, and whether an existing result was made with the same settings.
+"""Where a result came from, whether an existing result was made with the same settings, and the one result file.
 
-Both studies write one JSON per result with a ``provenance`` record (biaslib version, git commit and
-dirty flag, params digest, creation time, the ``settings`` its numbers depend on). A rerun compares its
-settings with the stored ones (:func:`is_current`): equal → the result is current; different → an error
-naming every changed key, unless the caller overwrites.
+Every study writes one JSON per result through :func:`write_result`, in one schema (:data:`RESULT_FORMAT`)::
+
+    {"format": "biaslib-result/3", "study": "amplification" | "multilingual" | "benchmark",
+     "experiment": str, "evaluation": str, "subject": {<the study's SUBJECT_FIELDS>: ...},
+     "rows": [{...}, ...], "provenance": {...}}
+
+``subject`` names what was evaluated: a trained CLIP of the amplification study (``ratio`` code, ``replicate``),
+a generation set and language of the multilingual study, a model of a benchmark sweep (``model``). The rows
+are the study's table (:mod:`biaslib.results` reads them all). The ``provenance`` record holds the biaslib
+version, git commit and dirty flag, params digest, creation time and the ``settings`` its numbers depend on.
+A rerun compares its settings with the stored ones (:func:`is_current`): equal → the result is current and
+kept; different → an error naming every changed key, unless the caller overwrites.
 """
 
 from __future__ import annotations
@@ -18,6 +26,15 @@ from typing import Any
 from biaslib import __version__
 from biaslib.config import REPO_ROOT, Params
 from biaslib.errors import BiaslibError
+from biaslib.io import write_json
+
+RESULT_FORMAT = "biaslib-result/3"
+#: The fields of a result's ``subject`` per study: what one result file evaluated.
+SUBJECT_FIELDS: dict[str, tuple[str, ...]] = {
+    "amplification": ("ratio", "replicate"),
+    "multilingual": ("generation", "language"),
+    "benchmark": ("model",),
+}
 
 
 def git_state() -> tuple[str | None, bool | None]:
@@ -66,4 +83,28 @@ def is_current(path: Path, settings: dict[str, Any]) -> bool:
     raise BiaslibError(f"{path} was computed with other settings ({changed}); pass overwrite=True to recompute it")
 
 
-__all__ = ["git_state", "is_current", "provenance"]
+def result_record(study: str, experiment: str, evaluation: str, subject: Mapping[str, Any],
+                  rows: list[dict[str, Any]], record: dict[str, Any]) -> dict[str, Any]:
+    """The JSON object of one result (module docstring): ``subject`` must hold exactly the study's
+    :data:`SUBJECT_FIELDS`, ``record`` is its :func:`provenance`."""
+    if study not in SUBJECT_FIELDS:
+        raise ValueError(f"unknown study {study!r}; expected one of {', '.join(SUBJECT_FIELDS)}")
+    if set(subject) != set(SUBJECT_FIELDS[study]):
+        raise ValueError(f"a {study} result's subject has fields {', '.join(SUBJECT_FIELDS[study])}; got "
+                         f"{', '.join(subject) or 'none'}")
+    return {"format": RESULT_FORMAT, "study": study, "experiment": experiment, "evaluation": evaluation,
+            "subject": {k: subject[k] for k in SUBJECT_FIELDS[study]}, "rows": rows, "provenance": record}
+
+
+def write_result(path: Path, result: dict[str, Any], *, overwrite: bool = False) -> bool:
+    """Write ``result`` (:func:`result_record`) to ``path`` atomically. An existing result with the same
+    settings is kept (returns False: its numbers would be the same); one with other settings is an error naming
+    every changed key (:func:`is_current`) unless ``overwrite``. Returns True when the file was written."""
+    if not overwrite and is_current(path, result["provenance"]["settings"]):
+        return False
+    write_json(path, result)
+    return True
+
+
+__all__ = ["RESULT_FORMAT", "SUBJECT_FIELDS", "git_state", "is_current", "provenance", "result_record",
+           "write_result"]

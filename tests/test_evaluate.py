@@ -37,7 +37,8 @@ from biaslib.evaluate import (
 )
 from biaslib.features import Features, load_clip, resolve_precision
 from biaslib.io import files_fingerprint, texts_fingerprint
-from biaslib.results import RESULT_FORMAT, ROW_FIELDS
+from biaslib.provenance import RESULT_FORMAT
+from biaslib.results import ROW_FIELDS
 from biaslib.train import CheckpointError
 
 DIM = 32
@@ -313,7 +314,9 @@ def test_result_schema_provenance_and_group_sizes(clip_run, tables):
     params, checkpoint, paths = clip_run
     for path in paths:
         record = _strict_json(path)
-        assert record["format"] == RESULT_FORMAT and record["experiment"] == "clip" and record["ratio"] == "020"
+        assert record["format"] == RESULT_FORMAT and record["experiment"] == "clip"
+        assert record["study"] == "amplification"
+        assert record["subject"] == {"ratio": "020", "replicate": 0}
         assert path.name == f"clip__020__{record['evaluation']}.json"
         assert all(sorted(row) == sorted(ROW_FIELDS) for row in record["rows"])
         prov = record["provenance"]

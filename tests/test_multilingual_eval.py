@@ -23,7 +23,6 @@ from biaslib.metrics.intervals import percentile_interval
 from biaslib.multilingual import generate_languages, write_prompts
 from biaslib.multilingual_eval import (
     clip_scores,
-    collect,
     counts_of,
     fairness_contrasts,
     fairness_table,
@@ -36,6 +35,7 @@ from biaslib.multilingual_eval import (
     skin_of_world_tone,
     write_results,
 )
+from biaslib.results import collect
 from biaslib.world import World
 from biaslib.world.simulator import SimulatedGenerator
 
@@ -87,7 +87,7 @@ def test_planted_language_gap_is_recovered_with_a_ci(tmp_path: Path, caplog: pyt
     fairness = fairness_table(counts, n_boot=50)
     paths = write_results(params, {"fairness": fairness, "clip": clip})
     assert sorted(p.name for p in paths) == ["ml_eval__data__de.json", "ml_eval__data__en.json"]
-    back = collect(params)
+    back = collect(params, study="multilingual")
     assert len(back) == len(fairness) + len(clip)
     keys = ["language", "correction", "metric"]
     kept = back[back["section"] == "fairness"].sort_values(keys)
@@ -114,7 +114,7 @@ def test_evaluation_refuses_results_made_with_other_settings_unless_overwrite(tm
     with pytest.raises(BiaslibError, match="n_boot: 20 -> 30"):
         evaluate_multilingual(params, ["data"], ["en"], n_boot=30, amplification_boot=5)
     evaluate_multilingual(params, ["data"], ["en"], n_boot=30, amplification_boot=5, overwrite=True)
-    assert len(collect(params)) > 0
+    assert len(collect(params, study="multilingual")) > 0
     # the draws come from the params section too (issue 16: notebook and CLI passed their own 1000)
     params = load_params(path, {"multilingual.eval_n_boot": 40})
     evaluate_multilingual(params, ["data"], ["en"], amplification_boot=5, overwrite=True)

@@ -14,8 +14,9 @@ import pytest
 from biaslib.cli import main
 from biaslib.config import load_params
 from biaslib.metrics.magbig import mean_l1_difference, mean_l1_inference
-from biaslib.multilingual_eval import collect, fairness_contrasts, fairness_table, write_results
+from biaslib.multilingual_eval import fairness_contrasts, fairness_table, write_results
 from biaslib.multilingual_findings import findings_of_results, multilingual_findings, multilingual_tests
+from biaslib.results import collect
 
 OCCUPATIONS = [f"occupation_{i}" for i in range(10)]
 
@@ -131,7 +132,7 @@ def test_findings_read_back_from_written_results_are_the_same(tmp_path: Path, ca
     counts = _counts({("base", "en"): 0.2, ("base", "ja"): 0.1, ("finetuned", "en"): 0.45, ("finetuned", "ja"): 0.5})
     tables, tests = _tests(counts, n_boot=200)
     write_results(params, tables)
-    back, sentences = findings_of_results(collect(params))
+    back, sentences = findings_of_results(collect(params, study="multilingual"))
     key = ["test", "attribute", "generation", "language", "reference"]
     back = back.sort_values(key).reset_index(drop=True)
     tests = tests.sort_values(key).reset_index(drop=True)

@@ -75,7 +75,8 @@ def test_collect_holds_every_json_row_sorted(runs):
         assert len(merged) == len(expected) == len(part)
         for column in ("value", "ci_low", "ci_high", "n"):
             np.testing.assert_array_equal(merged[column].to_numpy(), merged[f"{column}_json"].to_numpy())
-        assert (part["experiment"] == record["experiment"]).all() and (part["ratio"] == record["ratio"]).all()
+        assert (part["experiment"] == record["experiment"]).all()
+        assert (part["ratio"] == record["subject"]["ratio"]).all() and record["study"] == "amplification"
 
 
 def test_collect_accepts_params_experiment_and_results_folders(runs):
@@ -113,7 +114,9 @@ def test_format_one_results_without_gap_tests_are_still_read(runs, tmp_path):
     shutil.copytree(runs[0] / "a_exp" / "results", root)
     for path in root.glob("*.json"):
         record = json.loads(path.read_text())
-        record["format"] = "biaslib-result/1"
+        record["format"] = "biaslib-result/1"  # the subject's ratio at the top level, no replicate, no study
+        record["ratio"] = record.pop("subject")["ratio"]
+        del record["study"]
         for row in record["rows"]:
             del row["p_value"], row["null_gap"]
         path.write_text(json.dumps(record))
@@ -168,3 +171,69 @@ def test_replicates_get_their_own_result_files_and_collect_reads_the_replicate(t
         path.write_text(json.dumps(record))
     frame = collect(params).set_index("replicate")
     assert frame.loc[0, "value"] == 0.5 and frame.loc[1, "value"] == 0.7
+
+
+def _multilingual_record(fmt: str, generation: str, language: str, value: float) -> dict:
+    """A multilingual result in the format it had before the one schema (``fmt`` /1: gender only, no attribute)."""
+    row = {"section": "fairness", "generation": generation, "language": language, "correction": "raw",
+           "metric": "mean_l1", "value": value}
+    if fmt.endswith("/2"):
+        row["attribute"] = "gender"
+    return {"format": fmt, "experiment": "e", "generation": generation, "language": language, "rows": [row],
+            "provenance": {"created_utc": "2026-01-01T00:00:00+00:00", "settings": {}}}
+
+
+def test_one_schema_for_both_studies_and_old_multilingual_files_are_read(runs, tmp_path):
+    """Issue 16: both studies write through provenance.write_result in one schema that results.collect reads;
+    results of the multilingual study's earlier formats (its own collect() before) read the same."""
+    from biaslib.multilingual_eval import write_results
+    from biaslib.results import read_result
+
+    params = Params(experiment="e", runs_dir=tmp_path / "runs")
+    shutil.copytree(runs[0] / "a_exp" / "results", params.run_dir / "results")
+    amplification = collect(params)
+    table = pd.DataFrame([{"generation": "base", "language": code, "correction": "raw", "metric": "mean_l1",
+                           "value": 0.3, "attribute": "gender"} for code in ("en", "de")])
+    paths = write_results(params, {"fairness": table})
+    for path in paths:
+        record = read_result(path)
+        assert record["format"] == "biaslib-result/3" and record["study"] == "multilingual"
+        assert record["subject"]["generation"] == "base" and record["evaluation"] == "multilingual"
+    pd.testing.assert_frame_equal(collect(params), amplification)  # the amplification table ignores them
+    mine = collect(params, study="multilingual")
+    assert sorted(mine["language"]) == ["de", "en"] and (mine["section"] == "fairness").all()
+    # earlier multilingual formats: same rows, gender filled in for format 1
+    folder = params.run_dir / "results" / "multilingual"
+    for path in folder.glob("*.json"):
+        path.unlink()
+    (folder / "e__base__en.json").write_text(json.dumps(_multilingual_record("biaslib-multilingual-result/1",
+                                                                             "base", "en", 0.3)))
+    (folder / "e__base__de.json").write_text(json.dumps(_multilingual_record("biaslib-multilingual-result/2",
+                                                                             "base", "de", 0.3)))
+    old = collect(params, study="multilingual").sort_values("language").reset_index(drop=True)
+    new = mine.sort_values("language").reset_index(drop=True)
+    for column in ("section", "generation", "language", "attribute", "metric", "value", "experiment"):
+        assert old[column].tolist() == new[column].tolist(), column
+    with pytest.raises(ValueError, match="unknown study 'nope'"):
+        collect(params, study="nope")
+
+
+def test_write_result_keeps_identical_refuses_changed_and_checks_the_subject(tmp_path):
+    from biaslib.errors import BiaslibError
+    from biaslib.provenance import provenance, result_record, write_result
+
+    params = Params(experiment="e", runs_dir=tmp_path)
+    path = tmp_path / "e__base__en.json"
+    record = result_record("multilingual", "e", "multilingual", {"generation": "base", "language": "en"},
+                           [{"section": "x", "value": 1.0}], provenance(params, {"n_boot": 10}))
+    assert write_result(path, record) and json.loads(path.read_text()) == record
+    again = {**record, "rows": [{"section": "x", "value": 2.0}]}
+    assert not write_result(path, again) and json.loads(path.read_text()) == record  # same settings: kept
+    changed = {**again, "provenance": {**record["provenance"], "settings": {"n_boot": 20}}}
+    with pytest.raises(BiaslibError, match="n_boot: 10 -> 20"):
+        write_result(path, changed)
+    assert write_result(path, changed, overwrite=True) and json.loads(path.read_text())["rows"][0]["value"] == 2.0
+    with pytest.raises(ValueError, match="subject has fields generation, language; got ratio"):
+        result_record("multilingual", "e", "multilingual", {"ratio": "020"}, [], {})
+    with pytest.raises(ValueError, match="unknown study"):
+        result_record("amplify", "e", "x", {}, [], {})
