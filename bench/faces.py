@@ -71,7 +71,7 @@ def bench_detectors(images: list[np.ndarray]) -> dict[str, dict[str, float]]:
 def classifiers() -> dict[str, Callable[[int], object]]:
     """Name → factory taking ``batch_size``."""
     from biaslib.faces import fairface_model
-    from biaslib.features import load_clip
+    from biaslib.models import load_clip
 
     clip = load_clip(None, "biaslib-tiny-rn", device="cpu", precision="fp32")
     model = fairface_model()

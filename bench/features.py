@@ -47,7 +47,8 @@ from _common import machine, print_result
 from PIL import Image
 
 from biaslib import hardware
-from biaslib.features import extract_image_features, load_clip, resolve_precision
+from biaslib.features import extract_image_features, resolve_precision
+from biaslib.models import load_clip
 from biaslib.world import World
 
 

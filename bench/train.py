@@ -30,11 +30,11 @@ import torch
 from _common import machine, print_result
 
 from biaslib.config import TrainConfig
+from biaslib.hardware import cpu_threads
+from biaslib.models import register_model_configs
 from biaslib.train import (
     clamp_workers,
-    cpu_threads,
     open_clip_argv,
-    register_model_configs,
     train,
     training_data,
 )

@@ -240,7 +240,8 @@ def cmd_train_list(args: argparse.Namespace) -> int:
 def cmd_features_extract(args: argparse.Namespace) -> int:
     """Embed images (a folder, a file list, or webdataset shards) and/or texts with an open_clip checkpoint
     and store them (one ``.npy`` + ids per model × dataset) in a FeatureStore folder."""
-    from biaslib.features import FeatureStore, extract_image_features, extract_text_features, load_clip
+    from biaslib.features import FeatureStore, extract_image_features, extract_text_features
+    from biaslib.models import load_clip
 
     model, preprocess, tokenizer = load_clip(args.checkpoint, args.model, device=args.device)
     store = FeatureStore(args.store)

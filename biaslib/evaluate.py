@@ -70,8 +70,6 @@ from biaslib.features import (
     FeatureStore,
     extract_image_features,
     extract_text_features,
-    load_clip,
-    resolve_device,
     resolve_precision,
 )
 from biaslib.io import check_writable, file_sha256, files_fingerprint, texts_fingerprint
@@ -80,10 +78,11 @@ from biaslib.metrics import by_group, gap_test, group_accuracy, person_preferenc
 from biaslib.metrics.intervals import bootstrap_means, cluster_sums, group_mean_draws, percentile_interval, z_value
 from biaslib.metrics.skew import directional_excess, max_skew, ndkl, top_k_share
 from biaslib.metrics.zero_shot import category_indicators, zero_shot_predict
+from biaslib.models import CheckpointError, load_clip, resolve_device
 from biaslib.provenance import git_state, is_current, provenance, result_record, write_result
 from biaslib.ratios import model_code, ratio_code
 from biaslib.results import ROW_FIELDS
-from biaslib.train import CheckpointError, latest_checkpoint, run_name
+from biaslib.train import latest_checkpoint, run_name
 
 EVALUATIONS = ("retrieval", "markedness", "geode", "association", "zero_shot", "harms")
 #: Datasets each evaluation reads.

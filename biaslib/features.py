@@ -35,11 +35,11 @@ from biaslib import __version__, hardware
 from biaslib.data._common import PathLike
 from biaslib.data.cc3m import list_shards
 from biaslib.errors import DataLayoutError
+from biaslib.hardware import cpu_threads
 from biaslib.io import atomic_path, write_json
 from biaslib.metrics.zero_shot import zero_shot_predict
-from biaslib.train import CheckpointError, check_model, cpu_threads, read_checkpoint
+from biaslib.models import Precision, load_clip
 
-Precision = Literal["auto", "fp32", "fp16", "bf16"]
 EncodeIn = Literal["auto", "main", "workers"]
 ImageInput = Sequence[Image.Image] | Sequence[PathLike]
 STORE_FORMAT = "biaslib-features/1"
@@ -56,65 +56,6 @@ class Features(NamedTuple):
 
 
 # ---- models -------------------------------------------------------------------------------------
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` → ``cuda`` when available, else ``cpu``; anything else as given."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def load_clip(checkpoint: PathLike | None, model_name: str, device: str | torch.device = "auto",
-              precision: Precision = "auto") -> tuple[torch.nn.Module, Any, Any]:
-    """Build open_clip model ``model_name`` and load a local checkpoint into it (nothing is downloaded).
-
-    ``checkpoint``: an open_clip training checkpoint (``epoch_N.pt``), a bare state dict (``.pt``) or a
-    ``.safetensors`` file, read with ``weights_only=True``; ``None`` keeps random weights (for
-    benchmarks). ``precision`` is the weight dtype: ``auto``/``fp32`` keep float32 weights (the
-    extraction functions then autocast to fp16 on a GPU), ``fp16``/``bf16`` cast them. Returns
-    ``(model, preprocess, tokenizer)`` with the model in eval mode on ``device``.
-
-    Raises :class:`~biaslib.train.UnknownModelError` (listing the configs) for an unknown name and
-    :class:`~biaslib.train.CheckpointError` naming the file when it is unreadable or does not fit.
-    """
-    import open_clip
-
-    check_model(model_name)
-    state = _state_dict(read_checkpoint(checkpoint), checkpoint) if checkpoint is not None else None
-    with _quiet_random_init():
-        model, _, preprocess = open_clip.create_model_and_transforms(model_name, device="cpu")
-    if state is not None:
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as exc:
-            detail = " ".join(str(exc).split())
-            raise CheckpointError(f"checkpoint {checkpoint} does not fit model {model_name!r}: "
-                                  f"{detail[:300]}{' …' if len(detail) > 300 else ''}") from exc
-    if precision in _DTYPES:
-        model = model.to(_DTYPES[precision])
-    model = model.to(resolve_device(device)).eval()
-    return model, preprocess, open_clip.get_tokenizer(model_name)
-
-
-def _state_dict(raw: Any, path: PathLike) -> dict[str, torch.Tensor]:
-    """The model weights inside a training checkpoint or a bare state dict (``module.`` stripped)."""
-    state = raw.get("state_dict", raw) if isinstance(raw, dict) else None
-    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise CheckpointError(f"checkpoint {path} holds no state dict of tensors")
-    return {k.removeprefix("module."): v for k, v in state.items()}
-
-
-@contextlib.contextmanager
-def _quiet_random_init() -> Iterator[None]:
-    """Drop open_clip's 'initialized randomly' warning (biaslib loads its checkpoint itself)."""
-    keep = lambda record: "initialized randomly" not in record.getMessage()  # noqa: E731
-    root = logging.getLogger()
-    root.addFilter(keep)
-    try:
-        yield
-    finally:
-        root.removeFilter(keep)
-
 
 def resolve_precision(precision: Precision, device: torch.device | str) -> Literal["fp32", "fp16", "bf16"]:
     """The precision extraction runs in on ``device``: ``auto`` is fp16 autocast on CUDA and, on the CPU,
@@ -349,7 +290,7 @@ def extract_image_features(model: torch.nn.Module, preprocess: Any, images: Imag
 
     * ``"main"``: in this process on the model's device, on batches the workers decoded; on the CPU
       with ``threads`` torch threads (``None``: the cores the workers leave, see
-      :func:`biaslib.train.cpu_threads`);
+      :func:`biaslib.hardware.cpu_threads`);
     * ``"workers"`` (CPU only): each worker decodes *and* encodes whole batches with one torch thread —
       data parallel over processes, this process only gathers rows. On a CPU no core then waits
       for another (measured on 2 cores, tiny ResNet CLIP: 2 workers 1.1–1.4× the 2-thread model in

@@ -500,8 +500,6 @@ def finetune(
     ``save_pretrained(output_dir)``, then ``biaslib_finetune.json`` (config, steps, seconds) is
     written last as the completion marker.
     """
-    from diffusers import DDPMScheduler
-
     start = time.perf_counter()
     _check_pipeline(pipeline)
     data = _as_dataset(dataset, config)
@@ -511,10 +509,8 @@ def finetune(
     accelerator = _new_accelerator(config, out)
 
     unet, text_encoder, vae = pipeline.unet, pipeline.text_encoder, getattr(pipeline, "vae", None)
-    noise_scheduler = DDPMScheduler.from_config(pipeline.scheduler.config)
+    noise_scheduler = _noise_scheduler(pipeline)
     prediction_type = noise_scheduler.config.prediction_type
-    if prediction_type not in ("epsilon", "v_prediction", "sample"):
-        raise ValueError(f"unknown prediction_type {prediction_type!r} in the pipeline's scheduler config")
     params, ema = _set_trainable(unet, text_encoder, vae, config)
 
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, betas=(config.adam_beta1, config.adam_beta2),
@@ -524,15 +520,8 @@ def finetune(
     updates_per_epoch = math.ceil(len(loader) / config.gradient_accumulation_steps)
     max_steps = max_steps_override or config.max_train_steps or config.num_train_epochs * updates_per_epoch
     lr_scheduler = make_lr_scheduler(optimizer, config, max_steps, accelerator.num_processes)
-    if config.train_text_encoder:
-        unet, text_encoder, optimizer, loader, lr_scheduler = accelerator.prepare(
-            unet, text_encoder, optimizer, loader, lr_scheduler)
-    else:
-        unet, optimizer, loader, lr_scheduler = accelerator.prepare(unet, optimizer, loader, lr_scheduler)
-        text_encoder.to(accelerator.device)
-    for module in (vae, ema):
-        if module is not None:
-            module.to(accelerator.device)
+    unet, text_encoder, optimizer, loader, lr_scheduler = _prepare(accelerator, config, unet, text_encoder,
+                                                                   optimizer, loader, lr_scheduler, vae, ema)
     run = _Run(accelerator=accelerator, config=config, out=out, max_steps=max_steps,
                updates_per_epoch=updates_per_epoch, optimizer=optimizer, loader=loader, lr_scheduler=lr_scheduler,
                params=params, ema=ema, info={"max_steps": max_steps, "config": config.to_dict()},
@@ -562,6 +551,31 @@ def finetune(
         })
     accelerator.end_training()
     return result
+
+
+def _noise_scheduler(pipeline: Any) -> Any:
+    """The training noise schedule: a ``DDPMScheduler`` from the pipeline scheduler's config, whose
+    ``prediction_type`` must be ``epsilon``, ``v_prediction`` or ``sample``."""
+    from diffusers import DDPMScheduler
+
+    scheduler = DDPMScheduler.from_config(pipeline.scheduler.config)
+    if scheduler.config.prediction_type not in ("epsilon", "v_prediction", "sample"):
+        raise ValueError(f"unknown prediction_type {scheduler.config.prediction_type!r} in the pipeline's "
+                         "scheduler config")
+    return scheduler
+
+
+def _prepare(accelerator: Any, config: FinetuneConfig, unet: Any, text_encoder: Any, optimizer: Any, loader: Any,
+             lr_scheduler: Any, vae: Any, ema: Any) -> tuple[Any, Any, Any, Any, Any]:
+    """(unet, text_encoder, optimizer, loader, lr_scheduler) wrapped by ``accelerator`` (the text encoder only
+    when trained); the frozen text encoder, the VAE and the EMA copy moved to its device."""
+    for module in (vae, ema) if config.train_text_encoder else (text_encoder, vae, ema):
+        if module is not None:
+            module.to(accelerator.device)
+    if config.train_text_encoder:
+        return accelerator.prepare(unet, text_encoder, optimizer, loader, lr_scheduler)
+    unet, optimizer, loader, lr_scheduler = accelerator.prepare(unet, optimizer, loader, lr_scheduler)
+    return unet, text_encoder, optimizer, loader, lr_scheduler
 
 
 def _new_accelerator(config: FinetuneConfig, out: Path) -> Any:

@@ -19,7 +19,7 @@ LAYERS: dict[str, int] = {
     # 2 pure metrics on arrays and tables
     "metrics": 2,
     # 3 pipeline steps, each knowing no study
-    "generate": 3, "mix": 3, "train": 3, "features": 3, "finetune": 3, "prompts": 3, "faces": 3,
+    "models": 3, "generate": 3, "mix": 3, "train": 3, "features": 3, "finetune": 3, "prompts": 3, "faces": 3,
     "text_encoder": 3, "world_models": 3,
     # 4 studies
     "study": 4, "report": 4, "amplification": 4, "evaluate": 4, "study_figures": 4, "study_results": 4,

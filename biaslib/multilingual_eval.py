@@ -591,7 +591,8 @@ def find_clip_checkpoint(params: Params) -> tuple[Path, str] | None:
     (with a warning naming what is missing) when no file is named or its CLIP has not been trained. Never
     reads another params file than the one named."""
     from biaslib.config import REPO_ROOT, load_params
-    from biaslib.train import CheckpointError, latest_checkpoint
+    from biaslib.models import CheckpointError
+    from biaslib.train import latest_checkpoint
 
     named = params.multilingual.clip_params
     if named is None:
@@ -632,7 +633,8 @@ def clip_scores(labels: pd.DataFrame, params: Params, checkpoint: str | os.PathL
                               "cosine": nan, "cosine_low": nan, "cosine_high": nan, "n": len(part),
                               "checkpoint": None} for (g, c), part in groups])
     from biaslib.data.generated import load_generated_images
-    from biaslib.features import extract_image_features, extract_text_features, load_clip
+    from biaslib.features import extract_image_features, extract_text_features
+    from biaslib.models import load_clip
 
     model, preprocess, tokenizer = load_clip(checkpoint, model_name, device=device)
     rng = np.random.default_rng(seed)

@@ -98,8 +98,8 @@ def open_clip_text_encoder(model: torch.nn.Module) -> CLIPTextModel:
 
 def load_open_clip_text_encoder(checkpoint: str | Path, model_name: str) -> CLIPTextModel:
     """:func:`open_clip_text_encoder` of open_clip model ``model_name`` loaded from a local ``checkpoint``
-    (read like :func:`biaslib.features.load_clip`: clear errors for a missing, corrupt or mismatched file)."""
-    from biaslib.features import load_clip
+    (read like :func:`biaslib.models.load_clip`: clear errors for a missing, corrupt or mismatched file)."""
+    from biaslib.models import load_clip
 
     model, _, _ = load_clip(checkpoint, model_name, device="cpu", precision="fp32")
     return open_clip_text_encoder(model)

@@ -30,11 +30,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import difflib
 import gc
 import json
 import logging
-import os
 import re
 import shutil
 import subprocess
@@ -51,11 +49,12 @@ from biaslib.config import Params, TrainConfig
 from biaslib.data._common import PathLike, layout_error, require_dir
 from biaslib.data.cc3m import iter_cc3m, list_shards
 from biaslib.errors import BiaslibError, DataLayoutError
+from biaslib.hardware import cpu_threads
 from biaslib.io import write_json
 from biaslib.layout import RunLayout
+from biaslib.models import CheckpointError, check_model, read_checkpoint, register_model_configs
 from biaslib.ratios import model_code, ratio_code
 
-CONFIG_DIR = Path(__file__).resolve().parent / "model_configs"
 RUN_RECORD = "biaslib_run.json"
 #: Settings a resumed run must share with the run it continues.
 RESUME_KEYS = ("model", "batch_size", "lr", "wd", "warmup", "precision", "seed", "gpus", "shards",
@@ -79,67 +78,6 @@ _LOSS = re.compile(r"(?P<name>\w+): (?P<value>[\d.eE+-]+) \((?P<average>[\d.eE+-
 _NUMBERED = re.compile(r"(\d+)\.tar")
 
 log = logging.getLogger(__name__)
-
-
-class UnknownModelError(BiaslibError, ValueError):
-    """A model name with no open_clip config (message lists the available ones)."""
-
-
-class CheckpointError(BiaslibError):
-    """A checkpoint is missing, unreadable or does not fit its model (message names the file)."""
-
-
-# ---- model configs ------------------------------------------------------------------------------
-
-def register_model_configs() -> list[str]:
-    """Register ``biaslib/model_configs/*.json`` with open_clip (idempotent); return their names."""
-    import open_clip
-
-    names = sorted(p.stem for p in CONFIG_DIR.glob("*.json"))
-    if not set(names) <= set(open_clip.list_models()):
-        open_clip.add_model_config(CONFIG_DIR)
-    return names
-
-
-def check_model(name: str) -> str:
-    """Return ``name`` if open_clip (with biaslib's configs) knows it; else raise listing the models."""
-    import open_clip
-
-    ours = register_model_configs()
-    known = open_clip.list_models()
-    if name in known:
-        return name
-    close = difflib.get_close_matches(name, known, n=3)
-    hint = f" Did you mean {', '.join(close)}?" if close else ""
-    builtin = [m for m in known if m not in ours]
-    raise UnknownModelError(
-        f"no model config named {name!r}.{hint} biaslib configs: {', '.join(ours)}; open_clip configs: "
-        f"{', '.join(builtin)}. Add a JSON config to {CONFIG_DIR} or call open_clip.add_model_config.")
-
-
-def read_checkpoint(path: PathLike, mmap: bool = False) -> dict[str, Any]:
-    """Load a checkpoint with ``torch.load(weights_only=True)`` (or safetensors) on the CPU.
-
-    Returns the raw object: open_clip training checkpoints are ``{"epoch", "name", "state_dict",
-    "optimizer"}``, bare ones a state dict. ``mmap`` maps tensors instead of reading them (a cheap
-    integrity check for a ``.pt`` zip archive). Raises :class:`CheckpointError` naming the file when it
-    is missing, truncated, not a checkpoint, or would need pickle code to load.
-    """
-    import torch
-
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            return load_file(path, device="cpu")
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-    except Exception as exc:  # torch raises RuntimeError, UnpicklingError, EOFError, zipfile errors ...
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"cannot read checkpoint {path}: {first} (truncated or corrupt file, or not a "
-                              "torch/safetensors checkpoint)") from exc
 
 
 # ---- training data ------------------------------------------------------------------------------
@@ -276,7 +214,7 @@ def train(*, data_dir: PathLike, name: str, logs: PathLike, config: TrainConfig,
 
     The run lives in ``<logs>/<name>/``. Skipped when ``epoch_<epochs>.pt`` exists; resumed from the
     newest ``epoch_<N>.pt`` otherwise. ``overwrite`` deletes the run folder first. Raises
-    :class:`UnknownModelError`, :class:`DataLayoutError` (missing shards, fewer shards than GPUs),
+    :class:`~biaslib.models.UnknownModelError`, :class:`DataLayoutError` (missing shards, fewer shards than GPUs),
     :class:`CheckpointError` (unreadable newest checkpoint) or :class:`BiaslibError` (settings differ
     from the started run, no CUDA for ``gpus`` ≥ 1, trainer failure).
     """
@@ -305,16 +243,6 @@ def train(*, data_dir: PathLike, name: str, logs: PathLike, config: TrainConfig,
     if not final.is_file():
         raise BiaslibError(f"open_clip_train finished without writing {final}; see {run / 'out.log'}")
     return final
-
-
-def cpu_threads(workers: int) -> int:
-    """Torch compute threads for CPU training next to ``workers`` DataLoader processes: the cores left.
-
-    OpenMP threads wait for each other at every operator; when a DataLoader worker (or another job)
-    takes one of their cores they stall: a tiny-CLIP step on 2 cores took 5 s with 2 threads beside a
-    busy process, 0.9 s with 1 thread.
-    """
-    return max(1, len(os.sched_getaffinity(0)) - workers)
 
 
 def run_open_clip(argv: Sequence[str], threads: int | None = None) -> None:

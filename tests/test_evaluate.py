@@ -35,11 +35,11 @@ from biaslib.evaluate import (
     resolve_checkpoint,
     result_path,
 )
-from biaslib.features import Features, load_clip, resolve_precision
+from biaslib.features import Features, resolve_precision
 from biaslib.io import files_fingerprint, texts_fingerprint
+from biaslib.models import CheckpointError, load_clip
 from biaslib.provenance import RESULT_FORMAT
 from biaslib.results import ROW_FIELDS
-from biaslib.train import CheckpointError
 
 DIM = 32
 N_BOOT = 200

@@ -167,7 +167,7 @@ def test_fairface_trains_on_world_export_and_round_trips(tmp_path, astronaut):
 
 
 def test_clip_zero_shot_with_a_local_model(astronaut):
-    from biaslib.features import load_clip
+    from biaslib.models import load_clip
 
     clip = load_clip(None, "biaslib-tiny-rn", device="cpu", precision="fp32")
     faces = [np.array([ASTRONAUT_FACE]), np.array([ASTRONAUT_FACE, (0, 0, 100, 100)])]

@@ -12,12 +12,11 @@ from biaslib.features import (
     FeatureStore,
     extract_image_features,
     extract_text_features,
-    load_clip,
     split_preprocess,
     zero_shot_accuracy,
     zero_shot_classifier,
 )
-from biaslib.train import CheckpointError, UnknownModelError
+from biaslib.models import CheckpointError, UnknownModelError, load_clip
 from biaslib.world.export import export_cc3m
 
 N_IMAGES = 70  # one full batch of 64 plus a remainder

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from biaslib.errors import BiaslibError
+from biaslib.models import register_model_configs
 from biaslib.text_encoder import UnsupportedTextTowerError, open_clip_text_encoder
-from biaslib.train import register_model_configs
 from biaslib.world import World
 from biaslib.world.tiny_pipeline import WorldDiffusionPipeline, build_tiny_pipeline
 from biaslib.world_models.tiny_pipeline_training import (

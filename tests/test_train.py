@@ -17,10 +17,9 @@ import torch
 from biaslib.config import Params, TrainConfig, load_params
 from biaslib.errors import BiaslibError, DataLayoutError
 from biaslib.layout import RunLayout
+from biaslib.models import CheckpointError, UnknownModelError
 from biaslib.train import (
-    CheckpointError,
     TrainingData,
-    UnknownModelError,
     checkpoints,
     clamp_workers,
     latest_checkpoint,
@@ -111,7 +110,8 @@ def test_training_log_parser_keeps_the_last_of_a_repeated_step(tmp_path):
 
 def test_train_and_features_cli(first_run, tmp_path, capsys):
     from biaslib.cli import main
-    from biaslib.features import FeatureStore, extract_text_features, load_clip
+    from biaslib.features import FeatureStore, extract_text_features
+    from biaslib.models import load_clip
 
     params, final, _ = first_run
     yaml = tmp_path / "p.yaml"

@@ -11,7 +11,7 @@ Each classifier cuts its own input from the image, as its reference does, and ru
   :mod:`biaslib.faces._bundled`), run with onnxruntime; works offline; labels ``male``/``female``;
   age as FairFace bins (``age``, the 81 one-year classes summed per bin) and expected years
   (``age_years``).
-* ``clip``: zero-shot labels from a local open_clip checkpoint (:func:`biaslib.features.load_clip`),
+* ``clip``: zero-shot labels from a local open_clip checkpoint (:func:`biaslib.models.load_clip`),
   softmax over ``logit_scale · cos`` of the face chip and each label's prompt(s); MAGBIG's default
   prompts ``"man, male, masculine"`` / ``"woman, female, feminine"``, optional ``unsure`` label
   when the top two probabilities differ by less than ``unsure_margin``.
@@ -204,7 +204,7 @@ MAGBIG_GENDER_PROMPTS: dict[str, tuple[str, ...]] = {
 class ClipZeroShotClassifier(FaceClassifier):
     """Zero-shot labels from a CLIP model: softmax of ``logit_scale · cos(chip, label)``.
 
-    ``clip`` is ``(model, preprocess, tokenizer)`` as :func:`biaslib.features.load_clip` returns, or
+    ``clip`` is ``(model, preprocess, tokenizer)`` as :func:`biaslib.models.load_clip` returns, or
     a local checkpoint path loaded with ``model_name``. ``prompts`` maps each label to one or more
     texts; a label's text embedding is the renormalised mean of its prompts' unit embeddings.
     With ``unsure_margin`` a face whose two most probable labels differ by less than it gets the
@@ -216,7 +216,8 @@ class ClipZeroShotClassifier(FaceClassifier):
     def __init__(self, clip: Any, *, model_name: str | None = None, attribute: str = "gender",
                  prompts: Mapping[str, Sequence[str]] = MAGBIG_GENDER_PROMPTS, unsure_margin: float | None = None,
                  batch_size: int = 64, device: str = "cpu"):
-        from biaslib.features import extract_text_features, load_clip
+        from biaslib.features import extract_text_features
+        from biaslib.models import load_clip
 
         super().__init__(batch_size)
         if isinstance(clip, tuple):

@@ -86,10 +86,10 @@ def load_fairface_weights(path: PathLike, model: nn.Module | None = None) -> nn.
     """FairFace ResNet-34 with weights from a local ``.pt`` state dict or ``.safetensors`` file (eval mode).
 
     Read with ``torch.load(weights_only=True)``; a ``module.`` prefix (DataParallel) is stripped.
-    Raises :class:`~biaslib.train.CheckpointError` naming the file when it is unreadable or does
+    Raises :class:`~biaslib.models.CheckpointError` naming the file when it is unreadable or does
     not fit the 18-output layout.
     """
-    from biaslib.train import CheckpointError, read_checkpoint
+    from biaslib.models import CheckpointError, read_checkpoint
 
     raw = read_checkpoint(path)
     state = raw.get("state_dict", raw) if isinstance(raw, dict) else None

@@ -9,6 +9,7 @@ depends on and resumes from its checkpoints.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import shutil
@@ -87,6 +88,24 @@ def _read_json(path: Path) -> dict[str, Any] | None:
         return None
 
 
+def _encoder_source(text_encoder: str | Path | None, model: str) -> dict[str, str] | None:
+    """The frozen text encoder's checkpoint, model name and sha256; None for the pipeline's own encoder."""
+    if text_encoder is None:
+        return None
+    checkpoint = resolve_text_encoder_checkpoint(text_encoder)
+    return {"checkpoint": str(checkpoint), "model": model, "sha256": file_sha256(checkpoint)}
+
+
+def _fresh_pipeline(seed: int, sample_size: int, encoder_source: dict[str, str] | None) -> WorldDiffusionPipeline:
+    """A newly initialised tiny pipeline, with the open_clip text tower of ``encoder_source`` when given."""
+    if encoder_source is None:
+        return build_tiny_pipeline(seed, sample_size)
+    from biaslib.text_encoder import load_open_clip_text_encoder
+
+    encoder = load_open_clip_text_encoder(encoder_source["checkpoint"], encoder_source["model"])
+    return build_tiny_pipeline(seed, sample_size, text_encoder=encoder)
+
+
 def train_world_pipeline(
     world: Any,
     out_dir: str | Path,
@@ -133,10 +152,7 @@ def train_world_pipeline(
     from biaslib.finetune import FinetuneConfig, finetune
 
     out = Path(out_dir)
-    encoder_source = None
-    if text_encoder is not None:
-        checkpoint = resolve_text_encoder_checkpoint(text_encoder)
-        encoder_source = {"checkpoint": str(checkpoint), "model": text_encoder_model, "sha256": file_sha256(checkpoint)}
+    encoder_source = _encoder_source(text_encoder, text_encoder_model)
     params = _train_params(world, minutes, n_images, seed, sample_size, max_steps,
                            None if encoder_source is None else {k: encoder_source[k] for k in ("model", "sha256")})
     digest = _digest(params)
@@ -149,15 +165,7 @@ def train_world_pipeline(
     render_seconds = time.perf_counter() - started
     config = FinetuneConfig(output_dir=out, resolution=sample_size, center_crop=True, seed=seed,
                             resume_from_checkpoint="latest", progress=progress, **params["recipe"])
-
-    def fresh_pipeline() -> WorldDiffusionPipeline:
-        if encoder_source is None:
-            return build_tiny_pipeline(seed, sample_size)
-        from biaslib.text_encoder import load_open_clip_text_encoder
-
-        encoder = load_open_clip_text_encoder(encoder_source["checkpoint"], encoder_source["model"])
-        return build_tiny_pipeline(seed, sample_size, text_encoder=encoder)
-
+    fresh_pipeline = functools.partial(_fresh_pipeline, seed, sample_size, encoder_source)
     if plan is None:
         plan = _plan_steps(fresh_pipeline, dataset, config, digest, max_steps, minutes, calibration_steps)
         write_json(out / _PLAN, plan)
