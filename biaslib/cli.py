@@ -274,6 +274,39 @@ def cmd_eval_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_run(args: argparse.Namespace) -> int:
+    """Evaluate this shard's models of a models file: one result JSON per (model, evaluation)."""
+    from biaslib.benchmark import parse_shard, run_benchmark, shard_from_env
+
+    params = load_params(args.params, _overrides(args.set))
+    shard = parse_shard(args.shard) if args.shard is not None else shard_from_env()
+    start = time.perf_counter()
+    paths = run_benchmark(params, args.models, args.evaluation, shard=shard, overwrite=args.overwrite)
+    print(json.dumps({"shard": f"{shard[0]}/{shard[1]}", "results": [str(p) for p in paths],
+                      "seconds": round(time.perf_counter() - start, 1)}))
+    return 0
+
+
+def cmd_bench_leaderboard(args: argparse.Namespace) -> int:
+    """The benchmark's leaderboard (CSV) and its figure from the written results."""
+    from biaslib.benchmark import leaderboard, leaderboard_figure
+    from biaslib.figures import save_figure
+    from biaslib.io import write_csv
+    from biaslib.results import collect
+
+    params = load_params(args.params, _overrides(args.set))
+    board = leaderboard(collect(params, study="benchmark"))
+    if board.empty:
+        raise BiaslibError(f"no benchmark results under {RunLayout(params).benchmark_results}; run `biaslib bench "
+                           "run --models …` first")
+    if args.out is not None:
+        write_csv(args.out, board)
+    if args.figures_dir is not None:
+        save_figure(leaderboard_figure(board), args.figures_dir / f"{params.experiment}_benchmark_leaderboard")
+    print(board[["evaluation", "metric", "kind", "model", "value", "ci_low", "ci_high"]].to_string(index=False))
+    return 0
+
+
 def cmd_results_collect(args: argparse.Namespace) -> int:
     """Aggregate result JSONs into one tidy table (CSV or parquet by suffix; stdout summary)."""
     from biaslib.io import write_csv, write_parquet
@@ -288,6 +321,8 @@ def cmd_results_collect(args: argparse.Namespace) -> int:
     if args.study == "multilingual":
         summary = frame.groupby(["experiment", "section"])["language"].nunique().rename("languages") if len(frame) \
             else frame
+    elif args.study == "benchmark":
+        summary = frame.groupby(["experiment", "evaluation"])["model"].nunique().rename("models")
     else:
         summary = frame.groupby(["experiment", "evaluation"])["ratio"].nunique().rename("ratios")
     print(summary.to_string() if len(frame) else "no results")
@@ -671,6 +706,29 @@ def _add_eval_commands(steps: argparse._SubParsersAction) -> None:
     eval_run.set_defaults(func=cmd_eval_run)
 
 
+def _add_bench_commands(steps: argparse._SubParsersAction) -> None:
+    """``biaslib bench …``: any CLIP × the bias evaluations (the benchmark study, notebook 06)."""
+    benchp = steps.add_parser("bench", help="benchmark any CLIP for social bias (models file × evaluations)")
+    bench_actions = benchp.add_subparsers(dest="action", required=True)
+    run = bench_actions.add_parser("run", help="write runs/<exp>/results/benchmark/<exp>__<model>__<evaluation>.json")
+    _add_params(run)
+    run.add_argument("--models", type=Path, required=True, help="models file (e.g. params/models.yaml)")
+    run.add_argument("--evaluation", action="append", default=None,
+                     help="retrieval | markedness | geode | association | zero_shot | harms (repeatable; default: "
+                          "eval.evaluations)")
+    run.add_argument("--shard", default=None, metavar="I/N",
+                     help="evaluate every N-th model from the I-th (default: RANK/WORLD_SIZE or the SLURM array "
+                          "task, else 0/1)")
+    run.add_argument("--overwrite", action="store_true", help="recompute results made with other settings")
+    run.set_defaults(func=cmd_bench_run)
+    board = bench_actions.add_parser("leaderboard", help="one row per model and measure, with intervals; figure")
+    _add_params(board)
+    board.add_argument("--out", type=Path, default=None, help="write the table (.csv)")
+    board.add_argument("--figures-dir", type=Path, default=None,
+                       help="draw <experiment>_benchmark_leaderboard.png/.pdf there")
+    board.set_defaults(func=cmd_bench_leaderboard)
+
+
 def _add_results_commands(steps: argparse._SubParsersAction) -> None:
     """``biaslib results …``: aggregate result JSONs."""
     resultsp = steps.add_parser("results", help="aggregate result JSONs")
@@ -681,7 +739,7 @@ def _add_results_commands(steps: argparse._SubParsersAction) -> None:
                          help="results, experiment or runs folder (default: the params' experiment)")
     collect.add_argument("--out", type=Path, default=None, help="write the table (.csv or .parquet)")
     collect.add_argument("--skip-bad", action="store_true", help="skip malformed JSON files with a warning")
-    collect.add_argument("--study", choices=("amplification", "multilingual"), default="amplification",
+    collect.add_argument("--study", choices=("amplification", "multilingual", "benchmark"), default="amplification",
                          help="whose results to read (one schema, one table per study; default amplification)")
     collect.set_defaults(func=cmd_results_collect)
 
@@ -797,7 +855,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"biaslib {__version__}")
     steps = parser.add_subparsers(dest="step", required=True)
     for add_commands in (_add_world_commands, _add_finetune_commands, _add_generate_commands, _add_mix_commands,
-                         _add_train_commands, _add_features_commands, _add_eval_commands, _add_results_commands,
+                         _add_train_commands, _add_features_commands, _add_eval_commands, _add_bench_commands,
+                         _add_results_commands,
                          _add_figures_commands, _add_study_commands, _add_faces_commands, _add_prompts_commands,
                          _add_multilingual_commands):
         add_commands(steps)

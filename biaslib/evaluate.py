@@ -1,4 +1,8 @@
-"""Evaluations of the CLIP trained at each mixing ratio → one JSON per (experiment, ratio, evaluation).
+"""Bias evaluations of CLIPs → one JSON per (experiment, model, evaluation).
+
+A step, known to no study: :func:`evaluate_targets` evaluates any :class:`Target` (a model, its weights and
+where its results go); :func:`evaluate_ratio` / :func:`evaluate_sweep` evaluate the CLIPs the amplification
+study trained at each mixing ratio, and the benchmark study (:mod:`biaslib.benchmark`) any model spec.
 
 Evaluations (``eval.evaluations``; metric definitions in ``design.md``, formats.md A6–A9, B4):
 
@@ -136,13 +140,34 @@ def markedness_prompts() -> dict[str, dict[str, str]]:
 
 @dataclass(frozen=True)
 class CheckpointInfo:
-    """The checkpoint one ratio is evaluated with."""
+    """The weights a model is evaluated with: ``path`` (None: random weights), open_clip_train ``epoch`` (None
+    for other weights), their ``sha256``, the ``model`` architecture and the ``run`` (or model) name."""
 
-    path: Path
-    epoch: int
+    path: Path | None
+    epoch: int | None
     sha256: str
     model: str
     run: str
+
+
+@dataclass(frozen=True)
+class Target:
+    """One model to evaluate and where its results go: the ``study`` and ``subject`` of its result files
+    (:func:`biaslib.provenance.result_record`), its ``checkpoint``, ``load`` (device, precision) →
+    (model, preprocess, tokenizer), the results ``folder`` and file ``stem`` (``<experiment>__<stem>``), and
+    ``extra`` provenance records (e.g. the model spec)."""
+
+    study: str
+    subject: dict[str, Any]
+    checkpoint: CheckpointInfo
+    load: Callable[..., tuple[Any, Any, Any]]
+    folder: Path
+    stem: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def result_path(self, experiment: str, evaluation: str) -> Path:
+        """``<folder>/<experiment>__<stem>__<evaluation>.json``."""
+        return self.folder / f"{experiment}__{self.stem}__{evaluation}.json"
 
 
 def resolve_checkpoint(params: Params, ratio: float | int | str, replicate: int = 0) -> CheckpointInfo:
@@ -162,9 +187,10 @@ def feature_precision(cfg: EvalConfig) -> str:
 
 
 def feature_model(params: Params, checkpoint: CheckpointInfo) -> str:
-    """Feature-store model name ``<run>_e<epoch>_<sha256[:12]>_<precision>``: other weights or another
-    precision get other features."""
-    return f"{checkpoint.run}_e{checkpoint.epoch}_{checkpoint.sha256[:12]}_{feature_precision(params.eval)}"
+    """Feature-store model name ``<run>_e<epoch>_<sha256[:12]>_<precision>`` (``<run>_<sha256[:12]>_…`` without
+    an epoch): other weights or another precision get other features."""
+    epoch = "" if checkpoint.epoch is None else f"_e{checkpoint.epoch}"
+    return f"{checkpoint.run}{epoch}_{checkpoint.sha256[:12]}_{feature_precision(params.eval)}"
 
 
 def result_path(params: Params, ratio: float | int | str, evaluation: str, replicate: int = 0) -> Path:
@@ -243,17 +269,19 @@ def _check_config(cfg: EvalConfig) -> None:
 
 @dataclass
 class _Context:
-    """What one ratio's evaluations share: settings, checkpoint, feature store, the lazily loaded CLIP."""
+    """What one model's evaluations share: settings, target, feature store, the lazily loaded CLIP."""
 
     params: Params
-    code: str
-    checkpoint: CheckpointInfo
+    target: Target
     progress: bool
     store: FeatureStore
     store_model: str
     used: dict[str, str] = field(default_factory=dict)
     clip: tuple[Any, Any, Any] | None = None
-    replicate: int = 0
+
+    @property
+    def checkpoint(self) -> CheckpointInfo:
+        return self.target.checkpoint
 
     @property
     def cfg(self) -> EvalConfig:
@@ -263,8 +291,7 @@ class _Context:
         """(model, preprocess, tokenizer) of the checkpoint, loaded on first use."""
         if self.clip is None:
             log.info("loading %s (%s)", self.checkpoint.path, self.checkpoint.model)
-            self.clip = load_clip(self.checkpoint.path, self.checkpoint.model, device=self.cfg.device,
-                                  precision=self.cfg.precision)
+            self.clip = self.target.load(device=self.cfg.device, precision=self.cfg.precision)
         return self.clip
 
     def _cached(self, dataset: str, ids: list[str], compute: Callable[[], Features], source: str) -> np.ndarray:
@@ -719,13 +746,11 @@ def _record(ctx: _Context, evaluation: str, rows: list[dict], tables: dict[str, 
     checkpoint = ctx.checkpoint
     data = {d: {"root": str(dataset_root(ctx.params, d)), "split": _split(ctx.cfg, d), "n": len(tables[d])}
             for d in DATASETS[evaluation]}
-    return result_record("amplification", ctx.params.experiment, evaluation,
-                         {"ratio": ctx.code, "replicate": ctx.replicate}, rows, provenance(
-                             ctx.params, settings, git=git,
-                             checkpoint={"path": str(checkpoint.path), "epoch": checkpoint.epoch,
-                                         "sha256": checkpoint.sha256, "model": checkpoint.model,
-                                         "run": checkpoint.run},
-                             data=data, features=dict(ctx.used)))
+    return result_record(ctx.target.study, ctx.params.experiment, evaluation, ctx.target.subject, rows, provenance(
+        ctx.params, settings, git=git,
+        checkpoint={"path": None if checkpoint.path is None else str(checkpoint.path), "epoch": checkpoint.epoch,
+                    "sha256": checkpoint.sha256, "model": checkpoint.model, "run": checkpoint.run},
+        data=data, features=dict(ctx.used), **ctx.target.extra))
 
 
 # ---- entry points -------------------------------------------------------------------------------
@@ -754,35 +779,51 @@ def _checkpoints(params: Params, models: Sequence[Model]) -> dict[Model, Checkpo
     return found
 
 
-def _evaluate(params: Params, models: Sequence[Model], evaluations: Sequence[str] | None, overwrite: bool,
-              progress: bool) -> list[Path]:
-    """Evaluate ``models`` × evaluations after checking settings, checkpoints and data up front."""
+def ratio_targets(params: Params, models: Sequence[Model]) -> list[Target]:
+    """The :class:`Target` of each trained CLIP (ratio code, replicate) of the amplification study: subject
+    ``{"ratio", "replicate"}``, results ``<run_dir>/results/<experiment>__<ratio>[_r<r>]__<evaluation>.json``;
+    one :class:`CheckpointError` listing every missing checkpoint."""
+    checkpoints = _checkpoints(params, models)
+    return [Target("amplification", {"ratio": code, "replicate": replicate}, checkpoints[code, replicate],
+                   functools.partial(_load_checkpoint, checkpoints[code, replicate]), RunLayout(params).results,
+                   model_code(code, replicate)) for code, replicate in models]
+
+
+def _load_checkpoint(checkpoint: CheckpointInfo, **kwargs: Any) -> tuple[Any, Any, Any]:
+    """:func:`biaslib.models.load_clip` of an open_clip checkpoint."""
+    return load_clip(checkpoint.path, checkpoint.model, **kwargs)
+
+
+def evaluate_targets(params: Params, targets: Sequence[Target], evaluations: Sequence[str] | None = None,
+                     overwrite: bool = False, progress: bool = True) -> list[Path]:
+    """Evaluate ``targets`` × ``evaluations`` (default ``eval.evaluations``) after checking the settings and the
+    data up front; a result whose settings match is kept (not recomputed), one with other settings is an
+    error unless ``overwrite``. Models are evaluated one after the other (one CLIP in memory), each loaded only
+    when a feature is missing. Returns every result path, by target then evaluation."""
     names = _evaluation_names(params, evaluations)
     _check_config(params.eval)
-    checkpoints = _checkpoints(params, models)
     tables = load_inputs(params, list(dict.fromkeys(d for n in names for d in DATASETS[n])))
     data = {dataset: data_fingerprint(table) for dataset, table in tables.items()}
-    todo = [(model, name) for model in models for name in names
-            if overwrite or _unfingerprinted(result_path(params, model[0], name, model[1]))
-            or not is_current(result_path(params, model[0], name, model[1]),
-                              result_settings(params.eval, checkpoints[model], name, data))]
-    if todo:  # inputs are valid: prove the output writable now, not after the work
-        check_writable(RunLayout(params).results)
+    experiment = params.experiment
+    todo = [(target, name) for target in targets for name in names
+            if overwrite or _unfingerprinted(target.result_path(experiment, name))
+            or not is_current(target.result_path(experiment, name),
+                              result_settings(params.eval, target.checkpoint, name, data))]
+    for folder in dict.fromkeys(target.folder for target, _ in todo):  # prove the output writable now
+        check_writable(folder)
     git = git_state() if todo else (None, None)
     ctx: _Context | None = None
-    for (code, replicate), name in todo:
-        if ctx is None or (ctx.code, ctx.replicate) != (code, replicate):  # ordered by model: one CLIP in memory
-            checkpoint = checkpoints[code, replicate]
-            ctx = _Context(params, code, checkpoint, progress, feature_store(params),
-                           feature_model(params, checkpoint), replicate=replicate)
+    for target, name in todo:
+        if ctx is None or ctx.target is not target:  # ordered by target: one CLIP in memory
+            ctx = _Context(params, target, progress, feature_store(params), feature_model(params, target.checkpoint))
         ctx.used = {}
-        log.info("evaluating %s ratio %s replicate %d: %s", params.experiment, code, replicate, name)
+        log.info("evaluating %s %s: %s", experiment, target.stem, name)
         rows = EVALUATORS[name](ctx, tables)
-        path = result_path(params, code, name, replicate)
+        path = target.result_path(experiment, name)
         write_result(path, _record(ctx, name, rows, tables,
                                    result_settings(params.eval, ctx.checkpoint, name, data), git), overwrite=True)
         log.info("wrote %s (%d rows)", path, len(rows))
-    return [result_path(params, code, name, replicate) for code, replicate in models for name in names]
+    return [target.result_path(experiment, name) for target in targets for name in names]
 
 
 def evaluate_ratio(params: Params, ratio: float | int | str, evaluations: Sequence[str] | None = None,
@@ -796,7 +837,8 @@ def evaluate_ratio(params: Params, ratio: float | int | str, evaluations: Sequen
     setting) or :class:`BiaslibError` (an existing result has other settings and ``overwrite`` is
     False) before any work starts. ``progress`` shows feature-extraction progress bars.
     """
-    return _evaluate(params, _models(params, [ratio]), evaluations, overwrite, progress)
+    return evaluate_targets(params, ratio_targets(params, _models(params, [ratio])), evaluations, overwrite,
+                            progress)
 
 
 def evaluate_sweep(params: Params, ratios: Sequence[float | int | str] | None = None,
@@ -804,5 +846,5 @@ def evaluate_sweep(params: Params, ratios: Sequence[float | int | str] | None = 
                    progress: bool = True) -> list[Path]:
     """:func:`evaluate_ratio` for every ratio (default ``mix.ratios``); every checkpoint and dataset is
     checked before the first evaluation. Returns the result paths by ratio, then evaluation."""
-    return _evaluate(params, _models(params, ratios if ratios is not None else params.mix.ratios), evaluations,
-                     overwrite, progress)
+    models = _models(params, ratios if ratios is not None else params.mix.ratios)
+    return evaluate_targets(params, ratio_targets(params, models), evaluations, overwrite, progress)

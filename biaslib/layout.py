@@ -119,3 +119,9 @@ class RunLayout:
     def multilingual_results(self) -> Path:
         """Result JSONs of the multilingual study: ``<run>/results/multilingual``."""
         return self.results / "multilingual"
+
+    # --- benchmark study
+    @property
+    def benchmark_results(self) -> Path:
+        """Result JSONs of a model benchmark: ``<run>/results/benchmark``."""
+        return self.results / "benchmark"

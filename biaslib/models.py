@@ -6,14 +6,23 @@
 * :func:`read_checkpoint`: an open_clip training checkpoint (``epoch_N.pt``), a bare state dict or a
   ``.safetensors`` file, read with ``weights_only=True`` (never pickle code).
 * :func:`load_clip`: an open_clip model with a local checkpoint loaded into it (nothing is downloaded).
+* Model specs (:class:`ModelSpec`, :func:`read_models_file`, e.g. ``params/models.yaml``): any CLIP a
+  benchmark evaluates: an open_clip architecture with local weights, an open_clip pretrained tag found in
+  the local cache, random weights (tests), a transformers ``CLIPModel`` folder, or the amplification study's
+  runs. :func:`resolve_model` finds and hashes the files (every error before anything loads);
+  :meth:`ResolvedModel.load` builds the model with open_clip's interface (``encode_image``, ``encode_text``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import difflib
+import hashlib
+import json
 import logging
+import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -145,3 +154,318 @@ def _quiet_random_init() -> Iterator[None]:
         yield
     finally:
         root.removeFilter(keep)
+
+
+# ---- model specs: what to load ------------------------------------------------------------------
+
+#: A model name: letters, digits, ``.+-`` and single underscores (it becomes part of file names).
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+-]*(?:_[A-Za-z0-9.+-]+)*")
+#: The keys a spec may have, per kind (``kind`` is inferred from ``arch`` / ``hf`` / ``runs``).
+SPEC_KEYS: dict[str, tuple[str, ...]] = {
+    "open_clip": ("arch", "weights", "pretrained", "cache_dir"),
+    "hf": ("hf",),
+    "runs": ("runs",),
+}
+#: Where open_clip keeps the files of pretrained tags by default (``open_clip.create_model(cache_dir=None)``).
+OPEN_CLIP_CACHE = Path("~/.cache/huggingface/hub").expanduser()
+#: The images' mean and std of the OpenAI CLIPs (used for an HF folder without ``preprocessor_config.json``).
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+_HF_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
+
+
+class ModelSpecError(BiaslibError, ValueError):
+    """A model spec that cannot name a loadable model (the message names the spec and the fix)."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One CLIP to evaluate, as a models file names it (:func:`read_models_file`).
+
+    ``kind``:
+
+    * ``open_clip``: architecture ``arch`` (an open_clip config name, biaslib's included) with ``weights`` (a
+      local ``open_clip_pytorch_model.bin``, ``.safetensors``, open_clip_train ``epoch_N.pt`` or bare state
+      dict), or ``pretrained`` (an open_clip tag such as ``openai`` or ``laion2b_s34b_b79k``, resolved from
+      the local cache ``cache_dir``, default :data:`OPEN_CLIP_CACHE`; never downloaded), or ``pretrained:
+      none`` (random initialisation, seeded: for tests and benchmarks only, recorded as such).
+    * ``hf``: a transformers ``CLIPModel`` folder (``save_pretrained`` layout: ``config.json`` and
+      ``model.safetensors`` or ``pytorch_model.bin``; tokenizer files optional).
+    * ``runs``: the amplification study's trained CLIPs of a params file (``runs: params/world_study.yaml``):
+      one model per ratio × replicate (:func:`resolve_models`).
+    """
+
+    name: str
+    kind: str
+    arch: str | None = None
+    weights: Path | None = None
+    pretrained: str | None = None
+    cache_dir: Path | None = None
+    folder: Path | None = None
+    params: Path | None = None
+
+    def as_dict(self) -> dict[str, str]:
+        """The spec as written (paths as strings, empty fields left out): what a result's provenance records."""
+        fields = {"arch": self.arch, "weights": self.weights, "pretrained": self.pretrained,
+                  "cache_dir": self.cache_dir, "hf": self.folder, "runs": self.params}
+        return {"name": self.name, "kind": self.kind, **{k: str(v) for k, v in fields.items() if v is not None}}
+
+
+def model_spec(name: str, entry: Any) -> ModelSpec:
+    """The :class:`ModelSpec` of one models-file entry (a mapping, or the shorthands ``"runs:<params file>"``
+    and ``"hf:<folder>"``). Raises :class:`ModelSpecError` for a bad
+    name, an unknown or missing key (close names listed) or keys of two kinds."""
+    where = f"model {name!r}"
+    if not isinstance(name, str) or not MODEL_NAME.fullmatch(name):
+        raise ModelSpecError(f"{where}: a model name is letters, digits, '.', '+', '-' and single underscores")
+    if isinstance(entry, str) and entry.partition(":")[0] in ("runs", "hf"):
+        kind, _, value = entry.partition(":")
+        entry = {kind: value}
+    if not isinstance(entry, dict) or not entry:
+        raise ModelSpecError(f"{where}: expected a mapping such as {{arch: RN50, weights: path/to/model.bin}}, "
+                             f"{{hf: path/to/folder}} or {{runs: params/world_study.yaml}}; got {entry!r}")
+    known = {key for keys in SPEC_KEYS.values() for key in keys}
+    for key in entry:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), sorted(known), n=2)
+            raise ModelSpecError(f"{where}: unknown key {key!r}" + (f" (did you mean {' or '.join(close)}?)" if close
+                                 else "") + f"; keys: {', '.join(sorted(known))}")
+    kinds = [kind for kind, keys in SPEC_KEYS.items() if keys[0] in entry]
+    if len(kinds) != 1 or any(k not in SPEC_KEYS[kinds[0]] for k in entry):
+        raise ModelSpecError(f"{where}: give exactly one of arch (open_clip), hf (a transformers folder) or runs "
+                             f"(a params file), with only that kind's keys; got {', '.join(entry)}")
+    kind = kinds[0]
+
+    def path(key: str) -> Path | None:
+        value = entry.get(key)
+        if value is None:
+            return None
+        return Path(str(value)).expanduser()
+
+    if kind == "open_clip" and ("weights" in entry) == ("pretrained" in entry):
+        raise ModelSpecError(f"{where}: an open_clip model needs weights (a local file) or pretrained (an "
+                             "open_clip tag from the local cache, or none for random weights), not both")
+    pretrained = entry.get("pretrained")
+    return ModelSpec(name=name, kind=kind, arch=entry.get("arch"), weights=path("weights"),
+                     pretrained=None if pretrained is None else str(pretrained).lower() if pretrained in
+                     ("none", "None", False) else str(pretrained), cache_dir=path("cache_dir"),
+                     folder=path("hf"), params=path("runs"))
+
+
+def read_models_file(path: str | Path) -> list[ModelSpec]:
+    """The :class:`ModelSpec` of every entry of a models file (YAML: ``models: {<name>: <spec>, ...}``; relative
+    paths are read from the working directory, like a params file's); raises :class:`ModelSpecError` naming
+    the file."""
+    import yaml
+
+    path = Path(path).expanduser()
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ModelSpecError(f"{path}: not a readable YAML file ({' '.join(str(exc).split())[:200]})") from exc
+    models = raw.get("models") if isinstance(raw, dict) else None
+    if not isinstance(models, dict) or not models:
+        raise ModelSpecError(f"{path}: expected 'models:' mapping names to specs, e.g.\n"
+                             "models:\n  rn50_random: {arch: RN50, pretrained: none}\n"
+                             "  my_vit: {arch: ViT-B-32, weights: /models/vit-b-32/open_clip_pytorch_model.bin}\n"
+                             "  hf_vit: {hf: /models/clip-vit-base-patch32}\n  world: {runs: params/world_study.yaml}")
+    try:
+        return [model_spec(str(name), entry) for name, entry in models.items()]
+    except ModelSpecError as exc:
+        raise ModelSpecError(f"{path}: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A model whose files were found and hashed: ready to :meth:`load` (nothing is loaded yet).
+
+    ``name`` is the spec's (for ``runs`` specs ``<name>-<ratio code>[_r<replicate>]``), ``arch`` the open_clip
+    architecture or ``hf:<folder name>``, ``path`` the weights file or HF folder (None: random weights),
+    ``sha256`` the weights' hash (:func:`random_weights_id` for random ones; it keys the features cache),
+    ``epoch`` an open_clip_train checkpoint's epoch, ``spec`` what the models file said (for provenance).
+    """
+
+    name: str
+    arch: str
+    path: Path | None
+    sha256: str
+    spec: dict[str, str]
+    epoch: int | None = None
+    quick_gelu: bool = False
+    mean_std: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+
+    def load(self, device: str | torch.device = "auto", precision: Precision = "auto") -> tuple[Any, Any, Any]:
+        """``(model, preprocess, tokenizer)`` as :func:`load_clip` returns them (an HF ``CLIPModel`` wrapped in
+        :class:`HFCLIP` with an open_clip-style preprocess and tokenizer)."""
+        if self.arch.startswith("hf:"):
+            return load_hf_clip(self.path, device=device, precision=precision)
+        if self.path is None:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(RANDOM_SEED)
+                return load_clip(None, self.arch, device=device, precision=precision)
+        if self.quick_gelu or self.mean_std:
+            return _load_pretrained(self, device, precision)
+        return load_clip(self.path, self.arch, device=device, precision=precision)
+
+
+#: The seed of a ``pretrained: none`` model's random initialisation.
+RANDOM_SEED = 0
+
+
+def random_weights_id(arch: str) -> str:
+    """The stand-in for the weights' sha256 of a randomly initialised ``arch``: sha256 of
+    ``random:<arch>:seed<RANDOM_SEED>`` (the same weights for the same torch version)."""
+    return hashlib.sha256(f"random:{arch}:seed{RANDOM_SEED}".encode()).hexdigest()
+
+
+def resolve_model(spec: ModelSpec) -> ResolvedModel:
+    """Find and hash the files of an ``open_clip`` or ``hf`` spec (``runs`` specs expand in the benchmark
+    study). Raises :class:`ModelSpecError` / :class:`UnknownModelError` naming what is missing before any
+    model is built: a wrong path, an unknown architecture (close names listed), a tag open_clip does not know
+    for the architecture or that is not in the local cache, an HF folder without ``config.json`` or weights."""
+    from biaslib.io import file_sha256
+
+    where = f"model {spec.name!r}"
+    if spec.kind == "hf":
+        folder = spec.folder
+        if folder is None or not folder.is_dir():
+            raise ModelSpecError(f"{where}: HF folder not found: {folder} (expected a CLIPModel.save_pretrained "
+                                 "folder: config.json, model.safetensors or pytorch_model.bin)")
+        if not (folder / "config.json").is_file():
+            raise ModelSpecError(f"{where}: {folder} has no config.json (expected a CLIPModel.save_pretrained "
+                                 "folder: config.json, model.safetensors or pytorch_model.bin)")
+        weights = next((folder / w for w in _HF_WEIGHTS if (folder / w).is_file()), None)
+        if weights is None:
+            raise ModelSpecError(f"{where}: {folder} has no {' or '.join(_HF_WEIGHTS)}")
+        return ResolvedModel(spec.name, f"hf:{folder.name}", folder, file_sha256(weights), spec.as_dict())
+    if spec.kind != "open_clip":
+        raise ModelSpecError(f"{where}: a {spec.kind} spec expands into models in the benchmark study")
+    arch = check_model(spec.arch or "")
+    if spec.weights is not None:
+        if not spec.weights.is_file():
+            raise ModelSpecError(f"{where}: weights file not found: {spec.weights}")
+        epoch = re.fullmatch(r"epoch_(\d+)\.pt", spec.weights.name)
+        return ResolvedModel(spec.name, arch, spec.weights, file_sha256(spec.weights), spec.as_dict(),
+                             epoch=int(epoch[1]) if epoch else None)
+    if spec.pretrained == "none":
+        return ResolvedModel(spec.name, arch, None, random_weights_id(arch), spec.as_dict())
+    path, config = pretrained_file(arch, spec.pretrained or "", spec.cache_dir, where)
+    return ResolvedModel(spec.name, arch, path, file_sha256(path), spec.as_dict(),
+                         quick_gelu=bool(config.get("quick_gelu")),
+                         mean_std=(tuple(config.get("mean", CLIP_MEAN)), tuple(config.get("std", CLIP_STD))))
+
+
+def pretrained_file(arch: str, tag: str, cache_dir: Path | None, where: str = "model") -> tuple[Path, dict[str, Any]]:
+    """(local file, open_clip's pretrained config) of open_clip tag ``tag`` of ``arch``, looked up in
+    ``cache_dir`` (default :data:`OPEN_CLIP_CACHE`) the way open_clip stores it: a Hugging Face hub cache entry
+    (safetensors first) or the file of the tag's URL; never downloaded. Raises :class:`ModelSpecError` naming
+    the tags of ``arch`` or the cache folder searched and how to fill it."""
+    import open_clip
+
+    config = open_clip.get_pretrained_cfg(arch, tag)
+    if not config:
+        tags = open_clip.list_pretrained_tags_by_model(arch)
+        raise ModelSpecError(f"{where}: open_clip has no pretrained tag {tag!r} for {arch}; its tags: "
+                             f"{', '.join(tags) or 'none'} (or give weights: <local file>, or pretrained: none)")
+    cache = (cache_dir or OPEN_CLIP_CACHE).expanduser()
+    candidates: list[Path] = []
+    if config.get("hf_hub"):
+        from huggingface_hub import try_to_load_from_cache
+
+        repo, filename = config["hf_hub"].rstrip("/"), None
+        if not config["hf_hub"].endswith("/"):
+            repo, filename = config["hf_hub"].rsplit("/", 1)
+        names = [filename] if filename else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+        for name in names:
+            found = try_to_load_from_cache(repo, name, cache_dir=cache)
+            if isinstance(found, str):
+                return Path(found), config
+            candidates.append(cache / f"models--{repo.replace('/', '--')}" / name)
+    if config.get("url"):
+        candidates.append(cache / Path(config["url"]).name)
+        if candidates[-1].is_file():
+            return candidates[-1], config
+    raise ModelSpecError(
+        f"{where}: open_clip's {arch} {tag!r} weights are not in the local cache {cache} (looked for "
+        f"{', '.join(str(c) for c in candidates)}). Nothing is downloaded at run time: on a machine with internet "
+        f"run `python -c \"import open_clip; open_clip.create_model('{arch}', pretrained='{tag}', "
+        f"cache_dir='{cache}')\"` and copy {cache}, or give weights: <local file>.")
+
+
+def _load_pretrained(model: ResolvedModel, device: str | torch.device, precision: Precision) -> tuple[Any, Any, Any]:
+    """An open_clip pretrained tag's model from its local file, with the tag's QuickGELU and image mean/std."""
+    import open_clip
+
+    mean, std = model.mean_std or (CLIP_MEAN, CLIP_STD)
+    with _quiet_random_init():
+        clip, _, preprocess = open_clip.create_model_and_transforms(
+            model.arch, pretrained=str(model.path), force_quick_gelu=model.quick_gelu, image_mean=mean,
+            image_std=std, device="cpu")
+    if precision in _DTYPES:
+        clip = clip.to(_DTYPES[precision])
+    return clip.to(resolve_device(device)).eval(), preprocess, open_clip.get_tokenizer(model.arch)
+
+
+class HFCLIP(torch.nn.Module):
+    """A transformers ``CLIPModel`` with open_clip's interface: ``encode_image(pixel_values)`` and
+    ``encode_text(input_ids)`` return the projected features (``get_image_features`` /
+    ``get_text_features``), unnormalised like open_clip's."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    @staticmethod
+    def _tensor(out: Any) -> torch.Tensor:
+        """transformers < 5 returns the features, 5.x an output whose ``pooler_output`` holds them."""
+        return out if isinstance(out, torch.Tensor) else out.pooler_output
+
+    def encode_image(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self._tensor(self.model.get_image_features(pixel_values=pixel_values))
+
+    def encode_text(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self._tensor(self.model.get_text_features(input_ids=input_ids))
+
+
+class HFTokenizer:
+    """Texts → ``(N, context)`` int64 input ids: the folder's own tokenizer when it has one (padded to the
+    context length, truncated), else open_clip's (the same BPE and special tokens as OpenAI's CLIP)."""
+
+    def __init__(self, folder: Path, context_length: int):
+        import open_clip
+
+        self.context_length = context_length
+        self.tokenizer = None
+        if (folder / "tokenizer.json").is_file() or (folder / "vocab.json").is_file():
+            from transformers import AutoTokenizer
+
+            self.tokenizer = AutoTokenizer.from_pretrained(folder)
+        self.fallback = open_clip.tokenizer.SimpleTokenizer(context_length=context_length)
+
+    def __call__(self, texts: list[str]) -> torch.Tensor:
+        if self.tokenizer is None:
+            return self.fallback(list(texts))
+        return self.tokenizer(list(texts), padding="max_length", max_length=self.context_length, truncation=True,
+                              return_tensors="pt")["input_ids"]
+
+
+def load_hf_clip(folder: Path, device: str | torch.device = "auto",
+                 precision: Precision = "auto") -> tuple[HFCLIP, Any, HFTokenizer]:
+    """``(model, preprocess, tokenizer)`` of a transformers ``CLIPModel`` folder: the model in eval mode on
+    ``device`` (cast for ``fp16``/``bf16``), open_clip's evaluation transform at the vision config's image size
+    with the folder's ``preprocessor_config.json`` mean/std (else OpenAI's), :class:`HFTokenizer`."""
+    import open_clip
+    from transformers import CLIPModel
+
+    model = CLIPModel.from_pretrained(folder).eval()
+    mean, std = CLIP_MEAN, CLIP_STD
+    processor = folder / "preprocessor_config.json"
+    if processor.is_file():
+        config = json.loads(processor.read_text(encoding="utf-8"))
+        mean, std = tuple(config.get("image_mean", mean)), tuple(config.get("image_std", std))
+    preprocess = open_clip.image_transform(model.config.vision_config.image_size, is_train=False, mean=mean, std=std)
+    wrapped = HFCLIP(model)
+    if precision in _DTYPES:
+        wrapped = wrapped.to(_DTYPES[precision])
+    tokenizer = HFTokenizer(folder, model.config.text_config.max_position_embeddings)
+    return wrapped.to(resolve_device(device)).eval(), preprocess, tokenizer

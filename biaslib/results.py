@@ -64,6 +64,14 @@ COLUMNS = [
     "params_digest", "git_commit", "created_utc", "biaslib_version", "file",
 ]
 
+#: Columns of :func:`collect` ``study="benchmark"``: the model's name, the result rows, its architecture and
+#: weights' sha256, then provenance.
+BENCHMARK_COLUMNS = [
+    "experiment", "model", "evaluation", "dataset", "attribute", "group", "kind", "metric", "value", "ci_low",
+    "ci_high", "n", "low", "high", "p_value", "null_gap", "arch", "weights_sha256", "params_digest", "git_commit",
+    "created_utc", "biaslib_version", "file",
+]
+
 
 class ResultsError(BiaslibError, ValueError):
     """A results folder is missing or a result file is malformed (the message names the file)."""
@@ -173,6 +181,23 @@ def _amplification_frame(path: Path, record: dict[str, Any]) -> pd.DataFrame:
     return frame[COLUMNS]
 
 
+def _benchmark_frame(path: Path, record: dict[str, Any]) -> pd.DataFrame:
+    """The rows of one benchmark result with the model's name, architecture and weights (:data:`BENCHMARK_COLUMNS`)."""
+    provenance = record["provenance"] if isinstance(record["provenance"], dict) else {}
+    checkpoint = provenance.get("checkpoint") or {}
+    frame = pd.DataFrame(record["rows"], columns=list(ROW_FIELDS))
+    constants = {
+        "experiment": record["experiment"], "model": record["subject"]["model"], "evaluation": record["evaluation"],
+        "arch": checkpoint.get("model"), "weights_sha256": checkpoint.get("sha256"),
+        "params_digest": provenance.get("params_digest"), "git_commit": provenance.get("git_commit"),
+        "created_utc": provenance.get("created_utc"), "biaslib_version": provenance.get("biaslib_version"),
+        "file": str(path),
+    }
+    for column, value in constants.items():
+        frame[column] = value
+    return frame[BENCHMARK_COLUMNS]
+
+
 def _multilingual_frame(path: Path, record: dict[str, Any]) -> pd.DataFrame:
     """The rows of one multilingual result (every section's columns) with ``experiment``, ``created_utc``,
     ``file``."""
@@ -189,7 +214,9 @@ def collect(root_or_params: Params | str | Path, skip_bad: bool = False, *,
     3-digit code string (``"020"``) and ``ratio_fraction`` its float; ``value``/``ci_*`` are floats (NaN for JSON
     null; fractions in [0, 1] for R@k, accuracy and person preference, cosines for self-similarity); ``n`` is an
     integer. Sorted by experiment, ratio, evaluation, dataset, attribute, metric, kind (overall, group, gap,
-    min_over_max) and group, with a fresh index. ``study="multilingual"`` returns every section's rows (column
+    min_over_max) and group, with a fresh index. ``study="benchmark"`` returns the :data:`BENCHMARK_COLUMNS`
+    (the same rows per model name, sorted by experiment, model, evaluation, dataset, attribute, metric, kind and
+    group). ``study="multilingual"`` returns every section's rows (column
     ``section``; ``generation``, ``language``, ``experiment``, ``created_utc``, ``file``) in file order; an empty
     frame when there are none. A malformed file raises :class:`ResultsError` naming it, unless ``skip_bad``
     (then it is skipped with one warning).
@@ -211,23 +238,28 @@ def collect(root_or_params: Params | str | Path, skip_bad: bool = False, *,
         warnings.warn(f"skipped {len(bad)} malformed result file(s): {'; '.join(bad)}", RuntimeWarning, stacklevel=2)
     if study == "multilingual":
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    columns, keys = (COLUMNS, KEY_COLUMNS) if study == "amplification" else (BENCHMARK_COLUMNS, BENCHMARK_KEYS)
     if not frames:
-        return _typed(pd.DataFrame(columns=COLUMNS))
+        return _typed(pd.DataFrame(columns=columns))
     frame = _typed(pd.concat(frames, ignore_index=True))
     order = frame.assign(_kind=frame["kind"].map({k: i for i, k in enumerate(KINDS)}))
-    order = order.sort_values([*KEY_COLUMNS, "_kind", "group"], kind="mergesort")
+    order = order.sort_values([*keys, "_kind", "group"], kind="mergesort")
     return frame.loc[order.index].reset_index(drop=True)
 
 
-_FRAMES = {"amplification": _amplification_frame, "multilingual": _multilingual_frame}
+_FRAMES = {"amplification": _amplification_frame, "multilingual": _multilingual_frame,
+           "benchmark": _benchmark_frame}
+BENCHMARK_KEYS = ["experiment", "model", "evaluation", "dataset", "attribute", "metric"]
 
 
 def _typed(frame: pd.DataFrame) -> pd.DataFrame:
     """Numeric columns as float/int, the rest as object."""
     for column in ("value", "ci_low", "ci_high", "ratio_fraction"):
-        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+        if column in frame.columns:
+            frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
     frame["n"] = pd.to_numeric(frame["n"]).astype("int64")
-    frame["checkpoint_epoch"] = pd.to_numeric(frame["checkpoint_epoch"]).astype("Int64")
+    if "checkpoint_epoch" in frame.columns:
+        frame["checkpoint_epoch"] = pd.to_numeric(frame["checkpoint_epoch"]).astype("Int64")
     return frame
 
 
