@@ -36,14 +36,15 @@ SHARD_VARIABLES: tuple[tuple[str, str], ...] = (("RANK", "WORLD_SIZE"),
 
 
 def expand_runs(spec: ModelSpec) -> list[ResolvedModel]:
-    """Every trained CLIP (``mix.ratios`` × ``train.replicates``, of every variant) of the params file of a
-    ``runs`` spec, named ``<spec name>-<ratio code>[_r<replicate>]`` (``<spec name>-<experiment>-<ratio code>…``
-    when the file has variants); one error listing every missing checkpoint."""
+    """Every trained CLIP (the spec's ``ratios``, default ``mix.ratios``, × ``train.replicates``, of every
+    variant) of the params file of a ``runs`` spec, named ``<spec name>-<ratio code>[_r<replicate>]``
+    (``<spec name>-<experiment>-<ratio code>…`` when the file has variants); one error listing every missing
+    checkpoint."""
     variants = variant_params(spec.params)
     models = []
     for params in variants:
         prefix = spec.name if len(variants) == 1 else f"{spec.name}-{params.experiment}"
-        codes = list(dict.fromkeys(params.mix.ratios))
+        codes = list(dict.fromkeys(spec.ratios or params.mix.ratios))
         targets = ratio_targets(params, [(code, r) for code in codes for r in range(params.train.replicates)])
         models += [ResolvedModel(f"{prefix}-{t.stem}", t.checkpoint.model, t.checkpoint.path, t.checkpoint.sha256,
                                  {**spec.as_dict(), "experiment": params.experiment, "ratio": t.subject["ratio"],
@@ -103,11 +104,19 @@ def model_target(params: Params, model: ResolvedModel) -> Target:
 
 
 def run_benchmark(params: Params, models_file: str | Path, evaluations: Sequence[str] | None = None, *,
-                  shard: tuple[int, int] = (0, 1), overwrite: bool = False, progress: bool = True) -> list[Path]:
-    """Evaluate this shard's models of ``models_file`` (every ``shard[1]``-th from ``shard[0]``, in file order)
-    on ``params``' evaluation data; returns their result paths (existing results with the same settings are
-    kept). Every spec is resolved first: one error lists every problem before any model loads."""
+                  shard: tuple[int, int] = (0, 1), names: Sequence[str] | None = None, overwrite: bool = False,
+                  progress: bool = True) -> list[Path]:
+    """Evaluate this shard's models of ``models_file`` (every ``shard[1]``-th from ``shard[0]``, in file order;
+    only ``names`` when given) on ``params``' evaluation data; returns their result paths (existing results with
+    the same settings are kept). Every spec is resolved first: one error lists every problem before any model
+    loads; a name in ``names`` that the file does not have is an error listing those it has."""
     models = resolve_models(read_models_file(models_file))
+    if names is not None:
+        unknown = sorted(set(names) - {m.name for m in models})
+        if unknown:
+            raise ModelSpecError(f"{models_file} has no model {', '.join(unknown)}; it has "
+                                 f"{', '.join(m.name for m in models)}")
+        models = [m for m in models if m.name in set(names)]
     mine = models[shard[0]::shard[1]]
     return evaluate_targets(params, [model_target(params, m) for m in mine], evaluations, overwrite, progress)
 

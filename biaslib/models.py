@@ -30,6 +30,7 @@ import torch
 
 from biaslib.data._common import PathLike
 from biaslib.errors import BiaslibError
+from biaslib.ratios import ratio_code
 
 CONFIG_DIR = Path(__file__).resolve().parent / "model_configs"
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
@@ -164,7 +165,7 @@ MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+-]*(?:_[A-Za-z0-9.+-]+)*")
 SPEC_KEYS: dict[str, tuple[str, ...]] = {
     "open_clip": ("arch", "weights", "pretrained", "cache_dir"),
     "hf": ("hf",),
-    "runs": ("runs",),
+    "runs": ("runs", "ratios"),
 }
 #: Where open_clip keeps the files of pretrained tags by default (``open_clip.create_model(cache_dir=None)``).
 OPEN_CLIP_CACHE = Path("~/.cache/huggingface/hub").expanduser()
@@ -192,7 +193,8 @@ class ModelSpec:
     * ``hf``: a transformers ``CLIPModel`` folder (``save_pretrained`` layout: ``config.json`` and
       ``model.safetensors`` or ``pytorch_model.bin``; tokenizer files optional).
     * ``runs``: the amplification study's trained CLIPs of a params file (``runs: params/world_study.yaml``):
-      one model per ratio × replicate (:func:`resolve_models`).
+      one model per ratio × replicate (``ratios``: a subset of its ``mix.ratios``; expanded by
+      :func:`biaslib.benchmark.resolve_models`).
     """
 
     name: str
@@ -203,11 +205,13 @@ class ModelSpec:
     cache_dir: Path | None = None
     folder: Path | None = None
     params: Path | None = None
+    ratios: tuple[str, ...] | None = None
 
     def as_dict(self) -> dict[str, str]:
         """The spec as written (paths as strings, empty fields left out): what a result's provenance records."""
         fields = {"arch": self.arch, "weights": self.weights, "pretrained": self.pretrained,
-                  "cache_dir": self.cache_dir, "hf": self.folder, "runs": self.params}
+                  "cache_dir": self.cache_dir, "hf": self.folder, "runs": self.params,
+                  "ratios": None if self.ratios is None else " ".join(self.ratios)}
         return {"name": self.name, "kind": self.kind, **{k: str(v) for k, v in fields.items() if v is not None}}
 
 
@@ -245,11 +249,16 @@ def model_spec(name: str, entry: Any) -> ModelSpec:
     if kind == "open_clip" and ("weights" in entry) == ("pretrained" in entry):
         raise ModelSpecError(f"{where}: an open_clip model needs weights (a local file) or pretrained (an "
                              "open_clip tag from the local cache, or none for random weights), not both")
-    pretrained = entry.get("pretrained")
+    pretrained, ratios = entry.get("pretrained"), entry.get("ratios")
+    if ratios is not None:
+        try:
+            ratios = tuple(ratio_code(r) for r in (ratios if isinstance(ratios, (list, tuple)) else [ratios]))
+        except ValueError as exc:
+            raise ModelSpecError(f"{where}: ratios: {exc} (quote codes: ['000', '050'])") from exc
     return ModelSpec(name=name, kind=kind, arch=entry.get("arch"), weights=path("weights"),
                      pretrained=None if pretrained is None else str(pretrained).lower() if pretrained in
                      ("none", "None", False) else str(pretrained), cache_dir=path("cache_dir"),
-                     folder=path("hf"), params=path("runs"))
+                     folder=path("hf"), params=path("runs"), ratios=ratios)
 
 
 def read_models_file(path: str | Path) -> list[ModelSpec]:

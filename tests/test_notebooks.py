@@ -98,6 +98,22 @@ def test_amplification_notebooks_run_in_order_on_a_tiny_world(amplification_run)
     assert any("000" in name for name in results) and any("100" in name for name in results), results
 
 
+def test_benchmark_notebook_and_04_with_a_model_name(amplification_run, tmp_path: Path):
+    """Notebook 06 on the tiny study's two CLIPs (a runs: spec) and a random tiny ViT; 04_eval with -p model."""
+    models = tmp_path / "models.yaml"
+    models.write_text(f"models:\n  nb: {{runs: {amplification_run['params']}}}\n"
+                      "  floor: {arch: biaslib-tiny-vit, pretrained: none}\n")
+    figures, executed = tmp_path / "figures", tmp_path / "executed"
+    executed.mkdir()
+    run_notebook("06_benchmark", executed, PARAMS_FILE=str(amplification_run["params"]), MODELS_FILE=str(models),
+                 FIGURES_DIR=str(figures))
+    run_notebook("04_eval", executed, PARAMS_FILE=str(amplification_run["params"]), model="floor",
+                 MODELS_FILE=str(models), _suffix="_floor")
+    assert pngs(figures) == {"nb_benchmark_leaderboard"}
+    written = {p.name.split("__")[1] for p in (amplification_run["runs"] / "nb" / "results" / "benchmark").glob("*")}
+    assert written == {"nb-000", "nb-100", "floor"}
+
+
 @pytest.mark.slow
 def test_multilingual_notebooks_run_in_order_on_a_tiny_world(amplification_run, tmp_path: Path):
     from biaslib.world.tiny_pipeline import build_tiny_pipeline
