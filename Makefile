@@ -12,7 +12,7 @@ NB_OUT ?= runs/notebooks
 DEMO_NOTEBOOKS := 00_world 01_generate 02_mix 03_train
 STUDY_PARAMS ?= params/world_study.yaml
 
-.PHONY: venv demo study power test test-all lint bench bench-quick clean
+.PHONY: venv demo benchmark study power test test-all lint bench bench-quick clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,14 @@ demo: $(STAMP)
 	done
 	$(VENV)/bin/papermill --kernel biaslib notebooks/05_figures.ipynb $(NB_OUT)/05_figures.ipynb -p PARAMS_FILE $(PARAMS)
 	@echo "figures written to figures/:" && ls figures
+
+# any CLIP × the bias evaluations (issue 18, notebook 06): $(MODELS) on the demo's evaluation data; the default
+# models file names three of the demo's CLIPs (run `make demo` first) and a random RN50 as a floor
+MODELS ?= params/models.yaml
+benchmark: $(STAMP)
+	mkdir -p $(NB_OUT)
+	$(VENV)/bin/papermill --kernel biaslib notebooks/06_benchmark.ipynb $(NB_OUT)/06_benchmark.ipynb \
+	  -p PARAMS_FILE $(PARAMS) -p MODELS_FILE $(MODELS)
 
 # the fuller world study: every variant of $(STUDY_PARAMS) (γ = 1, γ = 2, the tiny diffusion pipeline),
 # then the figures with the variants side by side

@@ -134,6 +134,8 @@ MEASURES: tuple[tuple[str, str, str, str], ...] = (
     ("zero_shot", "overall", "accuracy", "higher"),
     ("zero_shot", "gap", "accuracy", "lower |gap|"),
     ("harms", "gap", "harm_", "lower |gap|"),
+    ("concepts", "overall", "concept_max_skew@", "lower"),
+    ("concepts", "overall", "concept_ndkl@", "lower"),
 )
 LEADERBOARD_COLUMNS = ["evaluation", "dataset", "attribute", "metric", "kind", "better", "model", "value", "ci_low",
                        "ci_high", "n", "p_value", "arch"]

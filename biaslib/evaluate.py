@@ -88,11 +88,11 @@ from biaslib.ratios import model_code, ratio_code
 from biaslib.results import ROW_FIELDS
 from biaslib.train import latest_checkpoint, run_name
 
-EVALUATIONS = ("retrieval", "markedness", "geode", "association", "zero_shot", "harms")
+EVALUATIONS = ("retrieval", "markedness", "geode", "association", "zero_shot", "harms", "concepts")
 #: Datasets each evaluation reads.
 DATASETS: dict[str, tuple[str, ...]] = {
     "retrieval": ("phase", "coco_bias"), "markedness": ("fairface",), "geode": ("geode",), "association": ("fairface",),
-    "zero_shot": ("fairface",), "harms": ("fairface",),
+    "zero_shot": ("fairface",), "harms": ("fairface",), "concepts": ("fairface",),
 }
 PHASE_ATTRIBUTES = ("age", "gender", "skintone", "ethnicity")
 COCO_GENDERS = ("Male", "Female")
@@ -110,6 +110,7 @@ SETTINGS: dict[str, tuple[str, ...]] = {
                     "association_shares"),
     "zero_shot": ("fairface_split", "fairface_margin", "fairface_labels"),
     "harms": ("fairface_split", "fairface_margin", "fairface_labels"),
+    "concepts": ("fairface_split", "fairface_margin", "concepts", "concept_template", "concept_ks"),
 }
 #: eval settings that name a file: a result records its path and sha256 (its content is what counts).
 FILE_SETTINGS = ("association_shares", "fairface_labels")
@@ -614,18 +615,42 @@ def _association(ctx: _Context, tables: dict[str, pd.DataFrame]) -> list[dict]:
     scores = ctx.text_features("association-occupations", prompts, prompts) @ image.T  # (queries, faces)
     rows: list[dict] = []
     for k in cfg.association_ks:
-        for attribute in MARKEDNESS_AXES:
-            labels = fairface[attribute].to_numpy(dtype=object)
-            for desired in ("uniform", "dataset"):
-                rows += _query_rows(attribute, f"max_skew@{k}_{desired}", occupations,
-                                    max_skew(scores, labels, k, desired), k, cfg)
-                rows += _query_rows(attribute, f"ndkl@{k}_{desired}", occupations, ndkl(scores, labels, k, desired),
-                                    k, cfg)
+        rows += _skew_rows(scores, fairface, occupations, k, "", cfg)
         women = top_k_share(scores, fairface["gender"].to_numpy() == "Female", k)
         data = shares.reindex(occupations).to_numpy(dtype=np.float64)
         rows += _query_rows("gender", f"share_woman@{k}", occupations, women, k, cfg)
         rows += _query_rows("gender", f"retrieval_vs_data@{k}", occupations, directional_excess(women, data), k, cfg)
     return rows
+
+
+def _skew_rows(scores: np.ndarray, fairface: pd.DataFrame, queries: Sequence[str], k: int, prefix: str,
+               cfg: EvalConfig) -> list[dict]:
+    """MaxSkew@k and NDKL@k of ``scores`` (queries, faces) for gender, race and age against the uniform and the
+    dataset distribution (metrics ``<prefix>max_skew@<k>_<desired>``, ``<prefix>ndkl@<k>_<desired>``): a row per
+    query and their mean over queries (:func:`_query_rows`)."""
+    rows: list[dict] = []
+    for attribute in MARKEDNESS_AXES:
+        labels = fairface[attribute].to_numpy(dtype=object)
+        for desired in ("uniform", "dataset"):
+            rows += _query_rows(attribute, f"{prefix}max_skew@{k}_{desired}", queries,
+                                max_skew(scores, labels, k, desired), k, cfg)
+            rows += _query_rows(attribute, f"{prefix}ndkl@{k}_{desired}", queries, ndkl(scores, labels, k, desired),
+                                k, cfg)
+    return rows
+
+
+def _concepts(ctx: _Context, tables: dict[str, pd.DataFrame]) -> list[dict]:
+    """The concept queries of Berg et al. 2022 (``eval.concepts`` in ``eval.concept_template``: "a photo of a good
+    person", …) over FairFace faces: MaxSkew@k and NDKL@k of gender, race and age against both desired
+    distributions for each ``eval.concept_ks`` (capped at the number of faces), per query and averaged over the
+    queries with a bootstrap interval over queries."""
+    cfg = ctx.cfg
+    fairface = tables["fairface"]
+    image = _fairface_faces(ctx, fairface)
+    prompts = [cfg.concept_template.format(c) for c in cfg.concepts]
+    scores = ctx.text_features("concept-prompts", prompts, prompts) @ image.T  # (queries, faces)
+    return [row for k in dict.fromkeys(min(k, len(fairface)) for k in cfg.concept_ks)
+            for row in _skew_rows(scores, fairface, list(cfg.concepts), k, "concept_", cfg)]
 
 
 def fairface_labels(cfg: EvalConfig) -> dict[str, Any]:
@@ -700,7 +725,7 @@ def _harms(ctx: _Context, tables: dict[str, pd.DataFrame]) -> list[dict]:
 
 EVALUATORS: dict[str, Callable[[_Context, dict[str, pd.DataFrame]], list[dict]]] = {
     "retrieval": _retrieval, "markedness": _markedness, "geode": _geode, "association": _association,
-    "zero_shot": _zero_shot, "harms": _harms,
+    "zero_shot": _zero_shot, "harms": _harms, "concepts": _concepts,
 }
 
 

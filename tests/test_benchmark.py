@@ -120,6 +120,9 @@ def test_every_bad_spec_is_one_clear_error_before_anything_loads(tmp_path):
         resolve_model(model_spec("m", {"arch": "RN50", "pretrained": "openai", "cache_dir": str(tmp_path)}))
     with pytest.raises(ModelSpecError, match="weights .* or pretrained .* not both"):
         model_spec("m", {"arch": "RN50", "weights": "a.bin", "pretrained": "none"})
+    with pytest.raises(ModelSpecError, match="ratios: .*quote codes"):
+        model_spec("m", {"runs": "study.yaml", "ratios": ["abc"]})
+    assert model_spec("m", {"runs": "study.yaml", "ratios": ["000", 0.5]}).ratios == ("000", "050")
     with pytest.raises(ModelSpecError, match="a model name is"):
         model_spec("a__b", {"arch": "RN50", "pretrained": "none"})
     bad = tmp_path / "models.yaml"

@@ -631,3 +631,45 @@ def test_fairface_labels_file_errors_name_the_file_and_the_keys(tmp_path):
     (tmp_path / "bad.json").write_text('{"template": "a photo of a {}."}')
     with pytest.raises(DataLayoutError, match="missing key.*race4"):
         evaluate.fairface_labels(EvalConfig(fairface_labels=tmp_path / "bad.json"))
+
+
+def test_concepts_find_the_gender_planted_at_criminal_and_cap_k_at_the_faces(exported, tables, tmp_path):
+    """Berg et al.'s concept queries (issue 18): male faces share a direction and "criminal" points along it, the
+    other concepts are random; the gender MaxSkew of "criminal" is the largest, every row equals the metric on the
+    stored features, and k = 1000 is capped at the number of faces (one k, named by it)."""
+    from biaslib.config import CONCEPTS
+    from biaslib.metrics.skew import max_skew, ndkl
+
+    params = _params(tmp_path, exported, "concepts", concept_ks=(5, 1000))
+    _fake_checkpoint(params, "040")
+    fairface = tables["fairface"]
+    rng = np.random.default_rng(6)
+    common = rng.normal(size=(1, DIM))
+    male = (fairface["gender"] == "Male").to_numpy()
+    faces = _unit(np.where(male[:, None], common, 0.0) + 0.5 * rng.normal(size=(len(fairface), DIM)))
+    queries = _unit(rng.normal(size=(len(CONCEPTS), DIM)))
+    queries[CONCEPTS.index("criminal")] = _unit(common)[0]
+    prompts = [params.eval.concept_template.format(c) for c in CONCEPTS]
+    store, model = feature_store(params), feature_model(params, resolve_checkpoint(params, "040"))
+    store.save(model, "fairface-val-m125-images", Features(list(fairface["image_id"]), faces),
+               source=files_fingerprint(fairface["file"]))
+    store.save(model, "concept-prompts", Features(prompts, queries), source=texts_fingerprint(prompts))
+    [path] = evaluate_ratio(params, 0.4, ["concepts"], progress=False)
+    rows = _rows(path)
+    n = len(fairface)
+    assert set(rows[rows["kind"] == "group"]["n"]) == {5, n}
+    assert {m.split("@")[1].split("_")[0] for m in rows["metric"]} == {"5", str(n)}
+    skew = rows[(rows["metric"] == "concept_max_skew@5_uniform") & (rows["attribute"] == "gender")
+                & (rows["kind"] == "group")].set_index("group")["value"]
+    assert skew["criminal"] == pytest.approx(np.log(2)) == skew.max()  # its top 5: all men
+    assert skew.drop(index="criminal").mean() < np.log(2)  # random queries: mostly mixed top 5s
+    scores = queries.astype(np.float64) @ faces.astype(np.float64).T
+    for name, fn in (("max_skew", max_skew), ("ndkl", ndkl)):
+        for k in (5, n):
+            values = fn(scores, fairface["age"].to_numpy(dtype=object), k, "dataset")
+            got = rows[(rows["metric"] == f"concept_{name}@{k}_dataset") & (rows["attribute"] == "age")
+                       & (rows["kind"] == "group")]
+            assert got["group"].tolist() == list(CONCEPTS)
+            assert np.allclose(got["value"].to_numpy(float), values, atol=1e-6)
+    overall = _one(rows, metric="concept_ndkl@5_uniform", attribute="gender", kind="overall")
+    assert overall["ci_low"] <= overall["value"] <= overall["ci_high"] and overall["n"] == len(CONCEPTS)
