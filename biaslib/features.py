@@ -346,9 +346,42 @@ def extract_text_features(model: torch.nn.Module, tokenizer: Any, texts: Sequenc
         starts = range(0, len(texts), batch_size)
         for start in _progress(starts, progress, "texts"):
             tokens = tokenizer(list(texts[start:start + batch_size])).to(device)
-            with _autocast(device, precision):
-                rows.append(_normalise(model.encode_text(tokens)))
+            length = pooled_length(model, tokens)
+            with _autocast(device, precision), _context_length(model, length):
+                rows.append(_normalise(model.encode_text(tokens if length is None else tokens[:, :length])))
     return Features(ids, _stack(rows))
+
+
+def pooled_length(model: torch.nn.Module, tokens: torch.Tensor) -> int | None:
+    """How many leading positions of ``tokens`` (N, context) decide the text features of an open_clip ``CLIP``
+    text tower: up to the last row's end-of-text token, which it pools (``text_pool_type`` ``argmax``). The tower's
+    attention is causal, so the positions after a row's end-of-text token never reach it: encoding only this prefix
+    gives the same features (to float rounding, ≈ 1e-6) for ≈ 4× less work on short captions (20 of 77 positions).
+    None (encode every position) for any other model: another pooling, no causal mask, or a text tower of another
+    class (``CustomTextCLIP``, a transformers model)."""
+    import open_clip
+
+    if (type(model).encode_text is not open_clip.model.CLIP.encode_text or model.text_pool_type != "argmax"
+            or not isinstance(getattr(model, "attn_mask", None), torch.Tensor)):
+        return None
+    length = int(tokens.argmax(dim=-1).max()) + 1
+    return length if length < tokens.shape[1] else None
+
+
+@contextlib.contextmanager
+def _context_length(model: torch.nn.Module, length: int | None) -> Iterator[None]:
+    """While inside: ``model``'s positional embedding and causal mask cut to the first ``length`` positions
+    (views of the same storage; restored on exit); nothing for None."""
+    if length is None:
+        yield
+        return
+    embedding, mask = model.positional_embedding, model.attn_mask
+    try:
+        model.positional_embedding = torch.nn.Parameter(embedding.detach()[:length], requires_grad=False)
+        model.attn_mask = mask[:length, :length]
+        yield
+    finally:
+        model.positional_embedding, model.attn_mask = embedding, mask
 
 
 @contextlib.contextmanager

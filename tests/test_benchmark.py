@@ -244,3 +244,39 @@ def test_bench_commands(bench, tmp_path, one_thread, capsys):
     assert csv.is_file() and (tmp_path / "bench_benchmark_leaderboard.png").is_file()
     assert main(["bench", "run", "--params", str(params_file), "--models", str(tmp_path / "none.yaml")]) == 2
     assert "none.yaml: not a readable YAML file" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_clip_trained_on_a_strong_association_has_the_larger_occupation_maxskew(tmp_path):
+    """Issue 18's planted check, end to end through `bench run`: two tiny CLIPs trained by open_clip_train on 8,000
+    world web samples × 2 epochs (≈ 85 s each), one where gender is independent of occupation (bias_strength 0),
+    one with a strong association (4); FairFace faces without occupation cues (as real FairFace). The strong one's
+    occupation queries retrieve the more one-sided top 100: its gender MaxSkew@100 (against the uniform), averaged
+    over the occupations, is the larger. Only the order is asserted: issue 17 measured 8 such pairs (the order
+    held in all 8, an interval excluded 0 in 1), so a significance bar here would be flaky."""
+    from biaslib.config import TrainConfig, WorldConfig
+    from biaslib.layout import RunLayout
+    from biaslib.train import train_ratio
+    from biaslib.world import World
+    from biaslib.world.export import export_cc3m, export_fairface
+
+    weights = {}
+    for bias in (0.0, 4.0):
+        params = Params(experiment=f"bias{int(bias)}", runs_dir=tmp_path / "runs",
+                        train=TrainConfig(epochs=2, batch_size=128, lr=1e-3, warmup=20, workers=1))
+        world = World(WorldConfig(bias_strength=bias), seed=0)
+        export_cc3m(world, RunLayout(params).mix(0), 8000, shard_size=2000, workers=2)
+        weights[bias] = train_ratio(params, 0)
+    data = tmp_path / "data"
+    export_fairface(World(seed=1), data / "fairface", 10, 1000, workers=2, occupations=False)
+    models = tmp_path / "models.yaml"
+    models.write_text("models:\n" + "".join(f"  bias{int(b)}: {{arch: biaslib-tiny-rn, weights: {w}}}\n"
+                                            for b, w in weights.items()))
+    params = Params(experiment="planted", runs_dir=tmp_path / "runs",
+                    eval=EvalConfig(data_root=data, evaluations=("association",), n_boot=200))
+    run_benchmark(params, models, progress=False)
+    frame = collect(params, study="benchmark")
+    skew = frame[(frame["metric"] == "max_skew@100_uniform") & (frame["attribute"] == "gender")
+                 & (frame["kind"] == "overall")].set_index("model")
+    print(skew[["value", "ci_low", "ci_high"]])
+    assert skew.loc["bias4", "value"] > skew.loc["bias0", "value"]

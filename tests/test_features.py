@@ -283,3 +283,28 @@ def test_batchnorm_folding_computes_the_same_tower_on_a_copy():
         np.testing.assert_allclose(folded.encode_image(x).numpy(), model.encode_image(x).numpy(), atol=1e-5, rtol=1e-5)
     vit = load_clip(None, "biaslib-tiny-vit", device="cpu")[0]
     assert fold_batchnorm(vit) is vit  # no BatchNorm: nothing to fold
+
+
+@pytest.mark.parametrize("arch", ["biaslib-tiny-rn", "RN50", "ViT-B-32"])
+def test_text_features_from_the_pooled_prefix_equal_the_full_context(arch, one_thread):
+    """Encoding only the positions up to the last end-of-text token (causal mask, argmax pooling) gives the
+    full context's features (1e-5) and leaves the model as it was; a model whose tower is not open_clip's CLIP
+    text tower is encoded whole."""
+    import open_clip
+
+    from biaslib.features import pooled_length
+    from biaslib.models import HFCLIP
+
+    torch.manual_seed(0)
+    model, _, tokenizer = load_clip(None, arch, device="cpu")
+    texts = ["a nurse", "a photo of a firefighter standing next to a red truck in the street at night", "x"]
+    tokens = tokenizer(texts)
+    assert pooled_length(model, tokens) == int(tokens.argmax(dim=-1).max()) + 1 < tokens.shape[1]
+    with torch.inference_mode():
+        full = torch.nn.functional.normalize(model.encode_text(tokens), dim=-1).numpy()
+    trimmed = extract_text_features(model, tokenizer, texts, precision="fp32").vectors
+    np.testing.assert_allclose(trimmed, full, atol=1e-5)
+    assert model.positional_embedding.shape[0] == model.attn_mask.shape[0] == tokens.shape[1]
+    assert isinstance(model.positional_embedding, torch.nn.Parameter)
+    assert pooled_length(HFCLIP(torch.nn.Linear(1, 1)), tokens) is None
+    assert pooled_length(model, open_clip.get_tokenizer(arch)(["word " * 100])) is None  # no shorter prefix
