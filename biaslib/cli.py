@@ -714,9 +714,8 @@ def _add_bench_commands(steps: argparse._SubParsersAction) -> None:
     _add_params(run)
     run.add_argument("--models", type=Path, required=True, help="models file (e.g. params/models.yaml)")
     run.add_argument("--evaluation", action="append", default=None,
-                     help="retrieval | markedness | geode | association | zero_shot | harms | concepts (repeatable; "
-                          "default: "
-                          "eval.evaluations)")
+                     help="retrieval | markedness | geode | association | zero_shot | harms | concepts "
+                          "(repeatable; default: eval.evaluations)")
     run.add_argument("--shard", default=None, metavar="I/N",
                      help="evaluate every N-th model from the I-th (default: RANK/WORLD_SIZE or the SLURM array "
                           "task, else 0/1)")
