@@ -242,6 +242,9 @@ def test_bench_commands(bench, tmp_path, one_thread, capsys):
     assert main(["bench", "leaderboard", "--params", str(params_file), "--out", str(csv), "--figures-dir",
                  str(tmp_path)]) == 0
     assert csv.is_file() and (tmp_path / "bench_benchmark_leaderboard.png").is_file()
+    table = tmp_path / "rows.csv"
+    assert main(["results", "collect", "--params", str(params_file), "--study", "benchmark", "--out", str(table)]) == 0
+    assert "floor" in table.read_text() and "models" in capsys.readouterr().out
     assert main(["bench", "run", "--params", str(params_file), "--models", str(tmp_path / "none.yaml")]) == 2
     assert "none.yaml: not a readable YAML file" in capsys.readouterr().err
 
