@@ -256,8 +256,8 @@ def model_spec(name: str, entry: Any) -> ModelSpec:
         except ValueError as exc:
             raise ModelSpecError(f"{where}: ratios: {exc} (quote codes: ['000', '050'])") from exc
     return ModelSpec(name=name, kind=kind, arch=entry.get("arch"), weights=path("weights"),
-                     pretrained=None if pretrained is None else str(pretrained).lower() if pretrained in
-                     ("none", "None", False) else str(pretrained), cache_dir=path("cache_dir"),
+                     pretrained=None if pretrained is None else "none" if str(pretrained).lower() in
+                     ("none", "false") else str(pretrained), cache_dir=path("cache_dir"),
                      folder=path("hf"), params=path("runs"), ratios=ratios)
 
 
