@@ -303,7 +303,8 @@ def cmd_bench_leaderboard(args: argparse.Namespace) -> int:
         write_csv(args.out, board)
     if args.figures_dir is not None:
         save_figure(leaderboard_figure(board), args.figures_dir / f"{params.experiment}_benchmark_leaderboard")
-    print(board[["evaluation", "metric", "kind", "model", "value", "ci_low", "ci_high"]].to_string(index=False))
+    print(board[["evaluation", "dataset", "attribute", "metric", "kind", "model", "value", "ci_low", "ci_high"]]
+          .to_string(index=False))
     return 0
 
 
