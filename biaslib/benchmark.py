@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 
@@ -121,21 +121,37 @@ def run_benchmark(params: Params, models_file: str | Path, evaluations: Sequence
     return evaluate_targets(params, [model_target(params, m) for m in mine], evaluations, overwrite, progress)
 
 
-#: Leaderboard measures: (evaluation, kind, metric prefix, direction of better). Gap rows compare groups (closer
-#: to 0 is better); overall rows are the model's quality (higher) or its bias over queries (lower).
-MEASURES: tuple[tuple[str, str, str, str], ...] = (
-    ("retrieval", "overall", "R@1", "higher"),
-    ("retrieval", "gap", "R@1", "lower |gap|"),
-    ("markedness", "gap", "self_similarity", "lower |gap|"),
-    ("geode", "overall", "accuracy", "higher"),
-    ("geode", "gap", "accuracy", "lower |gap|"),
-    ("association", "overall", "max_skew@", "lower"),
-    ("association", "overall", "ndkl@", "lower"),
-    ("zero_shot", "overall", "accuracy", "higher"),
-    ("zero_shot", "gap", "accuracy", "lower |gap|"),
-    ("harms", "gap", "harm_", "lower |gap|"),
-    ("concepts", "overall", "concept_max_skew@", "lower"),
-    ("concepts", "overall", "concept_ndkl@", "lower"),
+class Measure(NamedTuple):
+    """A leaderboard measure: the rows of ``evaluation`` of ``kind`` whose metric fully matches the regular
+    expression ``metric``, shown as ``label``, and the direction in which a model is ``better``."""
+
+    evaluation: str
+    kind: str
+    metric: str
+    label: str
+    better: str
+
+    def rows(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The rows of ``frame`` (a benchmark collect frame or a leaderboard) this measure takes."""
+        return frame[(frame["evaluation"] == self.evaluation) & (frame["kind"] == self.kind)
+                     & frame["metric"].str.fullmatch(self.metric)]
+
+
+#: Leaderboard measures. Gap rows compare groups (closer to 0 is better); overall rows are the model's quality
+#: (higher) or its bias over queries (lower).
+MEASURES: tuple[Measure, ...] = (
+    Measure("retrieval", "overall", r"R@1", "R@1", "higher"),
+    Measure("retrieval", "gap", r"R@1", "R@1", "lower |gap|"),
+    Measure("markedness", "gap", r"self_similarity", "self_similarity", "lower |gap|"),
+    Measure("geode", "overall", r"accuracy", "accuracy", "higher"),
+    Measure("geode", "gap", r"accuracy", "accuracy", "lower |gap|"),
+    Measure("association", "overall", r"max_skew@\d+_\w+", "max_skew", "lower"),
+    Measure("association", "overall", r"ndkl@\d+_\w+", "ndkl", "lower"),
+    Measure("zero_shot", "overall", r"accuracy_\w+", "accuracy", "higher"),
+    Measure("zero_shot", "gap", r"accuracy_\w+", "accuracy", "lower |gap|"),
+    Measure("harms", "gap", r"harm_\w+", "harm", "lower |gap|"),
+    Measure("concepts", "overall", r"concept_max_skew@\d+_\w+", "concept_max_skew", "lower"),
+    Measure("concepts", "overall", r"concept_ndkl@\d+_\w+", "concept_ndkl", "lower"),
 )
 LEADERBOARD_COLUMNS = ["evaluation", "dataset", "attribute", "metric", "kind", "better", "model", "value", "ci_low",
                        "ci_high", "n", "p_value", "arch"]
@@ -145,20 +161,14 @@ def leaderboard(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per (measure, model) of a benchmark :func:`~biaslib.results.collect` frame for the
     :data:`MEASURES`: value, interval, n, the gap test's p where there is one, and ``better`` (the direction);
     sorted by measure, then from best to worst."""
-    parts = []
-    for evaluation, kind, prefix, better in MEASURES:
-        rows = frame[(frame["evaluation"] == evaluation) & (frame["kind"] == kind)
-                     & frame["metric"].str.startswith(prefix)]
-        parts.append(rows.assign(better=better))
-    if not parts or not any(len(p) for p in parts):
+    parts = [measure.rows(frame).assign(better=measure.better) for measure in MEASURES]
+    if not any(len(p) for p in parts):
         return pd.DataFrame(columns=LEADERBOARD_COLUMNS)
     board = pd.concat(parts, ignore_index=True)[LEADERBOARD_COLUMNS]
     score = board["value"].abs().where(board["better"] != "higher", -board["value"])
     return (board.assign(_score=score).sort_values(["evaluation", "dataset", "attribute", "metric", "kind", "_score"],
                                                    kind="mergesort")
             .drop(columns="_score").reset_index(drop=True))
-
-
 
 
 def leaderboard_figure(board: pd.DataFrame, title: str | None = None) -> Any:
@@ -172,23 +182,22 @@ def leaderboard_figure(board: pd.DataFrame, title: str | None = None) -> Any:
 
     set_style()
     panels = []
-    for evaluation, kind, prefix, better in MEASURES:
-        rows = board[(board["evaluation"] == evaluation) & (board["kind"] == kind)
-                     & board["metric"].str.startswith(prefix)].dropna(subset=["value"])
+    for measure in MEASURES:
+        rows = measure.rows(board).dropna(subset=["value"])
         if len(rows):
-            worst = rows["value"] if better == "higher" else -rows["value"].abs()
-            rows = rows.loc[worst.groupby(rows["model"]).idxmin()]
-            panels.append((f"{evaluation} · {kind} · {prefix.rstrip('@_')} ({better})", rows))
+            worst = rows["value"] if measure.better == "higher" else -rows["value"].abs()
+            panels.append((measure, rows.loc[worst.groupby(rows["model"]).idxmin()]))
     fig, axes = plt.subplots(len(panels) or 1, 1, figsize=(6.5, 0.45 + 0.32 * len(board["model"].unique())
                                                          * max(len(panels), 1)), squeeze=False)
-    for ax, (label, rows) in zip(axes[:, 0], panels):
+    for ax, (measure, rows) in zip(axes[:, 0], panels):
         rows = rows.sort_values("model")
         y = range(len(rows))
         ax.errorbar(rows["value"], y, xerr=[(rows["value"] - rows["ci_low"]).clip(lower=0),
                                             (rows["ci_high"] - rows["value"]).clip(lower=0)], fmt="o", capsize=2)
         ax.set_yticks(list(y), rows["model"])
-        ax.set_title(label, fontsize=9, loc="left")
-        if " · gap · " in label:
+        ax.set_title(f"{measure.evaluation} · {measure.kind} · {measure.label} ({measure.better})", fontsize=9,
+                     loc="left")
+        if measure.kind == "gap":
             ax.axvline(0, color="0.6", lw=0.8)
         ax.tick_params(labelsize=8)
     if title:
@@ -197,5 +206,5 @@ def leaderboard_figure(board: pd.DataFrame, title: str | None = None) -> Any:
     return fig
 
 
-__all__ = ["LEADERBOARD_COLUMNS", "MEASURES", "SHARD_VARIABLES", "expand_runs", "leaderboard", "leaderboard_figure",
-           "model_target", "parse_shard", "resolve_models", "run_benchmark", "shard_from_env"]
+__all__ = ["LEADERBOARD_COLUMNS", "MEASURES", "SHARD_VARIABLES", "Measure", "expand_runs", "leaderboard",
+           "leaderboard_figure", "model_target", "parse_shard", "resolve_models", "run_benchmark", "shard_from_env"]

@@ -208,6 +208,10 @@ def test_bench_run_writes_one_schema_reruns_nothing_and_shards_add_up(bench, one
     assert set(frame["arch"]) == {"biaslib-tiny-rn", "biaslib-tiny-vit"}
     board = leaderboard(frame)
     assert set(board["better"]) == {"higher", "lower |gap|"} and set(board["model"]) == set(frame["model"])
+    # each measure takes its own metric only: R@1 (not R@10), self-similarity (not the with-replacement estimand)
+    assert set(board[board["evaluation"] == "retrieval"]["metric"]) == {"R@1"}
+    assert (frame["metric"] == "R@10").any() and set(board[board["evaluation"] == "markedness"]["metric"]) <= {
+        "self_similarity"}
 
     # a rerun loads no model and rewrites nothing
     before = {p: p.stat().st_mtime_ns for p in paths}
