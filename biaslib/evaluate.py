@@ -56,7 +56,6 @@ import functools
 import hashlib
 import json
 import logging
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,7 +81,7 @@ from biaslib.metrics import by_group, gap_test, group_accuracy, person_preferenc
 from biaslib.metrics.intervals import bootstrap_means, cluster_sums, group_mean_draws, percentile_interval, z_value
 from biaslib.metrics.skew import directional_excess, max_skew, ndkl, top_k_share
 from biaslib.metrics.zero_shot import category_indicators, zero_shot_predict
-from biaslib.models import CheckpointError, load_clip, resolve_device
+from biaslib.models import CHECKPOINT_NAME, CheckpointError, load_clip, resolve_device
 from biaslib.provenance import git_state, is_current, provenance, result_record, write_result
 from biaslib.ratios import model_code, ratio_code
 from biaslib.results import ROW_FIELDS
@@ -114,7 +113,6 @@ SETTINGS: dict[str, tuple[str, ...]] = {
 }
 #: eval settings that name a file: a result records its path and sha256 (its content is what counts).
 FILE_SETTINGS = ("association_shares", "fairface_labels")
-_EPOCH = re.compile(r"epoch_(\d+)\.pt")
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +173,7 @@ def resolve_checkpoint(params: Params, ratio: float | int | str, replicate: int 
     """Newest ``epoch_<N>.pt`` of a ratio's run (replicate ``replicate``), its epoch and sha256; raises
     :class:`CheckpointError` naming the expected ``<run_dir>/clip/<run>/checkpoints/epoch_<N>.pt``."""
     path = latest_checkpoint(params, ratio, replicate)
-    match = _EPOCH.fullmatch(path.name)
+    match = CHECKPOINT_NAME.fullmatch(path.name)
     if match is None:
         raise CheckpointError(f"checkpoint {path} is not named epoch_<N>.pt")
     return CheckpointInfo(path=path, epoch=int(match[1]), sha256=file_sha256(path), model=params.train.model,

@@ -33,6 +33,8 @@ from biaslib.errors import BiaslibError
 from biaslib.ratios import ratio_code
 
 CONFIG_DIR = Path(__file__).resolve().parent / "model_configs"
+#: The file name of an open_clip_train checkpoint, ``epoch_<N>.pt`` (group 1: N).
+CHECKPOINT_NAME = re.compile(r"epoch_(\d+)\.pt")
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
 _DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -131,10 +133,14 @@ def load_clip(checkpoint: PathLike | None, model_name: str, device: str | torch.
             detail = " ".join(str(exc).split())
             raise CheckpointError(f"checkpoint {checkpoint} does not fit model {model_name!r}: "
                                   f"{detail[:300]}{' …' if len(detail) > 300 else ''}") from exc
+    return _placed(model, device, precision), preprocess, open_clip.get_tokenizer(model_name)
+
+
+def _placed(model: torch.nn.Module, device: str | torch.device, precision: Precision) -> torch.nn.Module:
+    """``model`` in eval mode on ``device``, its weights cast for ``fp16``/``bf16`` (float32 otherwise)."""
     if precision in _DTYPES:
         model = model.to(_DTYPES[precision])
-    model = model.to(resolve_device(device)).eval()
-    return model, preprocess, open_clip.get_tokenizer(model_name)
+    return model.to(resolve_device(device)).eval()
 
 
 def _state_dict(raw: Any, path: PathLike) -> dict[str, torch.Tensor]:
@@ -312,7 +318,7 @@ class ResolvedModel:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(RANDOM_SEED)
                 return load_clip(None, self.arch, device=device, precision=precision)
-        if self.quick_gelu or self.mean_std:
+        if self.mean_std is not None:  # an open_clip pretrained tag (resolve_model sets its mean and std)
             return _load_pretrained(self, device, precision)
         return load_clip(self.path, self.arch, device=device, precision=precision)
 
@@ -353,7 +359,7 @@ def resolve_model(spec: ModelSpec) -> ResolvedModel:
     if spec.weights is not None:
         if not spec.weights.is_file():
             raise ModelSpecError(f"{where}: weights file not found: {spec.weights}")
-        epoch = re.fullmatch(r"epoch_(\d+)\.pt", spec.weights.name)
+        epoch = CHECKPOINT_NAME.fullmatch(spec.weights.name)
         return ResolvedModel(spec.name, arch, spec.weights, file_sha256(spec.weights), spec.as_dict(),
                              epoch=int(epoch[1]) if epoch else None)
     if spec.pretrained == "none":
@@ -405,14 +411,12 @@ def _load_pretrained(model: ResolvedModel, device: str | torch.device, precision
     """An open_clip pretrained tag's model from its local file, with the tag's QuickGELU and image mean/std."""
     import open_clip
 
-    mean, std = model.mean_std or (CLIP_MEAN, CLIP_STD)
+    mean, std = model.mean_std
     with _quiet_random_init():
         clip, _, preprocess = open_clip.create_model_and_transforms(
             model.arch, pretrained=str(model.path), force_quick_gelu=model.quick_gelu, image_mean=mean,
             image_std=std, device="cpu")
-    if precision in _DTYPES:
-        clip = clip.to(_DTYPES[precision])
-    return clip.to(resolve_device(device)).eval(), preprocess, open_clip.get_tokenizer(model.arch)
+    return _placed(clip, device, precision), preprocess, open_clip.get_tokenizer(model.arch)
 
 
 class HFCLIP(torch.nn.Module):
@@ -444,15 +448,17 @@ class HFTokenizer:
         import open_clip
 
         self.context_length = context_length
-        self.tokenizer = None
+        self.tokenizer: Any = None
+        self.fallback: Any = None
         if (folder / "tokenizer.json").is_file() or (folder / "vocab.json").is_file():
             from transformers import AutoTokenizer
 
             self.tokenizer = AutoTokenizer.from_pretrained(folder)
-        self.fallback = open_clip.tokenizer.SimpleTokenizer(context_length=context_length)
+        else:
+            self.fallback = open_clip.tokenizer.SimpleTokenizer(context_length=context_length)
 
     def __call__(self, texts: list[str]) -> torch.Tensor:
-        if self.tokenizer is None:
+        if self.fallback is not None:
             return self.fallback(list(texts))
         return self.tokenizer(list(texts), padding="max_length", max_length=self.context_length, truncation=True,
                               return_tensors="pt")["input_ids"]
@@ -473,8 +479,5 @@ def load_hf_clip(folder: Path, device: str | torch.device = "auto",
         config = json.loads(processor.read_text(encoding="utf-8"))
         mean, std = tuple(config.get("image_mean", mean)), tuple(config.get("image_std", std))
     preprocess = open_clip.image_transform(model.config.vision_config.image_size, is_train=False, mean=mean, std=std)
-    wrapped = HFCLIP(model)
-    if precision in _DTYPES:
-        wrapped = wrapped.to(_DTYPES[precision])
     tokenizer = HFTokenizer(folder, model.config.text_config.max_position_embeddings)
-    return wrapped.to(resolve_device(device)).eval(), preprocess, tokenizer
+    return _placed(HFCLIP(model), device, precision), preprocess, tokenizer

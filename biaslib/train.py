@@ -52,7 +52,13 @@ from biaslib.errors import BiaslibError, DataLayoutError
 from biaslib.hardware import cpu_threads
 from biaslib.io import write_json
 from biaslib.layout import RunLayout
-from biaslib.models import CheckpointError, check_model, read_checkpoint, register_model_configs
+from biaslib.models import (
+    CHECKPOINT_NAME,
+    CheckpointError,
+    check_model,
+    read_checkpoint,
+    register_model_configs,
+)
 from biaslib.ratios import model_code, ratio_code
 
 RUN_RECORD = "biaslib_run.json"
@@ -65,7 +71,6 @@ TRAIN_LAYOUT = """
   manifest.json                 optional (biaslib.mix): "n" samples and "shards" [{"name", "samples"}]
   00000_stats.json, ...         optional (img2dataset): "successes" per shard, used without a manifest
 """
-_EPOCH = re.compile(r"epoch_(\d+)\.pt")
 #: open_clip logs a training line every this many steps (and at each epoch's last step); ``extra_args``
 #: may override it. Its default, 100, leaves one or two points per epoch of a world run.
 LOG_EVERY_N_STEPS = 10
@@ -204,7 +209,7 @@ def command(argv: Sequence[str], gpus: int) -> list[str]:
 def epoch_checkpoints(run_dir: PathLike) -> list[tuple[int, Path]]:
     """``(epoch, path)`` of ``<run_dir>/checkpoints/epoch_<N>.pt``, by epoch."""
     folder = Path(run_dir) / "checkpoints"
-    found = [(int(m[1]), p) for p in folder.glob("epoch_*.pt") if (m := _EPOCH.fullmatch(p.name))]
+    found = [(int(m[1]), p) for p in folder.glob("epoch_*.pt") if (m := CHECKPOINT_NAME.fullmatch(p.name))]
     return sorted(found)
 
 
