@@ -569,12 +569,15 @@ def _prepare(accelerator: Any, config: FinetuneConfig, unet: Any, text_encoder: 
              lr_scheduler: Any, vae: Any, ema: Any) -> tuple[Any, Any, Any, Any, Any]:
     """(unet, text_encoder, optimizer, loader, lr_scheduler) wrapped by ``accelerator`` (the text encoder only
     when trained); the frozen text encoder, the VAE and the EMA copy moved to its device."""
-    for module in (vae, ema) if config.train_text_encoder else (text_encoder, vae, ema):
+    if config.train_text_encoder:
+        unet, text_encoder, optimizer, loader, lr_scheduler = accelerator.prepare(
+            unet, text_encoder, optimizer, loader, lr_scheduler)
+    else:
+        unet, optimizer, loader, lr_scheduler = accelerator.prepare(unet, optimizer, loader, lr_scheduler)
+        text_encoder.to(accelerator.device)
+    for module in (vae, ema):
         if module is not None:
             module.to(accelerator.device)
-    if config.train_text_encoder:
-        return accelerator.prepare(unet, text_encoder, optimizer, loader, lr_scheduler)
-    unet, optimizer, loader, lr_scheduler = accelerator.prepare(unet, optimizer, loader, lr_scheduler)
     return unet, text_encoder, optimizer, loader, lr_scheduler
 
 
