@@ -308,6 +308,12 @@ def cmd_bench_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+#: What `results collect` counts per study: (grouped by, besides experiment; counted; its name).
+_COLLECT_SUMMARY = {"amplification": ("evaluation", "ratio", "ratios"),
+                    "multilingual": ("section", "language", "languages"),
+                    "benchmark": ("evaluation", "model", "models")}
+
+
 def cmd_results_collect(args: argparse.Namespace) -> int:
     """Aggregate result JSONs into one tidy table (CSV or parquet by suffix; stdout summary)."""
     from biaslib.io import write_csv, write_parquet
@@ -319,14 +325,9 @@ def cmd_results_collect(args: argparse.Namespace) -> int:
     frame = collect(source, skip_bad=args.skip_bad, study=args.study)
     if args.out is not None:
         (write_parquet if args.out.suffix == ".parquet" else write_csv)(args.out, frame)
-    if args.study == "multilingual":
-        summary = frame.groupby(["experiment", "section"])["language"].nunique().rename("languages") if len(frame) \
-            else frame
-    elif args.study == "benchmark":
-        summary = frame.groupby(["experiment", "evaluation"])["model"].nunique().rename("models")
-    else:
-        summary = frame.groupby(["experiment", "evaluation"])["ratio"].nunique().rename("ratios")
-    print(summary.to_string() if len(frame) else "no results")
+    by, counted, name = _COLLECT_SUMMARY[args.study]
+    print(frame.groupby(["experiment", by])[counted].nunique().rename(name).to_string() if len(frame)
+          else "no results")
     return 0
 
 
@@ -740,7 +741,7 @@ def _add_results_commands(steps: argparse._SubParsersAction) -> None:
                          help="results, experiment or runs folder (default: the params' experiment)")
     collect.add_argument("--out", type=Path, default=None, help="write the table (.csv or .parquet)")
     collect.add_argument("--skip-bad", action="store_true", help="skip malformed JSON files with a warning")
-    collect.add_argument("--study", choices=("amplification", "multilingual", "benchmark"), default="amplification",
+    collect.add_argument("--study", choices=tuple(_COLLECT_SUMMARY), default="amplification",
                          help="whose results to read (one schema, one table per study; default amplification)")
     collect.set_defaults(func=cmd_results_collect)
 
