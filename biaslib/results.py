@@ -162,46 +162,46 @@ def read_result(path: str | Path) -> dict[str, Any]:
     return record
 
 
-def _amplification_frame(path: Path, record: dict[str, Any]) -> pd.DataFrame:
-    """The rows of one amplification result with its identifying and provenance columns (:data:`COLUMNS`)."""
+def _provenance_of(record: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(provenance, its checkpoint record) of a result, empty where missing."""
     provenance = record["provenance"] if isinstance(record["provenance"], dict) else {}
-    checkpoint = provenance.get("checkpoint") or {}
-    code = ratio_code(record["subject"]["ratio"])
+    return provenance, provenance.get("checkpoint") or {}
+
+
+def _rows_frame(path: Path, record: dict[str, Any], identity: dict[str, Any], columns: list[str]) -> pd.DataFrame:
+    """The :data:`ROW_FIELDS` rows of one result with ``identity`` columns, the result's evaluation and provenance
+    (params digest, git commit, creation time, biaslib version) and ``file``, as ``columns``."""
+    provenance, _ = _provenance_of(record)
     frame = pd.DataFrame(record["rows"], columns=list(ROW_FIELDS))
-    constants = {
-        "experiment": record["experiment"], "ratio": code, "replicate": int(record["subject"]["replicate"]),
-        "evaluation": record["evaluation"],
-        "ratio_fraction": ratio_fraction(code), "checkpoint_epoch": checkpoint.get("epoch"),
-        "model": checkpoint.get("model"), "params_digest": provenance.get("params_digest"),
-        "git_commit": provenance.get("git_commit"), "created_utc": provenance.get("created_utc"),
-        "biaslib_version": provenance.get("biaslib_version"), "file": str(path),
-    }
+    constants = {"experiment": record["experiment"], "evaluation": record["evaluation"], **identity,
+                 "params_digest": provenance.get("params_digest"), "git_commit": provenance.get("git_commit"),
+                 "created_utc": provenance.get("created_utc"), "biaslib_version": provenance.get("biaslib_version"),
+                 "file": str(path)}
     for column, value in constants.items():
         frame[column] = value
-    return frame[COLUMNS]
+    return frame[columns]
+
+
+def _amplification_frame(path: Path, record: dict[str, Any]) -> pd.DataFrame:
+    """The rows of one amplification result with its identifying and provenance columns (:data:`COLUMNS`)."""
+    _, checkpoint = _provenance_of(record)
+    code = ratio_code(record["subject"]["ratio"])
+    return _rows_frame(path, record, {
+        "ratio": code, "replicate": int(record["subject"]["replicate"]), "ratio_fraction": ratio_fraction(code),
+        "checkpoint_epoch": checkpoint.get("epoch"), "model": checkpoint.get("model")}, COLUMNS)
 
 
 def _benchmark_frame(path: Path, record: dict[str, Any]) -> pd.DataFrame:
     """The rows of one benchmark result with the model's name, architecture and weights (:data:`BENCHMARK_COLUMNS`)."""
-    provenance = record["provenance"] if isinstance(record["provenance"], dict) else {}
-    checkpoint = provenance.get("checkpoint") or {}
-    frame = pd.DataFrame(record["rows"], columns=list(ROW_FIELDS))
-    constants = {
-        "experiment": record["experiment"], "model": record["subject"]["model"], "evaluation": record["evaluation"],
-        "arch": checkpoint.get("model"), "weights_sha256": checkpoint.get("sha256"),
-        "params_digest": provenance.get("params_digest"), "git_commit": provenance.get("git_commit"),
-        "created_utc": provenance.get("created_utc"), "biaslib_version": provenance.get("biaslib_version"),
-        "file": str(path),
-    }
-    for column, value in constants.items():
-        frame[column] = value
-    return frame[BENCHMARK_COLUMNS]
+    _, checkpoint = _provenance_of(record)
+    return _rows_frame(path, record, {"model": record["subject"]["model"], "arch": checkpoint.get("model"),
+                                      "weights_sha256": checkpoint.get("sha256")}, BENCHMARK_COLUMNS)
 
 
 def _multilingual_frame(path: Path, record: dict[str, Any]) -> pd.DataFrame:
     """The rows of one multilingual result (every section's columns) with ``experiment``, ``created_utc``,
     ``file``."""
-    provenance = record["provenance"] if isinstance(record["provenance"], dict) else {}
+    provenance, _ = _provenance_of(record)
     return pd.DataFrame(record["rows"]).assign(**record["subject"], experiment=record["experiment"],
                                                created_utc=provenance.get("created_utc"), file=str(path))
 
