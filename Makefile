@@ -10,6 +10,10 @@ NB_OUT ?= runs/notebooks
 # the study on the synthetic world, in order; each notebook is executed with papermill into $(NB_OUT);
 # 04_eval runs once per mixing ratio of the params file
 DEMO_NOTEBOOKS := 00_world 01_generate 02_mix 03_train
+# papermill runs leave out the ipywidgets panels of 00 and 05 (open them in Jupyter to use them): nbclient can wait
+# forever on a cell that displays widgets while the kernel sits idle (jupyter/nbclient#312, seen here)
+NO_BROWSER := -p SHOW_BROWSER False
+NO_PANEL   := -p PANEL False
 STUDY_PARAMS ?= params/world_study.yaml
 
 .PHONY: venv demo benchmark study power test test-all lint bench bench-quick clean
@@ -29,14 +33,17 @@ venv: $(STAMP)
 
 demo: $(STAMP)
 	mkdir -p $(NB_OUT)
-	for nb in $(DEMO_NOTEBOOKS); do \
+	$(VENV)/bin/papermill --kernel biaslib notebooks/00_world.ipynb $(NB_OUT)/00_world.ipynb -p PARAMS_FILE $(PARAMS) \
+	  $(NO_BROWSER)
+	for nb in $(filter-out 00_world,$(DEMO_NOTEBOOKS)); do \
 	  $(VENV)/bin/papermill --kernel biaslib notebooks/$$nb.ipynb $(NB_OUT)/$$nb.ipynb -p PARAMS_FILE $(PARAMS) || exit 1; \
 	done
 	for ratio in $$($(PY) -c "from biaslib.config import load_params; print(*load_params('$(PARAMS)').mix.ratios)"); do \
 	  $(VENV)/bin/papermill --kernel biaslib notebooks/04_eval.ipynb $(NB_OUT)/04_eval_$$ratio.ipynb \
 	    -p PARAMS_FILE $(PARAMS) -r ratio $$ratio || exit 1; \
 	done
-	$(VENV)/bin/papermill --kernel biaslib notebooks/05_figures.ipynb $(NB_OUT)/05_figures.ipynb -p PARAMS_FILE $(PARAMS)
+	$(VENV)/bin/papermill --kernel biaslib notebooks/05_figures.ipynb $(NB_OUT)/05_figures.ipynb -p PARAMS_FILE $(PARAMS) \
+	  $(NO_PANEL)
 	@echo "figures written to figures/:" && ls figures
 
 # any CLIP × the bias evaluations (issue 18, notebook 06): $(MODELS) on the demo's evaluation data; the default
@@ -57,7 +64,7 @@ study: $(STAMP)
 	$(VENV)/bin/biaslib study run --params $(STUDY_PARAMS)
 	mkdir -p $(NB_OUT)
 	$(VENV)/bin/papermill --kernel biaslib notebooks/05_figures.ipynb $(NB_OUT)/05_figures_study.ipynb \
-	  -p PARAMS_FILE $(STUDY_PARAMS)
+	  -p PARAMS_FILE $(STUDY_PARAMS) $(NO_PANEL)
 
 # a planted effect end to end (issue 17): a faithful (γ = 1) and an amplifying (γ = 4) generator × ratios {0, ½, 1}
 # × 3 training replicates = 18 tiny CLIPs; then the dose-response tests with the slope each design detects at 80%

@@ -3,6 +3,8 @@ world, reused by many tests."""
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -51,6 +53,18 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def module_tmp(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A folder for one test module's shared fixtures, deleted when the module's tests end unless one of them
+    failed (a passing test's own tmp_path goes at once: pyproject's tmp_path_retention_policy). Module fixtures
+    hold trained checkpoints and runs of 0.2-0.4 GB; kept to the session's end they added up to ≈ 1 GB."""
+    path = tmp_path_factory.mktemp(request.module.__name__.rpartition(".")[2])
+    failed_before = request.session.testsfailed
+    yield path
+    if request.session.testsfailed == failed_before:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -22,8 +22,8 @@ VARIANTS = """variants:
 
 
 @pytest.fixture(scope="module")
-def study(tmp_path_factory):
-    root = tmp_path_factory.mktemp("study")
+def study(module_tmp):
+    root = module_tmp
     path = root / "study.yaml"
     path.write_text(TINY_STUDY.format(experiment="s", runs=root / "runs") + VARIANTS)
     return path

@@ -46,16 +46,16 @@ def _experiment(root: Path, name: str, config: TrainConfig) -> Params:
 
 
 @pytest.fixture(scope="module")
-def small_export(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("export")
+def small_export(module_tmp) -> Path:
+    root = module_tmp / "export"
     export_cc3m(World(seed=0), root, 1000, shard_size=500)
     return root
 
 
 @pytest.fixture(scope="module")
-def first_run(small_export, tmp_path_factory):
+def first_run(small_export, module_tmp):
     """One epoch through biaslib.train with more workers than shards (3 > 2): warnings and params."""
-    params = _experiment(tmp_path_factory.mktemp("runs"), "t", SMALL)
+    params = _experiment(module_tmp / "runs", "t", SMALL)
     RunLayout(params).mix(0).parent.mkdir(parents=True)
     shutil.copytree(small_export, RunLayout(params).mix(0))
     faulthandler.dump_traceback_later(HANG_GUARD_S, exit=True)
