@@ -27,8 +27,9 @@ values, a cluster bootstrap over images for COCO-bias, whose 5 captions share an
 (attribute, metric) with two or more groups of at least ``eval.min_group_size`` items also gets a ``gap``
 row (highest − lowest group value, the groups named in ``high``/``low``, so ``low`` of a geode gap is the
 worst region) and a ``min_over_max`` row (lowest / highest); smaller groups keep their own rows but stay
-out of gaps. A gap's interval re-selects the highest and lowest group in every bootstrap replicate
-(``n_boot``, seeded by ``eval.seed``), its ``p_value`` is a permutation test of "all groups equal"
+out of gaps. A gap's interval holds for every pair of groups at once
+(:func:`~biaslib.metrics.intervals.gap_interval` over ``n_boot`` bootstrap replicates seeded by ``eval.seed``;
+``min_over_max``: ``ratio_interval``), its ``p_value`` is a permutation test of "all groups equal"
 (``n_perm`` label permutations, whole images for COCO-bias) and ``null_gap`` is the mean permuted gap: the
 gap a model without any group difference shows by chance with these group sizes
 (:func:`biaslib.metrics.gap_test`). For self-similarity the same comes from normal draws with each group's
@@ -78,7 +79,16 @@ from biaslib.features import (
 from biaslib.io import check_writable, file_sha256, files_fingerprint, texts_fingerprint
 from biaslib.layout import RunLayout
 from biaslib.metrics import by_group, gap_test, group_accuracy, person_preference, retrieval_hits, self_similarity
-from biaslib.metrics.intervals import bootstrap_means, cluster_sums, group_mean_draws, percentile_interval, z_value
+from biaslib.metrics.intervals import (
+    binary_mean_variance,
+    bootstrap_means,
+    cluster_sums,
+    gap_interval,
+    group_mean_draws,
+    percentile_interval,
+    ratio_interval,
+    z_value,
+)
 from biaslib.metrics.skew import directional_excess, max_skew, ndkl, top_k_share
 from biaslib.metrics.zero_shot import category_indicators, zero_shot_predict
 from biaslib.models import CHECKPOINT_NAME, CheckpointError, load_clip, resolve_device
@@ -113,6 +123,11 @@ SETTINGS: dict[str, tuple[str, ...]] = {
 }
 #: eval settings that name a file: a result records its path and sha256 (its content is what counts).
 FILE_SETTINGS = ("association_shares", "fairface_labels")
+#: How the gap and min_over_max rows get their intervals, recorded in every result's settings. A result that names
+#: other methods (or none: before 2026-12-04 both intervals took max − min and min / max of each bootstrap
+#: resample, which never covered a true gap of 0) is recomputed by the next run, not kept.
+INTERVAL_METHODS = {"gap": "gap_interval: simultaneous pairwise max-t bootstrap bands",
+                    "min_over_max": "ratio_interval: simultaneous per-group max-t bootstrap bands"}
 
 log = logging.getLogger(__name__)
 
@@ -369,20 +384,20 @@ def _large_groups(frame: pd.DataFrame, cfg: EvalConfig) -> pd.DataFrame:
 
 
 def _gap_rows(dataset: str, attribute: str, metric: str, frame: pd.DataFrame, draws: np.ndarray,
-              test: dict[str, Any], cfg: EvalConfig) -> list[dict]:
+              test: dict[str, Any], cfg: EvalConfig, variance_floor: np.ndarray | None = None) -> list[dict]:
     """``gap`` and ``min_over_max`` rows of the large groups of ``frame``.
 
-    ``draws`` (B, G) are bootstrap replicates of the large groups' values: max − min and min / max of each
-    replicate (the groups re-selected in every one) give the two intervals. ``test`` names the lowest and
-    highest group (``low_group``, ``high_group``) and carries the test of "all groups equal" (``p_value``, on
-    both rows) and the gap's chance floor (``null_gap``).
+    ``draws`` (B, G) are replicates of the large groups' values; :func:`gap_interval` and :func:`ratio_interval`
+    turn them into intervals that hold for all groups at once (``variance_floor`` (G,): a lower bound on each
+    value's variance, for 0/1 means). ``test`` names the lowest and highest group (``low_group``,
+    ``high_group``) and carries the test of "all groups equal" (``p_value``, on both rows) and the gap's chance
+    floor (``null_gap``).
     """
     large = _large_groups(frame, cfg)
     values = large["value"].to_numpy(dtype=np.float64)
     low, high = values.min(), values.max()
-    gap_low, gap_high = percentile_interval(draws.max(axis=1) - draws.min(axis=1), cfg.ci)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio_low, ratio_high = percentile_interval(draws.min(axis=1) / draws.max(axis=1), cfg.ci)
+    gap_low, gap_high = gap_interval(values, draws, cfg.ci, variance_floor=variance_floor)
+    ratio_low, ratio_high = ratio_interval(values, draws, cfg.ci, variance_floor=variance_floor)
     n = int(large["n"].sum())
     return [
         _row(dataset, attribute, "gap", "gap", metric, high - low, gap_low, gap_high, n, test["low_group"],
@@ -415,14 +430,17 @@ def _mean_rows(dataset: str, attribute: str, metric: str, values: np.ndarray, la
     units = None if clusters is None else cluster_sums(values[keep], clusters[keep])[2]
     draws = group_mean_draws(values[keep], codes, len(large), cfg.n_boot, np.random.default_rng(cfg.seed),
                              clusters=units)
-    return rows + _gap_rows(dataset, attribute, metric, frame, draws, test, cfg)
+    floor = None
+    if np.isin(values[keep], (0.0, 1.0)).all():
+        floor = binary_mean_variance(large["value"].to_numpy(dtype=np.float64) * large["n"].to_numpy(), large["n"])
+    return rows + _gap_rows(dataset, attribute, metric, frame, draws, test, cfg, floor)
 
 
 def _normal_rows(dataset: str, attribute: str, metric: str, frame: pd.DataFrame, cfg: EvalConfig) -> list[dict]:
     """Per-group rows of a frame with normal-theory intervals, and gap/min_over_max from normal draws.
 
-    Each large group's value is drawn as N(value, se²), se = half its interval width / z. The gap's interval is
-    max − min over those draws (the groups re-selected in each); its test draws every group from N(0, se²)
+    Each large group's value is drawn as N(value, se²), se = half its interval width / z. The gap's and the
+    ratio's intervals come from those draws (:func:`_gap_rows`); its test draws every group from N(0, se²)
     (groups equal; max − min does not depend on the common value): the p-value is the share of those null gaps
     at least as large as the observed one and ``null_gap`` their mean.
     """
@@ -747,20 +765,22 @@ def result_settings(cfg: EvalConfig, checkpoint: CheckpointInfo, evaluation: str
                 "model": checkpoint.model, "data": {d: data[d] for d in DATASETS[evaluation]}} | {
         k: getattr(cfg, k) for k in keys}
     settings["precision"] = feature_precision(cfg)
+    settings["intervals"] = INTERVAL_METHODS
     for key in FILE_SETTINGS:  # a file: its content, not only its path
         if settings.get(key) is not None:
             settings[key] = {"path": str(settings[key]), "sha256": file_sha256(settings[key])}
     return json.loads(json.dumps(settings))
 
 
-def _unfingerprinted(path: Path) -> bool:
-    """True for a result written before results carried their data's fingerprint: it cannot be checked against
-    the data, so it is recomputed (never trusted, never an error)."""
+def _made_by_earlier_code(path: Path) -> bool:
+    """True for a result written before results carried their data's fingerprint (it cannot be checked against
+    the data) or with other :data:`INTERVAL_METHODS` (its intervals are not what this code computes): it is
+    recomputed (never trusted, never an error)."""
     try:
         settings = json.loads(path.read_text(encoding="utf-8"))["provenance"]["settings"]
     except (OSError, ValueError, KeyError, TypeError):
         return False
-    return isinstance(settings, dict) and "data" not in settings
+    return isinstance(settings, dict) and ("data" not in settings or settings.get("intervals") != INTERVAL_METHODS)
 
 
 def _record(ctx: _Context, evaluation: str, rows: list[dict], tables: dict[str, pd.DataFrame],
@@ -829,7 +849,7 @@ def evaluate_targets(params: Params, targets: Sequence[Target], evaluations: Seq
     data = {dataset: data_fingerprint(table) for dataset, table in tables.items()}
     experiment = params.experiment
     todo = [(target, name) for target in targets for name in names
-            if overwrite or _unfingerprinted(target.result_path(experiment, name))
+            if overwrite or _made_by_earlier_code(target.result_path(experiment, name))
             or not is_current(target.result_path(experiment, name),
                               result_settings(params.eval, target.checkpoint, name, data))]
     for folder in dict.fromkeys(target.folder for target, _ in todo):  # prove the output writable now

@@ -402,6 +402,17 @@ def test_other_data_is_never_answered_from_old_results_or_old_features(clip_run,
     path.write_text(json.dumps(record))
     [again] = evaluate_ratio(moved, "020", evaluations=["geode"], progress=False)
     assert "data" in _strict_json(again)["provenance"]["settings"]
+    # so is one whose gap intervals came from another method (before 2026-12-04: the re-selected range)
+    record = _strict_json(again)
+    del record["provenance"]["settings"]["intervals"]
+    again.write_text(json.dumps(record))
+    old = os.stat(again).st_ino
+    [recomputed] = evaluate_ratio(moved, "020", evaluations=["geode"], progress=False)
+    assert os.stat(recomputed).st_ino != old
+    assert _strict_json(recomputed)["provenance"]["settings"]["intervals"] == evaluate.INTERVAL_METHODS
+    kept = os.stat(recomputed).st_ino
+    evaluate_ratio(moved, "020", evaluations=["geode"], progress=False)
+    assert os.stat(recomputed).st_ino == kept  # and then kept
 
 
 def test_sweep_checks_every_checkpoint_before_work(exported, tables, tmp_path):

@@ -20,12 +20,16 @@ from biaslib.metrics import (
 )
 from biaslib.metrics.intervals import (
     bca_interval,
+    binary_mean_variance,
     bootstrap_means,
     cluster_bootstrap_means,
     contrast_test,
+    gap_interval,
+    group_mean_draws,
     jeffreys_interval,
     percentile_interval,
     ratio_acceleration,
+    ratio_interval,
     wilson_interval,
 )
 
@@ -196,6 +200,91 @@ def test_gap_test_matches_scipy_permutation_test_and_reselects_the_pair():
     slow = stats.permutation_test([hits[groups == g] for g in "abc"], spread, permutation_type="independent",
                                   alternative="greater", n_resamples=20000, vectorized=True, random_state=2)
     assert fast["p_value"] == pytest.approx(slow.pvalue, abs=0.01)
+
+
+#: planted group shares × group sizes: all equal (true gap 0), a near tie, far apart, a rare outcome in small and
+#: large groups, and PHASE-like sizes from min_group_size (20) up
+GAP_TRUTHS = {
+    "equal": ((0.3, 0.3, 0.3, 0.3), (100, 100, 100, 100)),
+    "near tie": ((0.3, 0.3, 0.3, 0.35), (100, 100, 100, 100)),
+    "far apart": ((0.2, 0.3, 0.4, 0.5), (100, 100, 100, 100)),
+    "rare": ((0.05, 0.05, 0.05, 0.05), (30, 30, 200, 200)),
+    "PHASE-like, equal": ((0.2, 0.2, 0.2, 0.2), (20, 40, 150, 800)),
+}
+
+
+@pytest.mark.parametrize("truth", GAP_TRUTHS, ids=str)
+def test_gap_and_ratio_intervals_cover_the_planted_truth_and_the_reselected_range_did_not(truth):
+    """Coverage of the true max − min and min / max over 200 datasets (README "Gaps" quotes these). The range of
+    each resample (the two groups re-selected in each), the earlier interval, is recorded beside it: it sits above
+    the true gap when groups are close (measured: 0% coverage of a true 0, 63% at the near tie)."""
+    shares, sizes = (np.array(x) for x in GAP_TRUTHS[truth])
+    codes = np.repeat(np.arange(len(sizes)), sizes)
+    rng = np.random.default_rng(11)
+    true_gap, true_ratio = shares.max() - shares.min(), shares.min() / shares.max()
+    gap_hits = ratio_hits = excludes_zero = reselected_hits = 0
+    trials = 200
+    for trial in range(trials):
+        values = (rng.random(len(codes)) < shares[codes]).astype(float)
+        result = gap_test(values, codes, n_perm=0, n_boot=300, seed=trial)
+        gap_hits += result["ci_low"] <= true_gap <= result["ci_high"]
+        excludes_zero += result["ci_low"] > 0
+        means = np.bincount(codes, values) / sizes
+        draws = group_mean_draws(values, codes, len(sizes), 300, np.random.default_rng(trial))
+        low, high = ratio_interval(means, draws, variance_floor=binary_mean_variance(means * sizes, sizes))
+        ratio_hits += low <= true_ratio <= high
+        low, high = percentile_interval(draws.max(axis=1) - draws.min(axis=1), 0.95)
+        reselected_hits += low <= true_gap <= high
+    assert gap_hits / trials >= 0.89, gap_hits / trials
+    assert ratio_hits / trials >= 0.9, ratio_hits / trials
+    if true_gap == 0:  # the interval leaving out 0 is then a false positive: near the nominal 5%
+        assert excludes_zero / trials <= 0.11, excludes_zero / trials
+        assert reselected_hits / trials <= 0.05  # the earlier interval never covered it
+    if truth == "far apart":
+        assert excludes_zero / trials >= 0.95
+
+
+def test_gap_interval_covers_continuous_values_and_clusters():
+    """Normal values in groups of unequal size and spread, resampled by rows and by clusters of 4 correlated rows."""
+    rng = np.random.default_rng(12)
+    means, spreads, clusters_per_group = np.array([0.0, 0.0, 0.3]), np.array([1.0, 2.0, 0.5]), (10, 30, 60)
+    units = np.repeat(np.arange(sum(clusters_per_group)), 4)
+    codes = np.repeat(np.repeat(np.arange(3), clusters_per_group), 4)
+    hits = {"rows": 0, "clusters": 0}
+    trials = 200
+    for trial in range(trials):
+        shared = np.repeat(rng.normal(size=units.max() + 1), 4)
+        values = means[codes] + spreads[codes] * (shared + rng.normal(size=len(codes))) / np.sqrt(2)
+        for name, clusters in (("rows", None), ("clusters", units)):
+            if name == "rows":  # one row per cluster: independent rows
+                keep = np.arange(len(codes)) % 4 == 0
+                result = gap_test(values[keep], codes[keep], n_perm=0, n_boot=300, seed=trial)
+            else:
+                result = gap_test(values, codes, clusters=clusters, n_perm=0, n_boot=300, seed=trial)
+            hits[name] += result["ci_low"] <= 0.3 <= result["ci_high"]
+    assert hits["rows"] / trials >= 0.9 and hits["clusters"] / trials >= 0.9, hits
+
+
+def test_gap_interval_brackets_the_observed_gap_and_refuses_bad_shapes():
+    rng = np.random.default_rng(13)
+    means = np.array([0.1, 0.5, 0.3])
+    draws = means + 0.05 * rng.standard_normal((500, 3))
+    low, high = gap_interval(means, draws)
+    assert 0 < low <= 0.4 <= high
+    # the bands of normal draws are mean ± c·se with se = 0.05·√2 per pair: the gap's band is 0.4 ± c·0.0707,
+    # c between the pairwise z (1.96) and a Bonferroni bound over the 3 pairs (2.39)
+    assert 0.4 - 2.39 * 0.0707 - 0.01 <= low <= 0.4 - 1.96 * 0.0707 + 0.01
+    assert gap_interval(means, draws[:1]) == (pytest.approx(np.nan, nan_ok=True),) * 2
+    low, high = ratio_interval(means, draws)
+    assert 0 <= low <= 0.2 <= high <= 1
+    with pytest.raises(ValueError, match="means"):
+        gap_interval(means, draws[:, :2])
+    # two groups of 30 0/1 values without a hit: resamples without spread; the floor (one hit and one miss added)
+    # keeps the band from being exact: 0 ± 1.96·√(2·floor), floor = (1/32)(31/32)/32
+    floor = binary_mean_variance(np.array([0.0, 0.0]), np.array([30, 30]))
+    assert floor[0] == pytest.approx(31 / 32**3)
+    low, high = gap_interval(np.zeros(2), np.zeros((100, 2)), variance_floor=floor)
+    assert low == 0.0 and high == pytest.approx(1.959964 * np.sqrt(2 * floor[0]))
 
 
 def test_gap_test_refuses_clusters_that_span_groups():

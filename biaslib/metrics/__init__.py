@@ -9,7 +9,14 @@ from biaslib.metrics.amplification import amplification_table, bias_amplificatio
 from biaslib.metrics.clipscore import clip_score, paired_cosine
 from biaslib.metrics.geode import group_accuracy
 from biaslib.metrics.groups import by_group, group_gap
-from biaslib.metrics.intervals import bh_qvalues, contrast_test, gap_test, wilson_interval
+from biaslib.metrics.intervals import (
+    bh_qvalues,
+    contrast_test,
+    gap_interval,
+    gap_test,
+    ratio_interval,
+    wilson_interval,
+)
 from biaslib.metrics.magbig import (
     magbig_fairness,
     magbig_fairness_mc,
@@ -31,6 +38,7 @@ __all__ = [
     "clip_score",
     "contrast_test",
     "directional_bias_amplification",
+    "gap_interval",
     "gap_test",
     "group_accuracy",
     "group_gap",
@@ -43,6 +51,7 @@ __all__ = [
     "parity_l1",
     "paired_cosine",
     "person_preference",
+    "ratio_interval",
     "retrieval_hits",
     "self_similarity",
     "self_similarity_mc",
