@@ -309,6 +309,18 @@ def _max_t_bands(estimates: np.ndarray, draws: np.ndarray, ci: float,
     return estimates - spread, estimates + spread
 
 
+def _band_inputs(name: str, means: ArrayLike, draws: ArrayLike, ci: float,
+                 variance_floor: ArrayLike | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``means`` (G,), ``draws`` (B, G) and the variance floor (G,; zeros when None) as float arrays, checked."""
+    check_ci(ci)
+    m = np.asarray(means, dtype=np.float64)
+    d = np.asarray(draws, dtype=np.float64)
+    if m.ndim != 1 or len(m) < 2 or d.ndim != 2 or d.shape[1] != len(m):
+        raise ValueError(f"{name} needs means (G >= 2,) and draws (B, G); got {m.shape} and {d.shape}")
+    floor = np.zeros(len(m)) if variance_floor is None else np.asarray(variance_floor, dtype=np.float64)
+    return m, d, floor
+
+
 def gap_interval(means: ArrayLike, draws: ArrayLike, ci: float = 0.95, *,
                  variance_floor: ArrayLike | None = None) -> tuple[float, float]:
     """Interval for the gap max_g μ_g − min_g μ_g between G group means that holds for every pair at once.
@@ -330,18 +342,14 @@ def gap_interval(means: ArrayLike, draws: ArrayLike, ci: float = 0.95, *,
         Every pair's difference m_i − m_j gets a band ± c·se_ij (se_ij from the replicates, at least
         √(floor_i + floor_j); c the max-t quantile over all pairs, a bootstrap Tukey band). The true gap is the
         largest |μ_i − μ_j|, so it lies in [max over pairs of the band's distance from 0, max over pairs of the
-        band's farthest end] whenever every band holds. ``low`` is 0 when every band contains 0, which happens
-        with probability about 1 − ``ci`` at most when all groups are equal; ``low`` ≤ observed gap ≤ ``high``.
-        Measured coverage (tests/test_intervals.py): ≥ 0.93 with all groups equal, near ties and far apart.
+        band's farthest end] whenever every band holds. ``low`` is 0 when every band contains 0; with all groups
+        equal it leaves 0 out with probability about 1 − ``ci``. Always ``low`` ≤ observed gap ≤ ``high``.
+        Measured coverage (tests/test_intervals.py): 0.90–0.99 of the true gap over five planted truths, from
+        all groups equal to far apart.
     """
-    check_ci(ci)
-    m = np.asarray(means, dtype=np.float64)
-    d = np.asarray(draws, dtype=np.float64)
-    if m.ndim != 1 or len(m) < 2 or d.ndim != 2 or d.shape[1] != len(m):
-        raise ValueError(f"gap_interval needs means (G >= 2,) and draws (B, G); got {m.shape} and {d.shape}")
+    m, d, floor = _band_inputs("gap_interval", means, draws, ci, variance_floor)
     if len(d) < 2:
         return float("nan"), float("nan")
-    floor = np.zeros(len(m)) if variance_floor is None else np.asarray(variance_floor, dtype=np.float64)
     i, j = np.triu_indices(len(m), 1)
     low, high = _max_t_bands(m[i] - m[j], d[:, i] - d[:, j], ci, floor[i] + floor[j])
     if not (np.isfinite(low).all() and np.isfinite(high).all()):
@@ -358,14 +366,9 @@ def ratio_interval(means: ArrayLike, draws: ArrayLike, ci: float = 0.95, *,
     simultaneous max-t band [l_g, u_g]; the true ratio then lies in [max(0, min l) / max u, min(1, min u / max l)]
     (NaN low when max u ≤ 0; high 1 when max l ≤ 0). Conservative: it needs every group's band at once.
     """
-    check_ci(ci)
-    m = np.asarray(means, dtype=np.float64)
-    d = np.asarray(draws, dtype=np.float64)
-    if m.ndim != 1 or len(m) < 2 or d.ndim != 2 or d.shape[1] != len(m):
-        raise ValueError(f"ratio_interval needs means (G >= 2,) and draws (B, G); got {m.shape} and {d.shape}")
+    m, d, floor = _band_inputs("ratio_interval", means, draws, ci, variance_floor)
     if len(d) < 2:
         return float("nan"), float("nan")
-    floor = np.zeros(len(m)) if variance_floor is None else np.asarray(variance_floor, dtype=np.float64)
     low, high = _max_t_bands(m, d, ci, floor)
     if not (np.isfinite(low).all() and np.isfinite(high).all()) or high.max() <= 0:
         return float("nan"), float("nan")
