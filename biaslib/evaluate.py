@@ -80,7 +80,7 @@ from biaslib.io import check_writable, file_sha256, files_fingerprint, texts_fin
 from biaslib.layout import RunLayout
 from biaslib.metrics import by_group, gap_test, group_accuracy, person_preference, retrieval_hits, self_similarity
 from biaslib.metrics.intervals import (
-    binary_mean_variance,
+    binary_variance_floor,
     bootstrap_means,
     cluster_sums,
     gap_interval,
@@ -430,9 +430,7 @@ def _mean_rows(dataset: str, attribute: str, metric: str, values: np.ndarray, la
     units = None if clusters is None else cluster_sums(values[keep], clusters[keep])[2]
     draws = group_mean_draws(values[keep], codes, len(large), cfg.n_boot, np.random.default_rng(cfg.seed),
                              clusters=units)
-    floor = None
-    if np.isin(values[keep], (0.0, 1.0)).all():
-        floor = binary_mean_variance(large["value"].to_numpy(dtype=np.float64) * large["n"].to_numpy(), large["n"])
+    floor = binary_variance_floor(values[keep], codes, len(large))
     return rows + _gap_rows(dataset, attribute, metric, frame, draws, test, cfg, floor)
 
 

@@ -21,6 +21,7 @@ from biaslib.metrics import (
 from biaslib.metrics.intervals import (
     bca_interval,
     binary_mean_variance,
+    binary_variance_floor,
     bootstrap_means,
     cluster_bootstrap_means,
     contrast_test,
@@ -285,6 +286,10 @@ def test_gap_interval_brackets_the_observed_gap_and_refuses_bad_shapes():
     assert floor[0] == pytest.approx(31 / 32**3)
     low, high = gap_interval(np.zeros(2), np.zeros((100, 2)), variance_floor=floor)
     assert low == 0.0 and high == pytest.approx(1.959964 * np.sqrt(2 * floor[0]))
+    # the floor applies to 0/1 values only, per group from their hits
+    codes = np.repeat([0, 1], 30)
+    assert np.array_equal(binary_variance_floor(np.zeros(60), codes, 2), floor)
+    assert binary_variance_floor(np.full(60, 0.5), codes, 2) is None
 
 
 def test_gap_test_refuses_clusters_that_span_groups():

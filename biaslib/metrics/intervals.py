@@ -291,6 +291,15 @@ def binary_mean_variance(sums: ArrayLike, sizes: ArrayLike) -> np.ndarray:
     return share * (1.0 - share) / (n + 2.0)
 
 
+def binary_variance_floor(values: np.ndarray, codes: np.ndarray, n_groups: int) -> np.ndarray | None:
+    """:func:`binary_mean_variance` of each of ``n_groups`` groups (``codes`` (n,) in 0..G−1) when ``values`` (n,)
+    are all 0 or 1, else None (continuous values need no floor): the ``variance_floor`` of :func:`gap_interval`."""
+    if not np.isin(values, (0.0, 1.0)).all():
+        return None
+    hits = np.bincount(codes, weights=values, minlength=n_groups)
+    return binary_mean_variance(hits, np.bincount(codes, minlength=n_groups))
+
+
 def _max_t_bands(estimates: np.ndarray, draws: np.ndarray, ci: float,
                  variance_floor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Simultaneous bands (low, high), each of shape (K,), for K ``estimates`` from their replicates ``draws``
@@ -434,7 +443,7 @@ def gap_test(values: ArrayLike, groups: ArrayLike, *, clusters: ArrayLike | None
     dict
         ``gap`` (max − min of the group means, units of ``values``), ``low_group``, ``high_group``,
         ``ci_low``/``ci_high`` (:func:`gap_interval` over the bootstrap resamples; 0/1 values floor each group's
-        variance with :func:`binary_mean_variance`), ``p_value`` ((1 + #{permuted gap ≥ gap}) / (1 + n_perm):
+        variance with :func:`binary_variance_floor`), ``p_value`` ((1 + #{permuted gap ≥ gap}) / (1 + n_perm):
         the chance that groups that are all equal show a gap this large), ``null_gap`` (mean permuted gap: what a
         fair model shows by chance with these group sizes), ``n`` (rows), ``n_groups``, ``interval`` (what the
         bootstrap resampled).
@@ -470,7 +479,7 @@ def gap_test(values: ArrayLike, groups: ArrayLike, *, clusters: ArrayLike | None
     ci_low = ci_high = float("nan")
     if n_boot > 0:
         boot = group_mean_draws(vals, codes, n_groups, n_boot, rng, clusters=None if units is None else units[0])
-        floor = binary_mean_variance(means * sizes, sizes) if np.isin(vals, (0.0, 1.0)).all() else None
+        floor = binary_variance_floor(vals, codes, n_groups)
         ci_low, ci_high = gap_interval(means, boot, ci, variance_floor=floor)
     return {
         "gap": gap, "low_group": names[low_g], "high_group": names[high_g], "ci_low": ci_low, "ci_high": ci_high,
