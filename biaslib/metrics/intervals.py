@@ -13,7 +13,7 @@ false-positive rates by simulation (``tests/test_intervals.py``).
 - :func:`gap_interval`, :func:`ratio_interval`: intervals for max − min and min / max of group means that hold
   for every group at once (bootstrap max-t bands). The max − min of each resample, with the two groups re-selected
   in each, is no interval for the true gap: it lies above the gap whenever groups are close, and with all groups
-  equal it covered the true 0 in none of 300 simulated datasets (tests/test_intervals.py measures both).
+  equal it covered the true 0 in none of 200 simulated datasets (tests/test_intervals.py measures both).
 - :func:`gap_test`: max − min of group means with :func:`gap_interval`, a permutation p-value for "all groups
   equal" and the null gap a fair model shows.
 - :func:`bh_qvalues`: Benjamini–Hochberg q-values over a family of p-values.
