@@ -20,7 +20,7 @@ LAYERS: dict[str, int] = {
     "metrics": 2,
     # 3 pipeline steps, each knowing no study
     "models": 3, "generate": 3, "mix": 3, "train": 3, "features": 3, "finetune": 3, "prompts": 3, "faces": 3,
-    "text_encoder": 3, "world_models": 3, "evaluate": 3,
+    "seeded_loader": 3, "text_encoder": 3, "world_models": 3, "evaluate": 3,
     # 4 studies
     "study": 4, "report": 4, "amplification": 4, "benchmark": 4, "study_figures": 4, "study_results": 4,
     "dose_response": 4, "multilingual": 4, "multilingual_eval": 4, "multilingual_findings": 4,

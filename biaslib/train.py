@@ -262,10 +262,12 @@ def run_open_clip(argv: Sequence[str], threads: int | None = None) -> None:
     register_model_configs()
     import open_clip_train.main as open_clip_train_main
 
+    from biaslib.seeded_loader import seeded_webdataset
+
     before = torch.get_num_threads()
     torch.set_num_threads(threads or before)
     try:
-        with _scoped_logging(), _quiet_console(open_clip_train_main):
+        with _scoped_logging(), _quiet_console(open_clip_train_main), seeded_webdataset():
             code = open_clip_train_main.main(list(argv))
     finally:
         torch.set_num_threads(before)
@@ -509,12 +511,16 @@ def latest_checkpoint(params: Params, ratio: float | int | str, replicate: int =
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m biaslib.train <open_clip_train args>``: the torchrun worker entry point.
 
-    Registers biaslib's model configs, then runs ``open_clip_train.main.main(argv)`` unchanged.
+    Registers biaslib's model configs, then runs ``open_clip_train.main.main(argv)`` with its sample shuffle
+    seeded (:func:`biaslib.seeded_loader.seeded_webdataset`).
     """
     register_model_configs()
     from open_clip_train.main import main as open_clip_main
 
-    code = open_clip_main(list(sys.argv[1:] if argv is None else argv))
+    from biaslib.seeded_loader import seeded_webdataset
+
+    with seeded_webdataset():
+        code = open_clip_main(list(sys.argv[1:] if argv is None else argv))
     return 0 if code is None else int(code)
 
 
