@@ -73,13 +73,20 @@ class ExportConfig:
 
 
 ImageFormat = Literal["jpg", "webp", "png"]
+#: The simulator's draws an amplifying generator tempers by default: all (biaslib.world.simulator.AMPLIFIABLE).
+AMPLIFIED_DEFAULT: tuple[str, ...] = ("gender", "age_level", "race", "region")
 
 
 @dataclass(frozen=True)
 class GenerateConfig:
     """Parameters of a generation run (``generate`` section of the params YAML).
 
-    ``model`` is ``"simulator"`` or a local diffusers pipeline folder. ``steps``/``guidance``/
+    ``model`` is ``"simulator"`` or a local diffusers pipeline folder; ``amplification`` (γ) and ``amplified``
+    (which of the simulator's draws γ tempers: :data:`biaslib.world.simulator.AMPLIFIABLE`, all by default;
+    ``[gender]`` plants a sharper gender given the occupation and draws the rest as the faithful simulator does)
+    and ``language_shift`` are the simulator's. ``per_replicate``: each training replicate (``train.replicates``)
+    gets its own generated images (:meth:`Params.for_replicate`: seed ``seed + r``), so that what differs between
+    replicates includes the generator's draw, not only the training seed. ``steps``/``guidance``/
     ``scheduler``/``resolution``/``negative_prompt`` go to the pipeline (``None`` keeps the
     pipeline's default). ``dtype`` ``auto`` means fp16 on CUDA and fp32 on CPU; ``bf16`` on CPU uses
     autocast. ``output_size`` resizes images before encoding (``None`` keeps them).
@@ -87,6 +94,7 @@ class GenerateConfig:
 
     model: str = "simulator"
     amplification: float = 1.0
+    amplified: tuple[Literal["gender", "age_level", "race", "region"], ...] = AMPLIFIED_DEFAULT
     language_shift: dict[str, float] = field(default_factory=dict)
     scheduler: str | None = None
     steps: int = 50
@@ -103,10 +111,15 @@ class GenerateConfig:
     safety_checker: bool = False
     shard_size: int = 1000
     seed: int = 0
+    per_replicate: bool = False
 
     def digest(self) -> str:
-        """Hash of everything that changes the images (not batch size, device or compile)."""
+        """Hash of everything that changes the images (not batch size, device or compile; ``amplified`` only when
+        it is not the default, so runs generated before it existed keep their digest)."""
         keep = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("batch_size", "device", "compile")}
+        if self.amplified == AMPLIFIED_DEFAULT:
+            del keep["amplified"]
+        del keep["per_replicate"]  # which folder a run goes to, not what is in it (the seed says that)
         return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -135,7 +148,12 @@ class TrainConfig:
     (``biaslib-tiny-rn``). ``gpus`` > 1 runs ``torchrun --nproc_per_node gpus``; ``batch_size`` is
     per GPU; ``train_num_samples`` ``None`` takes the mix manifest's count. ``extra_args`` are passed
     to ``open_clip_train.main`` unchanged. ``replicates``: CLIPs trained per ratio, replicate r with seed
-    ``seed + r`` (replicate 0 is the run of a single-replicate study; training noise is measured between them).
+    ``seed + r`` (replicate 0 is the run of a single-replicate study; training noise is measured between them;
+    with ``generate.per_replicate`` each replicate also has its own generated data). ``warm_start_epochs``: 0 trains
+    every run from scratch; N > 0 first trains one CLIP for N epochs on the real web data (the captions' shards,
+    i.e. ratio 0) with these settings and seed, once per data and settings, and starts every run from it
+    (``--pretrained``; ``epochs`` more): runs that differ only in a treatment then share everything learnt from
+    the real data, which makes paired comparisons of them tighter.
     """
 
     model: str = "biaslib-tiny-rn"
@@ -152,6 +170,7 @@ class TrainConfig:
     seed: int = 0
     extra_args: tuple[str, ...] = ()
     replicates: int = 1
+    warm_start_epochs: int = 0
 
 
 #: The concept queries of Berg et al. 2022 ("A prompt array keeps the bias away", MaxSkew over FairFace): five
@@ -301,14 +320,70 @@ class MultilingualConfig:
     clip_ratio: str = "000"
 
 
+@dataclass(frozen=True)
+class PrimaryTest:
+    """The one test a controlled study declares before it runs (``control.primary``): its estimand is the paired
+    difference treatment − reference of ``measure`` (``dataset:attribute:metric[:kind]``, kind ``overall`` unless
+    named: one row of every model's results) at mixing ratio ``ratio``, across the replicate pairs; its test the
+    sign-flip permutation test with the paired t statistic (:func:`biaslib.metrics.paired.paired_test`,
+    ``alternative``), called at level ``alpha`` with no multiplicity correction: it is one test per pair."""
+
+    measure: str = "fairface:gender:cosine_vs_data"
+    ratio: str = "100"
+    alternative: Literal["two-sided", "greater", "less"] = "two-sided"
+    alpha: float = 0.01
+
+
+@dataclass(frozen=True)
+class ControlConfig:
+    """A paired design of the amplification study (``control`` section; :mod:`biaslib.control`).
+
+    The arms are the params file's ``variants`` (e.g. a faithful and a planted generator); ``pairs`` names each
+    comparison ``name: [treatment variant, reference variant]``. The arms of a pair must share every random source
+    but the treatment: the same ``train.replicates`` seeds, captions, real data and data order (the variants
+    change only ``generate``), with ``generate.per_replicate`` so that each replicate pair has generated data of
+    its own (its generator seed, shared by both arms). ``positive``: pairs with a planted effect the primary test
+    must call (positive controls); ``negative``: A/A pairs that differ only by chance and must stay quiet.
+    ``primary``: the declared test (:class:`PrimaryTest`). ``secondary``: every other measure compared, the
+    Benjamini–Hochberg family (per pair) whose q-values below ``q_level`` are findings; fixed here, so adding a
+    measure elsewhere never moves them. Analysis only: no step reads this section, and the params digest leaves
+    it out (the declaration is recorded when the study runs, :func:`biaslib.control.declare`).
+    """
+
+    pairs: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    positive: tuple[str, ...] = ()
+    negative: tuple[str, ...] = ()
+    primary: PrimaryTest = field(default_factory=PrimaryTest)
+    secondary: tuple[str, ...] = ()
+    q_level: float = 0.05
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    """How the amplification study's dose-response table calls trends (``analysis`` section; analysis only).
+
+    ``trend_family``: the measures (``dataset:attribute:metric[:kind]``) whose slopes are tested together, with
+    Benjamini–Hochberg q-values below ``q_level`` called; empty: every headline measure. The rest of the table keeps
+    its p-values and is not called. Fixed in the params, so adding an evaluation never moves an existing q-value.
+    """
+
+    trend_family: tuple[str, ...] = ()
+    q_level: float = 0.05
+
+
 #: (section, field) → default of fields added to :class:`Params` after results were written with its digest.
 DIGEST_NEUTRAL: dict[tuple[str, str], Any] = {
     ("train", "replicates"): 1, ("export", "fairface_occupations"): True, ("eval", "association_ks"): [100],
     ("eval", "association_occupations"): [],
     ("eval", "association_shares"): None, ("multilingual", "eval_n_boot"): 1000, ("eval", "fairface_labels"): None,
     ("eval", "concepts"): list(CONCEPTS), ("eval", "concept_template"): "a photo of a {} person",
-    ("eval", "concept_ks"): [100, 1000],
+    ("eval", "concept_ks"): [100, 1000], ("generate", "amplified"): list(AMPLIFIED_DEFAULT),
+    ("generate", "per_replicate"): False, ("train", "warm_start_epochs"): 0,
 }
+
+
+#: Sections that only say how results are analysed, never what a step computes: left out of :meth:`Params.digest`.
+ANALYSIS_SECTIONS = ("control", "analysis")
 
 
 def without_neutral_defaults(section: str, values: dict[str, Any]) -> dict[str, Any]:
@@ -331,6 +406,8 @@ class Params:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     multilingual: MultilingualConfig = field(default_factory=MultilingualConfig)
+    control: ControlConfig = field(default_factory=ControlConfig)
+    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
     #: Named variants of the experiment, each a mapping of dotted keys to values applied on top of the
     #: file (``{"gamma2": {"generate.amplification": 2.0}}``); :func:`load_params` with ``variant=NAME``
     #: gives the experiment ``<experiment>_<NAME>``. Empty for a single experiment.
@@ -341,6 +418,23 @@ class Params:
         """Folder of this experiment's outputs: ``<runs_dir>/<experiment>``."""
         return self.runs_dir / self.experiment
 
+    def data_replicates(self) -> range:
+        """The replicates that have data of their own: every training replicate with ``generate.per_replicate``,
+        else only replicate 0 (all replicates train on its data)."""
+        return range(self.train.replicates if self.generate.per_replicate else 1)
+
+    def for_replicate(self, replicate: int) -> Params:
+        """The params of replicate ``replicate``'s data: with ``generate.per_replicate`` the generation seed
+        ``generate.seed + replicate`` and the generation run (and its mixes) ``<mix.generated>_r<replicate>``;
+        replicate 0, and every replicate without ``per_replicate``, is these params unchanged."""
+        if not 0 <= replicate < self.train.replicates:
+            raise ValueError(f"replicate {replicate} is outside 0 … {self.train.replicates - 1} (train.replicates)")
+        if replicate == 0 or not self.generate.per_replicate:
+            return self
+        return dataclasses.replace(
+            self, generate=dataclasses.replace(self.generate, seed=self.generate.seed + replicate),
+            mix=dataclasses.replace(self.mix, generated=f"{self.mix.generated}_r{replicate}"))
+
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form (paths as strings), for provenance records."""
         return json.loads(json.dumps(dataclasses.asdict(self), default=str))
@@ -348,9 +442,9 @@ class Params:
     def digest(self) -> str:
         """Short sha256 of the parameters, for provenance and output naming. A field added after results were
         written (:data:`DIGEST_NEUTRAL`) counts only when it differs from its default, so those results stay
-        current."""
+        current; :data:`ANALYSIS_SECTIONS` do not count."""
         plain = {key: without_neutral_defaults(key, value) if isinstance(value, dict) else value
-                 for key, value in self.to_dict().items()}
+                 for key, value in self.to_dict().items() if key not in ANALYSIS_SECTIONS}
         return hashlib.sha256(json.dumps(plain, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -483,9 +577,11 @@ RANGES: dict[str, tuple[float | None, float | None]] = {
     "world.bias_strength": (0.0, None), "world.p_no_occupation": (0.0, 1.0), "world.p_object": (0.0, 1.0),
     "world.image_size": (8, None), "world.jpeg_quality": (1, 100), "generate.batch_size": (1, None),
     "generate.shard_size": (1, None), "generate.amplification": (0.0, None), "train.epochs": (1, None),
-    "train.replicates": (1, None), "train.batch_size": (1, None), "eval.n_boot": (1, None), "eval.n_perm": (1, None),
+    "train.replicates": (1, None), "train.batch_size": (1, None), "train.warm_start_epochs": (0, None),
+    "eval.n_boot": (1, None), "eval.n_perm": (1, None),
     "multilingual.eval_n_boot": (1, None),
     "eval.min_group_size": (1, None), "mix.allow_skipped_real": (0, None),
+    "control.primary.alpha": (0.0, 1.0), "control.q_level": (0.0, 1.0), "analysis.q_level": (0.0, 1.0),
 }
 
 

@@ -6,7 +6,8 @@ Works on a :class:`~biaslib.study_results.StudyResults` (every trained model's r
 skews (evaluation ``association``, overall over the occupation queries), the drawn between-group gaps
 (:func:`~biaslib.study_results.drawn_gaps`) and overall R@k / GeoDE accuracy. :func:`trend_table` is
 :func:`biaslib.report.trend` over them (slope per unit ratio, two-level bootstrap interval, permutation p,
-Benjamini–Hochberg q over the whole table, ``called`` only with replicates); :func:`design_table` adds
+Benjamini–Hochberg q over the family the params declare (``analysis.trend_family``; default the whole table),
+``called`` only with replicates; a family that could not call one finding is an error); :func:`design_table` adds
 :func:`biaslib.report.power`'s variances and the slope each design detects (:func:`design_of` reads a params
 file's design); :func:`trend_findings` states each as a sentence; :func:`markdown_table` formats either for RESULTS.md;
 :func:`trend_figure` and :func:`replicate_figure` draw them.
@@ -24,7 +25,7 @@ from biaslib.config import Params
 from biaslib.metrics.trend import TREND_BY, detectable_slope
 from biaslib.ratios import ratio_fraction
 from biaslib.report import power, trend
-from biaslib.study_results import StudyResults, drawn_gaps
+from biaslib.study_results import StudyResults, drawn_gaps, family_of
 
 #: The association endpoint: the signed excess of women in the top k over the data's share, per occupation
 #: averaged (positive: stereotyped occupations retrieve more stereotyped than the training data).
@@ -34,12 +35,16 @@ FAMILIES = ("association", "overall", "gap")
 LABELS = ["measure", "family"]
 
 
+#: The continuous association measures (:mod:`biaslib.metrics.association`): image side, text side.
+CONTINUOUS = ("cosine_vs_data", "text_vs_data")
+
+
 def _association(results: pd.DataFrame, k: int) -> pd.DataFrame:
-    """Overall association rows at cut-off ``k``: the endpoint (gender), MaxSkew@k against the dataset's shares
-    (gender, race, age) and NDKL@k (gender)."""
+    """Overall association rows at cut-off ``k``: the endpoint (gender), the continuous association slopes
+    (:data:`CONTINUOUS`), MaxSkew@k against the dataset's shares (gender, race, age) and NDKL@k (gender)."""
     overall = results[(results["evaluation"] == "association") & (results["kind"] == "overall")]
     metric, attribute = overall["metric"], overall["attribute"]
-    chosen = overall[((metric == f"{ENDPOINT}@{k}") & (attribute == "gender"))
+    chosen = overall[((metric == f"{ENDPOINT}@{k}") & (attribute == "gender")) | metric.isin(CONTINUOUS)
                      | (metric == f"max_skew@{k}_dataset")
                      | ((metric == f"ndkl@{k}_dataset") & (attribute == "gender"))]
     return chosen.assign(measure="association · " + chosen["attribute"] + " · " + chosen["metric"],
@@ -78,7 +83,13 @@ def trend_table(study: StudyResults, k: int = 1, association_k: int | None = Non
     """:func:`biaslib.report.trend` of every :func:`headline_measures` measure (q-values over this table),
     labelled with ``measure`` and ``family``."""
     measures = headline_measures(study, k, association_k)
-    return _with_labels(trend(measures, n_boot=n_boot, n_perm=n_perm, seed=seed), measures)
+    return _with_labels(trend(measures, n_boot=n_boot, n_perm=n_perm, seed=seed, **_family(study)), measures)
+
+
+def _family(study: StudyResults) -> dict[str, Any]:
+    """The declared trend family and level of a study's params (``analysis``), as :func:`biaslib.report.trend`
+    takes them."""
+    return {"family": family_of(study.base.analysis.trend_family), "q_level": study.base.analysis.q_level}
 
 
 def design_of(params: Params, replicates: int | None = None) -> tuple[int, list[float]]:
@@ -98,7 +109,7 @@ def design_table(study: StudyResults, designs: Mapping[str, tuple[int, Sequence[
         raise ValueError("design_table needs at least one design")
     measures = headline_measures(study, k, association_k)
     keys = [*TREND_BY, *LABELS]
-    table = _with_labels(trend(measures), measures)
+    table = _with_labels(trend(measures, **_family(study)), measures)
     variances = _with_labels(power(measures, *next(iter(designs.values()))), measures)
     variances["model_sd"] = np.sqrt(variances["model_var"])
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -126,6 +137,8 @@ def trend_findings(table: pd.DataFrame) -> list[str]:
             verdict = "a trend beyond training and evaluation noise"
         elif not row.replicated:
             verdict = "not tested against training noise (one model per ratio)"
+        elif pd.isna(row.q_value):
+            verdict = "outside the declared family (analysis.trend_family): reported, not called"
         else:
             verdict = "no trend beyond noise"
         lines.append(f"{row.experiment} · {row.measure}: slope {row.slope:+.3f} [{row.ci_low:+.3f}, "
@@ -133,8 +146,10 @@ def trend_findings(table: pd.DataFrame) -> list[str]:
                      f"{row.models} models ({row.min_replicates}+ per ratio): {verdict}")
     for experiment, part in table.groupby("experiment", sort=False):
         tested = part[part["slope"].notna()]
-        lines.append(f"{experiment}: {int(tested['called'].sum())} of {len(tested)} measures trend with the ratio "
-                     f"(q < 0.05 over the table, replicated)")
+        family = tested[tested["q_value"].notna()]
+        lines.append(f"{experiment}: {int(tested['called'].sum())} of {len(family)} measures of the declared family "
+                     f"trend with the ratio (q < the level over the family, replicated; {len(tested) - len(family)} "
+                     "more reported with p only)")
     return lines
 
 
@@ -198,5 +213,5 @@ def replicate_figure(measures: pd.DataFrame, family: str = "association", title:
                                title=title or f"{family}: each trained CLIP (points) and the replicate mean (line)")
 
 
-__all__ = ["ENDPOINT", "FAMILIES", "design_of", "design_table", "headline_measures", "markdown_table",
+__all__ = ["CONTINUOUS", "ENDPOINT", "FAMILIES", "design_of", "design_table", "headline_measures", "markdown_table",
            "replicate_figure", "trend_figure", "trend_findings", "trend_table"]

@@ -79,6 +79,7 @@ from biaslib.features import (
 from biaslib.io import check_writable, file_sha256, files_fingerprint, texts_fingerprint
 from biaslib.layout import RunLayout
 from biaslib.metrics import by_group, gap_test, group_accuracy, person_preference, retrieval_hits, self_similarity
+from biaslib.metrics.association import cosine_association, text_association
 from biaslib.metrics.intervals import (
     binary_variance_floor,
     bootstrap_means,
@@ -128,6 +129,9 @@ FILE_SETTINGS = ("association_shares", "fairface_labels")
 #: resample, which never covered a true gap of 0) is recomputed by the next run, not kept.
 INTERVAL_METHODS = {"gap": "gap_interval: simultaneous pairwise max-t bootstrap bands",
                     "min_over_max": "ratio_interval: simultaneous per-group max-t bootstrap bands"}
+#: Rows an evaluation gained after results were written, recorded in its results' settings (``rows``): a result of
+#: that evaluation without them is recomputed by the next run, not kept (the other evaluations' results stay).
+ROW_SETS = {"association": "cosine_vs_data and text_vs_data: continuous association slopes (2026-12-06)"}
 
 log = logging.getLogger(__name__)
 
@@ -627,14 +631,40 @@ def _association(ctx: _Context, tables: dict[str, pd.DataFrame]) -> list[dict]:
     occupations = list(cfg.association_occupations or shares.index)
     prompts = [occupation_prompt(o) for o in occupations]
     scores = ctx.text_features("association-occupations", prompts, prompts) @ image.T  # (queries, faces)
-    rows: list[dict] = []
+    is_woman = fairface["gender"].to_numpy() == "Female"
+    data = shares.reindex(occupations).to_numpy(dtype=np.float64)
+    rows = _cosine_association_rows(ctx, prompts, scores, is_woman, occupations, data)
     for k in cfg.association_ks:
         rows += _skew_rows(scores, fairface, occupations, k, "", cfg)
-        women = top_k_share(scores, fairface["gender"].to_numpy() == "Female", k)
-        data = shares.reindex(occupations).to_numpy(dtype=np.float64)
+        women = top_k_share(scores, is_woman, k)
         rows += _query_rows("gender", f"share_woman@{k}", occupations, women, k, cfg)
         rows += _query_rows("gender", f"retrieval_vs_data@{k}", occupations, directional_excess(women, data), k, cfg)
     return rows
+
+
+#: The gendered prompts of the text-side association (:func:`biaslib.metrics.association.text_association`).
+GENDER_PROMPTS = {"woman": "a photo of a woman", "man": "a photo of a man"}
+
+
+def _cosine_association_rows(ctx: _Context, prompts: Sequence[str], scores: np.ndarray, is_woman: np.ndarray,
+                             occupations: Sequence[str], shares: np.ndarray) -> list[dict]:
+    """The continuous association (:mod:`biaslib.metrics.association`): per occupation the women-minus-men cosine
+    gap (``cosine_gap``, faces-only interval) and the text-side gap (``text_cosine_gap``); overall their slopes on
+    the data's p(woman | occupation) (``cosine_vs_data``: interval over occupations and faces; ``text_vs_data``:
+    over occupations)."""
+    cfg = ctx.cfg
+    image = cosine_association(scores, is_woman, shares, n_boot=cfg.n_boot, ci=cfg.ci, seed=cfg.seed)
+    occupation_text = ctx.text_features("association-occupations", prompts, prompts)
+    gender_text = ctx.text_features("association-genders", list(GENDER_PROMPTS), list(GENDER_PROMPTS.values()))
+    text = text_association(occupation_text @ gender_text[0], occupation_text @ gender_text[1], shares,
+                            n_boot=cfg.n_boot, ci=cfg.ci, seed=cfg.seed)
+    n = len(occupations)
+    rows = [_row("fairface", "gender", o, "group", "cosine_gap", v, low, high, len(is_woman))
+            for o, v, low, high in zip(occupations, image["gaps"], image["gap_low"], image["gap_high"])]
+    rows += [_row("fairface", "gender", o, "group", "text_cosine_gap", v, np.nan, np.nan, 1)
+             for o, v in zip(occupations, text["gaps"])]
+    return rows + [_row("fairface", "gender", "all", "overall", metric, part["value"], part["ci_low"],
+                        part["ci_high"], n) for metric, part in (("cosine_vs_data", image), ("text_vs_data", text))]
 
 
 def _skew_rows(scores: np.ndarray, fairface: pd.DataFrame, queries: Sequence[str], k: int, prefix: str,
@@ -764,6 +794,8 @@ def result_settings(cfg: EvalConfig, checkpoint: CheckpointInfo, evaluation: str
         k: getattr(cfg, k) for k in keys}
     settings["precision"] = feature_precision(cfg)
     settings["intervals"] = INTERVAL_METHODS
+    if evaluation in ROW_SETS:
+        settings["rows"] = ROW_SETS[evaluation]
     for key in FILE_SETTINGS:  # a file: its content, not only its path
         if settings.get(key) is not None:
             settings[key] = {"path": str(settings[key]), "sha256": file_sha256(settings[key])}
@@ -772,13 +804,15 @@ def result_settings(cfg: EvalConfig, checkpoint: CheckpointInfo, evaluation: str
 
 def _made_by_earlier_code(path: Path) -> bool:
     """True for a result written before results carried their data's fingerprint (it cannot be checked against
-    the data) or with other :data:`INTERVAL_METHODS` (its intervals are not what this code computes): it is
-    recomputed (never trusted, never an error)."""
+    the data), with other :data:`INTERVAL_METHODS` (its intervals are not what this code computes) or without rows
+    its evaluation has gained since (:data:`ROW_SETS`): it is recomputed (never trusted, never an error)."""
     try:
-        settings = json.loads(path.read_text(encoding="utf-8"))["provenance"]["settings"]
+        record = json.loads(path.read_text(encoding="utf-8"))
+        settings, evaluation = record["provenance"]["settings"], record.get("evaluation")
     except (OSError, ValueError, KeyError, TypeError):
         return False
-    return isinstance(settings, dict) and ("data" not in settings or settings.get("intervals") != INTERVAL_METHODS)
+    return isinstance(settings, dict) and ("data" not in settings or settings.get("intervals") != INTERVAL_METHODS
+                                           or settings.get("rows") != ROW_SETS.get(evaluation))
 
 
 def _record(ctx: _Context, evaluation: str, rows: list[dict], tables: dict[str, pd.DataFrame],

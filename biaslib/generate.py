@@ -135,7 +135,8 @@ def load_pipeline(config: GenerateConfig, world=None):
         from biaslib.world import World
         from biaslib.world.simulator import SimulatedGenerator
 
-        return SimulatedGenerator(world or World(), config.amplification, config.language_shift, config.output_size)
+        return SimulatedGenerator(world or World(), config.amplification, config.language_shift, config.output_size,
+                                  amplified=config.amplified)
     path = Path(config.model)
     index = path / "model_index.json"
     if not index.is_file():

@@ -82,6 +82,12 @@ class RunLayout:
         return self.root / "clip"
 
     @property
+    def warm_starts(self) -> Path:
+        """CLIPs trained on the real web data that runs start from (``train.warm_start_epochs``), shared by the
+        experiments under ``runs_dir``: ``<runs_dir>/cache/warm_start``."""
+        return self.cache / "warm_start"
+
+    @property
     def features(self) -> Path:
         """The feature store: ``<run>/features``."""
         return self.root / "features"

@@ -38,13 +38,15 @@ def _generate(params: Params) -> None:
     if model != "simulator" and not Path(model).is_dir():
         raise BiaslibError(f"generate.model {model} is not a folder; for the world's tiny diffusion pipeline run "
                            f"`biaslib world train-pipeline --out {model}` first (`make study` shows the options)")
-    generate_run(params)
+    for replicate in params.data_replicates():
+        generate_run(params.for_replicate(replicate))
 
 
 def _mix(params: Params) -> None:
     from biaslib.mix import mix_run
 
-    mix_run(params)
+    for replicate in params.data_replicates():
+        mix_run(params.for_replicate(replicate))
 
 
 def _train(params: Params) -> None:

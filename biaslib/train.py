@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
+import hashlib
 import json
 import logging
 import re
@@ -50,7 +51,7 @@ from biaslib.data._common import PathLike, layout_error, require_dir
 from biaslib.data.cc3m import iter_cc3m, list_shards
 from biaslib.errors import BiaslibError, DataLayoutError
 from biaslib.hardware import cpu_threads
-from biaslib.io import write_json
+from biaslib.io import file_sha256, write_json
 from biaslib.layout import RunLayout
 from biaslib.models import (
     CHECKPOINT_NAME,
@@ -64,7 +65,7 @@ from biaslib.ratios import model_code, ratio_code
 RUN_RECORD = "biaslib_run.json"
 #: Settings a resumed run must share with the run it continues.
 RESUME_KEYS = ("model", "batch_size", "lr", "wd", "warmup", "precision", "seed", "gpus", "shards",
-               "train_num_samples", "extra_args")
+               "train_num_samples", "extra_args", "init")
 TRAIN_LAYOUT = """
 <data_dir>/
   00000.tar, 00001.tar, ...     webdataset shards: <key>.jpg|.png|.webp, <key>.txt, <key>.json
@@ -163,8 +164,10 @@ def clamp_workers(workers: int, shards: int, processes: int = 1) -> int:
 
 # ---- command construction -----------------------------------------------------------------------
 
-def open_clip_argv(*, data: TrainingData, config: TrainConfig, name: str, logs: PathLike, workers: int) -> list[str]:
-    """open_clip_train arguments for one run; ``workers`` per process, already clamped (:func:`clamp_workers`)."""
+def open_clip_argv(*, data: TrainingData, config: TrainConfig, name: str, logs: PathLike, workers: int,
+                   init: PathLike | None = None) -> list[str]:
+    """open_clip_train arguments for one run; ``workers`` per process, already clamped (:func:`clamp_workers`);
+    ``init``: a checkpoint the run starts from (``--pretrained``) instead of random weights."""
     return [
         "--train-data", data.urls, "--dataset-type", "webdataset",
         "--train-num-samples", str(config.train_num_samples or data.num_samples),
@@ -176,6 +179,7 @@ def open_clip_argv(*, data: TrainingData, config: TrainConfig, name: str, logs: 
         "--save-frequency", str(config.save_frequency), "--seed", str(config.seed),
         "--device", "cuda" if config.gpus > 0 else "cpu", "--report-to", "none", "--resume", "latest",
         "--log-every-n-steps", str(LOG_EVERY_N_STEPS),
+        *(["--pretrained", str(init)] if init is not None else []),
         *config.extra_args,
     ]
 
@@ -214,11 +218,13 @@ def epoch_checkpoints(run_dir: PathLike) -> list[tuple[int, Path]]:
 
 
 def train(*, data_dir: PathLike, name: str, logs: PathLike, config: TrainConfig,
-          overwrite: bool = False) -> Path:
+          overwrite: bool = False, init: PathLike | None = None) -> Path:
     """Train one CLIP with open_clip_train on the shards in ``data_dir``; return its final checkpoint.
 
     The run lives in ``<logs>/<name>/``. Skipped when ``epoch_<epochs>.pt`` exists; resumed from the
-    newest ``epoch_<N>.pt`` otherwise. ``overwrite`` deletes the run folder first. Raises
+    newest ``epoch_<N>.pt`` otherwise. ``overwrite`` deletes the run folder first. ``init``: a checkpoint to
+    start from (fine-tuning; its sha256 is part of the run's settings, so a run started from other weights is
+    refused, never resumed). Raises
     :class:`~biaslib.models.UnknownModelError`, :class:`DataLayoutError` (missing shards, fewer shards than GPUs),
     :class:`CheckpointError` (unreadable newest checkpoint) or :class:`BiaslibError` (settings differ
     from the started run, no CUDA for ``gpus`` ≥ 1, trainer failure).
@@ -229,15 +235,17 @@ def train(*, data_dir: PathLike, name: str, logs: PathLike, config: TrainConfig,
     if overwrite and run.exists():
         shutil.rmtree(run)
     final = run / "checkpoints" / f"epoch_{config.epochs}.pt"
+    settings = _run_settings(config, data, init)
     if final.is_file():
-        _check_record(run, _run_settings(config, data),
+        _check_record(run, settings,
                       ignore=("precision",) if config.precision == "auto" else ())  # what "auto" resolved to then
         log.info("%s: %s exists with the same settings, skipping", name, final)
         return final
     _require_device(config.gpus)
     workers = clamp_workers(config.workers, len(data.shards), max(config.gpus, 1))
-    argv = open_clip_argv(data=data, config=config, name=name, logs=run.parent, workers=workers)
-    _claim_run(run, config, data)
+    argv = open_clip_argv(data=data, config=config, name=name, logs=run.parent, workers=workers, init=init)
+    _check_record(run, settings)
+    write_json(run / RUN_RECORD, settings)
     if previous := epoch_checkpoints(run):
         read_checkpoint(previous[-1][1], mmap=True)
         log.info("%s: resuming after epoch %d", name, previous[-1][0])
@@ -284,12 +292,14 @@ def _require_device(gpus: int) -> None:
                            "set train.gpus: 0 to train on the CPU")
 
 
-def _run_settings(config: TrainConfig, data: TrainingData) -> dict[str, Any]:
-    """What a run's weights depend on (:data:`RESUME_KEYS`; shards by name, so a moved folder still resumes)."""
+def _run_settings(config: TrainConfig, data: TrainingData, init: PathLike | None = None) -> dict[str, Any]:
+    """What a run's weights depend on (:data:`RESUME_KEYS`; shards by name, so a moved folder still resumes; the
+    starting checkpoint by its sha256, None for random weights)."""
     settings = {k: v for k, v in dataclasses.asdict(config).items() if k in RESUME_KEYS}
     settings["precision"] = resolve_precision(config.precision, config.gpus)
     settings.update(shards=[p.name for p in data.shards], extra_args=list(config.extra_args),
-                    train_num_samples=config.train_num_samples or data.num_samples)
+                    train_num_samples=config.train_num_samples or data.num_samples,
+                    init=None if init is None else file_sha256(init))
     return settings
 
 
@@ -324,13 +334,6 @@ def _check_record(run: Path, settings: dict[str, Any], ignore: Sequence[str] = (
     elif (run / "checkpoints").is_dir() and epoch_checkpoints(run):
         raise BiaslibError(f"{run} holds checkpoints but no {RUN_RECORD}; it was not started by biaslib. "
                            "Pass overwrite=True to delete it")
-
-
-def _claim_run(run: Path, config: TrainConfig, data: TrainingData) -> None:
-    """Write the run record, or refuse when a started run used other settings."""
-    settings = _run_settings(config, data)
-    _check_record(run, settings)
-    write_json(run / RUN_RECORD, settings)
 
 
 def _run_torchrun(argv: Sequence[str], gpus: int, run: Path) -> None:
@@ -409,11 +412,42 @@ def replicate_config(config: TrainConfig, replicate: int) -> TrainConfig:
     return dataclasses.replace(config, seed=config.seed + replicate)
 
 
-def train_ratio(params: Params, ratio: float | int | str, overwrite: bool = False, replicate: int = 0) -> Path:
-    """Train (or resume, or skip) the CLIP of one ratio's replicate; return its final checkpoint."""
+def warm_start(params: Params) -> Path | None:
+    """The checkpoint every run of ``params`` starts from: None without ``train.warm_start_epochs``; else one CLIP
+    trained for that many epochs on the real web data (``RunLayout.captions``, the ratio-0 data) with the training
+    settings of replicate 0, trained on first use into ``<runs_dir>/cache/warm_start/warm_start_<digest>``. The
+    digest covers the data (the world export's digest, or the shards' names and sizes) and the settings, so the
+    experiments of a paired design, which share both, share one warm start, and any change trains a new one."""
+    if not params.train.warm_start_epochs:
+        return None
     layout = RunLayout(params)
-    return train(data_dir=layout.mix(ratio), name=run_name(params.experiment, ratio, replicate), logs=layout.clip,
-                 config=replicate_config(params.train, replicate), overwrite=overwrite)
+    config = dataclasses.replace(params.train, epochs=params.train.warm_start_epochs, warm_start_epochs=0,
+                                 replicates=1)
+    data = training_data(layout.captions)
+    key = json.dumps({"data": _data_identity(layout.data, data), "settings": _run_settings(config, data)},
+                     sort_keys=True)
+    name = "warm_start_" + hashlib.sha256(key.encode()).hexdigest()[:16]
+    log.info("%s: warm start %s (%d epochs on %s)", params.experiment, name, config.epochs, layout.captions)
+    return train(data_dir=layout.captions, name=name, logs=layout.warm_starts, config=config)
+
+
+def _data_identity(data_root: Path, data: TrainingData) -> str | list[list[Any]]:
+    """What identifies the real web data: the world export's digest (``export_manifest.json``), else each shard's
+    name and size."""
+    manifest = data_root / "export_manifest.json"
+    if manifest.is_file():
+        return str(json.loads(manifest.read_text(encoding="utf-8")).get("digest"))
+    return [[p.name, p.stat().st_size] for p in data.shards]
+
+
+def train_ratio(params: Params, ratio: float | int | str, overwrite: bool = False, replicate: int = 0) -> Path:
+    """Train (or resume, or skip) the CLIP of one ratio's replicate on its data (:meth:`Params.for_replicate`),
+    from the warm start when there is one (:func:`warm_start`); return its final checkpoint."""
+    layout = RunLayout(params)
+    config = replicate_config(params.train, replicate)
+    return train(data_dir=RunLayout(params.for_replicate(replicate)).mix(ratio),
+                 name=run_name(params.experiment, ratio, replicate), logs=layout.clip, config=config,
+                 overwrite=overwrite, init=warm_start(params))
 
 
 def train_sweep(params: Params, ratios: Sequence[float | int | str] | None = None,
@@ -429,11 +463,11 @@ def train_sweep(params: Params, ratios: Sequence[float | int | str] | None = Non
 def train_command(params: Params, ratio: float | int | str, replicate: int = 0) -> list[str]:
     """The command that trains one ratio's replicate (``torchrun …`` for ``train.gpus`` > 1), e.g. for a job
     script."""
-    data = training_data(RunLayout(params).mix(ratio))
+    data = training_data(RunLayout(params.for_replicate(replicate)).mix(ratio))
     config = replicate_config(params.train, replicate)
     workers = clamp_workers(config.workers, len(data.shards), max(config.gpus, 1))
     argv = open_clip_argv(data=data, config=config, name=run_name(params.experiment, ratio, replicate),
-                          logs=RunLayout(params).clip.resolve(), workers=workers)
+                          logs=RunLayout(params).clip.resolve(), workers=workers, init=warm_start(params))
     return command(argv, config.gpus)
 
 

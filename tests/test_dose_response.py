@@ -81,8 +81,28 @@ def test_trend_table_calls_the_planted_slope_and_nothing_else(study):
     lines = trend_findings(table)
     assert any(line.startswith("amplifying · association · gender · retrieval_vs_data@100: slope +0.2")
                and line.endswith("a trend beyond training and evaluation noise") for line in lines)
-    assert "amplifying: 1 of 5 measures trend with the ratio (q < 0.05 over the table, replicated)" in lines
-    assert "faithful: 0 of 5 measures trend with the ratio (q < 0.05 over the table, replicated)" in lines
+    assert ("amplifying: 1 of 5 measures of the declared family trend with the ratio (q < the level over the family, "
+            "replicated; 0 more reported with p only)") in lines
+    assert any(line.startswith("faithful: 0 of 5 measures of the declared family") for line in lines)
+
+
+def test_a_declared_family_is_the_only_one_tested_and_called(study):
+    """``analysis.trend_family`` names the measures tested together: the others keep their p-value, get no q and are
+    never called; the planted endpoint is still called (q over 2 rows, not 10)."""
+    import dataclasses
+
+    from biaslib.config import AnalysisConfig
+    from biaslib.dose_response import trend_findings, trend_table
+
+    family = AnalysisConfig(trend_family=("fairface:gender:retrieval_vs_data@100",))
+    declared = dataclasses.replace(study, base=dataclasses.replace(study.base, analysis=family))
+    table = trend_table(declared, n_boot=200, n_perm=2000)
+    tested = table[table["q_value"].notna()]
+    assert set(tested["measure"]) == {"association · gender · retrieval_vs_data@100"} and len(tested) == 2
+    assert table["p_value"].notna().all() and table["called"].sum() == 1
+    lines = trend_findings(table)
+    assert any(line.startswith("amplifying · phase · R@1:") and line.endswith("reported, not called") for line in lines)
+    assert any(line.startswith("amplifying: 1 of 1 measures of the declared family") for line in lines)
 
 
 def test_design_table_detectable_slopes_match_the_pooled_variance_by_hand(study):
@@ -160,7 +180,7 @@ def test_study_power_command_prints_and_writes_the_tables(study, monkeypatch, tm
     assert out.read_text() == printed
     header = printed.splitlines()[0]
     assert header.endswith("| detectable this study R=3 | detectable paper R=5 | detectable R=4 × 0,1 |")
-    assert "- amplifying: 1 of 5 measures trend with the ratio" in printed
+    assert "- amplifying: 1 of 5 measures of the declared family trend with the ratio" in printed
     assert cli.main(["study", "power", "--design", "paper.yaml"]) != 0
     assert "--design 'paper.yaml': expected R:PARAMS_FILE or R:RATIO" in capsys.readouterr().err
 

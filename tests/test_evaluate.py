@@ -495,6 +495,10 @@ def _plant_association(params: Params, fairface: pd.DataFrame) -> tuple[np.ndarr
     store.save(model, "fairface-val-m125-images", Features(list(fairface["image_id"]), faces),
                source=files_fingerprint(fairface["file"]))
     store.save(model, "association-occupations", Features(prompts, queries), source=texts_fingerprint(prompts))
+    genders = list(evaluate.GENDER_PROMPTS.values())
+    store.save(model, "association-genders",
+               Features(list(evaluate.GENDER_PROMPTS), _unit(np.vstack([common, -common]))),
+               source=texts_fingerprint(genders))
     return faces, queries
 
 
@@ -524,7 +528,21 @@ def test_association_reads_a_planted_gender_association_and_equals_the_metrics_o
         values = fn(scores, fairface["race"].to_numpy(dtype=object), 10, "dataset")
         got = rows[(rows["metric"] == f"{name}@10_dataset") & (rows["attribute"] == "race") & (rows["kind"] == "group")]
         assert np.allclose(got["value"].to_numpy(float), values, atol=1e-6)
-    assert len(rows[rows["kind"] == "overall"]) == 3 * 2 * 2 + 2  # 3 attributes × 2 desired × 2 metrics + 2
+    assert len(rows[rows["kind"] == "overall"]) == 3 * 2 * 2 + 2 + 2  # 3 attributes × 2 desired × 2 metrics + 2 + 2
+    # the continuous association: the planted direction makes the women-minus-men cosine follow the data's share
+    gaps = scores[:, female].mean(axis=1) - scores[:, ~female].mean(axis=1)
+    cosine = _one(rows, metric="cosine_vs_data", kind="overall")
+    assert cosine["value"] == pytest.approx(np.polyfit(shares.to_numpy(), gaps, 1)[0], rel=1e-5)
+    assert cosine["ci_low"] > 0 and cosine["n"] == len(shares)
+    assert np.allclose(rows[rows["metric"] == "cosine_gap"]["value"].to_numpy(float), gaps, atol=1e-6)
+    assert _one(rows, metric="text_vs_data", kind="overall")["ci_low"] > 0  # queries point along "woman"
+    # a result of the evaluation written before it had these rows is recomputed, not kept and not refused
+    record = _strict_json(path)
+    del record["provenance"]["settings"]["rows"]
+    record["rows"] = [r for r in record["rows"] if r["metric"] not in ("cosine_vs_data", "text_vs_data")]
+    path.write_text(json.dumps(record))
+    [again] = evaluate_ratio(params, 0.4, ["association"], progress=False)
+    assert _one(_rows(again), metric="cosine_vs_data", kind="overall")["value"] == cosine["value"]
 
 
 def test_association_shares_file_is_read_and_its_content_keys_the_result(exported, tables, tmp_path):

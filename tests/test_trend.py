@@ -96,3 +96,24 @@ def test_power_measures_the_noise_and_its_detectable_slope_is_detected_about_80_
                         for i in range(300)])
     assert 0.68 <= detected <= 0.92, (slope, detected)  # measured: see the assertion message when it fails
     assert np.isnan(power(pd.DataFrame(rows[:3]), 3, [0.0, 0.5, 1.0])["detectable_slope"].iloc[0])  # no replicates
+
+
+def test_a_table_that_could_not_call_one_finding_is_refused():
+    """Issue 25: 3 ratios × 3 replicates give an exact permutation p of at least 2/1,680 = 0.00119; one finding among
+    44 rows then gets q ≥ 0.052, so "called = q < 0.05" was impossible by construction. Such a table is an error;
+    a declared family of 10 of those rows can call (10 × 0.00119 < 0.05), and a planted slope there is called."""
+    rng = np.random.default_rng(2)
+    rows = []
+    for measure in range(44):
+        values, _ = _study(rng, 0.6 if measure == 0 else 0.0)
+        rows += [{"metric": f"m{measure:02d}", "ratio_fraction": r, "replicate": i % 3, "value": v,
+                  "ci_low": v - 0.05, "ci_high": v + 0.05} for i, (r, v) in enumerate(zip(RATIOS, values))]
+    frame = pd.DataFrame(rows)
+    assert model_trend(RATIOS, np.arange(9.0), np.zeros(9), n_boot=10)["min_p"] == pytest.approx(2 / 1680)
+    with pytest.raises(ValueError, match=r"no finding can be called.*q ≥ 0.05238"):
+        trend(frame, n_boot=50)
+    table = trend(frame, n_boot=50, family=lambda t: t["metric"] < "m10")
+    assert table["q_value"].notna().sum() == 10 and table.loc[table["metric"] == "m00", "called"].item()
+    assert not table.loc[table["metric"] >= "m10", "called"].any()
+    one_replicate = frame[frame["replicate"] == 0]  # nothing is called without replicates: nothing to refuse
+    assert not trend(one_replicate, n_boot=50)["called"].any()

@@ -527,6 +527,21 @@ def contrast_test(values: ArrayLike, groups: ArrayLike, first: Any, second: Any,
 Q_LEVEL = 0.05
 
 
+def check_callable(min_p: float, family_size: int, q_level: float = Q_LEVEL, what: str = "the table") -> None:
+    """Refuse a family of tests that can call nothing: with ``family_size`` tests whose smallest attainable
+    p-value is ``min_p``, one finding alone gets the Benjamini–Hochberg q-value ``family_size · min_p``, so unless
+    that is below ``q_level`` a single true effect, however large, is never called and the table would be a list of
+    non-findings by construction (e.g. 3 ratios × 3 replicates: exact permutation p ≥ 2/1,680 = 0.00119; over 44
+    rows q ≥ 0.052). Raises ``ValueError`` naming ``what``, the numbers and the ways out."""
+    if family_size < 1:
+        return
+    floor = family_size * min_p
+    if not floor < q_level:
+        raise ValueError(f"{what}: no finding can be called: its smallest attainable p-value is {min_p:.4g}, so one "
+                         f"finding among {family_size} tests gets q ≥ {min(floor, 1.0):.4g}, not below {q_level:g}; "
+                         "test fewer measures (a smaller declared family) or add replicates")
+
+
 def bh_qvalues(p_values: ArrayLike) -> np.ndarray:
     """Benjamini–Hochberg q-values of a family of p-values (NaN p-values stay NaN and do not count).
 

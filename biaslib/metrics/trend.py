@@ -14,8 +14,11 @@ a measure with its evaluation interval (a row of :func:`biaslib.results.collect`
   (a model keeps its value, whatever noise is in it), two-sided on |slope|; exact over all distinct
   relabellings when there are at most ``n_perm`` of them. Valid with one replicate too (the models are
   exchangeable under the null), but then it has few relabellings.
-* ``q_value``: Benjamini–Hochberg over the table. A trend is *called* (``called``) only when ``q_value`` <
-  :data:`~biaslib.metrics.intervals.Q_LEVEL` and ``replicated``: nothing is called a trend on one replicate.
+* ``q_value``: Benjamini–Hochberg over the table's family (every row, or the rows a params file declares). A trend
+  is *called* (``called``) only when ``q_value`` < :data:`~biaslib.metrics.intervals.Q_LEVEL` and ``replicated``:
+  nothing is called a trend on one replicate. A family that could not call even one finding (its smallest
+  attainable p times its size not below the level: 3 ratios × 3 replicates give p ≥ 2/1,680, so 44 rows give
+  q ≥ 0.052) is refused.
 
 Measured by simulation in ``tests/test_trend.py`` (ratios {0, ½, 1} × 3 replicates, training noise sd 0.10,
 evaluation se 0.05): without an effect the p-value is uniform (KS test; 6.2% below 0.05 of 400 studies); a
@@ -28,20 +31,20 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
-from biaslib.metrics.intervals import Q_LEVEL, bh_qvalues, percentile_interval, z_value
+from biaslib.metrics.intervals import Q_LEVEL, bh_qvalues, check_callable, percentile_interval, z_value
 
 #: A measure: one value per trained model.
 TREND_BY = ["experiment", "evaluation", "dataset", "attribute", "metric", "kind", "group"]
 TREND_COLUMNS = [*TREND_BY, "models", "ratios", "min_replicates", "slope", "ci_low", "ci_high", "p_value",
-                 "q_value", "replicated", "called"]
+                 "min_p", "q_value", "replicated", "called"]
 
 
-def _slopes(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+def least_squares_slopes(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Least-squares slopes of each row of ``y`` (shape (draws, models)) on ``x`` (shape (draws, models) or
     (models,)); NaN where x does not vary."""
     x = np.broadcast_to(x, y.shape)
@@ -91,20 +94,23 @@ def model_trend(ratio: np.ndarray, value: np.ndarray, se: np.ndarray, *, n_boot:
     rng = np.random.default_rng(seed)
     levels = np.unique(x)
     members = [np.flatnonzero(x == level) for level in levels]
-    slope = float(_slopes(x, y))
+    slope = float(least_squares_slopes(x, y))
     # level 1: replicates within each ratio; level 2: each chosen model's evaluation noise
     chosen = np.concatenate([rng.choice(m, size=(n_boot, len(m))) for m in members], axis=1)
     draws = y[chosen] + rng.standard_normal(chosen.shape) * se[chosen]
-    boot = _slopes(x[chosen], draws)
+    boot = least_squares_slopes(x[chosen], draws)
     low, high = percentile_interval(boot[np.isfinite(boot)], ci) if np.isfinite(boot).any() else (np.nan, np.nan)
     relabelled, exact = _relabellings(x, n_perm, rng)
-    null = np.abs(_slopes(relabelled, np.broadcast_to(y, relabelled.shape)))
-    hits = int((null >= abs(slope) - 1e-12 * max(abs(slope), 1.0)).sum())
+    null = np.abs(least_squares_slopes(relabelled, np.broadcast_to(y, relabelled.shape)))
+    tol = 1e-12 * max(abs(slope), 1.0)
+    hits = int((null >= abs(slope) - tol).sum())
     p = hits / len(null) if exact else (1 + hits) / (1 + len(null))
+    # the smallest p these values could give: the most extreme relabelling (and its ties) alone
+    min_p = int((null >= np.nanmax(null) - tol).sum()) / len(null) if exact else 1 / (1 + len(null))
     sizes = [len(m) for m in members]
     return {"models": len(x), "ratios": len(levels), "min_replicates": min(sizes), "slope": slope,
             "ci_low": float(low), "ci_high": float(high), "p_value": float(p) if not np.isnan(slope) else np.nan,
-            "replicated": min(sizes) >= 2}
+            "min_p": float(min_p) if not np.isnan(slope) else np.nan, "replicated": min(sizes) >= 2}
 
 
 def _models(frame: pd.DataFrame, ci: float) -> pd.DataFrame:
@@ -121,12 +127,16 @@ def _models(frame: pd.DataFrame, ci: float) -> pd.DataFrame:
 
 
 def trend(frame: pd.DataFrame, *, n_boot: int = 2000, n_perm: int = 5000, ci: float = 0.95, seed: int = 0,
-          q_level: float = Q_LEVEL) -> pd.DataFrame:
-    """:func:`model_trend` of every measure of a results frame, with Benjamini–Hochberg q-values over the table.
+          q_level: float = Q_LEVEL, family: Callable[[pd.DataFrame], pd.Series] | None = None) -> pd.DataFrame:
+    """:func:`model_trend` of every measure of a results frame, with Benjamini–Hochberg q-values over its family.
 
     ``frame``: rows with :data:`TREND_BY` (missing ones are treated as one level), ``ratio_fraction``, ``value``,
     ``ci_low``/``ci_high`` (the evaluation interval at level ``ci``; its half width / z is the standard error)
-    and optionally ``replicate`` (default 0: one model per ratio). Returns :data:`TREND_COLUMNS`.
+    and optionally ``replicate`` (default 0: one model per ratio). ``family`` selects the rows of the output that
+    are tested together (a boolean Series; default every row): only they get a q-value and can be ``called``; the
+    others keep their p-value. A replicated family whose smallest attainable p cannot reach ``q_level`` at its
+    size is an error (:func:`~biaslib.metrics.intervals.check_callable`), not a table of non-findings. Returns
+    :data:`TREND_COLUMNS` (``min_p``: the smallest p-value each row's design and values could give).
     """
     rows = []
     for i, (keys, part) in enumerate(_models(frame, ci).groupby(TREND_BY, sort=True, dropna=False)):
@@ -135,7 +145,15 @@ def trend(frame: pd.DataFrame, *, n_boot: int = 2000, n_perm: int = 5000, ci: fl
                      **model_trend(part["ratio_fraction"].to_numpy(), part["value"].to_numpy(), part["se"].to_numpy(),
                                    n_boot=n_boot, n_perm=n_perm, ci=ci, seed=seed + i)})
     table = pd.DataFrame(rows, columns=[c for c in TREND_COLUMNS if c not in ("q_value", "called")])
-    table["q_value"] = bh_qvalues(table["p_value"].to_numpy(dtype=np.float64)) if len(table) else []
+    chosen = (family(table) if family is not None else pd.Series(True, index=table.index)).astype(bool)
+    tested = chosen & table["p_value"].notna()
+    table["q_value"] = np.nan
+    if tested.any():
+        table.loc[tested, "q_value"] = bh_qvalues(table.loc[tested, "p_value"].to_numpy(dtype=np.float64))
+    callable_rows = tested & table["replicated"].astype(bool)
+    if callable_rows.any():
+        check_callable(float(table.loc[callable_rows, "min_p"].min()), int(tested.sum()), q_level,
+                       what="the dose-response table")
     table["called"] = table["replicated"].astype(bool) & (table["q_value"] < q_level)
     return table[TREND_COLUMNS]
 
@@ -177,4 +195,4 @@ def power(frame: pd.DataFrame, replicates: int, ratios: Sequence[float], *, ci: 
     return pd.DataFrame(rows)
 
 
-__all__ = ["TREND_BY", "TREND_COLUMNS", "detectable_slope", "model_trend", "power", "trend"]
+__all__ = ["TREND_BY", "TREND_COLUMNS", "detectable_slope", "least_squares_slopes", "model_trend", "power", "trend"]

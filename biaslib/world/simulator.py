@@ -2,11 +2,11 @@
 
 **A simulator, not a learned model.** It reads the attributes a prompt states, draws every attribute
 the prompt leaves open from the world's conditional distribution *tempered by* ``amplification``
-(γ = 1 faithful, γ > 1 amplifies the majority, γ = 0 uniform over the support), and renders the
-person. This gives a generator whose bias is known exactly, so tests can check that the pipeline's
-metrics recover it. Its call mirrors a diffusers pipeline: prompts plus one ``torch.Generator`` (or
-integer seed) per prompt, returning ``.images``; it also returns the drawn ``attributes`` — the
-ground truth of every generated image.
+(γ = 1 faithful, γ > 1 amplifies the majority, γ = 0 uniform over the support; all of them, or only
+some: ``amplified``), and renders the person. This gives a generator whose bias is known exactly, so
+tests can check that the pipeline's metrics recover it. Its call mirrors a diffusers pipeline: prompts plus
+one ``torch.Generator`` (or integer seed) per prompt, returning ``.images``; it also returns the drawn
+``attributes`` — the ground truth of every generated image.
 
 Non-English prompts: ``language_shift`` maps a language to a shift of the log-odds of drawing a man
 (positive = more men) applied when that language is passed to the call, modelling a generator that
@@ -50,6 +50,9 @@ from biaslib.world.objects import render_object
 from biaslib.world.render import render_person
 
 _N_UNIFORMS = 16
+#: The draws an amplifying generator can temper: a person's gender, age level and race given the occupation, and
+#: the region of an object whose prompt names none.
+AMPLIFIABLE: tuple[str, ...] = ("gender", "age_level", "race", "region")
 
 
 def _phrase_table() -> dict[str, list[tuple[str, str]]]:
@@ -128,29 +131,42 @@ class SimulatedGenerator:
     amplification : γ; conditionals are raised to γ over their support and renormalised.
     language_shift : language → shift of log-odds(man) for prompts in that language.
     image_size : output side in pixels (default: the world's image size).
+    amplified : the draws γ tempers (:data:`AMPLIFIABLE`; default all of them). A generator that amplifies only
+        some (``("gender",)``: a clean plant) draws everything else exactly as the faithful generator does (γ = 1),
+        the occupation it reads off a prompt's stated attributes included: with the same seeds, its images and the
+        faithful generator's differ only where an amplified draw came out otherwise (for gender: the person's
+        gender and with it the hair length).
     """
 
     model_name = "biaslib-world-simulator"
 
     def __init__(self, world: World, amplification: float = 1.0, language_shift: Mapping[str, float] | None = None,
-                 image_size: int | None = None):
+                 image_size: int | None = None, amplified: Sequence[str] = AMPLIFIABLE):
         if amplification < 0:
             raise ValueError(f"amplification must be ≥ 0, got {amplification}")
+        unknown = sorted(set(amplified) - set(AMPLIFIABLE))
+        if unknown or not amplified:
+            raise ValueError(f"amplified must name some of {', '.join(AMPLIFIABLE)}, got {list(amplified)}")
         self.world = world
         self.amplification = float(amplification)
+        self.amplified = tuple(a for a in AMPLIFIABLE if a in amplified)
         self.language_shift = dict(language_shift or {})
         self.image_size = image_size or world.config.image_size
         base = conditional_tables(world.config.bias_strength)
-        self.tables = {k: _temper_rows(v, self.amplification) for k, v in base.items()}
+        self.tables = {k: _temper_rows(v, self.amplification) if k in self.amplified else v for k, v in base.items()}
+        # what the occupation of a prompt without one is read from: the generator's own conditionals when γ
+        # tempers all of them (a uniformly sharper world), the faithful ones for a plant of some attributes
+        self._inference_tables = self.tables if self.amplified == AMPLIFIABLE else base
         self.occupation_prior = occupation_weights(world.config.p_no_occupation)
         self.occupations = occupations_index()
 
     @property
     def config(self) -> dict:
         """Provenance: what determines this generator's outputs."""
-        return {"model": self.model_name, "amplification": self.amplification, "language_shift": self.language_shift,
-                "world_seed": self.world.seed, "bias_strength": self.world.config.bias_strength,
-                "image_size": self.image_size}
+        config = {"model": self.model_name, "amplification": self.amplification,
+                  "language_shift": self.language_shift, "world_seed": self.world.seed,
+                  "bias_strength": self.world.config.bias_strength, "image_size": self.image_size}
+        return config if self.amplified == AMPLIFIABLE else {**config, "amplified": list(self.amplified)}
 
     def sample_attributes(self, prompts: Sequence[str], seeds: Sequence[int],
                           languages: Sequence[str] | None = None) -> pd.DataFrame:
@@ -173,7 +189,7 @@ class SimulatedGenerator:
                 row = self.occupation_prior.copy()
                 for col, vocab in (("gender", GENDERS), ("age_level", AGE_LEVELS), ("race", RACES)):
                     if col in p:
-                        row = row * self.tables[col][:, vocab.index(p[col])]
+                        row = row * self._inference_tables[col][:, vocab.index(p[col])]
                 row = row if row.sum() > 0 else self.occupation_prior.copy()
             occ_probs[i] = row / row.sum()
         shift = np.array([self.language_shift.get(lang, 0.0) for lang in languages])
@@ -198,7 +214,8 @@ class SimulatedGenerator:
             frame[column] = None
         if not is_object.any():
             return frame
-        cdf = np.cumsum(_temper_rows(np.array([WEB_REGION_WEIGHTS]), self.amplification)[0])[:-1]
+        gamma = self.amplification if "region" in self.amplified else 1.0
+        cdf = np.cumsum(_temper_rows(np.array([WEB_REGION_WEIGHTS]), gamma)[0])[:-1]
         k = len(REGIONS)
         for i in np.flatnonzero(is_object):
             p = parsed[i]
