@@ -16,7 +16,7 @@ NO_BROWSER := -p SHOW_BROWSER False
 NO_PANEL   := -p PANEL False
 STUDY_PARAMS ?= params/world_study.yaml
 
-.PHONY: venv demo benchmark study power test test-all lint bench bench-quick clean
+.PHONY: venv demo benchmark study power control test test-all lint bench bench-quick clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -75,6 +75,14 @@ power: $(STAMP)
 	$(VENV)/bin/biaslib study power --params $(POWER_PARAMS) --design 3:params/paper.yaml \
 	  --design 10:params/paper.yaml --out runs/world_power_dose_response.md
 	$(VENV)/bin/biaslib figures draw --params $(POWER_PARAMS)
+
+# the amplification study's positive and negative controls (issue 25): three arms (faithful, planted: gender
+# sharpened given the occupation, faithful_b: an A/A arm) × 10 replicate pairs, fine-tuned from one warm start; the
+# primary test declared in the params, the secondary family, figures (figures/world_control_*) and the report
+CONTROL_PARAMS ?= params/world_control.yaml
+control: $(STAMP)
+	$(VENV)/bin/biaslib study run --params $(CONTROL_PARAMS)
+	$(VENV)/bin/biaslib study control --params $(CONTROL_PARAMS) --design 3 --design 5 --out runs/world_control_report.md
 
 # the fast tier (what CI runs: .ci/run): every test not marked `slow`; the 15 slowest are listed at the end
 test: $(STAMP)

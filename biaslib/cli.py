@@ -502,6 +502,26 @@ def cmd_study_power(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_study_control(args: argparse.Namespace) -> int:
+    """Analyse the control of a params file: the declared primary test per pair, the secondary family, figures,
+    findings (Markdown; --out also writes it)."""
+    from biaslib.config import REPO_ROOT
+    from biaslib.control_report import report_control
+    from biaslib.io import write_text
+
+    designs = {}
+    for spec in args.design or []:
+        if not spec.isdigit() or int(spec) < 2:
+            raise BiaslibError(f"--design {spec!r}: expected a number of replicate pairs ≥ 2 (e.g. 5)")
+        designs[f"R={spec}"] = int(spec)
+    report = report_control(args.params, _overrides(args.set), figures_dir=args.figures_dir or REPO_ROOT / "figures",
+                            designs=designs, amplification=not args.no_amplification)
+    print(report["markdown"])
+    if args.out:
+        write_text(args.out, report["markdown"] + "\n")
+    return 0
+
+
 def cmd_faces_analyse(args: argparse.Namespace) -> int:
     """Detect faces, classify the single-face images and write one row per image (CSV or parquet)."""
     from biaslib.faces import analyse_images, create_classifier
@@ -779,6 +799,18 @@ def _add_study_commands(steps: argparse._SubParsersAction) -> None:
     study_power.add_argument("--k", type=int, default=1, help="retrieval cut-off of the gap measures (R@k)")
     study_power.add_argument("--out", type=Path, default=None, help="also write the Markdown here")
     study_power.set_defaults(func=cmd_study_power)
+    study_control = study_actions.add_parser(
+        "control", help="the paired controls of a params file with a control section: the declared primary test "
+                        "per pair, the secondary family, figures and findings")
+    _add_params(study_control)
+    study_control.add_argument("--design", action="append", default=None,
+                               help="also size a paired design of R replicate pairs (repeatable), with this "
+                                    "control's spread of a paired difference")
+    study_control.add_argument("--figures-dir", type=Path, default=None, help="default: the repository's figures/")
+    study_control.add_argument("--no-amplification", action="store_true",
+                               help="leave out the generators' amplification against the real data")
+    study_control.add_argument("--out", type=Path, default=None, help="also write the Markdown here")
+    study_control.set_defaults(func=cmd_study_control)
 
 
 def _add_faces_commands(steps: argparse._SubParsersAction) -> None:

@@ -23,7 +23,8 @@ LAYERS: dict[str, int] = {
     "seeded_loader": 3, "text_encoder": 3, "world_models": 3, "evaluate": 3,
     # 4 studies
     "study": 4, "report": 4, "amplification": 4, "benchmark": 4, "study_figures": 4, "study_results": 4,
-    "dose_response": 4, "control": 4, "multilingual": 4, "multilingual_eval": 4, "multilingual_findings": 4,
+    "dose_response": 4, "control": 4, "control_report": 4, "multilingual": 4, "multilingual_eval": 4,
+    "multilingual_findings": 4,
     # 5 entry points
     "cli": 5,
 }
@@ -33,6 +34,7 @@ STUDIES: dict[str, str] = {
     "study": "amplification", "report": "amplification",
     "amplification": "amplification", "study_figures": "amplification", "benchmark": "benchmark",
     "study_results": "amplification", "dose_response": "amplification", "control": "amplification",
+    "control_report": "amplification",
     "multilingual": "multilingual", "multilingual_eval": "multilingual", "multilingual_findings": "multilingual",
 }
 
