@@ -153,7 +153,10 @@ class TrainConfig:
     every run from scratch; N > 0 first trains one CLIP for N epochs on the real web data (the captions' shards,
     i.e. ratio 0) with these settings and seed, once per data and settings, and starts every run from it
     (``--pretrained``; ``epochs`` more): runs that differ only in a treatment then share everything learnt from
-    the real data, which makes paired comparisons of them tighter.
+    the real data, which makes paired comparisons of them tighter. ``probe_ratios``: ratios (codes) at which one
+    more CLIP is trained on replicate 0's data with the next seed (replicate ``replicates``, seed
+    ``seed + replicates``) and evaluated: with one replicate per ratio, it measures how far another training run
+    moves each value, which the per-ratio figures and findings state (their bands cover evaluation sampling only).
     """
 
     model: str = "biaslib-tiny-rn"
@@ -171,6 +174,7 @@ class TrainConfig:
     extra_args: tuple[str, ...] = ()
     replicates: int = 1
     warm_start_epochs: int = 0
+    probe_ratios: tuple[str, ...] = ()
 
 
 #: The concept queries of Berg et al. 2022 ("A prompt array keeps the bias away", MaxSkew over FairFace): five
@@ -378,7 +382,7 @@ DIGEST_NEUTRAL: dict[tuple[str, str], Any] = {
     ("eval", "association_shares"): None, ("multilingual", "eval_n_boot"): 1000, ("eval", "fairface_labels"): None,
     ("eval", "concepts"): list(CONCEPTS), ("eval", "concept_template"): "a photo of a {} person",
     ("eval", "concept_ks"): [100, 1000], ("generate", "amplified"): list(AMPLIFIED_DEFAULT),
-    ("generate", "per_replicate"): False, ("train", "warm_start_epochs"): 0,
+    ("generate", "per_replicate"): False, ("train", "warm_start_epochs"): 0, ("train", "probe_ratios"): [],
 }
 
 
@@ -426,10 +430,13 @@ class Params:
     def for_replicate(self, replicate: int) -> Params:
         """The params of replicate ``replicate``'s data: with ``generate.per_replicate`` the generation seed
         ``generate.seed + replicate`` and the generation run (and its mixes) ``<mix.generated>_r<replicate>``;
-        replicate 0, and every replicate without ``per_replicate``, is these params unchanged."""
-        if not 0 <= replicate < self.train.replicates:
-            raise ValueError(f"replicate {replicate} is outside 0 … {self.train.replicates - 1} (train.replicates)")
-        if replicate == 0 or not self.generate.per_replicate:
+        replicate 0, every replicate without ``per_replicate`` and the probe replicate (``train.probe_ratios``:
+        replicate ``train.replicates``, another training seed on replicate 0's data) are these params unchanged."""
+        probe = 1 if self.train.probe_ratios else 0
+        if not 0 <= replicate < self.train.replicates + probe:
+            raise ValueError(f"replicate {replicate} is outside 0 … {self.train.replicates + probe - 1} "
+                             "(train.replicates, plus one with train.probe_ratios)")
+        if replicate == 0 or replicate >= self.train.replicates or not self.generate.per_replicate:
             return self
         return dataclasses.replace(
             self, generate=dataclasses.replace(self.generate, seed=self.generate.seed + replicate),

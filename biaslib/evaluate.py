@@ -94,9 +94,9 @@ from biaslib.metrics.skew import directional_excess, max_skew, ndkl, top_k_share
 from biaslib.metrics.zero_shot import category_indicators, zero_shot_predict
 from biaslib.models import CHECKPOINT_NAME, CheckpointError, load_clip, resolve_device
 from biaslib.provenance import git_state, is_current, provenance, result_record, write_result
-from biaslib.ratios import model_code, ratio_code
+from biaslib.ratios import model_code
 from biaslib.results import ROW_FIELDS
-from biaslib.train import latest_checkpoint, run_name
+from biaslib.train import latest_checkpoint, run_name, trained_models
 
 EVALUATIONS = ("retrieval", "markedness", "geode", "association", "zero_shot", "harms", "concepts")
 #: Datasets each evaluation reads.
@@ -834,9 +834,8 @@ Model = tuple[str, int]  # (ratio code, replicate): one trained CLIP
 
 
 def _models(params: Params, ratios: Sequence[float | int | str]) -> list[Model]:
-    """Every (ratio code, replicate) of ``ratios`` × ``train.replicates``, by ratio then replicate."""
-    codes = list(dict.fromkeys(ratio_code(r) for r in ratios))
-    return [(code, replicate) for code in codes for replicate in range(params.train.replicates)]
+    """Every trained model (:func:`biaslib.train.trained_models`) of ``ratios``, by ratio then replicate."""
+    return sorted(trained_models(params, ratios))
 
 
 def _checkpoints(params: Params, models: Sequence[Model]) -> dict[Model, CheckpointInfo]:
@@ -904,7 +903,7 @@ def evaluate_targets(params: Params, targets: Sequence[Target], evaluations: Seq
 def evaluate_ratio(params: Params, ratio: float | int | str, evaluations: Sequence[str] | None = None,
                    overwrite: bool = False, progress: bool = True) -> list[Path]:
     """Run ``evaluations`` (default ``eval.evaluations``) on the newest checkpoint of each replicate of
-    ``ratio`` (``train.replicates``).
+    ``ratio`` (``train.replicates``, and the probe where ``train.probe_ratios`` names the ratio).
 
     Returns the result paths, one per replicate and evaluation, whether computed now or found up to date. Raises
     :class:`CheckpointError` (no checkpoint; names the expected path), :class:`DataLayoutError` (missing

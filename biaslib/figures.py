@@ -166,7 +166,11 @@ def facet_lines(frame: pd.DataFrame, x: str, y: str, col: str, hue: str | None =
     groups without any difference show by chance; a gap near its floor is not evidence of bias).
 
     Where a line has several rows per ``x`` (training replicates: a ``replicate`` column), each row is a point,
-    the line joins their means and the band is :func:`replicate_means`' interval of the mean.
+    the line joins their means and the band is :func:`replicate_means`' interval of the mean. Where only some
+    ``x`` values have more than one (a probe: another training seed at one ratio, ``train.probe_ratios``), the line
+    and band are replicate 0's, the others are hollow markers, and a footnote states how far they moved the values
+    against the band's half-width. With a ``replicate`` column but one model per ``x``, the footnote says that the
+    band is evaluation sampling only and training noise is not measured (:func:`band_note`).
 
     Without ``row``, ``col_wrap`` starts a new row of panels every ``col_wrap`` panels. Panels and lines
     keep the order of first appearance in ``frame``. When every panel shows the same ``hue`` values one
@@ -180,7 +184,9 @@ def facet_lines(frame: pd.DataFrame, x: str, y: str, col: str, hue: str | None =
     fig, axes = plt.subplots(nrows, ncols, squeeze=False, sharex=True, sharey=sharey,
                              figsize=(panel_inches[0] * ncols + 1.6, panel_inches[1] * nrows + 0.4))
     hue_sets = set()
-    replicated = False
+    probed = _probed(frame, x)
+    moves: list[float] = []
+    half_widths: list[float] = []
     for index, (row_value, col_value) in enumerate(panels):
         ax = axes.flat[index]
         part = frame[frame[col] == col_value]
@@ -189,12 +195,19 @@ def facet_lines(frame: pd.DataFrame, x: str, y: str, col: str, hue: str | None =
         groups = [(None, part)] if hue is None else list(part.groupby(hue, sort=False))
         hue_sets.add(tuple(name for name, _ in groups))
         for name, lines in groups:
-            points = lines
+            probes = lines[lines["replicate"] != 0] if probed else lines.iloc[:0]
+            points = lines = lines[lines["replicate"] == 0] if probed else lines
             lines = replicate_means(lines, x, y, ci, floor)
             line, = ax.plot(lines[x], lines[y], marker="o", ms=3.5, label=name)
             if len(points) > len(lines):
-                replicated = True
                 ax.scatter(points[x], points[y], s=7, color=line.get_color(), alpha=0.55, lw=0)
+            if len(probes):
+                ax.scatter(probes[x], probes[y], s=16, facecolor="white", edgecolor=line.get_color(), lw=0.9,
+                           zorder=3)
+                first = lines.set_index(x)
+                moves += list(probes[y].to_numpy() - first.loc[probes[x], y].to_numpy())
+                if ci is not None:
+                    half_widths += list((first.loc[probes[x], ci[1]] - first.loc[probes[x], ci[0]]).to_numpy() / 2)
             if ci is not None:
                 ax.fill_between(lines[x], lines[ci[0]], lines[ci[1]], color=line.get_color(), alpha=0.18, lw=0)
             if floor is not None and lines[floor].notna().any():
@@ -217,10 +230,38 @@ def facet_lines(frame: pd.DataFrame, x: str, y: str, col: str, hue: str | None =
     if title:
         fig.suptitle(title, y=1.01)
     fig.tight_layout()
-    if replicated:
-        fig.text(0.5, 0.0, "points: one trained model each; line: their mean; band: 95% t-interval of that mean "
-                 "(training + evaluation noise)", ha="center", va="top", fontsize=7, color="0.3")
+    note = band_note(frame, x, moves, half_widths) if "replicate" in frame.columns and ci is not None else None
+    if note:
+        fig.text(0.5, 0.0, note, ha="center", va="top", fontsize=7, color="0.3", wrap=True)
     return fig
+
+
+def _probed(frame: pd.DataFrame, x: str) -> bool:
+    """True when some ``x`` values have more models (``replicate`` values) than others: a probe, not a design."""
+    if "replicate" not in frame.columns or frame.empty:
+        return False
+    per_x = frame.groupby(x)["replicate"].nunique()
+    return per_x.min() == 1 and per_x.max() > 1
+
+
+def band_note(frame: pd.DataFrame, x: str, moves: Sequence[float] = (), half_widths: Sequence[float] = ()) -> str:
+    """What a per-ratio figure's band covers, for its footnote: replicates → the t-interval of their mean (training
+    and evaluation noise); a probe → evaluation sampling only, and how far another training seed moved the values
+    (``moves``, against the band's ``half_widths`` there); one model per ratio → evaluation sampling only, training
+    noise not measured."""
+    if _probed(frame, x):
+        moved = np.abs(np.asarray(moves, dtype=float))
+        moved = moved[np.isfinite(moved)]
+        half = np.nanmedian(half_widths) if len(half_widths) else float("nan")
+        return (f"band: 95% interval of evaluation sampling only (one CLIP per ratio: training noise left out); "
+                f"hollow: the same ratio trained with another seed, which moved the values by a median "
+                f"{np.median(moved):.3f} (largest {moved.max():.3f}) against a median band half-width of {half:.3f}"
+                if len(moved) else "band: 95% interval of evaluation sampling only")
+    if frame.groupby(x)["replicate"].nunique().min() > 1:
+        return ("points: one trained model each; line: their mean; band: 95% t-interval of that mean "
+                "(training + evaluation noise)")
+    return ("band: 95% interval of evaluation sampling only (one CLIP per ratio); how far another training run "
+            "moves the curve is not measured here (train.probe_ratios measures it)")
 
 
 def group_bars(frame: pd.DataFrame, col: str, x: str = "group", hue: str | None = None, y: str = "value",

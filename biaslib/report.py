@@ -13,10 +13,11 @@ What counts as "beyond chance" (multiplicity controlled, design.md "Inference"):
   its own interval (half width / z; the two evaluations' data are resampled independently), again q < 0.05
   among all the table's changes. Overlap of two 95% intervals is not used: it needs ≈ 5 standard errors.
 
-These tests cover the sampling of *evaluation* data only. :func:`replicate_spread` measures the other
-source of noise, training itself: experiments whose CLIPs were trained on identical data (the study's
-variants at ratio 0) differ only by run-to-run nondeterminism, so their disagreement is a floor below which a
-change along the ratio is not evidence.
+These tests cover the sampling of *evaluation* data only. :func:`probe_spread` measures the other source of
+noise, training itself: a CLIP trained on the same data with another seed (``train.probe_ratios``, or the
+replicates of a replicated design) moves every value by some amount, a floor below which a change along the
+ratio is not evidence. (Training is deterministic: the same data, settings and seed give the same CLIP, so only
+another seed can show this noise.)
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from biaslib.metrics.intervals import Q_LEVEL, bh_qvalues
 from biaslib.metrics.trend import power, trend  # noqa: F401  (biaslib.report.trend / power: dose-response)
 
 TREND_KEYS = ["experiment", "evaluation", "dataset", "attribute", "metric"]
-SPREAD_COLUMNS = [*TREND_KEYS[1:], "experiments", "values", "spread", "ci_width"]
+SPREAD_COLUMNS = [*TREND_KEYS, "ratio", "replicate", "value_first", "value", "move", "half_width"]
 TREND_COLUMNS = [*TREND_KEYS, "ratios", "ratio_first", "value_first", "ci_low_first", "ci_high_first", "p_first",
                  "q_first", "null_first", "ratio_last", "value_last", "ci_low_last", "ci_high_last", "p_last",
                  "q_last", "null_last", "change", "p_change", "q_change", "slope", "direction"]
@@ -161,45 +162,54 @@ def findings(trends: pd.DataFrame, what: str = "gap") -> list[str]:
     return sentences
 
 
-def replicate_spread(frame: pd.DataFrame, experiments: list[str], ratio: float = 0.0,
-                     kind: str = "gap") -> pd.DataFrame:
-    """How much CLIPs trained on identical data disagree: the ``kind`` rows of ``experiments`` at ``ratio``.
-
-    Returns :data:`SPREAD_COLUMNS`, one row per (evaluation, dataset, attribute, metric) that every
-    experiment has: ``values`` (tuple, in ``experiments`` order), ``spread`` = max − min of them and
-    ``ci_width`` = the median width of their 95% bootstrap intervals (same units as the metric).
-    """
-    rows = frame[(frame["kind"] == kind) & frame["experiment"].isin(experiments)
-                 & np.isclose(frame["ratio_fraction"], ratio) & frame["value"].notna()]
+def probe_spread(frame: pd.DataFrame, kind: str = "gap") -> pd.DataFrame:
+    """How far another training seed moved each value: for every experiment, ratio and measure (:data:`TREND_KEYS`,
+    ``kind`` rows) with more than one replicate, each other replicate against replicate 0 (the probe of
+    ``train.probe_ratios``, or a design's replicates). Returns :data:`SPREAD_COLUMNS`: ``ratio``, ``replicate``,
+    ``value_first`` (replicate 0), ``value``, ``move`` = value − value_first and ``half_width`` (median half-width of
+    the two models' evaluation intervals)."""
+    rows = frame[(frame["kind"] == kind) & frame["value"].notna()]
+    if "replicate" not in rows.columns:
+        return pd.DataFrame(columns=SPREAD_COLUMNS)
     out = []
-    for keys, part in rows.groupby(TREND_KEYS[1:], sort=True):
-        if set(part["experiment"]) != set(experiments):
+    for keys, part in rows.groupby([*TREND_KEYS, "ratio_fraction"], sort=True):
+        first = part[part["replicate"] == 0]
+        if len(first) != 1:
             continue
-        part = part.set_index("experiment").loc[experiments]
-        values = part["value"].to_numpy(float)
-        out.append({**dict(zip(TREND_KEYS[1:], keys)), "experiments": tuple(experiments),
-                    "values": tuple(values), "spread": float(np.ptp(values)),
-                    "ci_width": float(np.median(part["ci_high"] - part["ci_low"]))})
+        first = first.iloc[0]
+        for row in part[part["replicate"] != 0].itertuples(index=False):
+            out.append({**dict(zip(TREND_KEYS, keys[:-1])), "ratio": keys[-1], "replicate": int(row.replicate),
+                        "value_first": float(first["value"]), "value": float(row.value),
+                        "move": float(row.value - first["value"]),
+                        "half_width": float(np.median([first["ci_high"] - first["ci_low"], row.ci_high - row.ci_low])
+                                            / 2)})
     return pd.DataFrame(out, columns=SPREAD_COLUMNS)
 
 
-def replicate_findings(spread: pd.DataFrame, changes: pd.DataFrame | None = None, what: str = "gap") -> list[str]:
-    """Sentences on training noise from :func:`replicate_spread`; with ``changes`` (a
-    :func:`ratio_trends` table) also how many first-to-last changes exceed the largest replicate spread of
-    the same metric."""
+def probe_findings(spread: pd.DataFrame, changes: pd.DataFrame | None = None, what: str = "gap") -> list[str]:
+    """Sentences on training noise from :func:`probe_spread` (one per experiment); with ``changes`` (a
+    :func:`ratio_trends` table) also how many first-to-last-ratio changes exceed the largest move of their metric.
+    Without any probe: a sentence that training noise is not measured, so no change along the ratio can be told
+    from it."""
     if spread.empty:
-        return []
-    experiments = " and ".join(spread["experiments"].iloc[0])
-    sentences = [f"{experiments} trained CLIPs on identical data and settings: their {what}s differ by a median of "
-                 f"{spread['spread'].median():.3f} (largest {spread['spread'].max():.3f}, "
-                 f"{_label(spread.loc[spread['spread'].idxmax()])}), against a median bootstrap interval width of "
-                 f"{spread['ci_width'].median():.3f} — training-run noise that the intervals do not include."]
-    if changes is not None and not changes.empty:
-        floor = spread.groupby("metric")["spread"].max()
-        known = changes[changes["metric"].isin(floor.index)]
-        beyond = known[known["change"].abs() > known["metric"].map(floor)]
-        sentences.append(f"{len(beyond)} of {len(known)} first-to-last-ratio changes exceed the largest replicate "
-                         f"spread of their metric.")
+        return [f"Training noise is not measured: one CLIP per ratio and no probe (train.probe_ratios), so a {what} "
+                "that changes along the ratio may be training noise of unknown size; the intervals cover evaluation "
+                "sampling only."]
+    sentences = []
+    for experiment, part in spread.groupby("experiment", sort=True):
+        moved = part["move"].abs()
+        largest = part.loc[moved.idxmax()]
+        ratios = ", ".join(f"{r:g}" for r in sorted(part["ratio"].unique()))
+        sentences.append(
+            f"{experiment}: another training seed at ratio {ratios} moved the {what}s by a median of "
+            f"{moved.median():.3f} (largest {moved.max():.3f}, {_label(largest)}) against a median interval "
+            f"half-width of {part['half_width'].median():.3f} — training noise the intervals leave out.")
+        if changes is not None and not changes.empty:
+            floor = part.assign(moved=moved).groupby("metric")["moved"].max()
+            known = changes[(changes["experiment"] == experiment) & changes["metric"].isin(floor.index)]
+            beyond = known[known["change"].abs() > known["metric"].map(floor)]
+            sentences.append(f"{experiment}: {len(beyond)} of {len(known)} first-to-last-ratio changes exceed the "
+                             "largest move another seed made in their metric.")
     return sentences
 
 

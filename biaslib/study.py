@@ -65,32 +65,6 @@ _RUNNERS: dict[str, Callable[[Params], None]] = {"export": _export, "generate": 
                                                  "train": _train, "eval": _eval}
 
 
-def replicate_groups(variants: Sequence[Params], ratio: str = "000") -> list[list[str]]:
-    """Experiments whose CLIPs at ``ratio`` were trained on identical data with identical settings.
-
-    Identical = the same shard sha256 list in the mix manifest (``mixes/<generated>/mix_<ratio>``) and the same
-    settings actually used (:func:`biaslib.train.trained_settings`: the run's record, with the precision resolved
-    where it trained — a bf16 CLIP and an fp32 one are not replicates). Returns groups of two or more experiment
-    names (variants without a finished mix are left out); at ratio 0 the study's simulator variants form one, so
-    their disagreement measures training noise (:func:`biaslib.report.replicate_spread`).
-    """
-    import json
-
-    from biaslib.train import trained_settings
-
-    groups: dict[str, list[str]] = {}
-    for params in variants:
-        manifest = RunLayout(params).mix(ratio) / "manifest.json"
-        try:
-            shards = [shard["sha256"] for shard in json.loads(manifest.read_text())["shards"]]
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-        settings = trained_settings(params, ratio)
-        key = json.dumps({"shards": shards, "train": settings}, sort_keys=True, default=str)
-        groups.setdefault(key, []).append(params.experiment)
-    return [names for names in groups.values() if len(names) > 1]
-
-
 def run_experiment(params: Params, steps: Sequence[str] = STEPS) -> dict[str, float]:
     """Run ``steps`` (in pipeline order) for one experiment; returns wall seconds per step."""
     unknown = sorted(set(steps) - set(STEPS))

@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from biaslib.layout import RunLayout
-from biaslib.report import TREND_KEYS, findings, ratio_trends, replicate_findings, replicate_spread
+from biaslib.report import TREND_KEYS, findings, probe_findings, probe_spread, ratio_trends
 from biaslib.study_results import StudyResults, drawn_gaps, load_study
 
 #: Markedness axes drawn (FairFace), in panel order.
@@ -111,10 +111,10 @@ def study_findings(study: StudyResults, k: int = 1, dose: pd.DataFrame | None = 
     """Findings computed from the results (:mod:`biaslib.report`): ``gaps`` (each drawn gap's first-to-last
     change with p, q and its chance floor, replicate 0), ``overall`` (R@k and GeoDE accuracy), ``dose_response``
     (:func:`biaslib.dose_response.trend_findings`: slopes over every trained model, replicates included) and
-    ``training_noise`` (where experiments trained CLIPs on identical data). ``dose``: the study's
-    :func:`~biaslib.dose_response.trend_table` when already computed."""
+    ``training_noise`` (how far another training seed moved the drawn gaps, :func:`biaslib.report.probe_spread`, or
+    that it is not measured). ``dose``: the study's :func:`~biaslib.dose_response.trend_table` when already
+    computed."""
     from biaslib.dose_response import trend_findings, trend_table
-    from biaslib.study import replicate_groups
 
     chosen = drawn_gaps(study, k)
     results = study.results
@@ -123,10 +123,7 @@ def study_findings(study: StudyResults, k: int = 1, dose: pd.DataFrame | None = 
                            kind="overall")
     out = {"gaps": findings(trends, what="gap"), "overall": findings(overall, what="value"),
            "dose_response": trend_findings(trend_table(study, k) if dose is None else dose),
-           "training_noise": []}
-    for names in replicate_groups(study.params):
-        spread = replicate_spread(chosen.drop(columns="panel"), names)
-        out["training_noise"] += replicate_findings(spread, trends)
+           "training_noise": probe_findings(probe_spread(chosen.drop(columns="panel")), trends)}
     return out
 
 

@@ -303,23 +303,6 @@ def _run_settings(config: TrainConfig, data: TrainingData, init: PathLike | None
     return settings
 
 
-def trained_settings(params: Params, ratio: float | int | str, replicate: int = 0) -> dict[str, Any]:
-    """The training settings a ratio's replicate was actually run with: its ``biaslib_run.json`` (the precision
-    resolved on the machine that trained it) and the epochs of its newest checkpoint, or, before it is trained,
-    the settings this machine would use. Data identity is left to the mix manifest (shard names and counts are
-    dropped)."""
-    run = RunLayout(params).clip / run_name(params.experiment, ratio, replicate)
-    if (run / RUN_RECORD).is_file():
-        settings = json.loads((run / RUN_RECORD).read_text(encoding="utf-8"))
-    else:
-        config = replicate_config(params.train, replicate)
-        settings = {k: v for k, v in dataclasses.asdict(config).items() if k in RESUME_KEYS}
-        settings.update(precision=resolve_precision(config.precision, config.gpus), extra_args=list(config.extra_args))
-    trained = epoch_checkpoints(run)
-    return {**{k: settings.get(k) for k in RESUME_KEYS if k not in ("shards", "train_num_samples")},
-            "epochs": trained[-1][0] if trained else params.train.epochs}
-
-
 def _check_record(run: Path, settings: dict[str, Any], ignore: Sequence[str] = ()) -> None:
     """Refuse when the run's record names other settings (keys in ``ignore`` not compared) or, without a
     record, when the run holds checkpoints (not started by biaslib)."""
@@ -406,10 +389,22 @@ def run_name(experiment: str, ratio: float | int | str, replicate: int = 0) -> s
 
 
 def replicate_config(config: TrainConfig, replicate: int) -> TrainConfig:
-    """The training settings of replicate ``replicate``: seed ``seed + replicate``, all else equal."""
-    if not 0 <= replicate < config.replicates:
-        raise ValueError(f"replicate {replicate} is outside 0 … {config.replicates - 1} (train.replicates)")
+    """The training settings of replicate ``replicate``: seed ``seed + replicate``, all else equal (the probe
+    replicate of ``probe_ratios`` is replicate ``replicates``)."""
+    probe = 1 if config.probe_ratios else 0
+    if not 0 <= replicate < config.replicates + probe:
+        raise ValueError(f"replicate {replicate} is outside 0 … {config.replicates + probe - 1} (train.replicates"
+                         f"{', plus the probe of train.probe_ratios' if probe else ''})")
     return dataclasses.replace(config, seed=config.seed + replicate)
+
+
+def trained_models(params: Params, ratios: Sequence[float | int | str] | None = None) -> list[tuple[str, int]]:
+    """Every (ratio code, replicate) the study trains among ``ratios`` (default ``mix.ratios``): each ratio ×
+    ``train.replicates``, by replicate then ratio, then the probe replicate at each of ``train.probe_ratios``."""
+    codes = list(dict.fromkeys(ratio_code(r) for r in (ratios if ratios is not None else params.mix.ratios)))
+    probes = {ratio_code(r) for r in params.train.probe_ratios}
+    return ([(code, replicate) for replicate in range(params.train.replicates) for code in codes]
+            + [(code, params.train.replicates) for code in codes if code in probes])
 
 
 def warm_start(params: Params) -> Path | None:
@@ -452,11 +447,10 @@ def train_ratio(params: Params, ratio: float | int | str, overwrite: bool = Fals
 
 def train_sweep(params: Params, ratios: Sequence[float | int | str] | None = None,
                 overwrite: bool = False) -> pd.DataFrame:
-    """Train every ratio (default ``params.mix.ratios``) × replicate (``train.replicates``) in turn; return
-    :func:`checkpoints`."""
-    for replicate in range(params.train.replicates):
-        for ratio in ratios if ratios is not None else params.mix.ratios:
-            train_ratio(params, ratio, overwrite=overwrite, replicate=replicate)
+    """Train every model of :func:`trained_models` (each ratio, default ``params.mix.ratios``, × replicate, then the
+    probes) in turn; return :func:`checkpoints`."""
+    for ratio, replicate in trained_models(params, ratios):
+        train_ratio(params, ratio, overwrite=overwrite, replicate=replicate)
     return checkpoints(params)
 
 

@@ -196,3 +196,38 @@ def test_tiny_control_end_to_end(tiny_control, module_tmp, capsys):
     record = json.loads((module_tmp / "runs" / "tc" / "control_report.json").read_text())
     assert len(record["table"]) == 4 and len(record["values"]) == 2 * 2 * 3
     capsys.readouterr()
+
+
+STRONG_PLANT = """
+experiment: strong
+runs_dir: {runs}
+world: {{p_no_occupation: 0.05, captions: {{p_gender: 0.1, p_occupation: 0.9}}}}
+export: {{cc3m_samples: 3000, cc3m_shard_size: 1000, phase_val: 60, coco_images: 40, coco_captions_per_image: 2,
+          fairface_train: 10, fairface_val: 600, geode_per_object_region: 1, workers: 1, fairface_occupations: false}}
+generate: {{shard_size: 1000, batch_size: 200, per_replicate: true}}
+mix: {{ratios: ["100"]}}
+train: {{epochs: 1, warm_start_epochs: 3, batch_size: 128, warmup: 10, workers: 0, precision: fp32, replicates: 6}}
+eval: {{evaluations: [association], n_boot: 200}}
+control:
+  pairs: {{planted: [planted, faithful]}}
+  positive: [planted]
+  primary: {{measure: "fairface:gender:cosine_vs_data", ratio: "100", alternative: greater, alpha: 0.05}}
+variants:
+  faithful: {{}}
+  planted: {{generate.amplification: 16.0, generate.amplified: [gender]}}
+"""
+
+
+@pytest.mark.slow
+def test_a_strong_plant_is_detected_by_the_declared_primary_test(tmp_path):
+    """Issue 25, the slow tier (≈ 5 minutes): a generator whose people almost always have their occupation's majority
+    gender (γ = 16 on gender alone) against the faithful one, 6 replicate pairs of tiny CLIPs fine-tuned from one
+    warm start on 3,000 all-generated samples: the declared one-sided primary test calls the plant (p = 1/64 when
+    every pair goes the planted way) and the paired effect's interval lies above 0."""
+    path = tmp_path / "strong.yaml"
+    path.write_text(STRONG_PLANT.format(runs=tmp_path / "runs"))
+    assert cli.main(["study", "run", "--params", str(path)]) == 0
+    control = load_control(path)
+    primary = control_table(control).set_index("family").loc["primary"]
+    assert primary["called"] and primary["p_value"] < 0.05, primary.to_dict()
+    assert primary["ci_low"] > 0 and primary["rho"] > 0

@@ -87,6 +87,40 @@ def test_facet_lines_one_panel_per_column_and_row_with_a_legend_per_row():
     assert list(first[1].get_ydata()) == [0.05, 0.05] and first[1].get_color() == first[0].get_color()
 
 
+def _ratio_rows(replicates: dict[float, int]) -> pd.DataFrame:
+    """One panel, one line: value 0.2 + 0.1·ratio + 0.05·replicate (interval ±0.02) per ratio and replicate."""
+    return pd.DataFrame([{"attribute": "gender", "ratio": r, "replicate": k, "value": 0.2 + 0.1 * r + 0.05 * k,
+                          "ci_low": 0.18 + 0.1 * r + 0.05 * k, "ci_high": 0.22 + 0.1 * r + 0.05 * k}
+                         for r, n in replicates.items() for k in range(n)])
+
+
+def _footnote(fig: plt.Figure) -> str:
+    return " ".join(text.get_text() for text in fig.texts)
+
+
+def test_per_ratio_figures_say_what_their_band_covers():
+    """Issue 25: a band of one CLIP per ratio covers evaluation sampling only. With a probe (another seed at one
+    ratio) the line and band stay replicate 0's, the probe is a hollow marker and the footnote states how far it
+    moved the values; without one it says that training noise is not measured; with replicates everywhere the band is
+    their mean's t-interval."""
+    probed = figures.facet_lines(_ratio_rows({0.0: 2, 0.5: 1, 1.0: 1}), "ratio", "value", col="attribute")
+    line = probed.axes[0].get_lines()[0]
+    assert list(line.get_xdata()) == [0.0, 0.5, 1.0] and list(line.get_ydata()) == pytest.approx([0.2, 0.25, 0.3])
+    from matplotlib.collections import PathCollection
+
+    hollow = [c for c in probed.axes[0].collections if isinstance(c, PathCollection)]
+    assert len(hollow) == 1 and list(hollow[0].get_offsets()[0]) == pytest.approx([0.0, 0.25])
+    assert ("hollow: the same ratio trained with another seed, which moved the values by a median 0.050 (largest "
+            "0.050) against a median band half-width of 0.020") in _footnote(probed)
+    single = figures.facet_lines(_ratio_rows({0.0: 1, 1.0: 1}), "ratio", "value", col="attribute")
+    assert "evaluation sampling only (one CLIP per ratio); how far another training run moves the curve is not " \
+           "measured here" in _footnote(single)
+    replicated = figures.facet_lines(_ratio_rows({0.0: 3, 1.0: 3}), "ratio", "value", col="attribute")
+    assert "band: 95% t-interval of that mean (training + evaluation noise)" in _footnote(replicated)
+    assert _footnote(figures.facet_lines(_ratio_rows({0.0: 1}).drop(columns="replicate"), "ratio", "value",
+                                         col="attribute")) == ""  # not a study's results: nothing claimed
+
+
 def test_group_bars_heights_and_error_bars_are_the_values_and_intervals():
     frame = pd.DataFrame({"panel": ["p", "p", "q"], "group": ["a", "b", "a"], "value": [0.3, 0.6, 0.2],
                           "ci_low": [0.2, 0.4, 0.1], "ci_high": [0.5, 0.7, 0.25]})

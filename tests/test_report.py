@@ -83,21 +83,25 @@ def test_single_ratio_has_no_slope():
     assert np.isnan(trends["slope"].iloc[0]) and trends["change"].iloc[0] == 0
 
 
-def test_replicate_spread_and_its_sentences():
-    from biaslib.report import replicate_findings, replicate_spread
+def test_probe_spread_and_its_sentences():
+    """A probe (another training seed at ratio 0) measures how far training moves each gap; the findings say so and
+    count the first-to-last changes beyond that move. Without a probe they say that training noise is unmeasured."""
+    from biaslib.report import probe_findings, probe_spread
 
-    frame = pd.DataFrame(_rows("a", "R@1", [0.10, 0.30], 0.02) + _rows("b", "R@1", [0.16, 0.2], 0.04)
-                         + _rows("a", "R@5", [0.40, 0.41], 0.05) + _rows("c", "R@5", [0.9, 0.9], 0.05))
-    spread = replicate_spread(frame, ["a", "b"]).set_index("metric")
-    assert list(spread.index) == ["R@1"]  # R@5 lacks b: not a replicate
-    assert spread.loc["R@1", "values"] == pytest.approx((0.10, 0.16))
-    assert spread.loc["R@1", "spread"] == pytest.approx(0.06) and spread.loc["R@1", "ci_width"] == pytest.approx(0.06)
-    sentences = replicate_findings(replicate_spread(frame, ["a", "b"]), ratio_trends(frame))
-    assert sentences[0].startswith("a and b trained CLIPs on identical data and settings: their gaps differ by a "
-                                   "median of 0.060 (largest 0.060, phase gender R@1)")
-    # R@1 changes: a +0.20 (> 0.06), b +0.04 (< 0.06); R@5 has no replicate spread and is not counted
-    assert sentences[1] == "1 of 2 first-to-last-ratio changes exceed the largest replicate spread of their metric."
-    assert replicate_findings(replicate_spread(frame, ["a", "z"])) == []  # no shared metric: no sentence
+    first = pd.DataFrame(_rows("a", "R@1", [0.10, 0.30], 0.02) + _rows("a", "R@5", [0.40, 0.41], 0.05)
+                         + _rows("b", "R@1", [0.5, 0.5], 0.01)).assign(replicate=0)
+    probe = pd.DataFrame(_rows("a", "R@1", [0.16], 0.04) + _rows("a", "R@5", [0.39], 0.05)).assign(replicate=1)
+    frame = pd.concat([first, probe], ignore_index=True)
+    spread = probe_spread(frame).set_index("metric")
+    assert list(spread.index) == ["R@1", "R@5"] and set(spread["ratio"]) == {0.0}  # b has no probe
+    assert spread.loc["R@1", "move"] == pytest.approx(0.06) and spread.loc["R@1", "half_width"] == pytest.approx(0.03)
+    sentences = probe_findings(probe_spread(frame), ratio_trends(first))
+    assert sentences[0].startswith("a: another training seed at ratio 0 moved the gaps by a median of 0.035 "
+                                   "(largest 0.060, phase gender R@1) against a median interval half-width of 0.040")
+    # a's changes: R@1 +0.20 beyond its move 0.06; R@5 +0.01, not beyond its move 0.01
+    assert sentences[1] == ("a: 1 of 2 first-to-last-ratio changes exceed the largest move another seed made in "
+                            "their metric.")
+    assert probe_findings(probe_spread(first))[0].startswith("Training noise is not measured")
 
 
 def test_first_to_last_changes_compare_replicate_0_and_leave_the_others_to_trend():

@@ -3,9 +3,7 @@ run through the CLI with a params file that has variants; a rerun redoes nothing
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import shutil
 
 import pytest
 from conftest import TINY_STUDY
@@ -59,30 +57,3 @@ def test_steps_run_for_every_variant_and_bad_names_are_one_error(study, capsys):
     assert "no variant 'g2'; its variants: g1, g3" in capsys.readouterr().err
     assert cli.main(["study", "run", "--params", str(study), "--step", "plot"]) == 2
     assert "unknown study step(s) ['plot']" in capsys.readouterr().err
-
-
-def test_replicate_groups_are_the_variants_trained_on_identical_data(study, capsys):
-    from biaslib.config import variant_params
-    from biaslib.study import replicate_groups
-
-    assert cli.main(["study", "run", "--params", str(study), "--step", "export", "--step", "generate",
-                     "--step", "mix"]) == 0
-    assert cli.main(["study", "run", "--params", str(study), "--variant", "g3"]) == 0  # done above: skipped
-    capsys.readouterr()
-    variants = variant_params(study)
-    assert replicate_groups(variants, "000") == [["s_g1", "s_g3"]]  # ratio 0: the same real shards
-    assert replicate_groups(variants, "100") == []  # γ = 1 and γ = 3 images differ
-    # s_g3 is trained, s_g1 not: what was run counts for s_g3, the params for s_g1
-    longer = dataclasses.replace(variants[0], train=dataclasses.replace(variants[0].train, epochs=2))
-    assert replicate_groups([longer, variants[1]], "000") == []  # same data, another schedule
-    assert replicate_groups(variants, "050") == []  # no such mix: nothing to compare
-    # a CLIP trained in another precision (say bf16 on another machine) is not a replicate
-    trained = json.loads((variants[1].run_dir / "clip" / "s_g3_000" / "biaslib_run.json").read_text())
-    run = variants[0].run_dir / "clip" / "s_g1_000"
-    run.mkdir(parents=True)
-    try:
-        for precision, grouped in ((trained["precision"], [["s_g1", "s_g3"]]), ("amp_bf16_other", [])):
-            (run / "biaslib_run.json").write_text(json.dumps({**trained, "precision": precision}))
-            assert replicate_groups(variants, "000") == grouped
-    finally:
-        shutil.rmtree(run)

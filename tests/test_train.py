@@ -377,3 +377,22 @@ def test_tiny_clip_learns_occupations_from_the_world(world_clip):
     result = occupation_zero_shot(world_clip, World(seed=0), n=2000, model_name="biaslib-tiny-rn")
     assert result["chance"] == 1 / 40
     assert 0.15 <= result["accuracy"] <= 0.90, result
+
+
+def test_the_probe_is_one_more_seed_at_its_ratios_on_replicate_0s_data():
+    """``train.probe_ratios``: replicate ``replicates`` (the next seed) at those ratios only, trained on replicate
+    0's data even where replicates have data of their own; a probe ratio the run leaves out is not trained (the
+    findings then say that training noise is not measured)."""
+    from biaslib.train import replicate_config, trained_models
+
+    params = load_params(None, {"mix.ratios": ["000", "050", "100"], "train.probe_ratios": ["000"]})
+    assert trained_models(params) == [("000", 0), ("050", 0), ("100", 0), ("000", 1)]
+    assert trained_models(params, ["100"]) == [("100", 0)]
+    assert params.for_replicate(1) is params and replicate_config(params.train, 1).seed == 1
+    with pytest.raises(ValueError, match="outside 0 … 1"):
+        replicate_config(params.train, 2)
+    paired = load_params(None, {"mix.ratios": ["000"], "train.probe_ratios": ["000"], "train.replicates": 2,
+                                "generate.per_replicate": True})
+    assert paired.for_replicate(1).mix.generated == "default_r1" and paired.for_replicate(1).generate.seed == 1
+    assert paired.for_replicate(2) is paired  # the probe: replicate 0's data, seed 2
+    assert trained_models(load_params(None, {"mix.ratios": ["100"]})) == [("100", 0)]  # default.yaml probes 000
