@@ -82,7 +82,8 @@ power: $(STAMP)
 CONTROL_PARAMS ?= params/world_control.yaml
 control: $(STAMP)
 	$(VENV)/bin/biaslib study run --params $(CONTROL_PARAMS)
-	$(VENV)/bin/biaslib study control --params $(CONTROL_PARAMS) --design 3 --design 5 --out runs/world_control_report.md
+	$(VENV)/bin/biaslib study control --params $(CONTROL_PARAMS) --design 3 --design 10 --design params/paper.yaml \
+	  --out runs/world_control_report.md
 
 # the fast tier (what CI runs: .ci/run): every test not marked `slow`; the 15 slowest are listed at the end
 test: $(STAMP)

@@ -505,15 +505,20 @@ def cmd_study_power(args: argparse.Namespace) -> int:
 def cmd_study_control(args: argparse.Namespace) -> int:
     """Analyse the control of a params file: the declared primary test per pair, the secondary family, figures,
     findings (Markdown; --out also writes it)."""
-    from biaslib.config import REPO_ROOT
+    from biaslib.config import REPO_ROOT, load_params
     from biaslib.control_report import report_control
     from biaslib.io import write_text
 
     designs = {}
     for spec in args.design or []:
-        if not spec.isdigit() or int(spec) < 2:
-            raise BiaslibError(f"--design {spec!r}: expected a number of replicate pairs ≥ 2 (e.g. 5)")
-        designs[f"R={spec}"] = int(spec)
+        if spec.endswith((".yaml", ".yml")):
+            replicates = load_params(spec).train.replicates
+            designs[f"{Path(spec).stem} R={replicates}"] = replicates
+        elif spec.isdigit() and int(spec) >= 2:
+            designs[f"R={spec}"] = int(spec)
+        else:
+            raise BiaslibError(f"--design {spec!r}: expected a number of replicate pairs ≥ 2 (e.g. 5) or a params "
+                               "file (its train.replicates)")
     report = report_control(args.params, _overrides(args.set), figures_dir=args.figures_dir or REPO_ROOT / "figures",
                             designs=designs, amplification=not args.no_amplification)
     print(report["markdown"])
@@ -804,8 +809,8 @@ def _add_study_commands(steps: argparse._SubParsersAction) -> None:
                         "per pair, the secondary family, figures and findings")
     _add_params(study_control)
     study_control.add_argument("--design", action="append", default=None,
-                               help="also size a paired design of R replicate pairs (repeatable), with this "
-                                    "control's spread of a paired difference")
+                               help="also size a paired design of R replicate pairs, or of a params file's "
+                                    "train.replicates (repeatable), with this control's spread of a paired difference")
     study_control.add_argument("--figures-dir", type=Path, default=None, help="default: the repository's figures/")
     study_control.add_argument("--no-amplification", action="store_true",
                                help="leave out the generators' amplification against the real data")

@@ -269,12 +269,28 @@ def control_table(control: ControlResults, *, n_perm: int = 20000, seed: int = 0
 def detectable_effects(table: pd.DataFrame, designs: Mapping[str, int], alpha: float,
                        alternative: str = "two-sided") -> pd.DataFrame:
     """Per primary row, the effect a paired design of R pairs detects with 80% power at ``alpha`` if one difference
-    varies as much as here (its ``sd``): one column ``detectable <label>`` per design ``{label: R}``."""
-    primary = table[table["family"] == "primary"][["pair", "measure", "sd"]].copy()
+    varies as much as here (its ``sd``): one column ``detectable <label>`` per design ``{label: R}`` (NaN where R
+    pairs cannot reach ``alpha`` at all, e.g. one replicate), and ``pairs_needed``: the fewest pairs (up to
+    :data:`MAX_PAIRS`) that detect an effect as large as the one measured."""
+    primary = table[table["family"] == "primary"][["pair", "measure", "effect", "sd"]].copy()
     for label, pairs in designs.items():
         primary[f"detectable {label}"] = [detectable_effect(sd, pairs, alpha=alpha, alternative=alternative)
-                                          for sd in primary["sd"]]
+                                          if pairs >= 2 else np.nan for sd in primary["sd"]]
+    primary["pairs_needed"] = [_pairs_needed(abs(effect), sd, alpha, alternative)
+                               for effect, sd in zip(primary["effect"], primary["sd"])]
     return primary.reset_index(drop=True)
+
+
+#: The largest design :func:`detectable_effects` sizes.
+MAX_PAIRS = 100
+
+
+def _pairs_needed(effect: float, sd: float, alpha: float, alternative: str) -> float:
+    for pairs in range(2, MAX_PAIRS + 1):
+        detectable = detectable_effect(sd, pairs, alpha=alpha, alternative=alternative)
+        if np.isfinite(detectable) and detectable <= effect:
+            return float(pairs)
+    return float("nan")
 
 
 def generator_amplification(control: ControlResults, *, n_boot: int = 300, seed: int = 0) -> pd.DataFrame:
@@ -335,9 +351,13 @@ def control_findings(table: pd.DataFrame, spec: ControlConfig, amplification: pd
     if detectable is not None and len(detectable):
         columns = [c for c in detectable.columns if c.startswith("detectable ")]
         for row in detectable.to_dict("records"):
-            sizes = ", ".join(f"{c.removeprefix('detectable ')} {row[c]:.4f}" for c in columns)
+            sizes = ", ".join(f"{c.removeprefix('detectable ')} {row[c]:.4f}" if np.isfinite(row[c]) else
+                              f"{c.removeprefix('detectable ')}: none (too few pairs to reach α)" for c in columns)
+            needed = (f"{row['pairs_needed']:.0f} pairs" if np.isfinite(row["pairs_needed"])
+                      else f"more than {MAX_PAIRS} pairs")
             lines.append(f"{row['pair']}: the paired effect detected with 80% power if a difference varies as here "
-                         f"(sd {row['sd']:.4f}): {sizes}.")
+                         f"(sd {row['sd']:.4f}): {sizes}; an effect as large as this one's ({abs(row['effect']):.4f}) "
+                         f"needs {needed}.")
     return lines
 
 

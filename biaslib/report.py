@@ -8,7 +8,7 @@ equal groups show by chance) and fits a least-squares slope over all ratios.
 What counts as "beyond chance" (multiplicity controlled, design.md "Inference"):
 
 * a gap: its permutation p-value (:func:`biaslib.metrics.gap_test`) has a Benjamini–Hochberg q-value below
-  :data:`Q_LEVEL` among all gaps of the same table (one experiment's results, every ratio);
+  :data:`Q_LEVEL` among the gaps of the same trained model (:data:`GAP_FAMILY`);
 * a first-to-last change: a two-sided z-test of the difference with each value's standard error taken from
   its own interval (half width / z; the two evaluations' data are resampled independently), again q < 0.05
   among all the table's changes. Overlap of two 95% intervals is not used: it needs ≈ 5 standard errors.
@@ -27,7 +27,7 @@ from statistics import NormalDist
 import numpy as np
 import pandas as pd
 
-from biaslib.metrics.intervals import Q_LEVEL, bh_qvalues
+from biaslib.metrics.intervals import Q_LEVEL, bh_qvalues, check_callable
 from biaslib.metrics.trend import power, trend  # noqa: F401  (biaslib.report.trend / power: dose-response)
 
 TREND_KEYS = ["experiment", "evaluation", "dataset", "attribute", "metric"]
@@ -39,8 +39,15 @@ TREND_COLUMNS = [*TREND_KEYS, "ratios", "ratio_first", "value_first", "ci_low_fi
 CI_LEVEL = 0.95
 
 
-def gap_qvalues(frame: pd.DataFrame) -> pd.Series:
-    """Benjamini–Hochberg q-value of every ``gap`` row's ``p_value``, one family per experiment.
+#: What one family of gap tests is: the gaps of one trained model (an experiment's ratio and replicate).
+GAP_FAMILY = ["experiment", "ratio_fraction", "replicate"]
+
+
+def gap_qvalues(frame: pd.DataFrame, min_p: float | None = None) -> pd.Series:
+    """Benjamini–Hochberg q-value of every ``gap`` row's ``p_value``, one family per trained model
+    (:data:`GAP_FAMILY`; columns a frame lacks are one level), so a model's q-values do not depend on how many other
+    ratios were run. ``min_p``: the smallest p-value a gap test can give (1 / (1 + ``eval.n_perm``)); with it, a
+    family that could not call one gap is an error (:func:`~biaslib.metrics.intervals.check_callable`).
 
     Returns a Series aligned with ``frame`` (NaN for other rows and for gaps without a p-value, e.g. results
     written before gap tests).
@@ -49,8 +56,12 @@ def gap_qvalues(frame: pd.DataFrame) -> pd.Series:
     if "p_value" not in frame.columns:
         return q
     gaps = frame[(frame["kind"] == "gap")]
-    for _, part in gaps.groupby("experiment", sort=False):
-        q.loc[part.index] = bh_qvalues(part["p_value"].to_numpy(dtype=np.float64))
+    keys = [c for c in GAP_FAMILY if c in gaps.columns]
+    for family, part in gaps.groupby(keys, sort=False, dropna=False) if keys else [((), gaps)]:
+        p = part["p_value"].to_numpy(dtype=np.float64)
+        if min_p is not None:
+            check_callable(min_p, int(np.isfinite(p).sum()), Q_LEVEL, what=f"the gaps of {dict(zip(keys, family))}")
+        q.loc[part.index] = bh_qvalues(p)
     return q
 
 
@@ -63,7 +74,7 @@ def _change_p(first: pd.Series, last: pd.Series) -> float:
     return float(2 * (1 - NormalDist().cdf(abs(last["value"] - first["value"]) / np.sqrt(se2))))
 
 
-def ratio_trends(frame: pd.DataFrame, kind: str = "gap") -> pd.DataFrame:
+def ratio_trends(frame: pd.DataFrame, kind: str = "gap", min_p: float | None = None) -> pd.DataFrame:
     """First-vs-last-ratio comparison of every metric's ``kind`` rows (``gap``, ``overall`` or
     ``min_over_max``).
 
@@ -78,7 +89,7 @@ def ratio_trends(frame: pd.DataFrame, kind: str = "gap") -> pd.DataFrame:
     """
     if "replicate" in frame.columns:  # one model per ratio here; across replicates see trend()
         frame = frame[frame["replicate"] == 0]
-    frame = frame.assign(q_value=gap_qvalues(frame))
+    frame = frame.assign(q_value=gap_qvalues(frame, min_p))
     for column in ("p_value", "null_gap"):
         if column not in frame.columns:
             frame[column] = np.nan

@@ -55,13 +55,19 @@ def test_change_q_values_control_false_findings_under_no_change():
     assert false_families / 200 <= 0.08
 
 
-def test_gap_q_values_are_benjamini_hochberg_per_experiment():
+def test_gap_q_values_are_benjamini_hochberg_per_trained_model():
+    """One family per model (experiment, ratio, replicate): a model's q-values do not depend on how many other
+    ratios were run. With the gap tests' smallest attainable p, a family too large to call one gap is refused."""
     frame = pd.DataFrame(_rows("a", "R@1", [0.1, 0.3], 0.02, [0.01, 0.04]) + _rows("a", "R@5", [0.1, 0.1], 0.02,
                                                                                   [0.03, 0.5])
                          + _rows("b", "R@1", [0.1, 0.1], 0.02, [0.04, 0.04]))
     q = gap_qvalues(frame)
-    np.testing.assert_allclose(q[:4], [0.04, 0.16 / 3, 0.16 / 3, 0.5])  # family a: p = .01 .04 .03 .5
-    np.testing.assert_allclose(q[4:], [0.04, 0.04])  # family b on its own
+    np.testing.assert_allclose(q[:4], [0.02, 0.08, 0.03, 0.5])  # a at ratio 0: p .01 .03; at ratio 1: .04 .5
+    np.testing.assert_allclose(q[4:], [0.04, 0.04])  # b's models on their own
+    assert gap_qvalues(frame, min_p=1 / 2001).equals(q)
+    many = pd.DataFrame([row for m in range(120) for row in _rows("c", f"R@{m}", [0.1], 0.02, [0.5])])
+    with pytest.raises(ValueError, match="no finding can be called"):
+        gap_qvalues(many, min_p=1 / 2001)  # 120 gaps × 1/2001 ≥ 0.05
 
 
 def test_findings_state_the_numbers_p_q_and_the_chance_floor():
@@ -69,7 +75,7 @@ def test_findings_state_the_numbers_p_q_and_the_chance_floor():
                          + _rows("up", "R@5", [0.4, 0.41], 0.05, [0.0004, 0.0002], 0.05))
     sentences = findings(ratio_trends(frame))
     assert sentences[0] == ("up · phase gender R@1: gap 0.100 [0.080, 0.120] (p = 0.2, q = 0.2, chance floor 0.050: "
-                            "within chance) at ratio 0.0 → 0.300 [0.280, 0.320] (p = 0.001, q = 0.0013, chance floor "
+                            "within chance) at ratio 0.0 → 0.300 [0.280, 0.320] (p = 0.001, q = 0.001, chance floor "
                             "0.050: beyond chance) at ratio 1.0 (up by 0.200, beyond chance: p < 0.0001, "
                             "q < 0.0001).")
     assert "+0.010, within chance: p = 0.78, q = 0.78" in sentences[1]
