@@ -77,12 +77,12 @@ power: $(STAMP)
 	$(VENV)/bin/biaslib figures draw --params $(POWER_PARAMS)
 
 # the amplification study's positive and negative controls (issue 25): three arms (faithful, planted: gender
-# sharpened given the occupation, faithful_b: an A/A arm) × 10 replicate pairs, fine-tuned from one warm start; the
+# sharpened given the occupation, faithful_b: an A/A arm) × 12 replicate pairs, fine-tuned from one warm start; the
 # primary test declared in the params, the secondary family, figures (figures/world_control_*) and the report
 CONTROL_PARAMS ?= params/world_control.yaml
 control: $(STAMP)
 	$(VENV)/bin/biaslib study run --params $(CONTROL_PARAMS)
-	$(VENV)/bin/biaslib study control --params $(CONTROL_PARAMS) --design 3 --design 10 --design params/paper.yaml \
+	$(VENV)/bin/biaslib study control --params $(CONTROL_PARAMS) --design 8 --design 20 --design params/paper.yaml \
 	  --out runs/world_control_report.md
 
 # the fast tier (what CI runs: .ci/run): every test not marked `slow`; the 15 slowest are listed at the end

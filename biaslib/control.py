@@ -38,13 +38,13 @@ import pandas as pd
 from biaslib.config import ControlConfig, Params, load_params
 from biaslib.errors import BiaslibError
 from biaslib.io import write_json
+from biaslib.layout import RunLayout
 from biaslib.metrics.intervals import bh_qvalues, check_callable
 from biaslib.metrics.paired import detectable_effect, paired_test, smallest_attainable_p
 from biaslib.ratios import ratio_code
 from biaslib.results import collect
 from biaslib.study_results import Measure, MeasureError
 
-DECLARATION = "control_declaration.json"
 TABLE_COLUMNS = ["pair", "role", "family", "measure", "treatment", "reference", "pairs", "effect", "ci_low",
                  "ci_high", "sd", "t", "p_value", "p_t", "min_p", "rho", "evaluation_half_width", "q_value",
                  "threshold", "called"]
@@ -114,8 +114,8 @@ def check_design(params_file: str | Path | None, overrides: Mapping[str, Any] | 
 
 
 def declaration_path(params: Params) -> Path:
-    """Where the declaration of a params file's control is recorded: ``<run_dir>/control_declaration.json``."""
-    return params.run_dir / DECLARATION
+    """Where the declaration of a params file's control is recorded (:attr:`RunLayout.control_declaration`)."""
+    return RunLayout(params).control_declaration
 
 
 def _declared(params_file: str | Path | None, overrides: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -341,8 +341,10 @@ def control_findings(table: pd.DataFrame, spec: ControlConfig, amplification: pd
                      f"{spec.q_level:g} over the declared family){': ' + named if named else ''}.")
     half = primary["evaluation_half_width"].median() if len(primary) else np.nan
     lines.append(f"What the intervals cover: the variation between replicate pairs (training seeds and generator "
-                 f"draws), for this evaluation set; evaluating on other faces and occupations would add up to "
-                 f"±{half:.4f} per model (median half-width of the models' own intervals).")
+                 f"draws), for this evaluation set (its occupations and faces, shared by every model). One model's "
+                 f"value alone carries ±{half:.4f} from that set (median half-width of the models' own intervals); "
+                 "the arms of a pair share it, so most of it cancels in their difference, but an effect measured "
+                 "here is a statement about these queries and faces.")
     if amplification is not None and len(amplification):
         bias = amplification[(amplification["metric"] == "bias_amplification") & (amplification["estimate"] == "raw")]
         for row in bias.itertuples(index=False):

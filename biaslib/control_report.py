@@ -9,7 +9,8 @@
   pairing, and with it ρ);
 * ``figures/<experiment>_generator_amplification.png|pdf``: each arm's generated images against the real data
   (the plant's size at the data level);
-* the Markdown report (``--out``) and ``<run_dir>/control_report.json`` (the tables, findings and provenance).
+* the Markdown report (``--out``) and :attr:`~biaslib.layout.RunLayout.control_report` (the tables, findings and
+  provenance).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from biaslib.control import (
     recorded_declaration,
 )
 from biaslib.dose_response import markdown_table
+from biaslib.layout import RunLayout
 
 #: The columns of the Markdown table.
 REPORT_COLUMNS = ["pair", "role", "family", "measure", "effect", "ci_low", "ci_high", "p_value", "q_value", "rho",
@@ -128,7 +130,7 @@ def report_control(params_file: str | Path | None, overrides: Mapping[str, Any] 
     markdown = "\n".join([f"# {control.tag}: positive and negative controls", "",
                           *(f"- {line}" for line in findings), "", markdown_table(table, REPORT_COLUMNS, digits=4), "",
                           markdown_table(detectable, list(detectable.columns), digits=4)])
-    record = control.base.run_dir / "control_report.json"
+    record = RunLayout(control.base).control_report
     write_json(record, {"declaration": recorded_declaration(params_file, overrides), "table": _records(table),
                         "values": _records(control.values), "detectable": _records(detectable),
                         "amplification": _records(amp), "findings": findings,

@@ -834,8 +834,10 @@ Model = tuple[str, int]  # (ratio code, replicate): one trained CLIP
 
 
 def _models(params: Params, ratios: Sequence[float | int | str]) -> list[Model]:
-    """Every trained model (:func:`biaslib.train.trained_models`) of ``ratios``, by ratio then replicate."""
-    return sorted(trained_models(params, ratios))
+    """Every trained model (:func:`biaslib.train.trained_models`) of ``ratios``, by ratio (in the given order) then
+    replicate."""
+    models = trained_models(params, ratios)
+    return [model for code in dict.fromkeys(code for code, _ in models) for model in models if model[0] == code]
 
 
 def _checkpoints(params: Params, models: Sequence[Model]) -> dict[Model, CheckpointInfo]:

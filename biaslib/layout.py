@@ -92,6 +92,16 @@ class RunLayout:
         """The feature store: ``<run>/features``."""
         return self.root / "features"
 
+    @property
+    def control_declaration(self) -> Path:
+        """The control's declared test, recorded before the study runs: ``<run>/control_declaration.json``."""
+        return self.root / "control_declaration.json"
+
+    @property
+    def control_report(self) -> Path:
+        """The control's analysis, tables and findings: ``<run>/control_report.json``."""
+        return self.root / "control_report.json"
+
     # --- multilingual study
     @property
     def prompts(self) -> Path:

@@ -152,10 +152,13 @@ def test_a_missing_replicate_is_named_not_skipped():
 def tiny_control(module_tmp):
     """The tiny control through the CLI: study run (declaration, export, per-replicate generation, mixing, one warm
     start, 3 arms × 3 fine-tunes, association) then study control."""
+    import matplotlib
+
     path = _control_file(module_tmp, "tc")
     assert cli.main(["study", "run", "--params", path]) == 0
-    assert cli.main(["study", "control", "--params", path, "--figures-dir", str(module_tmp / "figures"),
-                     "--design", "5", "--out", str(module_tmp / "report.md")]) == 0
+    with matplotlib.rc_context():  # the report sets the figure style: keep it inside this fixture
+        assert cli.main(["study", "control", "--params", path, "--figures-dir", str(module_tmp / "figures"),
+                         "--design", "5", "--out", str(module_tmp / "report.md")]) == 0
     return path
 
 
