@@ -91,6 +91,8 @@ def check_design(params_file: str | Path | None, overrides: Mapping[str, Any] | 
             Measure.parse(text)
         except MeasureError as exc:
             problems.append(f"control: {exc}")
+    if spec.primary.measure in spec.secondary or len(set(spec.secondary)) < len(spec.secondary):
+        problems.append("control.secondary repeats a measure or names the primary one: each measure is tested once")
     if ratio_code(spec.primary.ratio) not in base.mix.ratios:
         problems.append(f"control.primary.ratio {spec.primary.ratio} is not one of mix.ratios {list(base.mix.ratios)}")
     if not base.generate.per_replicate:

@@ -80,7 +80,7 @@ def arms_figure(control: ControlResults) -> Any:
     import matplotlib.pyplot as plt
 
     primary = control.values[control.values["family"] == "primary"]
-    arms = list(control.arms)
+    arms = list(dict.fromkeys(arm for pair in control.spec.pairs.values() for arm in pair))  # each pair side by side
     values: dict[tuple[str, int], float] = {}
     for pair, part in primary.groupby("pair", sort=False):
         treatment, reference = control.spec.pairs[pair]
@@ -93,6 +93,8 @@ def arms_figure(control: ControlResults) -> Any:
     ax.set_xticks(range(len(arms)), arms, fontsize=8)
     ax.set_ylabel(primary["measure"].iloc[0], fontsize=8)
     ax.set_title(f"{control.tag}: the primary measure of each arm; lines join one replicate's models", fontsize=8)
+    pairs = "; ".join(f"{name}: {t} − {r}" for name, (t, r) in control.spec.pairs.items())
+    ax.set_xlabel(f"arm (pairs {pairs})", fontsize=7)
     fig.tight_layout()
     return fig
 

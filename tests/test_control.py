@@ -69,6 +69,7 @@ def test_measures_are_parsed_and_bad_ones_named():
     ("control.primary.ratio=050", "is not one of mix.ratios"),
     ("control.pairs.aa=[faithful_b, nobody]", "two of the variants faithful, planted, faithful_b"),
     ("control.positive=[planted, missing]", "'missing' is not one of the pairs"),
+    ("control.secondary=[fairface:gender:cosine_vs_data]", "names the primary one"),
 ])
 def test_a_design_that_cannot_answer_is_refused_before_any_work(tmp_path, change, message):
     path = _control_file(tmp_path)
@@ -97,7 +98,7 @@ def test_the_declaration_is_recorded_once_and_a_changed_test_is_refused(tmp_path
     assert set(first["declared"]["arms"]) == {"faithful", "planted", "faithful_b"}
     assert declare(path) == record and json.loads(record.read_text()) == first  # the same: unchanged
     with pytest.raises(ControlDesignError, match="not pre-specified"):
-        declare(path, {"control.primary.measure": "fairface:gender:text_vs_data"})
+        declare(path, {"control.primary.measure": "fairface:gender:retrieval_vs_data@20"})
     with pytest.raises(ControlDesignError, match="differs from the one declared"):
         load_control(path, {"control.secondary": ["fairface:gender:retrieval_vs_data@20"]})
 
