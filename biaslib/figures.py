@@ -195,23 +195,9 @@ def facet_lines(frame: pd.DataFrame, x: str, y: str, col: str, hue: str | None =
         groups = [(None, part)] if hue is None else list(part.groupby(hue, sort=False))
         hue_sets.add(tuple(name for name, _ in groups))
         for name, lines in groups:
-            probes = lines[lines["replicate"] != 0] if probed else lines.iloc[:0]
-            points = lines = lines[lines["replicate"] == 0] if probed else lines
-            lines = replicate_means(lines, x, y, ci, floor)
-            line, = ax.plot(lines[x], lines[y], marker="o", ms=3.5, label=name)
-            if len(points) > len(lines):
-                ax.scatter(points[x], points[y], s=7, color=line.get_color(), alpha=0.55, lw=0)
-            if len(probes):
-                ax.scatter(probes[x], probes[y], s=16, facecolor="white", edgecolor=line.get_color(), lw=0.9,
-                           zorder=3)
-                first = lines.set_index(x)
-                moves += list(probes[y].to_numpy() - first.loc[probes[x], y].to_numpy())
-                if ci is not None:
-                    half_widths += list((first.loc[probes[x], ci[1]] - first.loc[probes[x], ci[0]]).to_numpy() / 2)
-            if ci is not None:
-                ax.fill_between(lines[x], lines[ci[0]], lines[ci[1]], color=line.get_color(), alpha=0.18, lw=0)
-            if floor is not None and lines[floor].notna().any():
-                ax.plot(lines[x], lines[floor], color=line.get_color(), lw=0.9, ls=":")
+            moved, halves = _draw_line(ax, lines, name, x, y, ci, floor, probed)
+            moves += moved
+            half_widths += halves
         if reference is not None:
             ax.axhline(reference, color="0.4", lw=0.8, ls="--")
         ax.set_title(" · ".join(str(v) for v in (row_value, col_value) if v is not None), fontsize=9)
@@ -234,6 +220,31 @@ def facet_lines(frame: pd.DataFrame, x: str, y: str, col: str, hue: str | None =
     if note:
         fig.text(0.5, 0.0, note, ha="center", va="top", fontsize=7, color="0.3", wrap=True)
     return fig
+
+
+def _draw_line(ax: plt.Axes, lines: pd.DataFrame, name: object, x: str, y: str, ci: tuple[str, str] | None,
+               floor: str | None, probed: bool) -> tuple[list[float], list[float]]:
+    """One line of :func:`facet_lines` (its points, band and floor); with ``probed`` the probe replicates as hollow
+    markers. Returns how far each probe moved the value and the band's half-width there."""
+    probes = lines[lines["replicate"] != 0] if probed else lines.iloc[:0]
+    points = lines = lines[lines["replicate"] == 0] if probed else lines
+    lines = replicate_means(lines, x, y, ci, floor)
+    line, = ax.plot(lines[x], lines[y], marker="o", ms=3.5, label=name)
+    if len(points) > len(lines):
+        ax.scatter(points[x], points[y], s=7, color=line.get_color(), alpha=0.55, lw=0)
+    moves: list[float] = []
+    half_widths: list[float] = []
+    if len(probes):
+        ax.scatter(probes[x], probes[y], s=16, facecolor="white", edgecolor=line.get_color(), lw=0.9, zorder=3)
+        first = lines.set_index(x)
+        moves = list(probes[y].to_numpy() - first.loc[probes[x], y].to_numpy())
+        if ci is not None:
+            half_widths = list((first.loc[probes[x], ci[1]] - first.loc[probes[x], ci[0]]).to_numpy() / 2)
+    if ci is not None:
+        ax.fill_between(lines[x], lines[ci[0]], lines[ci[1]], color=line.get_color(), alpha=0.18, lw=0)
+    if floor is not None and lines[floor].notna().any():
+        ax.plot(lines[x], lines[floor], color=line.get_color(), lw=0.9, ls=":")
+    return moves, half_widths
 
 
 def _probed(frame: pd.DataFrame, x: str) -> bool:
