@@ -427,7 +427,8 @@ def _mean_rows(dataset: str, attribute: str, metric: str, values: np.ndarray, la
     if len(large) < 2:
         return rows
     keep = pd.Series(labels).isin(large.index).to_numpy()
-    # the permutation test here; the bootstrap once, below, for both the gap's and the ratio's interval
+    # the test here (a permutation for 0/1 values, a studentised bootstrap for scores); the bootstrap once, below,
+    # for both the gap's and the ratio's interval
     test = gap_test(values[keep], labels[keep], clusters=None if clusters is None else clusters[keep],
                     n_perm=cfg.n_perm, n_boot=0, ci=cfg.ci, seed=cfg.seed)
     codes = pd.Index(large.index).get_indexer(labels[keep])

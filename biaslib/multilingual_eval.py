@@ -465,8 +465,8 @@ def fairness_table(counts: pd.DataFrame, confusion: Confusion | Mapping[str, Con
         what a fair generator (p = ½ per occupation) scores on average with the same classified faces per
         occupation (mean L1/L2 and expected max; NaN for the other metrics; for corrected shares a lower
         bound, as correction adds spread) and ``excess`` = value − floor. One more row per group, metric
-        ``mean_l1_bc`` on raw counts: the bias-corrected mean L1 with its parametric-bootstrap interval
-        (coverage by share and faces per occupation: README) and ``p_fair``, the p-value of "every
+        ``mean_l1_bc`` on raw counts: the bias-corrected mean L1 with an interval that covers whatever its
+        remaining bias (coverage by occupations, faces and shares: README) and ``p_fair``, the p-value of "every
         occupation's p is ½" (:func:`~biaslib.metrics.mean_l1_inference`).
     """
     check_ci(ci)
@@ -518,7 +518,7 @@ def _face_counts(group: pd.DataFrame) -> pd.DataFrame:
 def _bias_corrected_row(common: dict[str, Any], group: pd.DataFrame, floors: dict[str, float], n_boot: int,
                         seed: int, ci: float) -> dict[str, Any]:
     """The ``mean_l1_bc`` row on raw counts (:func:`~biaslib.metrics.mean_l1_inference`): the bias-corrected
-    mean L1 with its parametric-bootstrap interval and ``p_fair``, the test of "every p is ½"."""
+    mean L1 with its bias-aware interval and ``p_fair``, the test of "every p is ½"."""
     result = mean_l1_inference(_face_counts(group), n_boot=n_boot, ci=ci, seed=seed)
     return {**common, "correction": "raw", "metric": "mean_l1_bc", "value": result["mean_l1_corrected"],
             "ci_low": result["ci_low"], "ci_high": result["ci_high"], "floor": floors["mean_l1"],
@@ -543,7 +543,7 @@ def fairness_contrasts(counts: pd.DataFrame, confusion: Confusion | Mapping[str,
     :func:`fairness_table`, conservative for the paired seeds; shared confusion draws within a generation set).
     Scores use the occupations with a classified face in each group. Returns :data:`CONTRAST_COLUMNS`; with
     ``mean_l1`` among ``metrics`` also a ``mean_l1_bc`` row per pair on raw counts: the difference of the
-    small-sample-bias-corrected mean L1s with its parametric-bootstrap interval and p-value
+    small-sample-bias-corrected mean L1s with an interval that covers whatever their remaining bias, and its p-value
     (:func:`~biaslib.metrics.mean_l1_difference`; coverage in README).
     """
     check_ci(ci)
@@ -576,7 +576,7 @@ def fairness_contrasts(counts: pd.DataFrame, confusion: Confusion | Mapping[str,
                              "value": values[metric] - ref_values[metric], "ci_low": low, "ci_high": high,
                              "p_value": float("nan")})
         if "mean_l1" in metrics:
-            result = mean_l1_difference(_face_counts(group), _face_counts(ref_group), n_boot=n_boot, ci=ci, seed=seed)
+            result = mean_l1_difference(_face_counts(group), _face_counts(ref_group), ci=ci)
             rows.append({"generation": generation, "language": code, "reference": reference, "attribute": attribute,
                          "correction": "raw", "metric": "mean_l1_bc", "value": result["difference_corrected"],
                          "ci_low": result["ci_low"], "ci_high": result["ci_high"], "p_value": result["p_value"]})

@@ -21,11 +21,9 @@ import pandas as pd
 from biaslib.metrics.amplification import ESTIMATES
 from biaslib.metrics.intervals import Q_LEVEL, bh_qvalues
 
-#: A difference with a side whose own test of fairness has p ≥ this gets the under-coverage caveat.
-NEAR_FAIR = 0.05
 #: Columns of :func:`multilingual_tests`.
 TEST_COLUMNS: list[str] = ["test", "attribute", "generation", "language", "reference", "value", "ci_low", "ci_high",
-                           "plug_in", "floor", "p_value", "q_value", "beyond_chance", "near_fair_side"]
+                           "plug_in", "floor", "p_value", "q_value", "beyond_chance"]
 
 
 def multilingual_tests(fairness: pd.DataFrame, finetune_change: pd.DataFrame | None = None,
@@ -46,9 +44,8 @@ def multilingual_tests(fairness: pd.DataFrame, finetune_change: pd.DataFrame | N
         :data:`TEST_COLUMNS`, one row per tested ``mean_l1_bc`` row: ``test`` ∈ {fair, finetune, language},
         ``value`` the bias-corrected mean L1 (fair) or its difference (the others) with ``ci_low``/``ci_high``,
         ``plug_in`` and ``floor`` (fair rows only: MAGBIG's plug-in mean L1 and the fair generator's floor),
-        ``p_value``, ``q_value`` (BH over every row), ``beyond_chance`` = q < ``q_level``, ``near_fair_side``
-        (differences only): a side's own ``p_fair`` is ≥ 0.05, where the difference's interval is known to
-        under-cover (a fair side keeps part of its floor: README, "Differences").
+        ``p_value``, ``q_value`` (BH over every row), ``beyond_chance`` = q < ``q_level``. A difference's interval
+        and p-value agree (:func:`~biaslib.metrics.mean_l1_difference`) and cover also where a side is fair.
     """
     rows = []
     tested = fairness[fairness["metric"] == "mean_l1_bc"]
@@ -58,19 +55,14 @@ def multilingual_tests(fairness: pd.DataFrame, finetune_change: pd.DataFrame | N
         rows.append({"test": "fair", "attribute": r.attribute, "generation": r.generation, "language": r.language,
                      "reference": "", "value": r.value, "ci_low": r.ci_low, "ci_high": r.ci_high,
                      "plug_in": plug_in.get((r.attribute, r.generation, r.language), np.nan), "floor": r.floor,
-                     "p_value": r.p_fair, "near_fair_side": False})
-    p_fair = {(r.attribute, r.generation, r.language): r.p_fair for r in tested.itertuples(index=False)}
+                     "p_value": r.p_fair})
     for name, frame in (("finetune", finetune_change), ("language", language_gaps)):
         if frame is None:
             continue
         for r in frame[frame["metric"] == "mean_l1_bc"].itertuples(index=False):
-            other = (r.attribute, r.reference, r.language) if name == "finetune" else (r.attribute, r.generation,
-                                                                                        r.reference)
-            sides = [p_fair.get((r.attribute, r.generation, r.language), np.nan), p_fair.get(other, np.nan)]
             rows.append({"test": name, "attribute": r.attribute, "generation": r.generation, "language": r.language,
                          "reference": r.reference, "value": r.value, "ci_low": r.ci_low, "ci_high": r.ci_high,
-                         "plug_in": np.nan, "floor": np.nan, "p_value": r.p_value,
-                         "near_fair_side": bool(np.nanmax(sides) >= NEAR_FAIR) if np.isfinite(sides).any() else False})
+                         "plug_in": np.nan, "floor": np.nan, "p_value": r.p_value})
     out = pd.DataFrame(rows, columns=TEST_COLUMNS)
     out["q_value"] = bh_qvalues(out["p_value"].to_numpy(dtype=np.float64))
     out["beyond_chance"] = out["q_value"] < q_level
@@ -78,11 +70,8 @@ def multilingual_tests(fairness: pd.DataFrame, finetune_change: pd.DataFrame | N
 
 
 def _pq(row: pd.Series) -> str:
-    """``p …, q …`` (p-values from a bootstrap are bounded below by 1/(draws + 1): printed as they are), and the
-    caveat of a difference with a near-fair side."""
-    caveat = ("; a side is not distinguishable from fair, where this interval under-covers, see README"
-              if row["near_fair_side"] else "")
-    return f"p {row['p_value']:.3g}, q {row['q_value']:.3g}{caveat}"
+    """``p …, q …`` (p-values from a bootstrap are bounded below by 1/(draws + 1): printed as they are)."""
+    return f"p {row['p_value']:.3g}, q {row['q_value']:.3g}"
 
 
 def _interval(row: pd.Series, signed: bool = False) -> str:
@@ -153,4 +142,4 @@ def findings_of_results(collected: pd.DataFrame, *, q_level: float = Q_LEVEL) ->
     return tests, multilingual_findings(tests, section("amplification"), q_level=q_level)
 
 
-__all__ = ["NEAR_FAIR", "Q_LEVEL", "TEST_COLUMNS", "findings_of_results", "multilingual_findings", "multilingual_tests"]
+__all__ = ["Q_LEVEL", "TEST_COLUMNS", "findings_of_results", "multilingual_findings", "multilingual_tests"]

@@ -15,8 +15,6 @@ from biaslib.metrics import (
     by_group,
     gap_test,
     magbig_fairness,
-    mean_l1_difference,
-    mean_l1_inference,
 )
 from biaslib.metrics.intervals import (
     bca_interval,
@@ -178,7 +176,18 @@ def test_gap_test_detects_a_planted_difference():
     assert detected / 300 >= 0.9
 
 
-def test_gap_test_matches_scipy_permutation_test_and_reselects_the_pair():
+def _brute_force_max_welch_p(samples: list[np.ndarray], n_boot: int, rng: np.random.Generator) -> float:
+    """Loop version of the studentised bootstrap: max over pairs of Welch's t, each sample centred and resampled."""
+    def max_t(xs):
+        return max(abs(a.mean() - b.mean()) / np.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
+                   for k, a in enumerate(xs) for b in xs[k + 1:])
+    observed = max_t(samples)
+    centred = [x - x.mean() for x in samples]
+    null = [max_t([rng.choice(x, size=len(x)) for x in centred]) for _ in range(n_boot)]
+    return (1 + np.sum(np.array(null) >= observed)) / (1 + n_boot)
+
+
+def test_gap_test_matches_peers_and_reselects_the_pair():
     rng = np.random.default_rng(8)
     values = np.r_[rng.normal(0.0, 1, 30), rng.normal(0.4, 1, 50), rng.normal(0.1, 1, 20)]
     groups = np.repeat(["a", "b", "c"], [30, 50, 20])
@@ -189,18 +198,52 @@ def test_gap_test_matches_scipy_permutation_test_and_reselects_the_pair():
         means = np.array([np.mean(x, axis=axis) for x in xs])
         return means.max(axis=0) - means.min(axis=0)
 
-    peer = stats.permutation_test(samples, spread, permutation_type="independent", alternative="greater",
-                                  n_resamples=20000, vectorized=True, random_state=1)
-    assert ours["p_value"] == pytest.approx(peer.pvalue, abs=0.01)
+    assert ours["test"] == "studentised bootstrap"
+    assert ours["p_value"] == pytest.approx(_brute_force_max_welch_p(samples, 4000, rng), abs=0.015)
     assert ours["gap"] == pytest.approx(spread(*samples))
     assert (ours["low_group"], ours["high_group"]) == ("a", "b")
     assert 0.0 <= ours["ci_low"] <= ours["gap"] <= ours["ci_high"]  # max − min never goes below 0
-    # a discrete (0/1) sample: the hypergeometric permutation equals shuffling rows
+    # two groups: Welch's t-test (scipy), which the bootstrap approximates without assuming normal tails
+    two = contrast_test(values[:80], groups[:80], "a", "b", n_perm=20000, n_boot=0)
+    assert two["p_value"] == pytest.approx(stats.ttest_ind(samples[0], samples[1], equal_var=False).pvalue, abs=0.01)
+    # a discrete (0/1) sample: the exact permutation test; the hypergeometric permutation equals shuffling rows
     hits = (values > 0.2).astype(float)
     fast = gap_test(hits, groups, n_perm=20000, n_boot=0, seed=0)
     slow = stats.permutation_test([hits[groups == g] for g in "abc"], spread, permutation_type="independent",
                                   alternative="greater", n_resamples=20000, vectorized=True, random_state=2)
+    assert fast["test"] == "permutation"
     assert fast["p_value"] == pytest.approx(slow.pvalue, abs=0.01)
+
+
+@pytest.mark.parametrize("sizes", [(30, 60, 60, 120), (10, 40, 40, 200), (120, 60, 60, 30)], ids=str)
+def test_gap_test_means_equal_means_under_unequal_spreads(sizes):
+    # equal means, sd 2 / 1 / 1 / 0.5: a permutation of labels rejected 52.8% (it tests identical distributions)
+    rng = np.random.default_rng(sum(sizes))
+    groups = np.repeat(np.arange(4), sizes)
+    sd = np.repeat([2.0, 1.0, 1.0, 0.5], sizes)
+    trials = 1000  # Monte Carlo sd of a 5% rate: 0.7 points (2,500 studies per case measured 3.3–5.2%)
+    gap_rejections = contrast_rejections = 0
+    for trial in range(trials):
+        values = rng.normal(0.0, sd)
+        gap_rejections += gap_test(values, groups, n_perm=400, n_boot=0, seed=trial)["p_value"] < 0.05
+        contrast_rejections += contrast_test(values, groups, 0, 3, n_perm=400, n_boot=0, seed=trial)["p_value"] < 0.05
+    assert gap_rejections / trials <= 0.07 and contrast_rejections / trials <= 0.07
+    assert gap_rejections / trials >= 0.02  # not conservative to uselessness
+
+
+def test_gap_test_of_clustered_scores_with_unequal_spreads_keeps_its_level():
+    # 5 rows per cluster sharing a cluster effect whose size differs by group; equal means
+    rng = np.random.default_rng(9)
+    sizes = (8, 20, 40, 60)
+    clusters = np.repeat(np.arange(sum(sizes)), 5)
+    groups = np.repeat(np.repeat(np.arange(4), sizes), 5)
+    spread = np.repeat(np.repeat([2.0, 1.0, 1.0, 0.5], sizes), 5)
+    trials = 500
+    rejections = 0
+    for trial in range(trials):
+        values = spread * (np.repeat(rng.normal(size=sum(sizes)), 5) + 0.5 * rng.normal(size=len(clusters)))
+        rejections += gap_test(values, groups, clusters=clusters, n_perm=400, n_boot=0, seed=trial)["p_value"] < 0.05
+    assert rejections / trials <= 0.07
 
 
 #: planted group shares × group sizes: all equal (true gap 0), a near tie, far apart, a rare outcome in small and
@@ -361,57 +404,3 @@ def test_the_issue_s_fair_generator_floor_at_twelve_images():
     counts = pd.DataFrame({"occupation": range(10), "man": 6, "woman": 6})
     scores = magbig_fairness(counts)
     assert scores["floor_mean_l1"] == pytest.approx(0.2256, abs=1e-3)  # "mean L1 0.224 on average (true 0)"
-
-
-@pytest.mark.parametrize(("share", "images"), [(0.5, 12), (0.75, 12), (0.9, 25), ("spread", 50)])
-def test_mean_l1_interval_coverage(share, images):
-    # README's coverage table: >= 90% where every occupation is equally (un)fair or shares are spread
-    rng = np.random.default_rng(10)
-    p = np.linspace(0.3, 0.95, 10) if share == "spread" else np.full(10, share)
-    truth = np.abs(2 * p - 1).mean()
-    covered = 0
-    trials = 200
-    for trial in range(trials):
-        man = rng.binomial(images, p)
-        result = mean_l1_inference(pd.DataFrame({"occupation": range(10), "man": man, "woman": images - man}),
-                                   n_boot=300, seed=trial)
-        covered += result["ci_low"] - 1e-12 <= truth <= result["ci_high"] + 1e-12
-    assert covered / trials >= 0.9
-
-
-def test_mean_l1_inference_corrects_the_floor_and_tests_fairness():
-    rng = np.random.default_rng(11)
-    fair, unfair = [], []
-    for trial in range(200):
-        man = rng.binomial(12, 0.5, size=10)
-        fair.append(mean_l1_inference(pd.DataFrame({"occupation": range(10), "man": man, "woman": 12 - man}),
-                                      n_boot=300, seed=trial))
-        man = rng.binomial(12, 0.85, size=10)
-        unfair.append(mean_l1_inference(pd.DataFrame({"occupation": range(10), "man": man, "woman": 12 - man}),
-                                        n_boot=300, seed=trial))
-    plain = np.mean([r["mean_l1"] for r in fair])
-    corrected = np.mean([r["mean_l1_corrected"] for r in fair])
-    assert plain == pytest.approx(0.2256, abs=0.02) and corrected < plain - 0.08  # the floor, then less of it
-    assert np.mean([r["p_fair"] < 0.05 for r in fair]) <= 0.08
-    assert np.mean([r["p_fair"] < 0.05 for r in unfair]) >= 0.9
-    assert np.mean([r["mean_l1_corrected"] for r in unfair]) == pytest.approx(0.7, abs=0.03)
-
-
-def test_mean_l1_difference_recovers_a_fine_tuning_change_the_plug_in_shrinks():
-    # the issue's case: mean L1 0.68 (base) -> 0.28 (fine-tuned), 12 faces per occupation; the plug-in difference
-    # shrinks toward 0 because the fairer side keeps more of its floor
-    rng = np.random.default_rng(12)
-    truth = 0.28 - 0.68
-    plain, corrected, covered = [], [], 0
-    for trial in range(150):
-        tables = []
-        for share in (0.64, 0.84):
-            man = rng.binomial(12, share, size=10)
-            tables.append(pd.DataFrame({"occupation": range(10), "man": man, "woman": 12 - man}))
-        result = mean_l1_difference(tables[0], tables[1], n_boot=300, seed=trial)
-        plain.append(result["difference"])
-        corrected.append(result["difference_corrected"])
-        covered += result["ci_low"] <= truth <= result["ci_high"]
-    assert np.mean(corrected) == pytest.approx(truth, abs=0.03)
-    assert np.mean(plain) > truth + 0.04
-    assert covered / 150 >= 0.9

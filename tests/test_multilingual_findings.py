@@ -67,7 +67,7 @@ def test_planted_finetuning_effect_is_beyond_chance_and_absent_ones_are_not() ->
     for generation, language in (("base", "de"), ("finetuned", "en"), ("finetuned", "de")):
         assert not _row(tests, test="fair", generation=generation, language=language)["beyond_chance"]
     change = _row(tests, test="finetune", language="en")
-    assert change["beyond_chance"] and change["value"] < -0.6 and change["near_fair_side"]
+    assert change["beyond_chance"] and change["value"] < -0.6
     assert not _row(tests, test="finetune", language="de")["beyond_chance"]
     gap = _row(tests, test="language", generation="base", language="de")
     assert gap["beyond_chance"] and gap["value"] < -0.6  # German less unfair than English before fine-tuning
@@ -97,7 +97,7 @@ def _null_tables(rng: np.random.Generator, groups: list[tuple[str, str]], n_boot
     def contrasts(pairs: list[tuple[tuple[str, str], tuple[str, str], str]]) -> pd.DataFrame:
         rows = []
         for group, other, reference in pairs:
-            result = mean_l1_difference(faces[group], faces[other], n_boot=n_boot, seed=2)
+            result = mean_l1_difference(faces[group], faces[other])
             rows.append({"attribute": "gender", "generation": group[0], "language": group[1], "reference": reference,
                          "correction": "raw", "metric": "mean_l1_bc", "value": result["difference_corrected"],
                          "ci_low": result["ci_low"], "ci_high": result["ci_high"], "p_value": result["p_value"]})

@@ -17,6 +17,8 @@ false-positive rates by simulation (``tests/test_intervals.py``).
 - :func:`gap_test`: max − min of group means with :func:`gap_interval`, a permutation p-value for "all groups
   equal" and the null gap a fair model shows.
 - :func:`bh_qvalues`: Benjamini–Hochberg q-values over a family of p-values.
+- :func:`bias_aware_half_width`, :func:`bias_aware_p`: an interval and a test for an estimator whose bias is only
+  bounded (MAGBIG's corrected mean L1: :func:`biaslib.metrics.magbig.mean_l1_inference`).
 
 Everything is seeded by ``numpy.random.default_rng(seed)`` and vectorised over replicates.
 """
@@ -42,6 +44,34 @@ def z_value(ci: float) -> float:
     """Two-sided standard-normal quantile of a ``ci`` interval (1.959964 for 0.95)."""
     check_ci(ci)
     return NormalDist().inv_cdf(0.5 + ci / 2.0)
+
+
+def bias_aware_half_width(se: float, bias_bound: float, ci: float = 0.95) -> float:
+    """Half-width ``se · cv`` of an interval that covers at level ``ci`` whatever the estimator's bias in
+    ``[−bias_bound, bias_bound]`` (Armstrong & Kolesár 2020, "Simple and honest confidence intervals in
+    nonparametric regression"): ``cv`` is the ``ci`` quantile of |N(bias_bound / se, 1)|, so it is ``z_value(ci)``
+    at no bias and ≈ bias_bound / se + z one-sided when the bias dominates. ``se`` > 0, ``bias_bound`` ≥ 0, same units."""
+    check_ci(ci)
+    if not se > 0 or not bias_bound >= 0:
+        raise ValueError(f"se must be > 0 and bias_bound >= 0, got {se} and {bias_bound}")
+    from scipy.optimize import brentq
+    from scipy.stats import norm
+
+    shift = bias_bound / se
+    covered = lambda c: norm.cdf(c - shift) - norm.cdf(-c - shift) - ci  # noqa: E731
+    return float(se * brentq(covered, 0.0, shift + 10.0, xtol=1e-10))
+
+
+def bias_aware_p(estimate: float, se: float, bias_bound: float, null: float = 0.0) -> float:
+    """Two-sided p-value of "the estimand is ``null``" for an estimate with standard error ``se`` and a bias of at
+    most ``bias_bound``: P(|Z + bias_bound / se| ≥ |estimate − null| / se), Z ~ N(0, 1) (the worst bias). It is below
+    1 − ci exactly when :func:`bias_aware_half_width`'s interval excludes ``null``."""
+    if not se > 0 or not bias_bound >= 0:
+        raise ValueError(f"se must be > 0 and bias_bound >= 0, got {se} and {bias_bound}")
+    from scipy.stats import norm
+
+    shift, distance = bias_bound / se, abs(estimate - null) / se
+    return float(min(1.0, norm.cdf(shift - distance) + norm.cdf(-shift - distance)))
 
 
 # ---- proportions -------------------------------------------------------------------------------------
@@ -415,6 +445,63 @@ def _permuted_gaps(vals: np.ndarray, codes: np.ndarray, sizes: np.ndarray, units
     return np.nanmax(perm_means, axis=1) - np.nanmin(perm_means, axis=1)
 
 
+def _unit_moments(vals: np.ndarray, codes: np.ndarray, units: tuple | None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-unit (sum, size) (U, 2) and group code (U,): a unit is a cluster (``units`` from :func:`_cluster_units`)
+    or, without clusters, a row."""
+    if units is not None:
+        return units[1], units[2]
+    return np.stack([vals, np.ones_like(vals)], axis=1), codes
+
+
+def _studentised_gaps(sums: np.ndarray, sizes: np.ndarray, squares: np.ndarray, cross: np.ndarray,
+                      size_squares: np.ndarray, units: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Group means (…, G) and the max over pairs of |m_i − m_j| / √(v_i + v_j) (…,), from the groups' totals over
+    units of sum S, size n, S², S·n, n² and the unit counts C (each (…, G)); v is the linearised variance of a ratio
+    mean, Σ (S − m n)² / (Σ n)² · C / (C − 1) (the sample variance / n for rows). Pairs with a one-unit group are
+    left out (NaN); a pair without any spread counts 0 when its means tie, else infinity."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = sums / sizes
+        variances = ((squares - 2.0 * means * cross + means**2 * size_squares) / sizes**2
+                     * units / (units - 1.0)).clip(min=0.0)
+        i, j = np.triu_indices(sums.shape[-1], 1)
+        difference = np.abs(means[..., i] - means[..., j])
+        t = difference / np.sqrt(variances[..., i] + variances[..., j])
+        t = np.where(difference == 0.0, 0.0, t)
+    statistic = np.nanmax(np.where(np.isnan(t), -np.inf, t), axis=-1)
+    return means, statistic
+
+
+def _moment_totals(unit_stats: np.ndarray, unit_codes: np.ndarray, n_groups: int) -> list[np.ndarray]:
+    """Per-group totals of S, n, S², S·n, n² and the unit count, each (G,), of units (U, 2) = (S, n)."""
+    s, n = unit_stats[:, 0], unit_stats[:, 1]
+    return [np.bincount(unit_codes, weights=w, minlength=n_groups) for w in (s, n, s * s, s * n, n * n)] + [
+        np.bincount(unit_codes, minlength=n_groups).astype(np.float64)]
+
+
+def _studentised_null(unit_stats: np.ndarray, unit_codes: np.ndarray, n_groups: int, n_boot: int,
+                      rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Bootstrap of the max studentised gap under "all group means are equal" (n_boot,), and of the raw gap: each
+    group's units are centred on the group's mean (S − m n) and resampled within the group (sizes kept); groups in
+    code order, rows of replicates in chunks."""
+    sums, sizes = np.bincount(unit_codes, weights=unit_stats[:, 0], minlength=n_groups), np.bincount(
+        unit_codes, weights=unit_stats[:, 1], minlength=n_groups)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        centred = unit_stats[:, 0] - (sums / sizes)[unit_codes] * unit_stats[:, 1]
+    totals = np.zeros((5, n_boot, n_groups))
+    for g in range(n_groups):
+        members = np.flatnonzero(unit_codes == g)
+        s, n = centred[members], unit_stats[members, 1]
+        step = max(1, _CHUNK_ELEMENTS // max(len(members), 1))
+        for start in range(0, n_boot, step):
+            picked = rng.integers(0, len(members), size=(min(step, n_boot - start), len(members)))
+            ps, pn = s[picked], n[picked]
+            for k, w in enumerate((ps, pn, ps * ps, ps * pn, pn * pn)):
+                totals[k, start:start + len(picked), g] = w.sum(axis=1)
+    units = np.bincount(unit_codes, minlength=n_groups).astype(np.float64)
+    means, statistic = _studentised_gaps(*totals, np.broadcast_to(units, (n_boot, n_groups)))
+    return statistic, np.nanmax(means, axis=1) - np.nanmin(means, axis=1)
+
+
 def gap_test(values: ArrayLike, groups: ArrayLike, *, clusters: ArrayLike | None = None, n_perm: int = 2000,
              n_boot: int = 1000, ci: float = 0.95, seed: int = 0) -> dict[str, Any]:
     """Gap between the highest and the lowest group mean, with an interval and a test against chance.
@@ -443,10 +530,17 @@ def gap_test(values: ArrayLike, groups: ArrayLike, *, clusters: ArrayLike | None
     dict
         ``gap`` (max − min of the group means, units of ``values``), ``low_group``, ``high_group``,
         ``ci_low``/``ci_high`` (:func:`gap_interval` over the bootstrap resamples; 0/1 values floor each group's
-        variance with :func:`binary_variance_floor`), ``p_value`` ((1 + #{permuted gap ≥ gap}) / (1 + n_perm):
-        the chance that groups that are all equal show a gap this large), ``null_gap`` (mean permuted gap: what a
-        fair model shows by chance with these group sizes), ``n`` (rows), ``n_groups``, ``interval`` (what the
-        bootstrap resampled).
+        variance with :func:`binary_variance_floor`), ``p_value`` of "all group means are equal" and ``null_gap``
+        (the mean gap under that null: what a fair model shows by chance with these group sizes), ``n`` (rows),
+        ``n_groups``, ``interval`` (what the bootstrap resampled) and ``test``:
+
+        - ``permutation`` for 0/1 values: (1 + #{permuted gap ≥ gap}) / (1 + n_perm), labels permuted over rows
+          (or whole clusters). For 0/1 values equal means are equal distributions, so the test is exact.
+        - ``studentised bootstrap`` for other values, where a permutation would test "identical distributions" and
+          reject equal means with unequal spreads (52.8% at the 5% level, sd 2 / 1 / 1 / 0.5): the statistic is the
+          max over pairs of Welch's |m_i − m_j| / √(v_i + v_j), its null distribution from ``n_perm`` resamples of
+          the groups' units (rows or clusters) each centred on its own mean. False positives 4–7% with unequal
+          spreads, sizes and clusters (tests/test_intervals.py).
     """
     check_ci(ci)
     if n_perm < 0 or n_boot < 0:
@@ -470,11 +564,19 @@ def gap_test(values: ArrayLike, groups: ArrayLike, *, clusters: ArrayLike | None
     tolerance = 1e-12 * max(1.0, float(np.max(np.abs(vals))))
 
     units = _cluster_units(vals, codes, clusters) if clusters is not None else None
+    binary = bool(np.isin(vals, (0.0, 1.0)).all())
     p_value = null_gap = float("nan")
-    if n_perm > 0:
+    if n_perm > 0 and binary:
         perm_gaps = _permuted_gaps(vals, codes, sizes, units, n_perm, rng)
         p_value = float((1 + np.sum(perm_gaps >= gap - tolerance)) / (1 + n_perm))
         null_gap = float(np.mean(perm_gaps))
+    elif n_perm > 0:
+        unit_stats, unit_codes = _unit_moments(vals, codes, units)
+        totals = _moment_totals(unit_stats, unit_codes, n_groups)
+        _, observed = _studentised_gaps(*totals)
+        null_t, null_gaps = _studentised_null(unit_stats, unit_codes, n_groups, n_perm, rng)
+        p_value = float((1 + np.sum(null_t >= observed * (1.0 - 1e-12))) / (1 + n_perm))
+        null_gap = float(np.mean(null_gaps))
 
     ci_low = ci_high = float("nan")
     if n_boot > 0:
@@ -485,6 +587,7 @@ def gap_test(values: ArrayLike, groups: ArrayLike, *, clusters: ArrayLike | None
         "gap": gap, "low_group": names[low_g], "high_group": names[high_g], "ci_low": ci_low, "ci_high": ci_high,
         "p_value": p_value, "null_gap": null_gap, "n": int(len(vals)), "n_groups": n_groups,
         "interval": "cluster bootstrap" if clusters is not None else "bootstrap",
+        "test": "permutation" if binary else "studentised bootstrap",
     }
 
 
@@ -495,8 +598,9 @@ def contrast_test(values: ArrayLike, groups: ArrayLike, first: Any, second: Any,
 
     Only the rows of the two groups are used. Unlike :func:`gap_test` the pair is fixed in advance, so the
     difference can be negative and its interval is the percentile interval of the per-resample difference (each
-    group resampled on its own, rows or whole ``clusters``); ``p_value`` is a two-sided permutation test of "the two
-    groups are equal" (labels permuted across the two groups' rows, or whole clusters).
+    group resampled on its own, rows or whole ``clusters``); ``p_value`` is :func:`gap_test`'s two-sided test of
+    "the two means are equal" (with two groups its max − min is |first − second|): a permutation for 0/1 values,
+    a studentised (Welch) bootstrap for others.
 
     Returns ``difference``, ``ci_low``, ``ci_high``, ``p_value``, ``n_first``, ``n_second``.
     """
