@@ -50,7 +50,8 @@ def bias_aware_half_width(se: float, bias_bound: float, ci: float = 0.95) -> flo
     """Half-width ``se · cv`` of an interval that covers at level ``ci`` whatever the estimator's bias in
     ``[−bias_bound, bias_bound]`` (Armstrong & Kolesár 2020, "Simple and honest confidence intervals in
     nonparametric regression"): ``cv`` is the ``ci`` quantile of |N(bias_bound / se, 1)|, so it is ``z_value(ci)``
-    at no bias and ≈ bias_bound / se + z one-sided when the bias dominates. ``se`` > 0, ``bias_bound`` ≥ 0, same units."""
+    at no bias and ≈ bias_bound / se + z one-sided when the bias dominates. ``se`` > 0, ``bias_bound`` ≥ 0, both in
+    the estimate's units."""
     check_ci(ci)
     if not se > 0 or not bias_bound >= 0:
         raise ValueError(f"se must be > 0 and bias_bound >= 0, got {se} and {bias_bound}")

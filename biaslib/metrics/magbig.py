@@ -250,7 +250,8 @@ def minimax_l1_estimator(images: int, occupations: int) -> L1Estimator:
 
     def slack_jacobian(v: np.ndarray) -> np.ndarray:
         mean = moments @ v[:-1]
-        gradient = 2.0 * (mean - target)[:, None] * moments + 2.0 * moments * (v[:-1][None, :] - mean[:, None]) / occupations
+        spread = 2.0 * moments * (v[:-1][None, :] - mean[:, None]) / occupations
+        gradient = 2.0 * (mean - target)[:, None] * moments + spread
         return np.c_[-gradient, np.ones(len(shares))]
 
     start = np.r_[parity_l1(x[: images // 2 + 1] / images), 1.0]
