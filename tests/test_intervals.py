@@ -23,6 +23,7 @@ from biaslib.metrics.intervals import (
     bootstrap_means,
     cluster_bootstrap_means,
     contrast_test,
+    effective_size,
     gap_interval,
     group_mean_draws,
     jeffreys_interval,
@@ -80,7 +81,48 @@ def test_by_group_auto_is_wilson_for_hits_and_says_so():
     with pytest.raises(ValueError, match="0/1 values"):
         by_group(values + 0.5, groups, interval="wilson")
     with pytest.raises(ValueError, match="independent rows"):
-        by_group(values, groups, clusters=np.arange(len(values)) // 2, interval="wilson")
+        by_group(values, groups, clusters=np.arange(len(values)) // 2, interval="jeffreys")
+
+
+def test_effective_size_is_kish_s_at_the_extremes():
+    # every row of a cluster agrees: n² / Σ n_c² rows; clusters of one row: n; no hit: the cautious n² / Σ n_c²
+    sizes = np.array([5.0, 5.0, 2.0, 8.0])
+    assert effective_size(sizes * np.array([1, 0, 1, 0]), sizes) == pytest.approx(400 / 118)
+    assert effective_size(np.array([1.0, 0, 0, 1, 1, 0]), np.ones(6)) == pytest.approx(6.0)
+    assert effective_size(np.zeros(4), sizes) == pytest.approx(400 / 118)
+    # design effect: the clustered variance of the mean over the independent rows', brute-forced
+    hits = np.array([2.0, 0.0, 1.0, 3.0])
+    p = hits.sum() / sizes.sum()
+    clustered = sum((h - p * m) ** 2 for h, m in zip(hits, sizes)) / sizes.sum() ** 2 * 4 / 3
+    assert effective_size(hits, sizes) == pytest.approx(np.clip(p * (1 - p) / clustered, 400 / 118, 20))
+
+
+@pytest.mark.parametrize(("clusters", "size"), [(5, 5), (20, 5), (10, 8), (20, 1)], ids=str)
+def test_clustered_rare_outcomes_get_covering_intervals_that_are_never_zero_width(clusters, size):
+    # COCO-like: several captions of one image share a person; the share of hits is rare or not, the captions of an
+    # image agree not at all, partly (beta-binomial, ICC 0.3) or fully
+    rng = np.random.default_rng(clusters * 100 + size)
+    trials = 400
+    for p in (0.02, 0.05, 0.2, 0.5):
+        for icc in (0.0, 0.3, 1.0):
+            covered = zero = 0
+            for _ in range(trials):
+                if icc == 0.0:
+                    shares = np.full(clusters, p)
+                elif icc == 1.0:
+                    shares = (rng.random(clusters) < p).astype(float)
+                else:
+                    shares = rng.beta(p * (1 - icc) / icc, (1 - p) * (1 - icc) / icc, clusters)
+                values = (rng.random((clusters, size)) < shares[:, None]).astype(float).ravel()
+                frame = by_group(values, np.zeros(len(values)), clusters=np.repeat(np.arange(clusters), size))
+                low, high = frame["ci_low"].iloc[0], frame["ci_high"].iloc[0]
+                covered += low <= p <= high
+                zero += high - low < 1e-9
+            assert frame.attrs["interval"] == "cluster wilson"
+            assert zero == 0
+            # 5 images that fully agree are 5 rows: Wilson's own coverage at p = 0.02, n = 5 is 0.904 (one hit in 5,
+            # 9% of the time, leaves 0.02 out), so there the bar allows the Monte Carlo error of 400 studies
+            assert covered / trials >= (0.88 if clusters * size <= 25 else 0.90), (p, icc, covered / trials)
 
 
 # ---- bootstrap intervals ---------------------------------------------------------------------------------

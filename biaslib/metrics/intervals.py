@@ -4,7 +4,8 @@ Every interval, test and q-value biaslib prints comes from here; the tests measu
 false-positive rates by simulation (``tests/test_intervals.py``).
 
 - :func:`wilson_interval`, :func:`jeffreys_interval`: a binomial share k/n. Never zero-width: 0/12 gives
-  [0, 0.24] (Wilson), where a percentile bootstrap gives [0, 0].
+  [0, 0.24] (Wilson), where a percentile bootstrap gives [0, 0]. :func:`cluster_wilson_interval`: the same when rows
+  come in clusters (a design-effect Wilson interval, :func:`effective_size`).
 - :func:`bootstrap_means`, :func:`cluster_bootstrap_means`: replicates of a mean, resampling rows, or
   whole clusters (rows that share a unit: COCO's 5 captions of one image, the images of one prompt). A
   cluster replicate is Σ cluster sums / Σ cluster sizes of the resampled clusters.
@@ -112,6 +113,37 @@ def jeffreys_interval(successes: ArrayLike, n: ArrayLike, ci: float = 0.95) -> t
     low = np.where(k == 0, 0.0, beta.ppf(alpha, k + 0.5, total - k + 0.5))
     high = np.where(k == total, 1.0, beta.ppf(1.0 - alpha, k + 0.5, total - k + 0.5))
     return (float(low), float(high)) if low.ndim == 0 else (low, high)
+
+
+def effective_size(cluster_hits: ArrayLike, cluster_sizes: ArrayLike) -> float:
+    """Effective number of independent rows of a 0/1 mean over clusters: n / design effect (Kish 1965).
+
+    ``cluster_hits`` and ``cluster_sizes`` (C,): each cluster's hits and rows. The design effect is the clustered
+    variance of the mean (linearised ratio variance, Σ (hits − p̂ n_c)² / n² · C / (C − 1)) over the independent
+    rows' p̂(1 − p̂)/n; the size it gives is clipped to [n² / Σ n_c², n]: between each cluster acting like one row
+    (all its rows agree) and clusters that do not matter (rows independent). With no hit, no miss or one cluster the
+    design effect cannot be estimated and the smaller (cautious) size is returned.
+    """
+    hits, sizes = np.asarray(cluster_hits, dtype=np.float64), np.asarray(cluster_sizes, dtype=np.float64)
+    n = float(sizes.sum())
+    fewest = n * n / float((sizes * sizes).sum())
+    share = float(hits.sum()) / n
+    if not 0.0 < share < 1.0 or len(sizes) < 2:
+        return fewest
+    clustered = float(((hits - share * sizes) ** 2).sum()) / (n * n) * len(sizes) / (len(sizes) - 1.0)
+    if clustered <= 0.0:
+        return n
+    return float(np.clip(share * (1.0 - share) / clustered, fewest, n))
+
+
+def cluster_wilson_interval(cluster_hits: ArrayLike, cluster_sizes: ArrayLike, ci: float = 0.95) -> tuple[float, float]:
+    """Wilson interval of a 0/1 share whose rows come in clusters: :func:`wilson_interval` at the share with
+    :func:`effective_size` rows (a design-effect Wilson interval). Never zero-width, also for a rare outcome with
+    no hit in any cluster (then it is Wilson's with n² / Σ n_c² rows). Coverage ≥ 0.90 from 5 clusters of 5 rows,
+    p from 0.02 to 0.5, cluster correlation 0 to 1 (tests/test_intervals.py)."""
+    hits, sizes = np.asarray(cluster_hits, dtype=np.float64), np.asarray(cluster_sizes, dtype=np.float64)
+    rows = effective_size(hits, sizes)
+    return wilson_interval(float(hits.sum() / sizes.sum()) * rows, rows, ci)
 
 
 # ---- bootstrap replicates ------------------------------------------------------------------------------
