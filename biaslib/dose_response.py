@@ -103,8 +103,9 @@ def design_table(study: StudyResults, designs: Mapping[str, tuple[int, Sequence[
     """:func:`trend_table` with, per measure, the sd of one trained model's value (``model_sd``, training and
     evaluation noise; ``training_share``: the training part of its variance) and one column
     ``detectable <label>`` per design ``{label: (replicates, ratio fractions)}``: the slope that design detects
-    with 80% power at α = 0.05 if its models vary as much as this study's (:func:`~biaslib.report.power`; the
-    detectable slope is proportional to the sd, so one variance table serves every design)."""
+    with 80% power at α = 0.05 if its models vary as much as the 80% upper bound of this study's variance
+    (:func:`~biaslib.report.power`: the pilot's variance is itself an estimate; the detectable slope is
+    proportional to that sd, so one variance table serves every design)."""
     if not designs:
         raise ValueError("design_table needs at least one design")
     measures = headline_measures(study, k, association_k)
@@ -117,7 +118,7 @@ def design_table(study: StudyResults, designs: Mapping[str, tuple[int, Sequence[
     measured = variances["model_sd"].notna().any()  # without replicates there is no variance to size a design with
     for label, (replicates, ratios) in designs.items():
         factor = detectable_slope(1.0, replicates, ratios) if measured else np.nan
-        variances[f"detectable {label}"] = factor * variances["model_sd"]
+        variances[f"detectable {label}"] = factor * np.sqrt(variances["model_var_upper"])
     columns = ["model_sd", "training_share", *(f"detectable {label}" for label in designs)]
     return table.merge(variances[keys + columns], on=keys, how="left")
 

@@ -106,7 +106,7 @@ def test_a_declared_family_is_the_only_one_tested_and_called(study):
 
 
 def test_design_table_detectable_slopes_match_the_pooled_variance_by_hand(study):
-    from scipy.stats import t
+    from scipy.stats import chi2, t
 
     from biaslib.dose_response import design_table, headline_measures
 
@@ -116,10 +116,11 @@ def test_design_table_detectable_slopes_match_the_pooled_variance_by_hand(study)
     pooled = sum(((g - g.mean()) ** 2).sum() for _, g in part.groupby("ratio_fraction")["value"]) / 6
     row = table[(table["experiment"] == "faithful") & (table["measure"] == "phase · R@1")].iloc[0]
     assert row["model_sd"] == pytest.approx(np.sqrt(pooled))
+    upper = pooled * 6 / chi2.ppf(0.2, 6)  # the pooled variance's 80% upper bound, 6 degrees of freedom
     for label, replicates, ratios in (("own", 3, RATIOS), ("paper R=5", 5, (0, 0.2, 0.4, 0.6, 0.8, 1.0))):
         x = np.array(ratios)
         df = replicates * len(x) - 2
-        expected = (t.ppf(0.975, df) + t.ppf(0.8, df)) * np.sqrt(pooled / (replicates * ((x - x.mean()) ** 2).sum()))
+        expected = (t.ppf(0.975, df) + t.ppf(0.8, df)) * np.sqrt(upper / (replicates * ((x - x.mean()) ** 2).sum()))
         assert row[f"detectable {label}"] == pytest.approx(expected)
     se2 = (0.01 / 1.959964) ** 2  # every planted interval is ±0.01
     assert row["training_share"] == pytest.approx(max(pooled - se2, 0) / pooled)

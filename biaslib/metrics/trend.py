@@ -174,25 +174,44 @@ def detectable_slope(model_var: float, replicates: int, ratios: Sequence[float],
     return float((t.ppf(1 - alpha / 2, df) + t.ppf(power, df)) * math.sqrt(model_var / sxx))
 
 
+def pilot_variance_bound(variance: float, df: int, assurance: float = 0.8) -> float:
+    """Upper ``assurance`` confidence bound of a variance estimated with ``df`` degrees of freedom:
+    df · variance / χ²_df(1 − assurance) (normal values). A design sized with it reaches its target power with
+    probability ``assurance`` over the pilot's own noise (Browne 1995); sized with the estimate itself it falls short
+    more often than not (a 3-replicate pilot of 3 ratios: 71% detected for a stated 80%)."""
+    from scipy.stats import chi2
+
+    if not 0.0 < assurance < 1.0:
+        raise ValueError(f"assurance must be in (0, 1), got {assurance}")
+    if df < 1:
+        return float("nan")
+    return float(df * variance / chi2.ppf(1.0 - assurance, df))
+
+
 def power(frame: pd.DataFrame, replicates: int, ratios: Sequence[float], *, ci: float = 0.95, alpha: float = 0.05,
-          target: float = 0.8) -> pd.DataFrame:
+          target: float = 0.8, assurance: float = 0.8) -> pd.DataFrame:
     """Per measure of a results frame with replicates (``replicate`` column, ≥ 2 models at some ratio): the
-    measured variance of one model's value (pooled within-ratio variance across replicates, ``model_var``), its
-    evaluation part (mean squared standard error of the models' intervals, ``evaluation_var``), the training part
-    (``training_var`` = the difference, at least 0) and the :func:`detectable_slope` of a design of
-    ``replicates`` × ``ratios`` at ``target`` power (``detectable_slope``; NaN without replicates)."""
+    measured variance of one model's value (pooled within-ratio variance across replicates, ``model_var``, with
+    ``replicate_df`` degrees of freedom), its evaluation part (mean squared standard error of the models' intervals,
+    ``evaluation_var``), the training part (``training_var`` = the difference, at least 0), the variance a design is
+    sized with (``model_var_upper``: :func:`pilot_variance_bound` at ``assurance``) and the :func:`detectable_slope`
+    of a design of ``replicates`` × ``ratios`` at ``target`` power with that variance (``detectable_slope``; NaN
+    without replicates). Measured (tests/test_trend.py): sized from 3-replicate pilots, the slope is detected in
+    ≈ 89% of studies (≥ 80% in 80% of pilots); sized from the estimate alone it was 71%."""
     rows = []
     for keys, part in _models(frame, ci).groupby(TREND_BY, sort=True, dropna=False):
         groups = [g["value"].to_numpy(float) for _, g in part.groupby("ratio_fraction")]
         df = sum(len(g) - 1 for g in groups)
         model_var = sum(((g - g.mean()) ** 2).sum() for g in groups) / df if df > 0 else np.nan
         evaluation_var = float(np.nanmean(part["se"].to_numpy(float) ** 2)) if part["se"].notna().any() else 0.0
+        upper = pilot_variance_bound(model_var, df, assurance)
         rows.append({**dict(zip(TREND_BY, keys)), "replicate_df": df, "model_var": model_var,
                      "evaluation_var": evaluation_var, "training_var": max(model_var - evaluation_var, 0.0)
-                     if df > 0 else np.nan,
-                     "detectable_slope": detectable_slope(model_var, replicates, ratios, alpha=alpha, power=target)
+                     if df > 0 else np.nan, "model_var_upper": upper,
+                     "detectable_slope": detectable_slope(upper, replicates, ratios, alpha=alpha, power=target)
                      if df > 0 else np.nan})
     return pd.DataFrame(rows)
 
 
-__all__ = ["TREND_BY", "TREND_COLUMNS", "detectable_slope", "least_squares_slopes", "model_trend", "power", "trend"]
+__all__ = ["TREND_BY", "TREND_COLUMNS", "detectable_slope", "least_squares_slopes", "model_trend",
+           "pilot_variance_bound", "power", "trend"]
