@@ -362,6 +362,10 @@ class ControlConfig:
     q_level: float = 0.05
 
 
+#: Results columns a family of gap tests may be split by (``analysis.gap_family``).
+GAP_FAMILY_COLUMNS = ("experiment", "ratio_fraction", "replicate", "evaluation", "dataset", "metric", "attribute")
+
+
 @dataclass(frozen=True)
 class AnalysisConfig:
     """How the amplification study's dose-response table calls trends (``analysis`` section; analysis only).
@@ -369,10 +373,14 @@ class AnalysisConfig:
     ``trend_family``: the measures (``dataset:attribute:metric[:kind]``) whose slopes are tested together, with
     Benjamini–Hochberg q-values below ``q_level`` called; empty: every headline measure. The rest of the table keeps
     its p-values and is not called. Fixed in the params, so adding an evaluation never moves an existing q-value.
+    ``gap_family``: the results columns whose values together make one family of gap tests (default: the gaps of
+    one measure — evaluation, dataset, metric — of one trained model, over its attributes), so adding an
+    evaluation or a metric (the 54 harm gaps) never moves an existing gap's q-value.
     """
 
     trend_family: tuple[str, ...] = ()
     q_level: float = 0.05
+    gap_family: tuple[str, ...] = ("experiment", "ratio_fraction", "replicate", "evaluation", "dataset", "metric")
 
 
 #: (section, field) → default of fields added to :class:`Params` after results were written with its digest.
@@ -576,6 +584,10 @@ def load_params(path: str | Path | None = None, overrides: dict[str, Any] | None
         if not isinstance(mapping, dict) or not all(isinstance(k, str) for k in mapping):
             raise ParamsError(f"variants.{name}: expected a mapping of dotted keys to values, got {mapping!r}")
     _check_ranges(params, path)
+    unknown = sorted(set(params.analysis.gap_family) - set(GAP_FAMILY_COLUMNS))
+    if unknown:
+        raise ParamsError(f"analysis.gap_family ({path}): unknown columns {unknown}; choose among "
+                          f"{list(GAP_FAMILY_COLUMNS)}")
     return params
 
 

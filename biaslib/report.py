@@ -7,8 +7,9 @@ equal groups show by chance) and fits a least-squares slope over all ratios.
 
 What counts as "beyond chance" (multiplicity controlled, design.md "Inference"):
 
-* a gap: its permutation p-value (:func:`biaslib.metrics.gap_test`) has a Benjamini–Hochberg q-value below
-  :data:`Q_LEVEL` among the gaps of the same trained model (:data:`GAP_FAMILY`);
+* a gap: its p-value (:func:`biaslib.metrics.gap_test`) has a Benjamini–Hochberg q-value below :data:`Q_LEVEL`
+  among the gaps of one measure of the same trained model (:data:`GAP_FAMILY`, ``analysis.gap_family`` in the
+  params);
 * a first-to-last change: a two-sided z-test of the difference with each value's standard error taken from
   its own interval (half width / z; the two evaluations' data are resampled independently), again q < 0.05
   among all the table's changes. Overlap of two 95% intervals is not used: it needs ≈ 5 standard errors.
@@ -22,11 +23,13 @@ another seed can show this noise.)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
 
+from biaslib.config import AnalysisConfig
 from biaslib.metrics.intervals import Q_LEVEL, bh_qvalues, check_callable
 from biaslib.metrics.trend import power, trend  # noqa: F401  (biaslib.report.trend / power: dose-response)
 
@@ -39,15 +42,18 @@ TREND_COLUMNS = [*TREND_KEYS, "ratios", "ratio_first", "value_first", "ci_low_fi
 CI_LEVEL = 0.95
 
 
-#: What one family of gap tests is: the gaps of one trained model (an experiment's ratio and replicate).
-GAP_FAMILY = ["experiment", "ratio_fraction", "replicate"]
+#: What one family of gap tests is by default (``analysis.gap_family``): the gaps of one measure (evaluation,
+#: dataset, metric) of one trained model (an experiment's ratio and replicate), over the attributes.
+GAP_FAMILY = list(AnalysisConfig().gap_family)
 
 
-def gap_qvalues(frame: pd.DataFrame, min_p: float | None = None) -> pd.Series:
-    """Benjamini–Hochberg q-value of every ``gap`` row's ``p_value``, one family per trained model
-    (:data:`GAP_FAMILY`; columns a frame lacks are one level), so a model's q-values do not depend on how many other
-    ratios were run. ``min_p``: the smallest p-value a gap test can give (1 / (1 + ``eval.n_perm``)); with it, a
-    family that could not call one gap is an error (:func:`~biaslib.metrics.intervals.check_callable`).
+def gap_qvalues(frame: pd.DataFrame, min_p: float | None = None,
+                family: Sequence[str] = tuple(GAP_FAMILY)) -> pd.Series:
+    """Benjamini–Hochberg q-value of every ``gap`` row's ``p_value``, one family per value of the ``family`` columns
+    (default :data:`GAP_FAMILY`; columns a frame lacks are one level), so a model's q-values do not depend on how
+    many other ratios, evaluations or metrics were run. ``min_p``: the smallest p-value a gap test can give
+    (1 / (1 + ``eval.n_perm``)); with it, a family that could not call one gap is an error
+    (:func:`~biaslib.metrics.intervals.check_callable`).
 
     Returns a Series aligned with ``frame`` (NaN for other rows and for gaps without a p-value, e.g. results
     written before gap tests).
@@ -56,7 +62,7 @@ def gap_qvalues(frame: pd.DataFrame, min_p: float | None = None) -> pd.Series:
     if "p_value" not in frame.columns:
         return q
     gaps = frame[(frame["kind"] == "gap")]
-    keys = [c for c in GAP_FAMILY if c in gaps.columns]
+    keys = [c for c in family if c in gaps.columns]
     for family, part in gaps.groupby(keys, sort=False, dropna=False) if keys else [((), gaps)]:
         p = part["p_value"].to_numpy(dtype=np.float64)
         if min_p is not None:
@@ -74,13 +80,14 @@ def _change_p(first: pd.Series, last: pd.Series) -> float:
     return float(2 * (1 - NormalDist().cdf(abs(last["value"] - first["value"]) / np.sqrt(se2))))
 
 
-def ratio_trends(frame: pd.DataFrame, kind: str = "gap", min_p: float | None = None) -> pd.DataFrame:
+def ratio_trends(frame: pd.DataFrame, kind: str = "gap", min_p: float | None = None,
+                 family: Sequence[str] = tuple(GAP_FAMILY)) -> pd.DataFrame:
     """First-vs-last-ratio comparison of every metric's ``kind`` rows (``gap``, ``overall`` or
     ``min_over_max``).
 
     Returns :data:`TREND_COLUMNS`: values, intervals, p-values (``p_*``: the gap test; NaN for other kinds),
-    their q-values (``q_*``, :func:`gap_qvalues`) and null floors (``null_*``) at the lowest and highest ratio
-    (fractions); ``change`` = last − first with ``p_change`` (z-test, module docstring) and ``q_change``
+    their q-values (``q_*``, :func:`gap_qvalues` over ``family``) and null floors (``null_*``) at the lowest and
+    highest ratio (fractions); ``change`` = last − first with ``p_change`` (z-test, module docstring) and ``q_change``
     (Benjamini–Hochberg over the changes of each experiment); ``slope`` = least-squares slope of the value
     over the ratio fraction (units of the metric per unit ratio; NaN with fewer than two ratios);
     ``direction`` = ``"up"`` / ``"down"`` when ``q_change`` < :data:`Q_LEVEL`, else ``"no change"``
@@ -89,7 +96,7 @@ def ratio_trends(frame: pd.DataFrame, kind: str = "gap", min_p: float | None = N
     """
     if "replicate" in frame.columns:  # one model per ratio here; across replicates see trend()
         frame = frame[frame["replicate"] == 0]
-    frame = frame.assign(q_value=gap_qvalues(frame, min_p))
+    frame = frame.assign(q_value=gap_qvalues(frame, min_p, family))
     for column in ("p_value", "null_gap"):
         if column not in frame.columns:
             frame[column] = np.nan

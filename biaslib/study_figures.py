@@ -119,7 +119,9 @@ def study_findings(study: StudyResults, k: int = 1, dose: pd.DataFrame | None = 
     chosen = drawn_gaps(study, k)
     results = study.results
     min_p = 1 / (1 + study.base.eval.n_perm)  # the gap tests' smallest attainable p
-    trends = ratio_trends(results, min_p=min_p).merge(chosen[TREND_KEYS].drop_duplicates(), on=TREND_KEYS)
+    family = study.base.analysis.gap_family
+    trends = ratio_trends(results, min_p=min_p, family=family).merge(chosen[TREND_KEYS].drop_duplicates(),
+                                                                     on=TREND_KEYS)
     overall = ratio_trends(results[(results["kind"] == "overall") & results["metric"].isin([f"R@{k}", "accuracy"])],
                            kind="overall")
     out = {"gaps": findings(trends, what="gap"), "overall": findings(overall, what="value"),

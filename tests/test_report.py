@@ -55,19 +55,40 @@ def test_change_q_values_control_false_findings_under_no_change():
     assert false_families / 200 <= 0.08
 
 
-def test_gap_q_values_are_benjamini_hochberg_per_trained_model():
-    """One family per model (experiment, ratio, replicate): a model's q-values do not depend on how many other
-    ratios were run. With the gap tests' smallest attainable p, a family too large to call one gap is refused."""
+def test_gap_q_values_are_benjamini_hochberg_per_family():
+    """A family of the given columns (here one per model: experiment, ratio, replicate): a model's q-values do not
+    depend on how many other ratios were run. With the gap tests' smallest attainable p, a family too large to call
+    one gap is refused."""
+    per_model = ("experiment", "ratio_fraction", "replicate")
     frame = pd.DataFrame(_rows("a", "R@1", [0.1, 0.3], 0.02, [0.01, 0.04]) + _rows("a", "R@5", [0.1, 0.1], 0.02,
                                                                                   [0.03, 0.5])
                          + _rows("b", "R@1", [0.1, 0.1], 0.02, [0.04, 0.04]))
-    q = gap_qvalues(frame)
+    q = gap_qvalues(frame, family=per_model)
     np.testing.assert_allclose(q[:4], [0.02, 0.08, 0.03, 0.5])  # a at ratio 0: p .01 .03; at ratio 1: .04 .5
     np.testing.assert_allclose(q[4:], [0.04, 0.04])  # b's models on their own
-    assert gap_qvalues(frame, min_p=1 / 2001).equals(q)
+    assert gap_qvalues(frame, min_p=1 / 2001, family=per_model).equals(q)
     many = pd.DataFrame([row for m in range(120) for row in _rows("c", f"R@{m}", [0.1], 0.02, [0.5])])
     with pytest.raises(ValueError, match="no finding can be called"):
-        gap_qvalues(many, min_p=1 / 2001)  # 120 gaps × 1/2001 ≥ 0.05
+        gap_qvalues(many, min_p=1 / 2001, family=per_model)  # 120 gaps × 1/2001 ≥ 0.05
+    assert gap_qvalues(many, min_p=1 / 2001).notna().all()  # per measure (the default) each family is one gap
+
+
+def test_adding_an_evaluation_never_moves_an_existing_q_value():
+    # the default family is one measure of one model over its attributes: 54 harm gaps of a new evaluation (and a
+    # new metric of an old one) leave the retrieval gaps' q-values as they were
+    def attributes(metric, evaluation, p_values):
+        return [{**row, "attribute": attribute, "evaluation": evaluation, "replicate": 0}
+                for attribute, p in zip(("gender", "race", "age"), p_values)
+                for row in _rows("a", metric, [0.1], 0.02, [p])]
+
+    before = pd.DataFrame(attributes("R@1", "retrieval", [0.01, 0.02, 0.3]))
+    harms = [row for h in range(18) for row in attributes(f"harm_{h}", "markedness", [0.5, 0.6, 0.9])]
+    after = pd.concat([before, pd.DataFrame(harms + attributes("R@5", "retrieval", [0.04, 0.7, 0.8]))],
+                      ignore_index=True)
+    np.testing.assert_allclose(gap_qvalues(after)[:3], gap_qvalues(before))
+    np.testing.assert_allclose(gap_qvalues(before), [0.03, 0.03, 0.3])  # BH over the three attributes
+    # the whole model as one family would have moved them (q of p = 0.01 among 60 gaps: 0.6)
+    assert gap_qvalues(after, family=("experiment", "ratio_fraction", "replicate"))[0] > 0.3
 
 
 def test_findings_state_the_numbers_p_q_and_the_chance_floor():
