@@ -6,10 +6,15 @@ a measure with its evaluation interval (a row of :func:`biaslib.results.collect`
 
 * ``slope``: least-squares slope of the value on the ratio fraction over all models (units of the measure per
   unit ratio, i.e. from all real to all generated).
-* ``ci_low``/``ci_high``: two-level bootstrap percentile interval. Level 1 resamples the replicates within each
-  ratio (training noise); level 2 redraws each chosen model's value from a normal with the standard error of its
-  own evaluation interval (evaluation noise; results keep intervals, not items). With one replicate at a ratio
-  level 1 cannot see training noise, so ``replicated`` is False and the interval covers evaluation noise only.
+* ``ci_low``/``ci_high``: with replicates (≥ 2 models at every ratio, ``replicated``) the t interval of the
+  least-squares slope with the pure-error variance (the pooled variance of models at the same ratio, N − L degrees
+  of freedom): that spread already holds all the noise between models — training and whatever evaluation noise
+  differs between them — while evaluation noise all models share (one fixed query set scores every model) moves
+  every value alike and leaves the slope alone. Adding each model's evaluation interval again, as until
+  2026-12-06, counted it twice (coverage 0.97–0.99 where evaluation dominates) and the replicate bootstrap
+  under-covered (0.88 with three replicates). Without replicates: a bootstrap that redraws each model's value from
+  a normal with the standard error of its own evaluation interval — evaluation noise only, as ``replicated``
+  False says.
 * ``p_value``: permutation test of "the ratio does not matter": the ratio labels are permuted across whole models
   (a model keeps its value, whatever noise is in it), two-sided on |slope|; exact over all distinct
   relabellings when there are at most ``n_perm`` of them. Valid with one replicate too (the models are
@@ -23,8 +28,8 @@ a measure with its evaluation interval (a row of :func:`biaslib.results.collect`
 Measured by simulation in ``tests/test_trend.py`` (ratios {0, ½, 1} × 3 replicates, training noise sd 0.10,
 evaluation se 0.05): without an effect the p-value is uniform (KS test; 6.2% below 0.05 of 400 studies); a
 planted slope of 0.3 is recovered without bias and detected (p < 0.05) in 78% of 300 studies; the 95% interval
-covers it in 88% — a bootstrap of three replicates under-covers (its variance is (R − 1)/R of the truth), so
-read the interval as ≈ 88% with R = 3 and rely on the permutation p-value for "is there a trend".
+covers it in 0.93–0.97 of 1,000 studies, whether the evaluation noise is each model's own or shared by all and
+whether training or evaluation noise dominates.
 """
 
 from __future__ import annotations
@@ -82,6 +87,22 @@ def _relabellings(x: np.ndarray, n_perm: int, rng: np.random.Generator) -> tuple
     return np.array([rng.permutation(x) for _ in range(n_perm)]), False
 
 
+def _pure_error_interval(x: np.ndarray, y: np.ndarray, members: list[np.ndarray], slope: float,
+                         ci: float) -> tuple[float, float]:
+    """t interval of the least-squares slope of ``y`` on ``x`` (models,) with the pure-error variance: the pooled
+    within-ratio variance of the models at each ratio level (``members``: each level's model indices, ≥ 2 each),
+    N − L degrees of freedom. NaN when x does not vary."""
+    from scipy.stats import t
+
+    sxx = float(((x - x.mean()) ** 2).sum())
+    if sxx <= 0 or np.isnan(slope):
+        return float("nan"), float("nan")
+    within = sum(float(((y[m] - y[m].mean()) ** 2).sum()) for m in members)
+    df = len(x) - len(members)
+    half = float(t.ppf(0.5 + ci / 2.0, df)) * math.sqrt(within / df / sxx)
+    return slope - half, slope + half
+
+
 def model_trend(ratio: np.ndarray, value: np.ndarray, se: np.ndarray, *, n_boot: int = 2000, n_perm: int = 5000,
                 ci: float = 0.95, seed: int = 0) -> dict[str, float | bool | int]:
     """Slope, two-level bootstrap interval and permutation p-value of one measure (module docstring).
@@ -95,11 +116,13 @@ def model_trend(ratio: np.ndarray, value: np.ndarray, se: np.ndarray, *, n_boot:
     levels = np.unique(x)
     members = [np.flatnonzero(x == level) for level in levels]
     slope = float(least_squares_slopes(x, y))
-    # level 1: replicates within each ratio; level 2: each chosen model's evaluation noise
-    chosen = np.concatenate([rng.choice(m, size=(n_boot, len(m))) for m in members], axis=1)
-    draws = y[chosen] + rng.standard_normal(chosen.shape) * se[chosen]
-    boot = least_squares_slopes(x[chosen], draws)
-    low, high = percentile_interval(boot[np.isfinite(boot)], ci) if np.isfinite(boot).any() else (np.nan, np.nan)
+    sizes = [len(m) for m in members]
+    if min(sizes) >= 2:
+        low, high = _pure_error_interval(x, y, members, slope, ci)
+    else:  # evaluation noise only: each model's value redrawn with its own evaluation standard error
+        draws = y + rng.standard_normal((n_boot, len(y))) * se
+        boot = least_squares_slopes(x, draws)
+        low, high = percentile_interval(boot[np.isfinite(boot)], ci) if np.isfinite(boot).any() else (np.nan, np.nan)
     relabelled, exact = _relabellings(x, n_perm, rng)
     null = np.abs(least_squares_slopes(relabelled, np.broadcast_to(y, relabelled.shape)))
     tol = 1e-12 * max(abs(slope), 1.0)
@@ -107,7 +130,6 @@ def model_trend(ratio: np.ndarray, value: np.ndarray, se: np.ndarray, *, n_boot:
     p = hits / len(null) if exact else (1 + hits) / (1 + len(null))
     # the smallest p these values could give: the most extreme relabelling (and its ties) alone
     min_p = int((null >= np.nanmax(null) - tol).sum()) / len(null) if exact else 1 / (1 + len(null))
-    sizes = [len(m) for m in members]
     return {"models": len(x), "ratios": len(levels), "min_replicates": min(sizes), "slope": slope,
             "ci_low": float(low), "ci_high": float(high), "p_value": float(p) if not np.isnan(slope) else np.nan,
             "min_p": float(min_p) if not np.isnan(slope) else np.nan, "replicated": min(sizes) >= 2}
