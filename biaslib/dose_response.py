@@ -127,6 +127,19 @@ def _p(x: float) -> str:
     return "n/a" if pd.isna(x) else ("< 0.001" if x < 1e-3 else f"{x:.3f}")
 
 
+def _disagreement(row: Any) -> str:
+    """Why a slope's interval and p-value disagree about 0, when they do (they are different methods): empty
+    otherwise."""
+    excludes = row.ci_low > 0 or row.ci_high < 0
+    if pd.isna(row.p_value) or excludes == (row.p_value < 0.05):
+        return ""
+    interval = ("the t interval (spread of models at one ratio)" if row.replicated
+                else "the interval (evaluation noise only)")
+    side = "leaves 0 out" if excludes else "holds 0"
+    return (f" (the interval {side} while p is {'≥' if excludes else '<'} 0.05: {interval} and the permutation of "
+            "ratio labels over whole models are different methods; the p-value is the test)")
+
+
 def trend_findings(table: pd.DataFrame) -> list[str]:
     """One sentence per row of :func:`trend_table` (slope [interval], p, q, replicates and the verdict), then a
     count of called trends per experiment."""
@@ -144,7 +157,7 @@ def trend_findings(table: pd.DataFrame) -> list[str]:
             verdict = "no trend beyond noise"
         lines.append(f"{row.experiment} · {row.measure}: slope {row.slope:+.3f} [{row.ci_low:+.3f}, "
                      f"{row.ci_high:+.3f}] per unit ratio, p {_p(row.p_value)}, q {_p(row.q_value)}, "
-                     f"{row.models} models ({row.min_replicates}+ per ratio): {verdict}")
+                     f"{row.models} models ({row.min_replicates}+ per ratio): {verdict}{_disagreement(row)}")
     for experiment, part in table.groupby("experiment", sort=False):
         tested = part[part["slope"].notna()]
         family = tested[tested["q_value"].notna()]

@@ -81,6 +81,7 @@ from biaslib.layout import RunLayout
 from biaslib.metrics import by_group, gap_test, group_accuracy, person_preference, retrieval_hits, self_similarity
 from biaslib.metrics.association import cosine_association, text_association
 from biaslib.metrics.intervals import (
+    aligned_with_test,
     binary_variance_floor,
     bootstrap_means,
     cluster_sums,
@@ -400,8 +401,11 @@ def _gap_rows(dataset: str, attribute: str, metric: str, frame: pd.DataFrame, dr
     large = _large_groups(frame, cfg)
     values = large["value"].to_numpy(dtype=np.float64)
     low, high = values.min(), values.max()
-    gap_low, gap_high = gap_interval(values, draws, cfg.ci, variance_floor=variance_floor)
-    ratio_low, ratio_high = ratio_interval(values, draws, cfg.ci, variance_floor=variance_floor)
+    # intervals that hold 0 (gap) and 1 (min/max) whenever the test of "all groups equal" does not reject
+    gap_low, gap_high = aligned_with_test(*gap_interval(values, draws, cfg.ci, variance_floor=variance_floor),
+                                          test["p_value"], cfg.ci)
+    ratio_low, ratio_high = aligned_with_test(*ratio_interval(values, draws, cfg.ci, variance_floor=variance_floor),
+                                              test["p_value"], cfg.ci, null=1.0)
     n = int(large["n"].sum())
     return [
         _row(dataset, attribute, "gap", "gap", metric, high - low, gap_low, gap_high, n, test["low_group"],

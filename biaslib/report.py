@@ -138,13 +138,16 @@ def _number(x: float) -> str:
     return "< 0.0001" if x < 1e-4 else f"= {x:.2g}"
 
 
-def _test_text(p: float, q: float, null: float) -> str:
-    """`` (p = …, q = …, chance floor …: beyond/within chance)`` for a gap that was tested; empty otherwise."""
+def _test_text(p: float, q: float, null: float, low: float = float("nan")) -> str:
+    """`` (p = …, q = …, chance floor …: beyond/within chance)`` for a gap that was tested; empty otherwise. A gap
+    whose test rejects (p < 1 − :data:`CI_LEVEL`) while its interval still starts at 0 (``low``) says why."""
     if pd.isna(p):
         return ""
     verdict = "beyond chance" if q < Q_LEVEL else "within chance"
     floor = f", chance floor {null:.3f}" if pd.notna(null) else ""
-    return f" (p {_number(p)}, q {_number(q)}{floor}: {verdict})"
+    why = ("; its interval still holds 0: it holds every pair of groups at once, the test is the decision"
+           if p < 1 - CI_LEVEL and low == 0 else "")
+    return f" (p {_number(p)}, q {_number(q)}{floor}: {verdict}{why})"
 
 
 def findings(trends: pd.DataFrame, what: str = "gap") -> list[str]:
@@ -164,9 +167,10 @@ def findings(trends: pd.DataFrame, what: str = "gap") -> list[str]:
             verdict += f": p {_number(row.p_change)}, q {_number(row.q_change)}"
         sentences.append(
             f"{row.experiment} · {row.dataset} {row.attribute} {row.metric}: {what} {row.value_first:.3f} "
-            f"[{row.ci_low_first:.3f}, {row.ci_high_first:.3f}]{_test_text(row.p_first, row.q_first, row.null_first)}"
+            f"[{row.ci_low_first:.3f}, {row.ci_high_first:.3f}]"
+            f"{_test_text(row.p_first, row.q_first, row.null_first, row.ci_low_first)}"
             f" at ratio {row.ratio_first:.1f} → {row.value_last:.3f} [{row.ci_low_last:.3f}, "
-            f"{row.ci_high_last:.3f}]{_test_text(row.p_last, row.q_last, row.null_last)} at ratio "
+            f"{row.ci_high_last:.3f}]{_test_text(row.p_last, row.q_last, row.null_last, row.ci_low_last)} at ratio "
             f"{row.ratio_last:.1f} ({verdict}).")
     for experiment, part in trends.groupby("experiment", sort=True):
         counts = part["direction"].value_counts()

@@ -198,3 +198,17 @@ def test_design_table_without_replicates_has_no_detectable_slope_and_no_error(st
     assert not table["replicated"].any() and table["slope"].notna().all()
     with pytest.raises(ValueError, match="at least two distinct ratios and three models"):
         design_table(study, {"tiny": (1, (0.0, 1.0))})
+
+
+def test_a_slope_whose_interval_and_p_value_disagree_says_why():
+    from biaslib.dose_response import trend_findings
+
+    base = {"experiment": "e", "measure": "geode · accuracy", "slope": 0.2, "models": 9, "min_replicates": 3,
+            "replicated": True, "called": False, "q_value": 0.2}
+    table = pd.DataFrame([{**base, "ci_low": 0.01, "ci_high": 0.4, "p_value": 0.13},
+                          {**base, "ci_low": -0.1, "ci_high": 0.5, "p_value": 0.3},
+                          {**base, "ci_low": -0.01, "ci_high": 0.4, "p_value": 0.02}])
+    lines = trend_findings(table)
+    assert "leaves 0 out while p is ≥ 0.05" in lines[0] and "different methods" in lines[0]
+    assert "different methods" not in lines[1]
+    assert "holds 0 while p is < 0.05" in lines[2]

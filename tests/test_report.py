@@ -136,3 +136,11 @@ def test_first_to_last_changes_compare_replicate_0_and_leave_the_others_to_trend
     other = pd.DataFrame(_rows("up", "R@1", [0.9, 0.0, 0.9], 0.02)).assign(replicate=1)
     trends = ratio_trends(pd.concat([other, one], ignore_index=True)).set_index("experiment")
     assert trends.loc["up", "slope"] == pytest.approx(0.2) and trends.loc["up", "ratios"] == 3
+
+
+def test_a_rejecting_test_with_an_interval_at_zero_says_why():
+    # the simultaneous interval holds every pair at once, so it can start at 0 while the test rejects
+    rows = _rows("x", "R@1", [0.05, 0.30], 0.05, [0.01, 0.0001], 0.02)
+    rows[0]["ci_low"] = 0.0
+    first, last = findings(ratio_trends(pd.DataFrame(rows)))[0].split(" → ")
+    assert "its interval still holds 0" in first and "its interval still holds 0" not in last
