@@ -144,3 +144,32 @@ def test_a_rejecting_test_with_an_interval_at_zero_says_why():
     rows[0]["ci_low"] = 0.0
     first, last = findings(ratio_trends(pd.DataFrame(rows)))[0].split(" → ")
     assert "its interval still holds 0" in first and "its interval still holds 0" not in last
+
+
+def _model_rows(rng: np.random.Generator, shares: list[float], size: int, ratio: float) -> list[dict]:
+    """One model's group and gap rows for 4 groups of ``size`` 0/1 values, as an evaluation writes them."""
+    from biaslib.metrics import by_group, gap_test
+
+    groups = np.repeat(list("abcd"), size)
+    values = (rng.random(4 * size) < np.repeat(shares, size)).astype(float)
+    frame = by_group(values, groups)
+    test = gap_test(values, groups, n_perm=0, n_boot=200, seed=0)
+    base = {"experiment": "e", "evaluation": "retrieval", "dataset": "phase", "attribute": "gender", "metric": "R@1",
+            "ratio_fraction": ratio, "replicate": 0, "p_value": np.nan, "null_gap": np.nan}
+    rows = [{**base, "kind": "group", "group": g, "value": r.value, "ci_low": r.ci_low, "ci_high": r.ci_high,
+             "low": None, "high": None} for g, r in zip(frame.index, frame.itertuples())]
+    return rows + [{**base, "kind": "gap", "group": "", "value": test["gap"], "ci_low": test["ci_low"],
+                    "ci_high": test["ci_high"], "low": test["low_group"], "high": test["high_group"]}]
+
+
+@pytest.mark.parametrize(("first", "last", "low", "high"), [
+    ([0.2, 0.3, 0.3, 0.35], [0.2, 0.3, 0.3, 0.35], 0.01, 0.08),  # a gap of 0.15 that stays: measured 4.75%
+    ([0.3] * 4, [0.3] * 4, 0.0, 0.05),  # no gap at all: conservative (measured 0%)
+    ([0.3] * 4, [0.3, 0.3, 0.3, 0.45], 0.65, 1.0),  # 0 → 0.15: measured 79% (the old test: 6%)
+], ids=["stable gap", "equal groups", "0 to 0.15"])
+def test_a_gap_change_is_tested_with_its_groups_evaluation_rows(first, last, low, high):
+    rng = np.random.default_rng(int(100 * sum(last)))
+    trials = 200
+    called = sum(ratio_trends(pd.DataFrame(_model_rows(rng, first, 400, 0.0) + _model_rows(rng, last, 400, 1.0)))
+                 ["p_change"].iloc[0] < 0.05 for _ in range(trials))
+    assert low <= called / trials <= high, called / trials
