@@ -125,11 +125,17 @@ SETTINGS: dict[str, tuple[str, ...]] = {
 }
 #: eval settings that name a file: a result records its path and sha256 (its content is what counts).
 FILE_SETTINGS = ("association_shares", "fairface_labels")
-#: How the gap and min_over_max rows get their intervals, recorded in every result's settings. A result that names
-#: other methods (or none: before 2026-12-04 both intervals took max − min and min / max of each bootstrap
-#: resample, which never covered a true gap of 0) is recomputed by the next run, not kept.
-INTERVAL_METHODS = {"gap": "gap_interval: simultaneous pairwise max-t bootstrap bands",
-                    "min_over_max": "ratio_interval: simultaneous per-group max-t bootstrap bands"}
+#: How the group, gap and min_over_max rows get their intervals and tests, recorded in every result's settings. A
+#: result that names other methods (or none: before 2026-12-04 both intervals took max − min and min / max of each
+#: bootstrap resample, which never covered a true gap of 0; before 2026-12-06 scores were tested by a permutation,
+#: clustered 0/1 means had a cluster bootstrap and gap intervals were not aligned with the test) is recomputed by
+#: the next run, not kept.
+INTERVAL_METHODS = {"gap": "gap_interval: simultaneous pairwise max-t bootstrap bands, holding 0 when the test "
+                           "does not reject",
+                    "min_over_max": "ratio_interval: simultaneous per-group max-t bootstrap bands, holding 1 when "
+                                    "the test does not reject",
+                    "test": "0/1 values: permutation of max − min; scores: studentised (Welch max-t) bootstrap",
+                    "group": "0/1 values: Wilson (design-effect Wilson with clusters); scores: percentile bootstrap"}
 #: Rows an evaluation gained after results were written, recorded in its results' settings (``rows``): a result of
 #: that evaluation without them is recomputed by the next run, not kept (the other evaluations' results stay).
 ROW_SETS = {"association": "cosine_vs_data and text_vs_data: continuous association slopes (2026-12-06)"}
