@@ -5,7 +5,7 @@ Works on a :class:`~biaslib.study_results.StudyResults` (every trained model's r
 :func:`headline_measures` chooses one value per trained model and measure: the association endpoint and its
 skews (evaluation ``association``, overall over the occupation queries), the drawn between-group gaps
 (:func:`~biaslib.study_results.drawn_gaps`) and overall R@k / GeoDE accuracy. :func:`trend_table` is
-:func:`biaslib.report.trend` over them (slope per unit ratio, two-level bootstrap interval, permutation p,
+:func:`biaslib.report.trend` over them (slope per unit ratio, its interval, permutation p,
 Benjamini–Hochberg q over the family the params declare (``analysis.trend_family``; default the whole table),
 ``called`` only with replicates; a family that could not call one finding is an error); :func:`design_table` adds
 :func:`biaslib.report.power`'s variances and the slope each design detects (:func:`design_of` reads a params
@@ -207,7 +207,11 @@ def trend_figure(table: pd.DataFrame, title: str | None = None) -> Any:
     ax.axvline(0, color="0.4", lw=0.8, ls="--")
     ax.set_yticks(np.arange(len(measures)), measures, fontsize=7)
     ax.invert_yaxis()
-    ax.set_xlabel("slope per unit ratio (all real → all generated), 95% two-level bootstrap")
+    replicated = table["replicated"].fillna(False).astype(bool) if "replicated" in table else pd.Series(False)
+    band = ("t interval, spread of the models at each ratio" if replicated.all() else
+            "evaluation sampling only (one model per ratio)" if not replicated.any() else
+            "t interval where every ratio has replicates, else evaluation sampling only")
+    ax.set_xlabel(f"slope per unit ratio (all real → all generated); 95%: {band}")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     ax.set_title(title or "dose-response: filled = trend called (q < 0.05 over the table, replicated)", fontsize=9)
     fig.tight_layout()

@@ -105,7 +105,8 @@ def _pure_error_interval(x: np.ndarray, y: np.ndarray, members: list[np.ndarray]
 
 def model_trend(ratio: np.ndarray, value: np.ndarray, se: np.ndarray, *, n_boot: int = 2000, n_perm: int = 5000,
                 ci: float = 0.95, seed: int = 0) -> dict[str, float | bool | int]:
-    """Slope, two-level bootstrap interval and permutation p-value of one measure (module docstring).
+    """Slope, interval (t with pure error when replicated, else evaluation bootstrap) and permutation p-value of one
+    measure (module docstring).
 
     ``ratio``, ``value``, ``se``: one entry per trained model (ratio fraction, value, evaluation standard error;
     NaN se counts as 0).
