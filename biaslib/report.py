@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from biaslib.config import AnalysisConfig
-from biaslib.metrics.intervals import Q_LEVEL, bh_qvalues, check_callable
+from biaslib.metrics.intervals import Q_LEVEL, bh_qvalues, check_callable, z_value
 from biaslib.metrics.trend import power, trend  # noqa: F401  (biaslib.report.trend / power: dose-response)
 
 TREND_KEYS = ["experiment", "evaluation", "dataset", "attribute", "metric"]
@@ -45,11 +45,11 @@ CI_LEVEL = 0.95
 
 #: What one family of gap tests is by default (``analysis.gap_family``): the gaps of one measure (evaluation,
 #: dataset, metric) of one trained model (an experiment's ratio and replicate), over the attributes.
-GAP_FAMILY = list(AnalysisConfig().gap_family)
+GAP_FAMILY = AnalysisConfig().gap_family
 
 
 def gap_qvalues(frame: pd.DataFrame, min_p: float | None = None,
-                family: Sequence[str] = tuple(GAP_FAMILY)) -> pd.Series:
+                family: Sequence[str] = GAP_FAMILY) -> pd.Series:
     """Benjamini–Hochberg q-value of every ``gap`` row's ``p_value``, one family per value of the ``family`` columns
     (default :data:`GAP_FAMILY`; columns a frame lacks are one level), so a model's q-values do not depend on how
     many other ratios, evaluations or metrics were run. ``min_p``: the smallest p-value a gap test can give
@@ -74,7 +74,7 @@ def gap_qvalues(frame: pd.DataFrame, min_p: float | None = None,
 
 def _variance(rows: list[pd.Series]) -> float:
     """Sum of the squared standard errors of ``rows``, each half its interval's width / z (NaN without one)."""
-    z = NormalDist().inv_cdf(0.5 + CI_LEVEL / 2)
+    z = z_value(CI_LEVEL)
     return float(sum(((row["ci_high"] - row["ci_low"]) / (2 * z)) ** 2 for row in rows))
 
 
@@ -113,7 +113,7 @@ def _change_p(first: pd.Series, last: pd.Series, groups: pd.DataFrame | None = N
 
 
 def ratio_trends(frame: pd.DataFrame, kind: str = "gap", min_p: float | None = None,
-                 family: Sequence[str] = tuple(GAP_FAMILY)) -> pd.DataFrame:
+                 family: Sequence[str] = GAP_FAMILY) -> pd.DataFrame:
     """First-vs-last-ratio comparison of every metric's ``kind`` rows (``gap``, ``overall`` or
     ``min_over_max``).
 

@@ -20,6 +20,7 @@ from biaslib.metrics.intervals import (
     cluster_sums,
     cluster_wilson_interval,
     group_mean_draws,
+    is_binary,
     jeffreys_interval,
     percentile_interval,
     ratio_acceleration,
@@ -93,15 +94,11 @@ def summary_frame(
 INTERVALS = ("auto", "wilson", "jeffreys", "percentile", "bca")
 
 
-def _is_binary(values: np.ndarray) -> bool:
-    return bool(np.isin(values, (0.0, 1.0)).all())
-
-
 def resolve_interval(interval: str, values: np.ndarray, clustered: bool) -> str:
     """The interval method :func:`by_group` uses: ``"auto"`` resolved, requests checked against the data."""
     if interval not in INTERVALS:
         raise ValueError(f"interval must be one of {INTERVALS}, got {interval!r}")
-    binary = _is_binary(values)
+    binary = is_binary(values)
     if interval == "auto":
         return "wilson" if binary else "percentile"
     if interval in ("wilson", "jeffreys"):
@@ -170,8 +167,9 @@ def by_group(
     value = sums / n
     ci_low = np.full(n_groups, np.nan)
     ci_high = np.full(n_groups, np.nan)
-    if n_boot > 0 and method == "wilson" and clusters is not None:
-        unit_of_row = cluster_sums(np.where(keep, vals, 0.0), clusters)[2]
+    clustered = n_boot > 0 and clusters is not None
+    unit_of_row = cluster_sums(np.where(keep, vals, 0.0), clusters)[2] if clustered else None
+    if unit_of_row is not None and method == "wilson":
         for g in range(n_groups):
             rows = codes == g
             hits, sizes, _ = cluster_sums(vals[rows], unit_of_row[rows])
@@ -180,7 +178,6 @@ def by_group(
         ci_low, ci_high = (wilson_interval if method == "wilson" else jeffreys_interval)(sums, n, ci)
     elif n_boot > 0:
         rng = np.random.default_rng(seed)
-        unit_of_row = cluster_sums(np.where(keep, vals, 0.0), clusters)[2] if clusters is not None else None
         draws = group_mean_draws(vals, codes, n_groups, n_boot, rng, clusters=unit_of_row)
         for g in range(n_groups):
             if method == "bca":

@@ -115,6 +115,26 @@ def jeffreys_interval(successes: ArrayLike, n: ArrayLike, ci: float = 0.95) -> t
     return (float(low), float(high)) if low.ndim == 0 else (low, high)
 
 
+def is_binary(values: ArrayLike) -> bool:
+    """True when every value is 0 or 1 (hits, correct answers): the values Wilson intervals, the variance floor and
+    the exact permutation test are for."""
+    return bool(np.isin(values, (0.0, 1.0)).all())
+
+
+def ratio_mean_variance(sums: ArrayLike, sizes: ArrayLike, squares: ArrayLike, cross: ArrayLike,
+                        size_squares: ArrayLike, units: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """Mean Σ S / Σ n of units (clusters, or rows: n = 1) and its linearised variance
+    Σ (S − m n)² / (Σ n)² · C / (C − 1), from the totals over the units of S, n, S², S·n, n² and their count C
+    (any broadcastable shapes; the sample variance / n for rows). Undefined (NaN) where C = 1 or Σ n = 0."""
+    sums, sizes = np.asarray(sums, dtype=np.float64), np.asarray(sizes, dtype=np.float64)
+    units = np.asarray(units, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = sums / sizes
+        variances = ((np.asarray(squares) - 2.0 * means * np.asarray(cross) + means**2 * np.asarray(size_squares))
+                     / sizes**2 * units / (units - 1.0)).clip(min=0.0)
+    return means, variances
+
+
 def effective_size(cluster_hits: ArrayLike, cluster_sizes: ArrayLike) -> float:
     """Effective number of independent rows of a 0/1 mean over clusters: n / design effect (Kish 1965).
 
@@ -130,7 +150,8 @@ def effective_size(cluster_hits: ArrayLike, cluster_sizes: ArrayLike) -> float:
     share = float(hits.sum()) / n
     if not 0.0 < share < 1.0 or len(sizes) < 2:
         return fewest
-    clustered = float(((hits - share * sizes) ** 2).sum()) / (n * n) * len(sizes) / (len(sizes) - 1.0)
+    _, clustered = ratio_mean_variance(hits.sum(), n, (hits * hits).sum(), (hits * sizes).sum(),
+                                       (sizes * sizes).sum(), len(sizes))
     if clustered <= 0.0:
         return n
     return float(np.clip(share * (1.0 - share) / clustered, fewest, n))
@@ -357,7 +378,7 @@ def binary_mean_variance(sums: ArrayLike, sizes: ArrayLike) -> np.ndarray:
 def binary_variance_floor(values: np.ndarray, codes: np.ndarray, n_groups: int) -> np.ndarray | None:
     """:func:`binary_mean_variance` of each of ``n_groups`` groups (``codes`` (n,) in 0..G−1) when ``values`` (n,)
     are all 0 or 1, else None (continuous values need no floor): the ``variance_floor`` of :func:`gap_interval`."""
-    if not np.isin(values, (0.0, 1.0)).all():
+    if not is_binary(values):
         return None
     hits = np.bincount(codes, weights=values, minlength=n_groups)
     return binary_mean_variance(hits, np.bincount(codes, minlength=n_groups))
@@ -503,13 +524,11 @@ def _unit_moments(vals: np.ndarray, codes: np.ndarray, units: tuple | None) -> t
 def _studentised_gaps(sums: np.ndarray, sizes: np.ndarray, squares: np.ndarray, cross: np.ndarray,
                       size_squares: np.ndarray, units: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Group means (…, G) and the max over pairs of |m_i − m_j| / √(v_i + v_j) (…,), from the groups' totals over
-    units of sum S, size n, S², S·n, n² and the unit counts C (each (…, G)); v is the linearised variance of a ratio
-    mean, Σ (S − m n)² / (Σ n)² · C / (C − 1) (the sample variance / n for rows). Pairs with a one-unit group are
-    left out (NaN); a pair without any spread counts 0 when its means tie, else infinity."""
+    units of sum S, size n, S², S·n, n² and the unit counts C (each (…, G)); v is :func:`ratio_mean_variance`.
+    Pairs with a one-unit group are left out (NaN); a pair without any spread counts 0 when its means tie, else
+    infinity."""
+    means, variances = ratio_mean_variance(sums, sizes, squares, cross, size_squares, units)
     with np.errstate(invalid="ignore", divide="ignore"):
-        means = sums / sizes
-        variances = ((squares - 2.0 * means * cross + means**2 * size_squares) / sizes**2
-                     * units / (units - 1.0)).clip(min=0.0)
         i, j = np.triu_indices(sums.shape[-1], 1)
         difference = np.abs(means[..., i] - means[..., j])
         t = difference / np.sqrt(variances[..., i] + variances[..., j])
@@ -525,15 +544,13 @@ def _moment_totals(unit_stats: np.ndarray, unit_codes: np.ndarray, n_groups: int
         np.bincount(unit_codes, minlength=n_groups).astype(np.float64)]
 
 
-def _studentised_null(unit_stats: np.ndarray, unit_codes: np.ndarray, n_groups: int, n_boot: int,
-                      rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _studentised_null(unit_stats: np.ndarray, unit_codes: np.ndarray, means: np.ndarray, units: np.ndarray,
+                      n_boot: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Bootstrap of the max studentised gap under "all group means are equal" (n_boot,), and of the raw gap: each
-    group's units are centred on the group's mean (S − m n) and resampled within the group (sizes kept); groups in
-    code order, rows of replicates in chunks."""
-    sums, sizes = np.bincount(unit_codes, weights=unit_stats[:, 0], minlength=n_groups), np.bincount(
-        unit_codes, weights=unit_stats[:, 1], minlength=n_groups)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        centred = unit_stats[:, 0] - (sums / sizes)[unit_codes] * unit_stats[:, 1]
+    group's units are centred on the group's mean (``means`` (G,); S − m n) and resampled within the group (its
+    ``units`` (G,) kept); groups in code order, rows of replicates in chunks."""
+    n_groups = len(means)
+    centred = unit_stats[:, 0] - means[unit_codes] * unit_stats[:, 1]
     totals = np.zeros((5, n_boot, n_groups))
     for g in range(n_groups):
         members = np.flatnonzero(unit_codes == g)
@@ -544,9 +561,8 @@ def _studentised_null(unit_stats: np.ndarray, unit_codes: np.ndarray, n_groups: 
             ps, pn = s[picked], n[picked]
             for k, w in enumerate((ps, pn, ps * ps, ps * pn, pn * pn)):
                 totals[k, start:start + len(picked), g] = w.sum(axis=1)
-    units = np.bincount(unit_codes, minlength=n_groups).astype(np.float64)
-    means, statistic = _studentised_gaps(*totals, np.broadcast_to(units, (n_boot, n_groups)))
-    return statistic, np.nanmax(means, axis=1) - np.nanmin(means, axis=1)
+    null_means, statistic = _studentised_gaps(*totals, np.broadcast_to(units, (n_boot, n_groups)))
+    return statistic, np.nanmax(null_means, axis=1) - np.nanmin(null_means, axis=1)
 
 
 def gap_test(values: ArrayLike, groups: ArrayLike, *, clusters: ArrayLike | None = None, n_perm: int = 2000,
@@ -612,7 +628,7 @@ def gap_test(values: ArrayLike, groups: ArrayLike, *, clusters: ArrayLike | None
     tolerance = 1e-12 * max(1.0, float(np.max(np.abs(vals))))
 
     units = _cluster_units(vals, codes, clusters) if clusters is not None else None
-    binary = bool(np.isin(vals, (0.0, 1.0)).all())
+    binary = is_binary(vals)
     p_value = null_gap = float("nan")
     if n_perm > 0 and binary:
         perm_gaps = _permuted_gaps(vals, codes, sizes, units, n_perm, rng)
@@ -622,7 +638,7 @@ def gap_test(values: ArrayLike, groups: ArrayLike, *, clusters: ArrayLike | None
         unit_stats, unit_codes = _unit_moments(vals, codes, units)
         totals = _moment_totals(unit_stats, unit_codes, n_groups)
         _, observed = _studentised_gaps(*totals)
-        null_t, null_gaps = _studentised_null(unit_stats, unit_codes, n_groups, n_perm, rng)
+        null_t, null_gaps = _studentised_null(unit_stats, unit_codes, means, totals[-1], n_perm, rng)
         p_value = float((1 + np.sum(null_t >= observed * (1.0 - 1e-12))) / (1 + n_perm))
         null_gap = float(np.mean(null_gaps))
 

@@ -266,18 +266,18 @@ def minimax_l1_estimator(images: int, occupations: int) -> L1Estimator:
     return L1Estimator(images=images, scores=scores, max_bias=float(np.abs(bias).max()), bias=bias)
 
 
-def corrected_mean_l1(man: np.ndarray, totals: np.ndarray, occupations: int | None = None) -> dict[str, float]:
+def corrected_mean_l1(man: np.ndarray, totals: np.ndarray) -> dict[str, float]:
     """Minimax mean L1 of whole counts ``man`` (O,) of ``totals`` (O,) faces, with its standard error and bias bound.
 
-    Each occupation is scored by :func:`minimax_l1_estimator` for its face count, designed for ``occupations``
-    (default O) occupations. Returns ``estimate`` (mean of the scores), ``se`` (plug-in: √Σ Var_{p̂_o}(score) / O,
-    each occupation's variance at its own share) and ``max_bias`` (mean of the occupations' worst-case biases: the
+    Each occupation is scored by :func:`minimax_l1_estimator` for its face count, designed for the O occupations.
+    Returns ``estimate`` (mean of the scores), ``se`` (plug-in: √Σ Var_{p̂_o}(score) / O, each occupation's variance
+    at its own share) and ``max_bias`` (mean of the occupations' worst-case biases: the
     mean's bias is at most this whatever the shares).
     """
     from scipy.stats import binom
 
     man, totals = np.asarray(man, dtype=np.int64), np.asarray(totals, dtype=np.int64)
-    occupations = occupations or len(totals)
+    occupations = len(totals)
     estimate, variance, bias = 0.0, 0.0, 0.0
     for n in np.unique(totals):
         estimator = minimax_l1_estimator(int(n), occupations)
