@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from typing import Any, Literal
 import yaml
 
 from biaslib.errors import BiaslibError
+from biaslib.ratios import RatioCode, written_ratio
 
 
 class ParamsError(BiaslibError, ValueError):
@@ -127,13 +129,14 @@ class GenerateConfig:
 class MixConfig:
     """Nested ratio mixing (``mix`` section): which ratios, the selection seed, the generation run.
 
-    Ratios are codes ``"000"`` … ``"100"`` (percent); quote them in YAML (``"020"``): a bare ``1``
-    would mean 1%, while ``0.2`` and ``"020"`` both mean 20%. ``allow_skipped_real``: how many unusable
+    Ratios are codes ``"000"`` … ``"100"`` (percent), read by :func:`biaslib.ratios.written_ratio`: ``0.2``,
+    ``20`` and ``"020"`` all mean 20%, and the ambiguous ``1`` is refused. ``allow_skipped_real``: how many unusable
     real samples (truncated shard, missing image or caption, broken JSON) a mix may leave out; more is an
     error before anything is written.
     """
 
-    ratios: tuple[str, ...] = ("000", "020", "040", "060", "080", "100")
+    ratios: tuple[RatioCode, ...] = (RatioCode("000"), RatioCode("020"), RatioCode("040"), RatioCode("060"),
+                                     RatioCode("080"), RatioCode("100"))
     seed: int = 0
     generated: str = "default"
     allow_shortfall: bool = False
@@ -174,7 +177,7 @@ class TrainConfig:
     extra_args: tuple[str, ...] = ()
     replicates: int = 1
     warm_start_epochs: int = 0
-    probe_ratios: tuple[str, ...] = ()
+    probe_ratios: tuple[RatioCode, ...] = ()
 
 
 #: The concept queries of Berg et al. 2022 ("A prompt array keeps the bias away", MaxSkew over FairFace): five
@@ -321,7 +324,7 @@ class MultilingualConfig:
     eval_resample: Literal["images", "prompts"] = "images"
     eval_n_boot: int = 1000
     clip_params: Path | None = None
-    clip_ratio: str = "000"
+    clip_ratio: RatioCode = RatioCode("000")
 
 
 @dataclass(frozen=True)
@@ -333,7 +336,7 @@ class PrimaryTest:
     ``alternative``), called at level ``alpha`` with no multiplicity correction: it is one test per pair."""
 
     measure: str = "fairface:gender:cosine_vs_data"
-    ratio: str = "100"
+    ratio: RatioCode = RatioCode("100")
     alternative: Literal["two-sided", "greater", "less"] = "two-sided"
     alpha: float = 0.01
 
@@ -466,8 +469,33 @@ class Params:
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+class ParamsLoader(yaml.SafeLoader):
+    """YAML as params and models files mean it: YAML 1.2's plain scalars where 1.1 surprises. ``020`` is the
+    string ``"020"`` (a ratio code; as an integer field, 20), not the octal 16, and only ``true``/``false`` are
+    booleans (``no``, the Norwegian language code, stays a string)."""
+
+    yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
+
+ParamsLoader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                                   list("tTfF"))
+ParamsLoader.yaml_implicit_resolvers["0"].insert(0, ("tag:yaml.org,2002:str", re.compile(r"^0[0-9]+$")))
+
+
+def read_yaml(text: str) -> Any:
+    """The value of a params or models file's YAML text, read by :class:`ParamsLoader`."""
+    return yaml.load(text, Loader=ParamsLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 def _convert(value: Any, tp: Any, key: str, base: Path) -> Any:
     origin = typing.get_origin(tp)
+    if tp is RatioCode:
+        try:
+            return RatioCode(written_ratio(value))
+        except ValueError as err:
+            raise ParamsError(f"{key}: {err}") from None
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ParamsError(f"{key}: expected a mapping, got {value!r}")
@@ -528,7 +556,7 @@ def _read_params_file(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any
     if path.resolve() in chain:
         raise ParamsError(f"{path}: 'extends' runs in a circle: {' → '.join(str(p) for p in (*chain, path))}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = read_yaml(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""

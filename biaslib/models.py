@@ -30,7 +30,8 @@ import torch
 
 from biaslib.data._common import PathLike
 from biaslib.errors import BiaslibError
-from biaslib.ratios import ratio_code
+from biaslib.config import read_yaml
+from biaslib.ratios import written_ratio
 
 CONFIG_DIR = Path(__file__).resolve().parent / "model_configs"
 #: The file name of an open_clip_train checkpoint, ``epoch_<N>.pt`` (group 1: N).
@@ -258,7 +259,7 @@ def model_spec(name: str, entry: Any) -> ModelSpec:
     pretrained, ratios = entry.get("pretrained"), entry.get("ratios")
     if ratios is not None:
         try:
-            ratios = tuple(ratio_code(r) for r in (ratios if isinstance(ratios, (list, tuple)) else [ratios]))
+            ratios = tuple(written_ratio(r) for r in (ratios if isinstance(ratios, (list, tuple)) else [ratios]))
         except ValueError as exc:
             raise ModelSpecError(f"{where}: ratios: {exc} (quote codes: ['000', '050'])") from exc
     return ModelSpec(name=name, kind=kind, arch=entry.get("arch"), weights=path("weights"),
@@ -275,7 +276,7 @@ def read_models_file(path: str | Path) -> list[ModelSpec]:
 
     path = Path(path).expanduser()
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = read_yaml(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise ModelSpecError(f"{path}: not a readable YAML file ({' '.join(str(exc).split())[:200]})") from exc
     models = raw.get("models") if isinstance(raw, dict) else None

@@ -12,14 +12,20 @@ such as ``mix_020``). The accepted spellings of a ratio and their meaning:
 ``bool`` is rejected (``True`` is an ``int`` in Python but never means a ratio). Anything outside
 0–100 % raises :class:`ValueError` naming the value.
 
-On the command line (:func:`cli_ratio`) the bare ``1`` is refused: people write it for "all generated" as
-often as for 1 %; ``001`` or ``1.0`` say which.
+On the command line (:func:`cli_ratio`) and in params and models files (:func:`written_ratio`, the
+:data:`RatioCode` fields) the bare ``1`` is refused: people write it for "all generated" as often as for 1 %;
+``001`` or ``1.0`` say which.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
+from typing import NewType
+
+#: A params field that holds a ratio code (``"000"`` … ``"100"``); what a file writes there is read by
+#: :func:`written_ratio`.
+RatioCode = NewType("RatioCode", str)
 
 
 def ratio_code(r: float | int | str) -> str:
@@ -38,6 +44,15 @@ def cli_ratio(text: str) -> str:
     if text.strip() == "1":
         raise ValueError("--ratio 1 is ambiguous: write 001 for 1 % generated images or 1.0 (or 100) for all of them")
     return ratio_code(text)
+
+
+def written_ratio(value: float | int | str) -> str:
+    """The code of a ratio written in a params or models file (``"020"``, ``0.2``, ``20``); the integer ``1``
+    (or the string ``"1"``) is an error, as on the command line: it means 1 % to Python and "all" to people."""
+    if not isinstance(value, bool) and (value == 1 and isinstance(value, numbers.Integral)
+                                        or isinstance(value, str) and value.strip() == "1"):
+        raise ValueError("the ratio 1 is ambiguous: write '001' for 1 % generated images or 1.0 (or '100') for all")
+    return ratio_code(value)
 
 
 def ratio_fraction(r: float | int | str) -> float:

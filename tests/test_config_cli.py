@@ -214,3 +214,22 @@ def test_a_field_added_later_leaves_the_digest_of_older_params_alone():
     assert load_params(None, {"eval.association_ks": [10]}).digest() != params.digest()
     with pytest.raises(ParamsError, match="train.replicates"):
         load_params(None, {"train.replicates": 0})
+
+
+def test_params_ratios_follow_the_cli_rule_and_yaml_reads_codes_as_written(tmp_path):
+    """``--set 'mix.ratios=[0, 0.5, 1]'`` wrote mix_000, mix_050 and mix_001 (1 %) without a word, and an unquoted
+    ``[000, 050, 100]`` in a params file was read as [0, 40, 100] (YAML 1.1 octal): the ambiguous 1 is refused
+    as on the command line, every spelling becomes its code, and ``050`` is read as written (issue 27, item 5)."""
+    with pytest.raises(ParamsError, match=r"mix\.ratios\[2\]: the ratio 1 is ambiguous"):
+        load_params(overrides={"mix.ratios": [0, 0.5, 1]})
+    with pytest.raises(ParamsError, match=r"control\.primary\.ratio: the ratio 1 is ambiguous"):
+        load_params(overrides={"control.primary.ratio": "1"})
+    p = load_params(overrides={"mix.ratios": [0, 0.5, 1.0, "020", 60], "train.probe_ratios": [0.4]})
+    assert p.mix.ratios == ("000", "050", "100", "020", "060") and p.train.probe_ratios == ("040",)
+    path = tmp_path / "unquoted.yaml"
+    path.write_text("extends: " + str(REPO_ROOT / "params" / "default.yaml") + "\nmix:\n  ratios: [000, 050, 100]\n"
+                    "train:\n  epochs: 02\nmultilingual:\n  languages: [en, no]\n")
+    p = load_params(path)
+    assert p.mix.ratios == ("000", "050", "100") and p.train.epochs == 2
+    assert p.multilingual.languages == ("en", "no")  # YAML 1.1 read Norwegian as false
+    assert load_params().digest() == load_params(overrides={"mix.ratios": [0, 0.2, 0.4, 0.6, 0.8, 1.0]}).digest()
