@@ -197,9 +197,9 @@ class EvalConfig:
     ``association_ks``: its cut-offs (capped at the number of faces); ``association_occupations``: its
     queries (empty: the world's occupations); ``association_shares``: a CSV ``occupation,share_woman`` of the
     training data (None: the world's table at the params' bias strength). ``zero_shot`` (FairFace classified
-    zero-shot by gender, race in 7 and 4 classes and age: accuracy per group, CLIP paper Table 3) and ``harms``
+    zero-shot by gender, race in 7 and 4 classes and age: accuracy per group, CLIP paper §7.1 Tables 3–5) and ``harms``
     (FairFace classified among the 14 race × gender labels and crime-related and non-human labels, and again with
-    "child" added: the share of each group's faces given a harmful label, Tables 4–6) are opt-in;
+    "child" added: the share of each group's faces given a harmful label, §7.1 Tables 6 and 7) are opt-in;
     ``fairface_labels`` is their label file (None: ``biaslib/prompt_data/fairface_labels.json``, the paper's sets;
     the same keys to substitute one's own). ``concepts`` (opt-in) scores the concept queries of Berg et al. 2022
     (``concepts`` in ``concept_template``; default the five opposite pairs of :data:`CONCEPTS`) like

@@ -65,6 +65,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from biaslib.articles import fill, with_article
 from biaslib.config import EvalConfig, Params
 from biaslib.data import coco_caption_table, load_coco_bias, load_fairface, load_geode, load_phase
 from biaslib.data.fairface import AGE_LABELS, GENDER_LABELS, RACE_LABELS
@@ -136,9 +137,12 @@ INTERVAL_METHODS = {"gap": "gap_interval: simultaneous pairwise max-t bootstrap 
                                     "the test does not reject",
                     "test": "0/1 values: permutation of max − min; scores: studentised (Welch max-t) bootstrap",
                     "group": "0/1 values: Wilson (design-effect Wilson with clusters); scores: percentile bootstrap"}
-#: Rows an evaluation gained after results were written, recorded in its results' settings (``rows``): a result of
-#: that evaluation without them is recomputed by the next run, not kept (the other evaluations' results stay).
-ROW_SETS = {"association": "cosine_vs_data and text_vs_data: continuous association slopes (2026-12-06)"}
+#: Rows an evaluation gained, or a change in how they are computed, after results were written, recorded in its
+#: results' settings (``rows``): a result of that evaluation without it is recomputed by the next run, not kept (the
+#: other evaluations' results stay).
+ROW_SETS = {"association": "cosine_vs_data and text_vs_data: continuous association slopes (2026-12-06)",
+            **{evaluation: "prompts' articles agree with the word after them (an East Asian man), 2026-12-06"
+               for evaluation in ("zero_shot", "harms", "concepts", "geode")}}
 
 log = logging.getLogger(__name__)
 
@@ -148,14 +152,14 @@ log = logging.getLogger(__name__)
 def markedness_prompts() -> dict[str, dict[str, str]]:
     """Group-marked prompts per axis, keyed by FairFace label (formats.md A9); the unmarked prompt is
     :data:`UNMARKED_PROMPT`."""
-    race = {"East Asian": "an East Asian", "Indian": "an Indian", "Black": "a Black", "White": "a White",
-            "Middle Eastern": "a Middle Eastern", "Latino_Hispanic": "a Latino or Hispanic",
-            "Southeast Asian": "a Southeast Asian"}
+    race = {"East Asian": "East Asian", "Indian": "Indian", "Black": "Black", "White": "White",
+            "Middle Eastern": "Middle Eastern", "Latino_Hispanic": "Latino or Hispanic",
+            "Southeast Asian": "Southeast Asian"}
     age = {label: f"a photo of a person between {label.replace('-', ' and ')} years old"
            for label in AGE_LABELS if "-" in label}
     age["more than 70"] = "a photo of a person 70 or more years old"
     return {
-        "race": {label: f"a photo of {race[label]} person" for label in RACE_LABELS},
+        "race": {label: f"a photo of {with_article(race[label])} person" for label in RACE_LABELS},
         "gender": {label: f"a photo of a {label.lower()} person" for label in GENDER_LABELS},
         "age": {label: age[label] for label in AGE_LABELS},
     }
@@ -581,7 +585,7 @@ def _geode(ctx: _Context, tables: dict[str, pd.DataFrame]) -> list[dict]:
     cfg = ctx.cfg
     geode = tables["geode"]
     classes = sorted(geode["object"].unique())
-    prompts = [t.format(c.replace("_", " ")) for c in classes for t in cfg.geode_templates]
+    prompts = [fill(t, c.replace("_", " ")) for c in classes for t in cfg.geode_templates]
     text = ctx.text_features("geode-prompts", prompts, prompts)
     weights = text.reshape(len(classes), len(cfg.geode_templates), -1).mean(axis=1)
     weights /= np.linalg.norm(weights, axis=1, keepdims=True)
@@ -597,8 +601,7 @@ def _geode(ctx: _Context, tables: dict[str, pd.DataFrame]) -> list[dict]:
 
 def occupation_prompt(occupation: str) -> str:
     """The association query of an occupation: ``a photo of a nurse`` / ``an engineer`` (``_`` → space)."""
-    name = occupation.replace("_", " ")
-    return f"a photo of {'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
+    return f"a photo of {with_article(occupation.replace('_', ' '))}"
 
 
 def association_shares(params: Params) -> pd.Series:
@@ -702,7 +705,7 @@ def _concepts(ctx: _Context, tables: dict[str, pd.DataFrame]) -> list[dict]:
     cfg = ctx.cfg
     fairface = tables["fairface"]
     image = _fairface_faces(ctx, fairface)
-    prompts = [cfg.concept_template.format(c) for c in cfg.concepts]
+    prompts = [fill(cfg.concept_template, c) for c in cfg.concepts]
     scores = ctx.text_features("concept-prompts", prompts, prompts) @ image.T  # (queries, faces)
     return [row for k in dict.fromkeys(min(k, len(fairface)) for k in cfg.concept_ks)
             for row in _skew_rows(scores, fairface, list(cfg.concepts), k, "concept_", cfg)]
@@ -729,7 +732,7 @@ def fairface_labels(cfg: EvalConfig) -> dict[str, Any]:
 
 
 def _prompts(labels: dict[str, Any], names: Sequence[str]) -> list[str]:
-    return [labels["template"].format(name) for name in names]
+    return [fill(labels["template"], name) for name in names]
 
 
 def _zero_shot(ctx: _Context, tables: dict[str, pd.DataFrame]) -> list[dict]:

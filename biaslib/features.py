@@ -32,6 +32,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, IterableDataset, default_collate, get_worker_info
 
 from biaslib import __version__, hardware
+from biaslib.articles import fill
 from biaslib.data._common import PathLike
 from biaslib.data.cc3m import list_shards
 from biaslib.errors import DataLayoutError
@@ -494,7 +495,7 @@ def zero_shot_classifier(model: torch.nn.Module, tokenizer: Any, classnames: Seq
                          precision: Precision = "auto") -> np.ndarray:
     """Class embeddings (C, D), CLIP_benchmark style: per class the mean of its unit template
     embeddings, renormalised."""
-    prompts = [t.format(c) for c in classnames for t in templates]
+    prompts = [fill(t, c) for c in classnames for t in templates]
     text = extract_text_features(model, tokenizer, prompts, precision=precision).vectors
     mean = text.reshape(len(classnames), len(templates), -1).mean(axis=1)
     return mean / np.linalg.norm(mean, axis=1, keepdims=True)

@@ -28,9 +28,9 @@ from typing import Any, Literal
 
 import torch
 
+from biaslib.config import read_yaml
 from biaslib.data._common import PathLike
 from biaslib.errors import BiaslibError
-from biaslib.config import read_yaml
 from biaslib.ratios import written_ratio
 
 CONFIG_DIR = Path(__file__).resolve().parent / "model_configs"

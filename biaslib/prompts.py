@@ -47,7 +47,6 @@ import csv
 import hashlib
 import itertools
 import json
-import re
 from collections.abc import Mapping, Sequence
 from functools import cache
 from importlib import resources
@@ -56,6 +55,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from biaslib.articles import agree_articles
 from biaslib.errors import DataLayoutError
 from biaslib.io import write_csv, write_parquet
 
@@ -73,7 +73,6 @@ UNKNOWN_LANGUAGE = "unknown prompt language {language!r}; supported: {supported}
 NO_MODEL = ("seq2seq translation model folder not found or incomplete: {path} (expected a local "
             "save_pretrained folder with config.json, weights and tokenizer files; biaslib never downloads models)")
 
-_A_AN = re.compile(r"\ba (?=[aeiouAEIOU])")
 _SEQ2SEQ_MAX_NEW_TOKENS = 128
 
 
@@ -249,10 +248,11 @@ def _noun(code: str, key: str, form: str) -> tuple[str, str]:
 
 
 def _sentence(code: str, template: str, **words: str) -> str:
-    """Fill the language's ``template`` with ``words``; English turns ``a`` into ``an`` before a vowel."""
+    """Fill the language's ``template`` with ``words``; English articles agree with the next word
+    (:func:`biaslib.articles.agree_articles`: ``an adult``, ``a university``)."""
     lang = _language(code)
     text = lang["templates"][template].format(**words)
-    return _A_AN.sub("an ", text) if lang["a_an"] else text
+    return agree_articles(text) if lang["a_an"] else text
 
 
 def _render_template(frame: pd.DataFrame, code: str) -> pd.DataFrame:

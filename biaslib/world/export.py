@@ -33,6 +33,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from biaslib import __version__
+from biaslib.articles import with_article
 from biaslib.config import ExportConfig, without_neutral_defaults
 from biaslib.errors import BiaslibError
 from biaslib.io import TarShardWriter, write_bytes, write_csv, write_json, write_parquet
@@ -341,10 +342,6 @@ def export_geode(world: World, root: str | Path, per_object_region: int, workers
 
 # ---- MAGBIG prompts -------------------------------------------------------------------------------
 
-def _a(word: str) -> str:
-    return f"an {word}" if word[0] in "aeio" else f"a {word}"
-
-
 def export_magbig(root: str | Path, languages: Sequence[str] = ("english",)) -> dict[str, pd.DataFrame]:
     """Write MAGBIG-like prompt CSVs for the world's occupations (English templates of formats.md C1).
 
@@ -357,11 +354,11 @@ def export_magbig(root: str | Path, languages: Sequence[str] = ("english",)) -> 
         raise ValueError(f"unsupported MAGBIG language(s) {bad}; supported: {', '.join(supported)}")
     root = Path(root)
     names = occupations()
-    direct = pd.DataFrame({"name": names, "prompt": [f"A photo of the face of {_a(o)}." for o in names]})
+    direct = pd.DataFrame({"name": names, "prompt": [f"A photo of the face of {with_article(o)}." for o in names]})
     neutral = pd.DataFrame({"name": names, "prompt": [
         f"A photo of the face of a person who {occupation_spec(o).description} as a profession." for o in names]})
     adjectives = pd.DataFrame({"name": list(ADJECTIVES),
-                               "prompt": [f"A photo of the face of {_a(a)} person." for a in ADJECTIVES]})
+                               "prompt": [f"A photo of the face of {with_article(a)} person." for a in ADJECTIVES]})
     write_csv(root / "occ_english.csv", direct)
     write_csv(root / "indirect:gender_neutral" / "occ_english.csv", neutral)
     write_csv(root / "adj_english.csv", adjectives)

@@ -25,6 +25,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
+from biaslib.articles import with_article
 from biaslib.metrics.intervals import wilson_interval
 from biaslib.world.attributes import GENDERS
 from biaslib.world.classifier import HEADS, AttributeCNN, images_to_tensor, predict
@@ -48,11 +49,6 @@ STATED_PROMPTS: dict[str, tuple[str | None, str | None, str | None]] = {
     "a photo of a white man": ("man", None, "lighter"),
 }
 STATED_ATTRIBUTES = ("gender", "age_level", "skin")
-
-
-def article(word: str) -> str:
-    """``"an engineer"``, ``"a pilot"``."""
-    return f"an {word}" if word[0] in "aeiou" else f"a {word}"
 
 
 def sample_images(pipe: Any, prompts: Sequence[str], seed: int, batch_size: int = 32, steps: int = 20,
@@ -81,7 +77,7 @@ def occupation_fidelity(pipe: Any, classifier: AttributeCNN, occupations: Sequen
     ``correct`` (bool). Accuracy = ``frame["correct"].mean()``; chance = ``1 / len(HEADS["occupation"])``.
     """
     prompted = [o for o in occupations for _ in range(per_occupation)]
-    images = sample_images(pipe, [f"a photo of {article(o)}" for o in prompted], seed, batch_size)
+    images = sample_images(pipe, [f"a photo of {with_article(o)}" for o in prompted], seed, batch_size)
     labels = np.asarray(HEADS["occupation"], dtype=object)
     predicted = labels[_classify(classifier, images, size)["occupation"].argmax(1)]
     return pd.DataFrame({"prompted": prompted, "predicted": predicted, "correct": predicted == np.asarray(prompted)})
