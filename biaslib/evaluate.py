@@ -142,7 +142,8 @@ INTERVAL_METHODS = {"gap": "gap_interval: simultaneous pairwise max-t bootstrap 
 #: other evaluations' results stay).
 ROW_SETS = {"association": "cosine_vs_data and text_vs_data: continuous association slopes (2026-12-06)",
             **{evaluation: "prompts' articles agree with the word after them (an East Asian man), 2026-12-06"
-               for evaluation in ("zero_shot", "harms", "concepts", "geode")}}
+               for evaluation in ("zero_shot", "harms", "concepts", "geode")},
+            "retrieval": "ranks decided in float64 where float32 rounding could decide them (2026-12-06)"}
 
 log = logging.getLogger(__name__)
 

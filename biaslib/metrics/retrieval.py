@@ -2,12 +2,19 @@
 
 Each caption ranks the whole image gallery by cosine similarity (every row of both matrices is
 normalised on its own — the original divided all image rows by the norm of one row). The rank of
-the caption's own image is the number of images scoring **higher than the own score by more than
-:data:`TIE_ULPS` units of its last place** (relative float precision), so ties favour the target: an exact
-duplicate of the own image, whose cosine can differ from the own one in the last bit depending on where
-the matrix product puts it, never outranks it, on either backend; hit@k = rank < k. Similarities are
-computed for ``chunk_size`` captions at a time, so memory is O(chunk_size × n_images) instead of the full
-caption × image matrix. torch is imported only when this function runs.
+the caption's own image is the number of images whose cosine with the caption is **higher than the own
+image's**, ties favouring the own image; hit@k = rank < k.
+
+Rounding cannot decide a rank. The fast product (float32 for float32 inputs, torch or numpy, CPU or GPU)
+errs by at most :func:`tie_window` ``/ 2`` per cosine of unit vectors of dimension d (the worst-case bound
+of a d-term dot product and of the normalisation, whatever the cosine), so an image decided by it lies more
+than that window above or below the own score. The few images within the window are scored again in float64
+on the CPU by one routine (row-wise products summed in a fixed order, so identical rows give identical
+cosines): an exact duplicate of the own image ties with it and never outranks it, and both backends give the
+same ranks. (A relative window of a few ulps of the own score, used until 2026-12-06, was too narrow for
+cosines near 0: a duplicate of the own image outranked it for 8.5% of captions whose own cosine was < 0.05.)
+Similarities are computed for ``chunk_size`` captions at a time, so memory is O(chunk_size × n_images);
+torch is imported only when this function runs.
 """
 
 from __future__ import annotations
@@ -22,22 +29,60 @@ from numpy.typing import ArrayLike
 
 from biaslib.metrics._checks import as_matrix, check_same_length, row_list, row_norms
 
-#: Scores within this many units of the last place (eps · |own score|) of the own image's score count as ties.
-TIE_ULPS = 4
+
+def tie_window(dim: int, dtype: np.dtype | type) -> float:
+    """Twice the worst-case rounding error of one cosine of unit vectors of dimension ``dim`` computed in
+    ``dtype``: (4·dim + 16)·eps. Two cosines that differ by more than this are in the right order."""
+    return (4 * dim + 16) * float(np.finfo(dtype).eps)
 
 
-def _threshold(own: np.ndarray) -> np.ndarray:
-    """The score an image must exceed to rank above the own image: own + TIE_ULPS · eps · |own|."""
-    return own + TIE_ULPS * np.finfo(own.dtype).eps * np.abs(own)
+class _Refiner:
+    """Cosines in float64 of chosen (caption, image) pairs, each computed the same way for identical rows."""
+
+    def __init__(self, text: np.ndarray, image: np.ndarray) -> None:
+        self.text, self.image = text, image
+        self.text_norms, self.image_norms = _exact_norms(text), _exact_norms(image)
+        self.window = tie_window(text.shape[1], np.float64)
+
+    def cosines(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        text = self.text[rows].astype(np.float64) / self.text_norms[rows, None]
+        image = self.image[cols].astype(np.float64) / self.image_norms[cols, None]
+        return np.multiply(text, image).sum(axis=1)
+
+    def above_own(self, rows: np.ndarray, cols: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """Per pair, whether image ``cols[i]`` scores above caption ``rows[i]``'s own image ``target[rows[i]]``."""
+        own = self.cosines(rows, target[rows])
+        return self.cosines(rows, cols) > own + self.window
 
 
-def _count_greater(sims: np.ndarray, own: np.ndarray) -> np.ndarray:
-    """Per row, how many entries of ``sims`` (chunk × n_images) exceed ``own`` (chunk × 1) beyond a tie."""
-    return np.greater(sims, _threshold(own)).view(np.uint8).sum(axis=1, dtype=np.int64)
+def _exact_norms(emb: np.ndarray) -> np.ndarray:
+    """float64 row norms summed in a fixed order (identical rows, identical norms)."""
+    wide = emb.astype(np.float64)
+    return np.sqrt(np.multiply(wide, wide).sum(axis=1))
+
+
+def _ranks_from_sims(sims: np.ndarray, own: np.ndarray, rows: np.ndarray, target: np.ndarray,
+                     refiner: _Refiner) -> np.ndarray:
+    """Ranks of one chunk (numpy): images surely above the own score, plus those within the window that float64
+    puts above it. ``sims`` (chunk × n_images), ``own`` (chunk × 1), ``rows`` the chunk's caption rows."""
+    window = tie_window(refiner.text.shape[1], sims.dtype)
+    ranks = np.greater(sims, own + window).view(np.uint8).sum(axis=1, dtype=np.int64)
+    within = np.greater_equal(sims, own - window).view(np.uint8).sum(axis=1, dtype=np.int64) - ranks
+    unsure = np.flatnonzero(within > 1)  # the own image is always within its window; rows with others are rare
+    near = np.abs(sims[unsure] - own[unsure]) <= window
+    near_rows, near_cols = np.nonzero(near)
+    near_rows = unsure[near_rows]
+    keep = near_cols != target[rows[near_rows]]
+    near_rows, near_cols = near_rows[keep], near_cols[keep]
+    if len(near_rows):
+        above = refiner.above_own(rows[near_rows], near_cols, target)
+        ranks += np.bincount(near_rows[above], minlength=len(ranks))
+    return ranks
 
 
 def _ranks_numpy(text: np.ndarray, image: np.ndarray, target: np.ndarray, chunk_size: int) -> np.ndarray:
-    """0-based rank of each target: images with a strictly higher cosine (numpy)."""
+    """0-based rank of each target (numpy)."""
+    refiner = _Refiner(text, image)
     unit_image = image / row_norms(image, "image_emb")[:, None].astype(image.dtype)
     inv_text = 1.0 / row_norms(text, "text_emb")
     ranks = np.empty(len(text), dtype=np.int64)
@@ -45,7 +90,8 @@ def _ranks_numpy(text: np.ndarray, image: np.ndarray, target: np.ndarray, chunk_
         stop = min(len(text), start + chunk_size)
         chunk = text[start:stop] * inv_text[start:stop, None].astype(text.dtype)
         sims = chunk @ unit_image.T
-        ranks[start:stop] = _count_greater(sims, sims[np.arange(stop - start), target[start:stop], None])
+        own = sims[np.arange(stop - start), target[start:stop], None]
+        ranks[start:stop] = _ranks_from_sims(sims, own, np.arange(start, stop), target, refiner)
     return ranks
 
 
@@ -55,23 +101,31 @@ def _ranks_torch(
     """0-based rank of each target (torch; GPU when available or asked for)."""
     import torch
 
+    refiner = _Refiner(text, image)
     dev = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
     image_t = torch.from_numpy(image).to(dev)
     unit_image = image_t / torch.linalg.vector_norm(image_t, dim=1, keepdim=True)
     text_t = torch.from_numpy(text)
     target_t = torch.from_numpy(target)
+    window = tie_window(text.shape[1], text.dtype)
     ranks = np.empty(len(text), dtype=np.int64)
     with torch.inference_mode():
         for start in range(0, len(text), chunk_size):
-            chunk = text_t[start:start + chunk_size].to(dev)
+            stop = min(len(text), start + chunk_size)
+            chunk = text_t[start:stop].to(dev)
             chunk = chunk / torch.linalg.vector_norm(chunk, dim=1, keepdim=True)
             sims = chunk @ unit_image.T
-            own = sims.gather(1, target_t[start:start + chunk_size, None].to(dev))
+            own = sims.gather(1, target_t[start:stop, None].to(dev))
+            rows = np.arange(start, stop)
             if dev.type == "cpu":  # numpy's compare-and-count is several times faster on CPU
-                ranks[start:start + chunk_size] = _count_greater(sims.numpy(), own.numpy())
-            else:
-                threshold = own + TIE_ULPS * torch.finfo(own.dtype).eps * own.abs()
-                ranks[start:start + chunk_size] = (sims > threshold).sum(dim=1).cpu().numpy()
+                ranks[start:stop] = _ranks_from_sims(sims.numpy(), own.numpy(), rows, target, refiner)
+                continue
+            chunk_ranks = (sims > own + window).sum(dim=1).cpu().numpy()
+            near = torch.nonzero((sims - own).abs() <= window).cpu().numpy()
+            near_rows, near_cols = near[:, 0], near[:, 1]
+            keep = near_cols != target[rows[near_rows]]
+            above = refiner.above_own(rows[near_rows[keep]], near_cols[keep], target)
+            ranks[start:stop] = chunk_ranks + np.bincount(near_rows[keep][above], minlength=stop - start)
     return ranks
 
 
@@ -111,8 +165,8 @@ def retrieval_hits(
     -------
     pd.DataFrame
         One row per caption: int columns ``R@k`` (1 when rank < k, rank = number of images with a
-        higher cosine than the own image beyond a tie of :data:`TIE_ULPS` ulp, so ties favour it), optionally
-        ``rank``.
+        higher cosine than the own image, ties favouring it, decided in float64 where rounding could; see the
+        module docstring), optionally ``rank``.
         float32 inputs are scored in float32, anything else in float64.
     """
     text = as_matrix(text_emb, "text_emb")
