@@ -152,7 +152,7 @@ def cmd_mix_verify(args: argparse.Namespace) -> int:
     params = load_params(args.params, _overrides(args.set))
     ok = True
     for ratio in args.ratio or params.mix.ratios:
-        report = verify(RunLayout(params).mix(ratio))
+        report = verify(RunLayout(params).mix(ratio), params.mix.allow_skipped_real)
         ok &= report.ok
         print(f"mix_{ratio_code(ratio)}: {'OK' if report.ok else 'FAILED'} {report.counts}")
         for problem in report.problems:

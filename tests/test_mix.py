@@ -309,7 +309,7 @@ def test_truncated_real_shard_is_a_counted_skip(data, tmp_path, where):
     assert not list((tmp_path / "out").rglob("*.tar"))
     manifest = mix(real, data["root"] / "gen", tmp_path / "out", 0.5, progress=False, allow_skipped_real=N_REAL)
     assert manifest["n"] == len(survivors) < N_REAL
-    assert manifest["skipped_real"]["samples"] == stats.skipped >= 1
+    assert manifest["skipped_real"]["samples"] == N_REAL - len(survivors)  # every lost sample, by the index
     assert manifest["skipped_real"]["bad_shards"] == ["00001.tar"]
     assert manifest["counts"]["generated"] == round(0.5 * len(survivors))  # ties to even, as Python rounds
     folder = tmp_path / "out" / "mix_050"
@@ -319,6 +319,43 @@ def test_truncated_real_shard_is_a_counted_skip(data, tmp_path, where):
     (folder / "manifest.json").write_text(json.dumps(record))
     report = verify(folder)
     assert not report.ok and any("unusable real sample" in p for p in report.problems)
+
+
+@pytest.mark.parametrize("damage", ["half", "zeroed"])
+def test_lost_samples_are_counted_as_samples_and_verified_against_current_params(data, tmp_path, damage):
+    """A shard cut in half lost 21 of its 50 samples here (151 of 600 in the issue) yet the manifest recorded 1, so
+    ``allow_skipped_real: 1`` let them go and ``mix verify`` judged the manifest's own allowance; zeroing 4 KB
+    mid-shard the same. Lost samples are counted from the shard's index (issue 27, item 2)."""
+    real = tmp_path / "real"
+    shutil.copytree(data["root"] / "real", real)
+    shard = real / "00001.tar"
+    content = bytearray(shard.read_bytes())
+    middle = len(content) // 2
+    if damage == "half":
+        content = content[:middle]
+    else:
+        content[middle:middle + 4096] = bytes(4096)
+    shard.write_bytes(bytes(content))
+    survivors = [s.key for s in iter_cc3m(real, decode=False)]
+    lost = N_REAL - len(survivors)
+    assert lost > 5
+    with pytest.raises(BiaslibError, match=rf"{lost} unusable real sample.*missing from the shard"):
+        mix(real, data["root"] / "gen", tmp_path / "out", 0.5, progress=False, allow_skipped_real=1)
+    manifest = mix(real, data["root"] / "gen", tmp_path / "out", 0.5, progress=False, allow_skipped_real=lost)
+    assert manifest["skipped_real"]["samples"] == lost
+    folder = tmp_path / "out" / "mix_050"
+    assert verify(folder).ok and verify(folder, allow_skipped_real=lost).ok
+    report = verify(folder, allow_skipped_real=1)  # params now allow less than the mix lost
+    assert not report.ok and any(f"{lost} real samples lost, more than the 1 allowed" in p for p in report.problems)
+    record = json.loads((folder / "manifest.json").read_text())
+    for shard_record in record["shards"]:
+        shard_record["skipped"] = 0  # a manifest that under-counts, as before this rule
+    (folder / "manifest.json").write_text(json.dumps(record))
+    assert any(f"{lost} lost, the manifest records 0" in p for p in verify(folder, allow_skipped_real=lost).problems)
+    (real / "00001_stats.json").unlink()  # no index: the loss cannot be counted, so it is refused
+    (real / "00001.parquet").unlink(missing_ok=True)
+    with pytest.raises(BiaslibError, match=r"00001\.tar: truncated or corrupt, and without an index"):
+        mix(real, data["root"] / "gen", tmp_path / "out2", 0.5, progress=False, allow_skipped_real=N_REAL)
 
 
 def test_real_samples_without_json_get_one(data, tmp_path):

@@ -38,6 +38,9 @@ LAYOUT = """
     <key>.jpg                   image (or .jpeg/.png/.webp)
     <key>.txt                   caption (UTF-8)
     <key>.json                  metadata (optional)
+  00000_stats.json              img2dataset's count of the shard's samples ("successes"; optional), or
+  00000.parquet                 its per-sample table (rows with status "success"; optional): the index that
+                                counts the samples a truncated or corrupt shard lost
 """
 
 log = logging.getLogger(__name__)
@@ -67,6 +70,30 @@ class ReadStats:
     errors: Counter[str] = field(default_factory=Counter)
     shards: int = 0
     bad_shards: list[Path] = field(default_factory=list)
+
+
+def shard_index_count(shard: PathLike) -> tuple[int, Path] | None:
+    """(samples, index file) of the samples img2dataset wrote to ``shard``, from the index beside it:
+    ``<stem>_stats.json`` (``successes``) or else ``<stem>.parquet`` (rows whose ``status`` is ``success``, every
+    row without that column); None when the shard has no readable index."""
+    shard = Path(shard)
+    stats = shard.with_name(f"{shard.stem}_stats.json")
+    try:
+        successes = json.loads(stats.read_text(encoding="utf-8")).get("successes")
+        if isinstance(successes, int) and not isinstance(successes, bool) and successes >= 0:
+            return successes, stats
+    except (OSError, ValueError, AttributeError):
+        pass
+    table = shard.with_name(f"{shard.stem}.parquet")
+    if not table.is_file():
+        return None
+    import pandas as pd
+
+    try:
+        frame = pd.read_parquet(table, columns=None)
+    except (OSError, ValueError, ImportError):
+        return None
+    return (int((frame["status"] == "success").sum()) if "status" in frame.columns else len(frame)), table
 
 
 def list_shards(root_or_paths: PathLike | Iterable[PathLike]) -> list[Path]:

@@ -121,7 +121,13 @@ def mix_run(params: Params, ratios: Iterable[float | int | str] | None = None, *
     return manifests
 
 def _check_skipped(survey: RealSurvey, allowed: int) -> None:
-    """Warn about unusable real samples; raise when there are more than ``allowed``."""
+    """Warn about unusable real samples; raise when there are more than ``allowed`` or a broken shard has no
+    index to count them."""
+    if survey.uncounted:
+        names = ", ".join(str(p) for p in survey.uncounted)
+        raise BiaslibError(f"{names}: truncated or corrupt, and without an index to count the samples lost "
+                           "(img2dataset's <shard>_stats.json or <shard>.parquet beside the tar): restore the shard "
+                           "or write its index")
     skipped = sum(s.skipped for s in survey.stats.values())
     if skipped == 0:
         return

@@ -1,4 +1,9 @@
-"""The real shards of a mix: their samples read and surveyed, corrupt samples skipped and counted."""
+"""The real shards of a mix: their samples read and surveyed, corrupt samples skipped and counted.
+
+A lost sample is counted as a sample, not as a shard or a member: a shard cut in half loses every sample after
+the cut, and the number its index lists (:func:`~biaslib.data.cc3m.shard_index_count`) minus the usable ones is
+the number lost. A truncated or corrupt shard without an index cannot be counted and is listed as such.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from tqdm.auto import tqdm
 
 from biaslib.data._common import PathLike, layout_error, require_dir
 from biaslib.data.cc3m import LAYOUT as REAL_LAYOUT
-from biaslib.data.cc3m import ReadStats, list_shards
+from biaslib.data.cc3m import ReadStats, list_shards, shard_index_count
 from biaslib.errors import BiaslibError
 from biaslib.mix.tar import (
     Sample,
@@ -93,10 +98,12 @@ def _shard_error(stats: ReadStats, path: Path, reason: str) -> None:
 
 @dataclass
 class RealSurvey:
-    """Pass 1 over the real shards: usable keys and counts per shard."""
+    """Pass 1 over the real shards: usable keys and counts per shard; ``uncounted``: truncated or corrupt shards
+    without an index, whose lost samples cannot be counted."""
 
     keys: dict[Path, list[str]] = field(default_factory=dict)
     stats: dict[Path, ReadStats] = field(default_factory=dict)
+    uncounted: list[Path] = field(default_factory=list)
 
     def all_keys(self) -> list[str]:
         return [k for keys in self.keys.values() for k in keys]
@@ -113,8 +120,23 @@ def survey_real(paths: list[Path], progress: bool) -> RealSurvey:
             if key in owner:
                 raise BiaslibError(f"real key {key!r} appears twice: in {owner[key]} and {path}")
             owner[key] = path
+        if not _count_lost(path, stats):
+            survey.uncounted.append(path)
         survey.keys[path], survey.stats[path] = keys, stats
     return survey
+
+
+def _count_lost(path: Path, stats: ReadStats) -> bool:
+    """Add to ``stats`` the samples ``path``'s index lists beyond those read (usable or skipped); False when a
+    truncated or corrupt shard has no index to count them from."""
+    index = shard_index_count(path)
+    if index is None:
+        return path not in stats.bad_shards
+    lost = index[0] - stats.samples - stats.skipped
+    if lost > 0:
+        stats.skipped += lost
+        stats.errors["sample: missing from the shard (counted from its index)"] += lost
+    return True
 
 
 def real_shards(real_root: PathLike) -> tuple[Path, list[Path]]:

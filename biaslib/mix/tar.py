@@ -6,6 +6,7 @@ import contextlib
 import json
 import mmap
 import os
+import re
 import struct
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ _BLOCK = 512
 _ZERO_BLOCK = bytes(_BLOCK)
 _FILE_TYPES = (b"0", b"\0", b"7")  # regular file, old-style regular file, contiguous file
 _META_TYPES = (b"x", b"g", b"L", b"K")  # pax header, pax global header, GNU long name, GNU long link
+_NONZERO = re.compile(rb"[^\x00]")
 IMAGE_FORMATS = {"jpg": "jpeg", "jpeg": "jpeg", "png": "png", "webp": "webp"}
 
 
@@ -30,7 +32,8 @@ class TarMember(NamedTuple):
 
 class TarScan(NamedTuple):
     """The members of an archive in order; ``complete`` is False when it is truncated or corrupt
-    (no end-of-archive block where the last member ends, a bad header checksum, data past the end);
+    (no end-of-archive block where the last member ends, a bad header checksum, data past the end,
+    non-zero bytes after a zero block: blocks zeroed mid-archive);
     ``cut`` names the member whose header was read but whose data runs past the end."""
 
     members: list[TarMember]
@@ -50,8 +53,8 @@ def scan_tar(buf: bytes | mmap.mmap) -> TarScan:
     pos = 0
     while pos + _BLOCK <= len(buf):
         header = buf[pos : pos + _BLOCK]
-        if header == _ZERO_BLOCK:
-            return TarScan(members, True)
+        if header == _ZERO_BLOCK:  # the end-of-archive marker, unless data follows it (zeroed blocks mid-archive)
+            return TarScan(members, _NONZERO.search(buf, pos) is None)
         try:
             name, size, kind = _parse_header(header)
             if kind not in _META_TYPES:

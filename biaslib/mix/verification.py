@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from biaslib.data._common import PathLike, require_dir
+from biaslib.data.cc3m import shard_index_count
 from biaslib.errors import DataLayoutError
 from biaslib.io import file_sha256
 from biaslib.mix.mixing import MANIFEST_FORMAT, load_json
@@ -39,16 +40,18 @@ class VerifyReport:
 _SHOWN_PER_SHARD = 5  # sample-level problems listed per shard before summarising
 
 
-def verify(mix_dir: PathLike) -> VerifyReport:
-    """Check a mix folder against its manifest.
+def verify(mix_dir: PathLike, allow_skipped_real: int | None = None) -> VerifyReport:
+    """Check a mix folder against its manifest and the real shards it was made from.
 
     Re-hashes every shard (sha256), parses every sample (exactly one image whose bytes match its
     extension, one ``.txt``, one ``.json`` whose ``key`` and ``source`` agree with the member and whose
     ``generated`` record is present iff ``source`` is generated), checks that keys are unique across
     shards, that counts per source match the manifest and ``target_generated - shortfall``, that no
     extra tar lies in the folder, and recomputes the selection from the manifest's seed, the keys found
-    and ``missing_generated_keys``. Problems name the shard. A folder without ``manifest.json`` raises
-    :class:`DataLayoutError`.
+    and ``missing_generated_keys``. The real samples left out are counted again from the real shards' indexes
+    (:func:`~biaslib.data.cc3m.shard_index_count`, where a shard has one) and judged against
+    ``allow_skipped_real`` (the current ``mix.allow_skipped_real``; None: the allowance the manifest records).
+    Problems name the shard. A folder without ``manifest.json`` raises :class:`DataLayoutError`.
     """
     mix_dir = require_dir(mix_dir, "mix folder", "<out_root>/mix_<code>/ with manifest.json and shards")
     manifest = load_json(mix_dir / "manifest.json")
@@ -66,7 +69,9 @@ def verify(mix_dir: PathLike) -> VerifyReport:
     counts = {"shards": len(listed), "samples": len(sources),
               "generated": sum(s == "generated" for s in sources.values())}
     counts["real"] = counts["samples"] - counts["generated"]
-    problems += _verify_totals(manifest, counts)
+    allowed = manifest.get("skipped_real", {}).get("allowed", 0) if allow_skipped_real is None else allow_skipped_real
+    problems += _verify_totals(manifest, counts, allowed)
+    problems += _verify_lost(manifest, allowed)
     if not problems:
         problems += _verify_selection(manifest, sources)
     return VerifyReport(not problems, problems, counts)
@@ -127,13 +132,13 @@ def _output_source(sample: Sample, buf: bytes | mmap.mmap) -> str:
     return source if source in ("real", "generated") else f"json source {source!r} is neither real nor generated"
 
 
-def _verify_totals(manifest: dict[str, Any], counts: dict[str, int]) -> list[str]:
+def _verify_totals(manifest: dict[str, Any], counts: dict[str, int], allowed: int) -> list[str]:
     problems = []
     skipped = manifest.get("skipped_real", {})
-    if skipped.get("samples", 0) > skipped.get("allowed", 0):
+    if skipped.get("samples", 0) > allowed:
         problems.append(f"the mix left out {skipped['samples']} unusable real sample(s) "
                         f"({skipped.get('errors')}; shards {skipped.get('bad_shards')}), more than the "
-                        f"{skipped.get('allowed', 0)} allowed")
+                        f"{allowed} allowed (mix.allow_skipped_real)")
     expected = manifest["counts"]
     if (counts["generated"], counts["real"]) != (expected["generated"], expected["real"]):
         problems.append(f"found {counts['generated']} generated + {counts['real']} real samples, manifest counts "
@@ -144,6 +149,25 @@ def _verify_totals(manifest: dict[str, Any], counts: dict[str, int]) -> list[str
     if expected["generated"] != wanted:
         problems.append(f"manifest counts {expected['generated']} generated samples; ratio {manifest['ratio']} of "
                         f"n = {manifest['n']} with shortfall {manifest['shortfall']} needs {wanted}")
+    return problems
+
+
+def _verify_lost(manifest: dict[str, Any], allowed: int) -> list[str]:
+    """The real samples the mix lacks, counted from the indexes of the real shards it names (those that have
+    one), against the manifest's record and ``allowed``."""
+    real_root = Path(manifest.get("real_root") or "")
+    listed = held = recorded = 0
+    for record in manifest["shards"]:
+        index = shard_index_count(real_root / record["name"])
+        if index is not None:
+            listed, held, recorded = listed + index[0], held + record["samples"], recorded + record.get("skipped", 0)
+    lost = listed - held
+    problems = []
+    if lost > recorded:
+        problems.append(f"the real shards' indexes in {real_root} list {listed} samples where the mix holds {held}: "
+                        f"{lost} lost, the manifest records {recorded}")
+    if lost > allowed:
+        problems.append(f"{lost} real samples lost, more than the {allowed} allowed (mix.allow_skipped_real)")
     return problems
 
 
