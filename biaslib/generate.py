@@ -37,9 +37,10 @@ from tqdm.auto import tqdm
 
 from biaslib import __version__
 from biaslib.config import GenerateConfig, ImageFormat, Params
+from biaslib.data.cc3m import ReadStats, iter_cc3m
 from biaslib.data.generated import generated_keys, load_generated_images, read_generated
 from biaslib.errors import BiaslibError, DataLayoutError
-from biaslib.io import TarShardWriter, remove_stale_temporaries, run_lock, write_json
+from biaslib.io import TarShardWriter, file_sha256, remove_stale_temporaries, run_lock, write_json
 from biaslib.layout import RunLayout
 
 log = logging.getLogger(__name__)
@@ -300,9 +301,10 @@ def _write_record(out_dir: Path, config: GenerateConfig) -> None:
 
 
 def _finished(out_dir: Path, name: str, config: GenerateConfig, overwrite: bool) -> bool:
-    """True when shard ``name`` is finished with these settings and intact (its tar has the size its stats
-    recorded). Stats of other settings are an error unless ``overwrite``; a missing or damaged tar is
-    rebuilt (with a warning)."""
+    """True when shard ``name`` is finished with these settings and intact (its tar has the size and sha256 its
+    stats recorded; stats written before sha256s were recorded: a complete tar with the recorded count). Stats of
+    other settings are an error unless ``overwrite``; a missing or damaged tar is rebuilt (with a warning): every
+    image is seeded by its id, so the rebuilt shard is byte-identical to the intact one."""
     stats_path = out_dir / f"{name}_stats.json"
     if not stats_path.is_file():
         return False
@@ -314,12 +316,25 @@ def _finished(out_dir: Path, name: str, config: GenerateConfig, overwrite: bool)
         return False
     tar = out_dir / f"{name}.tar"
     size = tar.stat().st_size if tar.is_file() else None
-    if size is None or size != stats.get("bytes", size):
-        log.warning("%s: %s, rebuilding the shard", tar, "missing" if size is None else
-                    f"{size} bytes where its stats recorded {stats.get('bytes')}")
+    problem = "missing" if size is None else _damage(tar, size, stats)
+    if problem:
+        log.warning("%s: %s, rebuilding the shard", tar, problem)
         stats_path.unlink()
         return False
     return True
+
+
+def _damage(tar: Path, size: int, stats: dict[str, Any]) -> str | None:
+    """What is wrong with a finished shard's tar against its stats, or None when it is intact."""
+    if size != stats.get("bytes", size):
+        return f"{size} bytes where its stats recorded {stats.get('bytes')}"
+    if "sha256" in stats:
+        return None if file_sha256(tar) == stats["sha256"] else "its sha256 differs from the one its stats recorded"
+    read = ReadStats()
+    samples = sum(1 for _ in iter_cc3m(tar, read, decode=False))
+    if read.bad_shards or read.skipped or samples != stats.get("count", samples):
+        return f"truncated or corrupt ({samples} readable samples, stats recorded {stats.get('count')})"
+    return None
 
 
 def _clear_rank(out_dir: Path, rank: int, expected: set[str], config: GenerateConfig) -> None:
@@ -467,6 +482,7 @@ def _generate_shard(pipe, config, info, out_dir, name, rows, report, bar, max_it
         "count": len(keys), "successes": len(keys), "seconds": round(seconds, 3),
         "images_per_s": round(len(keys) / seconds, 3) if seconds else None, "batch_size": config.batch_size,
         "config_digest": config.digest(), "bytes": (out_dir / f"{name}.tar").stat().st_size,
+        "sha256": file_sha256(out_dir / f"{name}.tar"),
     })
     report.shards_done.append(name)
     return True

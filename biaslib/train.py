@@ -7,7 +7,8 @@ mix ``<run_dir>/mixes/<generated>/mix_<code>/`` (formats.md A4: the study's RN50
     <run_dir>/clip/<experiment>_<code>/
       out.log, params.txt             open_clip's log and arguments
       checkpoints/epoch_<N>.pt        {"epoch", "name", "state_dict", "optimizer"} after epoch N
-      biaslib_run.json                the settings a resumed run must share (written before training)
+      biaslib_run.json                the settings a resumed run must share (written before training), with the
+                                      fingerprint of its data (``data``: :attr:`TrainingData.fingerprint`)
 
 * ``gpus`` ≤ 1: ``open_clip_train.main.main(argv)`` runs in this process, after biaslib's model
   configs (``biaslib/model_configs/*.json``: ``biaslib-tiny-rn``, ``biaslib-tiny-vit``) are
@@ -17,8 +18,10 @@ mix ``<run_dir>/mixes/<generated>/mix_<code>/`` (formats.md A4: the study's RN50
   which registers the configs and then calls ``open_clip_train.main.main`` with the same argv.
 * Resume: every run passes ``--resume latest``; open_clip restarts after the newest
   ``epoch_<N>.pt`` (or starts fresh when there is none). A run whose final ``epoch_<epochs>.pt``
-  exists is skipped. Changing the model, data, batch, lr, … of a started run is refused unless
-  ``overwrite`` (which deletes the run); ``epochs``, ``workers`` and ``save_frequency`` may change.
+  exists is skipped. Changing the model, data, batch, lr, … of a started or finished run is refused unless
+  ``overwrite`` (which deletes the run); ``epochs``, ``workers`` and ``save_frequency`` may change. The data
+  is compared by content (a mix's shard hashes), so a mix rebuilt from other generated images (another
+  ``generate.amplification``, another ``mix.generated``) is never answered with the old checkpoint.
 * On the CPU torch gets the cores the DataLoader workers leave (:func:`cpu_threads`) and ``precision:
   auto`` picks bf16 autocast where the CPU has native bf16 (:func:`resolve_precision`).
 * DataLoader workers are clamped to ``shards // processes``: webdataset hands shards to nodes, then
@@ -65,7 +68,7 @@ from biaslib.ratios import model_code, ratio_code
 RUN_RECORD = "biaslib_run.json"
 #: Settings a resumed run must share with the run it continues.
 RESUME_KEYS = ("model", "batch_size", "lr", "wd", "warmup", "precision", "seed", "gpus", "shards",
-               "train_num_samples", "extra_args", "init")
+               "train_num_samples", "extra_args", "init", "data")
 TRAIN_LAYOUT = """
 <data_dir>/
   00000.tar, 00001.tar, ...     webdataset shards: <key>.jpg|.png|.webp, <key>.txt, <key>.json
@@ -90,11 +93,14 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TrainingData:
-    """The shards of one training set and its sample count (open_clip's ``--train-num-samples``)."""
+    """The shards of one training set, its sample count (open_clip's ``--train-num-samples``) and its
+    ``fingerprint``: sha256 of a mix's shard names and sha256s (its manifest's, which pin the generation run and
+    the real shards), or of a plain folder's shard names, sizes and index counts."""
 
     root: Path
     shards: tuple[Path, ...]
     num_samples: int
+    fingerprint: str
 
     @property
     def urls(self) -> str:
@@ -130,9 +136,15 @@ def training_data(data_dir: PathLike) -> TrainingData:
                                f"{', '.join(missing[:10])}", TRAIN_LAYOUT)
         if not shards:
             raise layout_error(f"{manifest} lists no shards", TRAIN_LAYOUT)
-        return TrainingData(root, shards, n)
+        return TrainingData(root, shards, n, _fingerprint([[s["name"], s.get("sha256")] for s in record["shards"]]))
     shards = tuple(list_shards(root))
-    return TrainingData(root, shards, sum(_count_samples(p) for p in shards))
+    counts = [_count_samples(p) for p in shards]
+    return TrainingData(root, shards, sum(counts), _fingerprint(
+        [[p.name, p.stat().st_size, count] for p, count in zip(shards, counts, strict=True)]))
+
+
+def _fingerprint(items: list[list[Any]]) -> str:
+    return hashlib.sha256(json.dumps(items).encode()).hexdigest()
 
 
 def _count_samples(shard: Path) -> int:
@@ -299,7 +311,7 @@ def _run_settings(config: TrainConfig, data: TrainingData, init: PathLike | None
     settings["precision"] = resolve_precision(config.precision, config.gpus)
     settings.update(shards=[p.name for p in data.shards], extra_args=list(config.extra_args),
                     train_num_samples=config.train_num_samples or data.num_samples,
-                    init=None if init is None else file_sha256(init))
+                    init=None if init is None else file_sha256(init), data=data.fingerprint)
     return settings
 
 
@@ -309,6 +321,10 @@ def _check_record(run: Path, settings: dict[str, Any], ignore: Sequence[str] = (
     record = run / RUN_RECORD
     if record.is_file():
         old = json.loads(record.read_text(encoding="utf-8"))
+        if "data" not in old:  # recorded before data fingerprints: its data cannot be checked, now it is pinned
+            log.warning("%s: recorded before data fingerprints; the current data's is added to %s", run, RUN_RECORD)
+            write_json(record, {**old, "data": settings["data"]})
+            old["data"] = settings["data"]
         changed = [k for k in RESUME_KEYS if k not in ignore and old.get(k) != settings[k]]
         if changed:
             detail = "; ".join(f"{k}: {old.get(k)!r} -> {settings[k]!r}" for k in changed)
@@ -419,8 +435,8 @@ def warm_start(params: Params) -> Path | None:
     config = dataclasses.replace(params.train, epochs=params.train.warm_start_epochs, warm_start_epochs=0,
                                  replicates=1)
     data = training_data(layout.captions)
-    key = json.dumps({"data": _data_identity(layout.data, data), "settings": _run_settings(config, data)},
-                     sort_keys=True)
+    settings = {k: v for k, v in _run_settings(config, data).items() if k != "data"}  # the data: its identity
+    key = json.dumps({"data": _data_identity(layout.data, data), "settings": settings}, sort_keys=True)
     name = "warm_start_" + hashlib.sha256(key.encode()).hexdigest()[:16]
     log.info("%s: warm start %s (%d epochs on %s)", params.experiment, name, config.epochs, layout.captions)
     return train(data_dir=layout.captions, name=name, logs=layout.warm_starts, config=config)
@@ -437,12 +453,30 @@ def _data_identity(data_root: Path, data: TrainingData) -> str | list[list[Any]]
 
 def train_ratio(params: Params, ratio: float | int | str, overwrite: bool = False, replicate: int = 0) -> Path:
     """Train (or resume, or skip) the CLIP of one ratio's replicate on its data (:meth:`Params.for_replicate`),
-    from the warm start when there is one (:func:`warm_start`); return its final checkpoint."""
+    from the warm start when there is one (:func:`warm_start`); return its final checkpoint. A mix that fails
+    :func:`biaslib.mix.verify` (a corrupt shard, more lost samples than ``mix.allow_skipped_real``) is refused
+    before anything trains."""
     layout = RunLayout(params)
     config = replicate_config(params.train, replicate)
-    return train(data_dir=RunLayout(params.for_replicate(replicate)).mix(ratio),
+    data_dir = RunLayout(params.for_replicate(replicate)).mix(ratio)
+    _require_verified_mix(data_dir, params.mix.allow_skipped_real)
+    return train(data_dir=data_dir,
                  name=run_name(params.experiment, ratio, replicate), logs=layout.clip, config=config,
                  overwrite=overwrite, init=warm_start(params))
+
+
+def _require_verified_mix(data_dir: Path, allow_skipped_real: int) -> None:
+    """Refuse a mix folder (one with ``manifest.json``) that :func:`biaslib.mix.verify` fails, listing its
+    problems; plain folders and missing ones are :func:`training_data`'s to judge."""
+    from biaslib.mix import verify
+
+    if not (data_dir / "manifest.json").is_file():
+        return
+    report = verify(data_dir, allow_skipped_real)
+    if not report.ok:
+        shown = "\n  - ".join(report.problems[:10])
+        raise BiaslibError(f"{data_dir} fails verification, so nothing is trained on it:\n  - {shown}\n"
+                           "Run `biaslib mix run` again (it rebuilds corrupt shards) or repair the inputs it names")
 
 
 def train_sweep(params: Params, ratios: Sequence[float | int | str] | None = None,

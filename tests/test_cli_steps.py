@@ -58,3 +58,39 @@ def test_faces_cli_counts_the_astronaut_and_an_empty_image(tmp_path, capsys):
     assert table.loc["astronaut.png", "outcome"] == "woman" and table.loc["grey.png", "outcome"] == "no_face"
     assert cli.main(["faces", "analyse", "--images", str(folder), "--out", str(out), "--classifier", "fairface"]) == 2
     assert "needs --weights" in capsys.readouterr().err
+
+
+def test_train_never_answers_from_old_data(tmp_path, capsys):
+    """``generate run --set generate.amplification=3 --overwrite`` then ``mix run`` rebuilt ``mix_100``, yet ``train
+    run`` returned the old checkpoint (rc 0, 0 s) and ``eval run`` the old result; pointing ``mix.generated`` at
+    another generation run did the same (issue 27, item 1). The run record holds the data's fingerprint."""
+    run = ["--set", f"runs_dir={tmp_path}", "--set", "export.cc3m_samples=40", "--set", "export.cc3m_shard_size=20",
+           "--set", "export.phase_val=2", "--set", "export.coco_images=2", "--set", "export.fairface_train=2",
+           "--set", "export.fairface_val=2", "--set", "export.geode_per_object_region=1", "--set", "export.workers=1",
+           "--set", "generate.shard_size=20", "--set", "train.epochs=1", "--set", "train.batch_size=20",
+           "--set", "train.workers=0", "--set", "train.precision=fp32", "--set", "train.probe_ratios=[]"]
+    assert cli.main(["world", "export", *run]) == 0
+    assert cli.main(["generate", "run", *run]) == 0
+    assert cli.main(["mix", "run", *run, "--ratio", "100"]) == 0
+    assert cli.main(["train", "run", *run, "--ratio", "100"]) == 0
+    checkpoint = tmp_path / "world_default" / "clip" / "world_default_100" / "checkpoints" / "epoch_1.pt"
+    first = checkpoint.read_bytes()
+    capsys.readouterr()
+    amplified = [*run, "--set", "generate.amplification=3"]
+    assert cli.main(["generate", "run", *amplified, "--overwrite"]) == 0
+    assert cli.main(["mix", "run", *amplified, "--ratio", "100"]) == 0
+    assert cli.main(["train", "run", *amplified, "--ratio", "100"]) == 2
+    err = capsys.readouterr().err
+    assert "trained with other settings (data:" in err and "--overwrite" in err
+    assert checkpoint.read_bytes() == first
+    same = [*run, "--set", "mix.generated=same"]  # another generation run, its own mixes, the same run name
+    assert cli.main(["generate", "run", *same]) == 0 and cli.main(["mix", "run", *same, "--ratio", "100"]) == 0
+    assert cli.main(["train", "run", *same, "--ratio", "100"]) == 0  # byte-identical images: the same data
+    assert checkpoint.read_bytes() == first
+    other = [*run, "--set", "mix.generated=other", "--set", "generate.amplification=2"]
+    assert cli.main(["generate", "run", *other]) == 0 and cli.main(["mix", "run", *other, "--ratio", "100"]) == 0
+    assert cli.main(["train", "run", *other, "--ratio", "100"]) == 2
+    assert "trained with other settings (data:" in capsys.readouterr().err
+    assert cli.main(["train", "run", *amplified, "--ratio", "100", "--overwrite"]) == 0
+    assert checkpoint.read_bytes() != first
+    assert cli.main(["train", "run", *amplified, "--ratio", "100"]) == 0  # the same data again: skipped

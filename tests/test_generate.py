@@ -270,6 +270,30 @@ def test_a_damaged_finished_shard_is_rebuilt(captions, tmp_path):
     assert _samples(tmp_path / "g") == before
 
 
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_a_finished_shard_corrupt_at_its_recorded_size_is_rebuilt_byte_identical(captions, tmp_path, overwrite):
+    """4 KB zeroed mid-shard keeps the size its stats recorded, so ``run`` (even with ``--overwrite``) skipped it
+    while ``verify`` failed it (issue 27, item 3): its sha256 is checked, and stats written before sha256s were
+    recorded get a structural check."""
+    import json
+
+    _run(captions, tmp_path / "g")
+    shard = tmp_path / "g" / "00-00001.tar"
+    intact = shard.read_bytes()
+    damaged = bytearray(intact)
+    damaged[len(damaged) // 2:len(damaged) // 2 + 4096] = bytes(4096)
+    shard.write_bytes(bytes(damaged))
+    assert not verify(tmp_path / "g", captions).ok
+    report = _run(captions, tmp_path / "g", overwrite=overwrite)
+    assert report.shards_done == ["00-00001"] and shard.read_bytes() == intact
+    stats_path = tmp_path / "g" / "00-00001_stats.json"
+    stats = json.loads(stats_path.read_text())
+    stats_path.write_text(json.dumps({k: v for k, v in stats.items() if k != "sha256"}))  # an older run's stats
+    shard.write_bytes(bytes(damaged))
+    assert _run(captions, tmp_path / "g").shards_done == ["00-00001"] and shard.read_bytes() == intact
+    assert verify(tmp_path / "g", captions).ok
+
+
 def test_locks_refuse_a_second_run_and_killed_runs_leave_nothing_behind(captions, tmp_path):
     """Two runs on one output both generated everything, and temp files of killed runs stayed forever
     (issue 16, defect 13): a live lock is refused naming its holder, a stale one (its PID is gone) is taken

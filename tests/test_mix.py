@@ -263,6 +263,30 @@ def test_resume_rebuilds_a_shard_whose_stats_are_missing(data, tmp_path):
     assert verify(folder).ok
 
 
+def test_a_corrupt_finished_mix_shard_is_rebuilt_and_training_refuses_it_meanwhile(data, tmp_path):
+    """A mix shard damaged at its recorded size was kept by ``mix run`` and trained on by ``train run`` without a
+    word while ``mix verify`` failed it (issue 27, item 3)."""
+    from biaslib.config import Params
+    from biaslib.layout import RunLayout
+    from biaslib.train import train_ratio
+
+    params = Params(runs_dir=tmp_path / "runs")
+    out = RunLayout(params).mix("050").parent
+    real, gen = data["root"] / "real", data["root"] / "gen"
+    mix(real, gen, out, 0.5, progress=False)
+    shard = out / "mix_050" / "00001.tar"
+    intact = shard.read_bytes()
+    damaged = bytearray(intact)
+    damaged[len(damaged) // 2:len(damaged) // 2 + 4096] = bytes(4096)
+    shard.write_bytes(bytes(damaged))
+    assert not verify(out / "mix_050").ok
+    with pytest.raises(BiaslibError, match=r"(?s)mix_050 fails verification.*00001\.tar: sha256"):
+        train_ratio(params, "050")
+    assert not (params.run_dir / "clip").exists()
+    mix(real, gen, out, 0.5, progress=False)
+    assert shard.read_bytes() == intact and verify(out / "mix_050").ok
+
+
 def test_shortfall_is_an_error_unless_allowed(data, tmp_path):
     with pytest.raises(ShortfallError, match="10 missing") as err:
         mix(data["root"] / "real", data["root"] / "gen", tmp_path, 1.0, progress=False)

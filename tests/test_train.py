@@ -262,6 +262,20 @@ def test_finished_run_with_other_settings_is_refused_not_returned(first_run):
             train_ratio(other, "000")
 
 
+def test_a_run_recorded_before_data_fingerprints_is_pinned_to_the_current_data(first_run):
+    """Runs written before records held their data's fingerprint keep resuming (their data is then pinned); a
+    change of the data after that is refused (issue 27, item 1)."""
+    params, final, _ = first_run
+    epochs = int(checkpoints(params)["epoch"].max())
+    same_length = dataclasses.replace(params, train=dataclasses.replace(params.train, epochs=epochs))
+    record_path = _run_dir(params) / "biaslib_run.json"
+    record = json.loads(record_path.read_text())
+    pinned = record.pop("data")
+    record_path.write_text(json.dumps(record))
+    assert train_ratio(same_length, "000").name == f"epoch_{epochs}.pt"
+    assert json.loads(record_path.read_text())["data"] == pinned
+
+
 def test_replicates_train_with_their_own_seed_and_names_and_replicate_0_is_the_existing_run(first_run):
     params = first_run[0]
     epochs = int(checkpoints(params)["epoch"].max())  # other tests of the module may have trained on
@@ -334,7 +348,7 @@ def test_sample_count_without_manifest(small_export):
     data = training_data(small_export)
     assert data.num_samples == 1000 and [p.name for p in data.shards] == ["00000.tar", "00001.tar"]
     assert data.urls == f"{small_export}/{{00000..00001}}.tar"
-    odd = TrainingData(Path("/d"), (Path("/d/a.tar"), Path("/d/b.tar")), 2)
+    odd = TrainingData(Path("/d"), (Path("/d/a.tar"), Path("/d/b.tar")), 2, "")
     assert odd.urls == "/d/a.tar::/d/b.tar"
 
 

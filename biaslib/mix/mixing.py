@@ -186,7 +186,9 @@ def _mix_shard(path: Path, keys: list[str], stats: ReadStats, plan: _Plan) -> di
     previous = load_json(stats_path)
     if (previous.get("params") == plan.params and previous.get("inputs") == inputs and out.is_file()
             and out.stat().st_size == previous.get("shard", {}).get("bytes")):
-        return previous["shard"]
+        if file_sha256(out) == previous["shard"].get("sha256"):
+            return previous["shard"]
+        log.warning("%s: its sha256 differs from the one recorded when it was written; rebuilding it", out)
     generated = _write_shard(path, out, keys, plan)
     shard = {"name": path.name, "samples": len(keys), "generated": generated, "real": len(keys) - generated,
              "skipped": stats.skipped, "bytes": out.stat().st_size, "sha256": file_sha256(out)}
