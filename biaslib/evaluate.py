@@ -53,6 +53,7 @@ checked before any work starts.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -77,7 +78,7 @@ from biaslib.features import (
     extract_text_features,
     resolve_precision,
 )
-from biaslib.io import check_writable, file_sha256, files_fingerprint, texts_fingerprint
+from biaslib.io import check_writable, file_sha256, files_fingerprint, run_lock, texts_fingerprint
 from biaslib.layout import RunLayout
 from biaslib.metrics import by_group, gap_test, group_accuracy, person_preference, retrieval_hits, self_similarity
 from biaslib.metrics.association import cosine_association, text_association
@@ -902,6 +903,17 @@ def evaluate_targets(params: Params, targets: Sequence[Target], evaluations: Seq
                               result_settings(params.eval, target.checkpoint, name, data))]
     for folder in dict.fromkeys(target.folder for target, _ in todo):  # prove the output writable now
         check_writable(folder)
+    with contextlib.ExitStack() as held:  # one writer per result: a second run on any of them is refused now
+        for target, name in todo:
+            held.enter_context(run_lock(target.folder, f"eval-{target.result_path(experiment, name).stem}"))
+        _evaluate_todo(params, todo, tables, data, progress)
+    return [target.result_path(experiment, name) for target in targets for name in names]
+
+
+def _evaluate_todo(params: Params, todo: list[tuple[Target, str]], tables: dict[str, pd.DataFrame],
+                   data: dict[str, str], progress: bool) -> None:
+    """Compute and write the results of ``todo`` (target, evaluation) pairs, one CLIP in memory at a time."""
+    experiment = params.experiment
     git = git_state() if todo else (None, None)
     ctx: _Context | None = None
     for target, name in todo:
@@ -914,7 +926,6 @@ def evaluate_targets(params: Params, targets: Sequence[Target], evaluations: Seq
         write_result(path, _record(ctx, name, rows, tables,
                                    result_settings(params.eval, ctx.checkpoint, name, data), git), overwrite=True)
         log.info("wrote %s (%d rows)", path, len(rows))
-    return [target.result_path(experiment, name) for target in targets for name in names]
 
 
 def evaluate_ratio(params: Params, ratio: float | int | str, evaluations: Sequence[str] | None = None,

@@ -53,7 +53,7 @@ from biaslib.config import FinetuneParams
 from biaslib.data import iter_cc3m
 from biaslib.data._common import layout_error
 from biaslib.errors import BiaslibError, DataLayoutError
-from biaslib.io import write_json
+from biaslib.io import run_lock, write_json
 
 log = logging.getLogger(__name__)
 
@@ -505,6 +505,13 @@ def finetune(
     data = _as_dataset(dataset, config)
     out = config.output_dir
     out.mkdir(parents=True, exist_ok=True)
+    with run_lock(out, f"finetune-rank{os.environ.get('RANK', '0')}"):  # one writer per output (per process rank)
+        return _finetune_locked(pipeline, data, config, out, start, max_steps_override, stop_after_steps)
+
+
+def _finetune_locked(pipeline: Any, data: FinetuneDataset, config: FinetuneConfig, out: Path, start: float,
+                     max_steps_override: int | None, stop_after_steps: int | None) -> FinetuneResult:
+    """:func:`finetune`'s work once it holds the output folder's lock."""
     resume_path = _resolve_resume(out, config.resume_from_checkpoint)
     accelerator = _new_accelerator(config, out)
 

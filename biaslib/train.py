@@ -54,7 +54,7 @@ from biaslib.data._common import PathLike, layout_error, require_dir
 from biaslib.data.cc3m import iter_cc3m, list_shards
 from biaslib.errors import BiaslibError, DataLayoutError
 from biaslib.hardware import cpu_threads
-from biaslib.io import file_sha256, write_json
+from biaslib.io import file_sha256, run_lock, write_json
 from biaslib.layout import RunLayout
 from biaslib.models import (
     CHECKPOINT_NAME,
@@ -244,6 +244,13 @@ def train(*, data_dir: PathLike, name: str, logs: PathLike, config: TrainConfig,
     check_model(config.model)
     data = training_data(data_dir)
     run = Path(logs).expanduser().resolve() / name
+    with run_lock(run.parent, f"train-{name}"):  # one writer per run: a second `train run` of it is refused
+        return _train_locked(run, data, name, config, overwrite, init)
+
+
+def _train_locked(run: Path, data: TrainingData, name: str, config: TrainConfig, overwrite: bool,
+                  init: PathLike | None) -> Path:
+    """:func:`train`'s work once it holds the run's lock."""
     if overwrite and run.exists():
         shutil.rmtree(run)
     final = run / "checkpoints" / f"epoch_{config.epochs}.pt"

@@ -23,6 +23,11 @@ def test_finetune_cli_runs_and_rejects_unknown_options(tmp_path, capsys):
     assert summary["global_step"] == 2
     pipe = WorldDiffusionPipeline.from_pretrained(tmp_path / "out")
     assert pipe.unet.config.sample_size == 16
+    from biaslib.io import run_lock
+
+    with run_lock(tmp_path / "out", "finetune-rank0"):  # another fine-tuning into the same folder (issue 27, item 4)
+        assert cli.main([*args, *[x for o in opts for x in ("--opt", o)]]) == 2
+        assert "in use by another run" in capsys.readouterr().err
 
 
 def test_mix_cli_round_trip(tmp_path, capsys):
@@ -60,7 +65,7 @@ def test_faces_cli_counts_the_astronaut_and_an_empty_image(tmp_path, capsys):
     assert "needs --weights" in capsys.readouterr().err
 
 
-def test_train_never_answers_from_old_data(tmp_path, capsys):
+def test_train_never_answers_from_old_data_and_every_step_has_one_writer(tmp_path, capsys):
     """``generate run --set generate.amplification=3 --overwrite`` then ``mix run`` rebuilt ``mix_100``, yet ``train
     run`` returned the old checkpoint (rc 0, 0 s) and ``eval run`` the old result; pointing ``mix.generated`` at
     another generation run did the same (issue 27, item 1). The run record holds the data's fingerprint."""
@@ -94,3 +99,19 @@ def test_train_never_answers_from_old_data(tmp_path, capsys):
     assert cli.main(["train", "run", *amplified, "--ratio", "100", "--overwrite"]) == 0
     assert checkpoint.read_bytes() != first
     assert cli.main(["train", "run", *amplified, "--ratio", "100"]) == 0  # the same data again: skipped
+    # one writer per output (issue 27, item 4): while another process holds a run's lock, every writing step is
+    # refused naming the holder; the lock is the one a second `train run`, `mix run` or `eval run` takes
+    from biaslib.io import run_lock
+
+    clip, mixes = tmp_path / "world_default" / "clip", tmp_path / "world_default" / "mixes" / "default"
+    with run_lock(clip, "train-world_default_100"):
+        assert cli.main(["train", "run", *amplified, "--ratio", "100"]) == 2
+        assert "in use by another run" in capsys.readouterr().err
+    with run_lock(mixes, "mix-100"):
+        assert cli.main(["mix", "run", *amplified, "--ratio", "100", "--overwrite"]) == 2
+        assert "in use by another run" in capsys.readouterr().err
+    results = tmp_path / "world_default" / "results"
+    with run_lock(results, "eval-world_default__100__retrieval"):
+        assert cli.main(["eval", "run", *amplified, "--ratio", "100", "--evaluation", "retrieval"]) == 2
+        assert "in use by another run" in capsys.readouterr().err
+    assert not list(results.glob("*.json"))

@@ -18,7 +18,7 @@ from biaslib.config import Params
 from biaslib.data._common import PathLike
 from biaslib.data.cc3m import ReadStats
 from biaslib.errors import BiaslibError
-from biaslib.io import TarShardWriter, file_sha256, write_json
+from biaslib.io import TarShardWriter, file_sha256, run_lock, write_json
 from biaslib.layout import RunLayout
 from biaslib.mix.generated_index import GeneratedEntry, GeneratedIndex, ShardMaps, index_generated
 from biaslib.mix.real import RealSample, RealSurvey, read_real, real_shards, survey_real
@@ -86,6 +86,16 @@ def mix(real_root: PathLike, generated_root: PathLike, out_root: PathLike, ratio
     params = {"ratio": code, "seed": int(seed), "real_root": str(real_dir),
               "generated_root": str(index.root)}
     out_dir = Path(out_root).expanduser().resolve() / f"mix_{code}"
+    with run_lock(out_dir.parent, f"mix-{code}"):  # one writer per mix folder
+        return _write_mix(real_paths, survey, index, out_dir, params, chosen, eligible, overwrite,
+                          allow_skipped_real, progress)
+
+
+def _write_mix(real_paths: list[Path], survey: RealSurvey, index: GeneratedIndex, out_dir: Path,
+               params: dict[str, Any], chosen: set[str], eligible: list[str], overwrite: bool,
+               allow_skipped_real: int, progress: bool) -> dict[str, Any]:
+    """:func:`mix`'s writing once it holds the folder's lock: the shards, then the manifest."""
+    code = params["ratio"]
     _claim(out_dir, params, {p.name for p in real_paths}, overwrite)
     plan = _Plan(out_dir, params, chosen, index, ShardMaps(index.shards))
     bar = tqdm(total=sum(p.stat().st_size for p in real_paths), desc=f"mix {code}", unit="B", unit_scale=True,
