@@ -287,7 +287,8 @@ def _check_run_folder(out_dir: Path, config: GenerateConfig, overwrite: bool) ->
         previous = json.loads(record.read_text())
         if previous.get("digest") != config.digest():
             raise BiaslibError(f"{out_dir} holds images generated with other settings (digest {previous.get('digest')},"
-                               f" now {config.digest()}); use another folder or overwrite=True (--overwrite)")
+                               f" now {config.digest()}); use another folder or pass --overwrite "
+                               "(overwrite=True in Python)")
 
 
 def _write_record(out_dir: Path, config: GenerateConfig) -> None:
@@ -312,7 +313,8 @@ def _finished(out_dir: Path, name: str, config: GenerateConfig, overwrite: bool)
     if stats.get("config_digest") != config.digest():
         if not overwrite:
             raise BiaslibError(f"{stats_path} was generated with other settings (digest {stats.get('config_digest')},"
-                               f" now {config.digest()}); use another folder or overwrite=True (--overwrite)")
+                               f" now {config.digest()}); use another folder or pass --overwrite "
+                               "(overwrite=True in Python)")
         return False
     tar = out_dir / f"{name}.tar"
     size = tar.stat().st_size if tar.is_file() else None

@@ -69,11 +69,9 @@ def check_model(name: str) -> str:
     if name in known:
         return name
     close = difflib.get_close_matches(name, known, n=3)
-    hint = f" Did you mean {', '.join(close)}?" if close else ""
-    builtin = [m for m in known if m not in ours]
-    raise UnknownModelError(
-        f"no model config named {name!r}.{hint} biaslib configs: {', '.join(ours)}; open_clip configs: "
-        f"{', '.join(builtin)}. Add a JSON config to {CONFIG_DIR} or call open_clip.add_model_config.")
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    raise UnknownModelError(f"no model config named {name!r}{hint}; all {len(known)}, biaslib's {len(ours)} included: "
+                            "open_clip.list_models(); add one in biaslib/model_configs/")
 
 
 def read_checkpoint(path: PathLike, mmap: bool = False) -> dict[str, Any]:
@@ -224,27 +222,41 @@ class ModelSpec:
 
 def model_spec(name: str, entry: Any) -> ModelSpec:
     """The :class:`ModelSpec` of one models-file entry (a mapping, or the shorthands ``"runs:<params file>"``
-    and ``"hf:<folder>"``). Raises :class:`ModelSpecError` for a bad
-    name, an unknown or missing key (close names listed) or keys of two kinds."""
+    and ``"hf:<folder>"``). Raises one :class:`ModelSpecError` listing every problem of the entry, a line each
+    naming the model: a bad name, unknown keys (close names listed), keys of two kinds, weights and pretrained
+    together, a bad ratio."""
     where = f"model {name!r}"
+    problems = []
     if not isinstance(name, str) or not MODEL_NAME.fullmatch(name):
-        raise ModelSpecError(f"{where}: a model name is letters, digits, '.', '+', '-' and single underscores")
+        problems.append(f"{where}: a model name is letters, digits, '.', '+', '-' and single underscores")
     if isinstance(entry, str) and entry.partition(":")[0] in ("runs", "hf"):
         kind, _, value = entry.partition(":")
         entry = {kind: value}
     if not isinstance(entry, dict) or not entry:
-        raise ModelSpecError(f"{where}: expected a mapping such as {{arch: RN50, weights: path/to/model.bin}}, "
-                             f"{{hf: path/to/folder}} or {{runs: params/world_study.yaml}}; got {entry!r}")
+        problems.append(f"{where}: expected a mapping such as {{arch: RN50, weights: path/to/model.bin}}, "
+                        f"{{hf: path/to/folder}} or {{runs: params/world_study.yaml}}; got {str(entry)[:60]!r}")
+        raise ModelSpecError("\n".join(problems))
     known = {key for keys in SPEC_KEYS.values() for key in keys}
     for key in entry:
         if key not in known:
             close = difflib.get_close_matches(str(key), sorted(known), n=2)
-            raise ModelSpecError(f"{where}: unknown key {key!r}" + (f" (did you mean {' or '.join(close)}?)" if close
-                                 else "") + f"; keys: {', '.join(sorted(known))}")
+            problems.append(f"{where}: unknown key {key!r}" + (f" (did you mean {' or '.join(close)}?)" if close
+                            else "") + f"; keys: {', '.join(sorted(known))}")
     kinds = [kind for kind, keys in SPEC_KEYS.items() if keys[0] in entry]
-    if len(kinds) != 1 or any(k not in SPEC_KEYS[kinds[0]] for k in entry):
-        raise ModelSpecError(f"{where}: give exactly one of arch (open_clip), hf (a transformers folder) or runs "
-                             f"(a params file), with only that kind's keys; got {', '.join(entry)}")
+    if len(kinds) != 1 or any(k not in SPEC_KEYS[kinds[0]] for k in entry if k in known):
+        problems.append(f"{where}: give exactly one of arch (open_clip), hf (a transformers folder) or runs "
+                        f"(a params file), with only that kind's keys; got {', '.join(map(str, entry))}")
+    if "weights" in entry and "pretrained" in entry or "arch" in entry and not ({"weights", "pretrained"} & set(entry)):
+        problems.append(f"{where}: an open_clip model needs weights (a local file) or pretrained (an open_clip tag "
+                        "from the local cache, or none for random weights), not both")
+    ratios = entry.get("ratios")
+    if ratios is not None:
+        try:
+            ratios = tuple(written_ratio(r) for r in (ratios if isinstance(ratios, (list, tuple)) else [ratios]))
+        except ValueError as exc:
+            problems.append(f"{where}: ratios: {exc} (quote codes: ['000', '050'])")
+    if problems:
+        raise ModelSpecError("\n".join(problems))
     kind = kinds[0]
 
     def path(key: str) -> Path | None:
@@ -253,15 +265,7 @@ def model_spec(name: str, entry: Any) -> ModelSpec:
             return None
         return Path(str(value)).expanduser()
 
-    if kind == "open_clip" and ("weights" in entry) == ("pretrained" in entry):
-        raise ModelSpecError(f"{where}: an open_clip model needs weights (a local file) or pretrained (an "
-                             "open_clip tag from the local cache, or none for random weights), not both")
-    pretrained, ratios = entry.get("pretrained"), entry.get("ratios")
-    if ratios is not None:
-        try:
-            ratios = tuple(written_ratio(r) for r in (ratios if isinstance(ratios, (list, tuple)) else [ratios]))
-        except ValueError as exc:
-            raise ModelSpecError(f"{where}: ratios: {exc} (quote codes: ['000', '050'])") from exc
+    pretrained = entry.get("pretrained")
     return ModelSpec(name=name, kind=kind, arch=entry.get("arch"), weights=path("weights"),
                      pretrained=None if pretrained is None else "none" if str(pretrained).lower() in
                      ("none", "false") else str(pretrained), cache_dir=path("cache_dir"),
@@ -285,10 +289,15 @@ def read_models_file(path: str | Path) -> list[ModelSpec]:
                              "models:\n  rn50_random: {arch: RN50, pretrained: none}\n"
                              "  my_vit: {arch: ViT-B-32, weights: /models/vit-b-32/open_clip_pytorch_model.bin}\n"
                              "  hf_vit: {hf: /models/clip-vit-base-patch32}\n  world: {runs: params/world_study.yaml}")
-    try:
-        return [model_spec(str(name), entry) for name, entry in models.items()]
-    except ModelSpecError as exc:
-        raise ModelSpecError(f"{path}: {exc}") from exc
+    specs, problems = [], []
+    for name, entry in models.items():
+        try:
+            specs.append(model_spec(str(name), entry))
+        except ModelSpecError as exc:
+            problems += str(exc).splitlines()
+    if problems:
+        raise ModelSpecError(f"{path}: {len(problems)} problem(s):\n" + "\n".join(f"  - {p}" for p in problems))
+    return specs
 
 
 @dataclass(frozen=True)
@@ -350,13 +359,20 @@ def resolve_model(spec: ModelSpec) -> ResolvedModel:
         if not (folder / "config.json").is_file():
             raise ModelSpecError(f"{where}: {folder} has no config.json (expected a CLIPModel.save_pretrained "
                                  "folder: config.json, model.safetensors or pytorch_model.bin)")
+        model_type = _hf_model_type(folder / "config.json")
+        if model_type != "clip":
+            raise ModelSpecError(f"{where}: {folder} holds a {model_type!r} model (config.json model_type), not a "
+                                 "CLIP (model_type 'clip', a CLIPModel.save_pretrained folder)")
         weights = next((folder / w for w in _HF_WEIGHTS if (folder / w).is_file()), None)
         if weights is None:
             raise ModelSpecError(f"{where}: {folder} has no {' or '.join(_HF_WEIGHTS)}")
         return ResolvedModel(spec.name, f"hf:{folder.name}", folder, file_sha256(weights), spec.as_dict())
     if spec.kind != "open_clip":
         raise ModelSpecError(f"{where}: a {spec.kind} spec expands into models in the benchmark study")
-    arch = check_model(spec.arch or "")
+    try:
+        arch = check_model(spec.arch or "")
+    except UnknownModelError as exc:
+        raise UnknownModelError(f"{where}: {exc}") from None
     if spec.weights is not None:
         if not spec.weights.is_file():
             raise ModelSpecError(f"{where}: weights file not found: {spec.weights}")
@@ -369,6 +385,15 @@ def resolve_model(spec: ModelSpec) -> ResolvedModel:
     return ResolvedModel(spec.name, arch, path, file_sha256(path), spec.as_dict(),
                          quick_gelu=bool(config.get("quick_gelu")),
                          mean_std=(tuple(config.get("mean", CLIP_MEAN)), tuple(config.get("std", CLIP_STD))))
+
+
+def _hf_model_type(config: Path) -> str:
+    """``model_type`` of a transformers ``config.json`` (``"unreadable"`` when it is not a JSON object)."""
+    try:
+        record = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "unreadable"
+    return str(record.get("model_type", "unnamed")) if isinstance(record, dict) else "unreadable"
 
 
 def pretrained_file(arch: str, tag: str, cache_dir: Path | None, where: str = "model") -> tuple[Path, dict[str, Any]]:

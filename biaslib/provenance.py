@@ -73,14 +73,16 @@ def is_current(path: Path, settings: dict[str, Any]) -> bool:
     try:
         old = json.loads(path.read_text(encoding="utf-8"))["provenance"]["settings"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise BiaslibError(f"{path} is not a readable biaslib result ({exc!r}); pass overwrite=True to recompute "
+        raise BiaslibError(f"{path} is not a readable biaslib result ({exc!r}); pass --overwrite "
+                           "(overwrite=True in Python) to recompute "
                            "it") from exc
     settings = json.loads(json.dumps(settings, default=str))
     if old == settings:
         return True
     changed = "; ".join(f"{k}: {old.get(k)!r} -> {settings.get(k)!r}" for k in sorted(set(old) | set(settings))
                         if old.get(k) != settings.get(k))
-    raise BiaslibError(f"{path} was computed with other settings ({changed}); pass overwrite=True to recompute it")
+    raise BiaslibError(f"{path} was computed with other settings ({changed}); pass --overwrite "
+                       "(overwrite=True in Python) to recompute it")
 
 
 def result_record(study: str, experiment: str, evaluation: str, subject: Mapping[str, Any],

@@ -335,11 +335,11 @@ def _check_record(run: Path, settings: dict[str, Any], ignore: Sequence[str] = (
         changed = [k for k in RESUME_KEYS if k not in ignore and old.get(k) != settings[k]]
         if changed:
             detail = "; ".join(f"{k}: {old.get(k)!r} -> {settings[k]!r}" for k in changed)
-            raise BiaslibError(f"{run} was trained with other settings ({detail}); pass overwrite=True "
-                               "(CLI --overwrite) to delete it and train again")
+            raise BiaslibError(f"{run} was trained with other settings ({detail}); pass --overwrite "
+                               "(overwrite=True in Python) to delete it and train again")
     elif (run / "checkpoints").is_dir() and epoch_checkpoints(run):
         raise BiaslibError(f"{run} holds checkpoints but no {RUN_RECORD}; it was not started by biaslib. "
-                           "Pass overwrite=True to delete it")
+                           "Pass --overwrite (overwrite=True in Python) to delete it")
 
 
 def _run_torchrun(argv: Sequence[str], gpus: int, run: Path) -> None:

@@ -110,7 +110,7 @@ def test_every_bad_spec_is_one_clear_error_before_anything_loads(tmp_path):
         model_spec("m", {"arch": "RN50", "wieghts": "x.bin"})
     with pytest.raises(ModelSpecError, match="weights file not found: .*nowhere.bin"):
         resolve_model(model_spec("m", {"arch": "RN50", "weights": str(tmp_path / "nowhere.bin")}))
-    with pytest.raises(UnknownModelError, match="Did you mean .*RN50"):
+    with pytest.raises(UnknownModelError, match="model 'm': no model config named 'RN5O' \\(did you mean .*RN50"):
         resolve_model(model_spec("m", {"arch": "RN5O", "pretrained": "none"}))
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelSpecError, match="has no config.json"):
@@ -128,7 +128,7 @@ def test_every_bad_spec_is_one_clear_error_before_anything_loads(tmp_path):
         model_spec("a__b", {"arch": "RN50", "pretrained": "none"})
     bad = tmp_path / "models.yaml"
     bad.write_text("models:\n  a: {arch: RN50, pretrained: none}\n  b: {hf: /nowhere}\n  c: {arhc: RN50}\n")
-    with pytest.raises(ModelSpecError, match="models.yaml: model 'c': unknown key 'arhc'"):
+    with pytest.raises(ModelSpecError, match="models.yaml: 2 problem.*\n  - model 'c': unknown key 'arhc'"):
         read_models_file(bad)
     bad.write_text("models:\n  a: {arch: RN50, pretrained: none}\n  b: {hf: /nowhere}\n  c: {arch: RN5, weights: x}\n")
     with pytest.raises(ModelSpecError) as info:  # every problem at once
@@ -289,3 +289,31 @@ def test_a_clip_trained_on_a_strong_association_has_the_larger_occupation_maxske
                  & (frame["kind"] == "overall")].set_index("model")
     print(skew[["value", "ci_low", "ci_high"]])
     assert skew.loc["bias4", "value"] > skew.loc["bias0", "value"]
+
+
+def test_a_models_file_lists_every_problem_in_short_lines_naming_the_model(tmp_path):
+    """A misspelt key aborted alone and hid the file's other problems, an unknown architecture gave one
+    2,809-character line naming no model, and an HF folder holding another kind of model (BERT) gave 134 lines of
+    load report and traceback (issue 27, item 6)."""
+    bert = tmp_path / "bert"
+    bert.mkdir()
+    (bert / "config.json").write_text('{"model_type": "bert", "architectures": ["BertModel"]}')
+    (bert / "model.safetensors").write_bytes(b"not read")
+    path = tmp_path / "models.yaml"
+    path.write_text("models:\n  a: {arch: RN50, pretrianed: none, ratio: 1}\n  b: {runs: p.yaml, ratios: [1]}\n"
+                    "  ok: {arch: RN50, pretrained: none}\n")
+    with pytest.raises(ModelSpecError) as info:
+        read_models_file(path)
+    lines = str(info.value).splitlines()
+    assert lines[0].endswith("models.yaml: 4 problem(s):")
+    assert any("model 'a': unknown key 'pretrianed' (did you mean pretrained?)" in line for line in lines)
+    assert any("model 'a': unknown key 'ratio'" in line for line in lines)
+    assert any("model 'b': ratios: the ratio 1 is ambiguous" in line for line in lines)
+    assert all(len(line) <= 200 for line in lines)
+    specs = [model_spec("bert", {"hf": str(bert)}), model_spec("typo", {"arch": "RN5O", "pretrained": "none"})]
+    with pytest.raises(ModelSpecError) as info:
+        resolve_models(specs)
+    lines = str(info.value).splitlines()
+    assert len(lines) == 3 and all(len(line) <= 200 for line in lines)
+    assert "model 'bert':" in lines[1] and "holds a 'bert' model" in lines[1]
+    assert "model 'typo': no model config named 'RN5O'" in lines[2]

@@ -168,7 +168,8 @@ def _claim(out_dir: Path, params: dict[str, Any], shard_names: set[str], overwri
     if not overwrite:
         shown = ", ".join(conflicts[:5]) + (f" and {len(conflicts) - 5} more" if len(conflicts) > 5 else "")
         raise BiaslibError(f"{out_dir} holds a mix with other parameters or inputs ({shown}); this run has "
-                           f"{params}. Pass overwrite=True to replace it, or choose another output folder")
+                           f"{params}. Pass --overwrite (overwrite=True in Python) to replace it, or choose another "
+                           "output folder")
     for path in [manifest, *out_dir.glob("*_stats.json"), *out_dir.glob("*.tar")]:
         path.unlink(missing_ok=True)
 

@@ -395,11 +395,11 @@ def export_all(world: World, out: str | Path, config: ExportConfig, overwrite: b
             return roots
         if not overwrite:
             raise BiaslibError(f"{out} holds a world export with other parameters (digest {previous.get('digest')}, "
-                               f"now {digest}); choose another folder or pass overwrite=True (--overwrite)")
+                               f"now {digest}); choose another folder or pass --overwrite (overwrite=True in Python)")
         manifest_path.unlink()
     elif out.is_dir() and any(out.iterdir()) and not overwrite:
         raise BiaslibError(f"{out} is not empty and holds no finished export (no export_manifest.json); "
-                           "choose an empty folder or pass overwrite=True (--overwrite)")
+                           "choose an empty folder or pass --overwrite (overwrite=True in Python)")
     w = config.workers
     truths = {
         "cc3m": export_cc3m(world, roots["cc3m"], config.cc3m_samples, config.cc3m_shard_size, workers=w),

@@ -191,7 +191,8 @@ def _finished(out: Path, digest: str, overwrite: bool) -> bool:
         return True
     if not overwrite:
         raise BiaslibError(f"{out} holds a tiny pipeline trained with other params (digest "
-                           f"{marker.get('digest')} ≠ {digest}); pass overwrite=True or use another folder")
+                           f"{marker.get('digest')} ≠ {digest}); pass --overwrite (overwrite=True in Python) "
+                           "or use another folder")
     return False
 
 
