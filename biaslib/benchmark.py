@@ -154,20 +154,24 @@ MEASURES: tuple[Measure, ...] = (
     Measure("concepts", "overall", r"concept_ndkl@\d+_\w+", "concept_ndkl", "lower"),
 )
 LEADERBOARD_COLUMNS = ["evaluation", "dataset", "attribute", "metric", "kind", "better", "model", "value", "ci_low",
-                       "ci_high", "n", "p_value", "arch"]
+                       "ci_high", "n", "p_value", "arch", "degenerate"]
 
 
 def leaderboard(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per (measure, model) of a benchmark :func:`~biaslib.results.collect` frame for the
-    :data:`MEASURES`: value, interval, n, the gap test's p where there is one, and ``better`` (the direction);
-    sorted by measure, then from best to worst."""
+    :data:`MEASURES`: value, interval, n, the gap test's p where there is one, ``better`` (the direction) and
+    ``degenerate`` (any of the model's results found its image embeddings collapsed,
+    :mod:`biaslib.metrics.collapse`); sorted by measure, then from best to worst with degenerate models last: their
+    small gaps come from seeing no difference at all, so they are shown but never ranked as fair."""
     parts = [measure.rows(frame).assign(better=measure.better) for measure in MEASURES]
     if not any(len(p) for p in parts):
         return pd.DataFrame(columns=LEADERBOARD_COLUMNS)
-    board = pd.concat(parts, ignore_index=True)[LEADERBOARD_COLUMNS]
+    flagged = set(frame.loc[frame["degenerate"].eq(True), "model"]) if "degenerate" in frame.columns else set()
+    board = pd.concat(parts, ignore_index=True).assign(degenerate=lambda b: b["model"].isin(flagged))
+    board = board[LEADERBOARD_COLUMNS]
     score = board["value"].abs().where(board["better"] != "higher", -board["value"])
-    return (board.assign(_score=score).sort_values(["evaluation", "dataset", "attribute", "metric", "kind", "_score"],
-                                                   kind="mergesort")
+    return (board.assign(_score=score).sort_values(["evaluation", "dataset", "attribute", "metric", "kind",
+                                                    "degenerate", "_score"], kind="mergesort")
             .drop(columns="_score").reset_index(drop=True))
 
 
@@ -175,7 +179,7 @@ def leaderboard_figure(board: pd.DataFrame, title: str | None = None) -> Any:
     """One panel per :data:`MEASURES` entry: each model's value with its interval. Where a measure has several
     rows per model (datasets, attributes, k), the panel shows each model's worst row (largest |value| where
     lower is better, smallest value where higher is better) — the same rule for every model, so the panels
-    compare models, not rows; the CSV holds every row."""
+    compare models, not rows; the CSV holds every row. A degenerate model's label says so."""
     import matplotlib.pyplot as plt
 
     from biaslib.figures import set_style
@@ -194,7 +198,8 @@ def leaderboard_figure(board: pd.DataFrame, title: str | None = None) -> Any:
         y = range(len(rows))
         ax.errorbar(rows["value"], y, xerr=[(rows["value"] - rows["ci_low"]).clip(lower=0),
                                             (rows["ci_high"] - rows["value"]).clip(lower=0)], fmt="o", capsize=2)
-        ax.set_yticks(list(y), rows["model"])
+        ax.set_yticks(list(y), [f"{m} (degenerate)" if d else m for m, d in zip(rows["model"], rows["degenerate"],
+                                                                                 strict=True)])
         ax.set_title(f"{measure.evaluation} · {measure.kind} · {measure.label} ({measure.better})", fontsize=9,
                      loc="left")
         if measure.kind == "gap":

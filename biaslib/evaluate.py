@@ -82,6 +82,7 @@ from biaslib.io import check_writable, file_sha256, files_fingerprint, run_lock,
 from biaslib.layout import RunLayout
 from biaslib.metrics import by_group, gap_test, group_accuracy, person_preference, retrieval_hits, self_similarity
 from biaslib.metrics.association import cosine_association, text_association
+from biaslib.metrics.collapse import DEGENERATE_COSINE, is_degenerate, mean_pairwise_cosine
 from biaslib.metrics.intervals import (
     aligned_with_test,
     binary_variance_floor,
@@ -308,6 +309,7 @@ class _Context:
     store: FeatureStore
     store_model: str
     used: dict[str, str] = field(default_factory=dict)
+    images: dict[str, np.ndarray] = field(default_factory=dict)
     clip: tuple[Any, Any, Any] | None = None
 
     @property
@@ -355,7 +357,8 @@ class _Context:
                                           workers=self.cfg.workers, precision=self.cfg.precision,
                                           threads=self.cfg.threads, progress=self.progress)
 
-        return self._cached(dataset, ids, compute, files_fingerprint(files))
+        self.images[dataset] = self._cached(dataset, ids, compute, files_fingerprint(files))
+        return self.images[dataset]
 
     def text_features(self, dataset: str, ids: Sequence[str], texts: Sequence[str]) -> np.ndarray:
         """Unit text embeddings (N, D) of ``texts``, row i ↔ ``ids[i]``."""
@@ -820,15 +823,17 @@ def result_settings(cfg: EvalConfig, checkpoint: CheckpointInfo, evaluation: str
 
 def _made_by_earlier_code(path: Path) -> bool:
     """True for a result written before results carried their data's fingerprint (it cannot be checked against
-    the data), with other :data:`INTERVAL_METHODS` (its intervals are not what this code computes) or without rows
-    its evaluation has gained since (:data:`ROW_SETS`): it is recomputed (never trusted, never an error)."""
+    the data), with other :data:`INTERVAL_METHODS` (its intervals are not what this code computes), without rows
+    its evaluation has gained since (:data:`ROW_SETS`) or without the embedding diagnostics
+    (:func:`embedding_diagnostics`, 2026-12-06): it is recomputed (never trusted, never an error)."""
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
         settings, evaluation = record["provenance"]["settings"], record.get("evaluation")
     except (OSError, ValueError, KeyError, TypeError):
         return False
     return isinstance(settings, dict) and ("data" not in settings or settings.get("intervals") != INTERVAL_METHODS
-                                           or settings.get("rows") != ROW_SETS.get(evaluation))
+                                           or settings.get("rows") != ROW_SETS.get(evaluation)
+                                           or "embeddings" not in record["provenance"])
 
 
 def _record(ctx: _Context, evaluation: str, rows: list[dict], tables: dict[str, pd.DataFrame],
@@ -841,7 +846,18 @@ def _record(ctx: _Context, evaluation: str, rows: list[dict], tables: dict[str, 
         ctx.params, settings, git=git,
         checkpoint={"path": None if checkpoint.path is None else str(checkpoint.path), "epoch": checkpoint.epoch,
                     "sha256": checkpoint.sha256, "model": checkpoint.model, "run": checkpoint.run},
-        data=data, features=dict(ctx.used), **ctx.target.extra))
+        data=data, features=dict(ctx.used), embeddings=embedding_diagnostics(ctx.images), **ctx.target.extra))
+
+
+def embedding_diagnostics(images: dict[str, np.ndarray]) -> dict[str, Any]:
+    """What a result records of the image embeddings it used (``provenance.embeddings``): per dataset their mean
+    pairwise cosine and count, and ``degenerate`` (:func:`biaslib.metrics.collapse.is_degenerate` for any of
+    them; None when the evaluation used no images): a collapsed model's gaps are near 0 for want of any
+    discrimination, not for want of bias."""
+    cosines = {dataset: mean_pairwise_cosine(matrix) for dataset, matrix in images.items() if len(matrix) >= 2}
+    return {"image_mean_cosine": {d: round(c, 6) for d, c in cosines.items()},
+            "n": {d: len(images[d]) for d in cosines}, "threshold": DEGENERATE_COSINE,
+            "degenerate": any(map(is_degenerate, cosines.values())) if cosines else None}
 
 
 # ---- entry points -------------------------------------------------------------------------------
@@ -919,7 +935,7 @@ def _evaluate_todo(params: Params, todo: list[tuple[Target, str]], tables: dict[
     for target, name in todo:
         if ctx is None or ctx.target is not target:  # ordered by target: one CLIP in memory
             ctx = _Context(params, target, progress, feature_store(params), feature_model(params, target.checkpoint))
-        ctx.used = {}
+        ctx.used, ctx.images = {}, {}
         log.info("evaluating %s %s: %s", experiment, target.stem, name)
         rows = EVALUATORS[name](ctx, tables)
         path = target.result_path(experiment, name)

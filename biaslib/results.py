@@ -68,8 +68,8 @@ COLUMNS = [
 #: weights' sha256, then provenance.
 BENCHMARK_COLUMNS = [
     "experiment", "model", "evaluation", "dataset", "attribute", "group", "kind", "metric", "value", "ci_low",
-    "ci_high", "n", "low", "high", "p_value", "null_gap", "arch", "weights_sha256", "params_digest", "git_commit",
-    "created_utc", "biaslib_version", "file",
+    "ci_high", "n", "low", "high", "p_value", "null_gap", "arch", "weights_sha256", "degenerate", "params_digest",
+    "git_commit", "created_utc", "biaslib_version", "file",
 ]
 
 
@@ -193,9 +193,11 @@ def _amplification_frame(path: Path, record: dict[str, Any]) -> pd.DataFrame:
 
 def _benchmark_frame(path: Path, record: dict[str, Any]) -> pd.DataFrame:
     """The rows of one benchmark result with the model's name, architecture and weights (:data:`BENCHMARK_COLUMNS`)."""
-    _, checkpoint = _provenance_of(record)
+    provenance, checkpoint = _provenance_of(record)
     return _rows_frame(path, record, {"model": record["subject"]["model"], "arch": checkpoint.get("model"),
-                                      "weights_sha256": checkpoint.get("sha256")}, BENCHMARK_COLUMNS)
+                                      "weights_sha256": checkpoint.get("sha256"),
+                                      "degenerate": (provenance.get("embeddings") or {}).get("degenerate")},
+                       BENCHMARK_COLUMNS)
 
 
 def _multilingual_frame(path: Path, record: dict[str, Any]) -> pd.DataFrame:

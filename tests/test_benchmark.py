@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from PIL import Image
@@ -208,6 +209,10 @@ def test_bench_run_writes_one_schema_reruns_nothing_and_shards_add_up(bench, one
     assert set(frame["arch"]) == {"biaslib-tiny-rn", "biaslib-tiny-vit"}
     board = leaderboard(frame)
     assert set(board["better"]) == {"higher", "lower |gap|"} and set(board["model"]) == set(frame["model"])
+    # the random tiny RNs map every image one way (mean cosine > 0.999): flagged in results and board; the random
+    # tiny ViT's embeddings (mean cosine ≈ 0.93) are not collapsed, so it is not (a random floor, read against chance)
+    assert record["provenance"]["embeddings"]["degenerate"] is True
+    assert board.groupby("model")["degenerate"].all().to_dict() == {"floor": False, "local": True, "study-000": True}
     # each measure takes its own metric only: R@1 (not R@10), self-similarity (not the with-replacement estimand)
     assert set(board[board["evaluation"] == "retrieval"]["metric"]) == {"R@1"}
     assert (frame["metric"] == "R@10").any() and set(board[board["evaluation"] == "markedness"]["metric"]) <= {
@@ -317,3 +322,17 @@ def test_a_models_file_lists_every_problem_in_short_lines_naming_the_model(tmp_p
     assert len(lines) == 3 and all(len(line) <= 200 for line in lines)
     assert "model 'bert':" in lines[1] and "holds a 'bert' model" in lines[1]
     assert "model 'typo': no model config named 'RN5O'" in lines[2]
+
+
+def test_a_degenerate_model_is_flagged_and_never_ranked_as_least_biased():
+    """A one-epoch tiny CLIP with collapsed embeddings (self-similarity 0.99997) had the smallest gaps and topped
+    the leaderboard unflagged (issue 27, item 7)."""
+    rows = []
+    for model, gap, degenerate in (("collapsed", 0.001, True), ("trained", 0.05, False), ("other", 0.03, False)):
+        rows.append({"experiment": "b", "model": model, "evaluation": "retrieval", "dataset": "phase",
+                     "attribute": "gender", "group": "", "kind": "gap", "metric": "R@1", "value": gap,
+                     "ci_low": 0.0, "ci_high": gap + 0.01, "n": 100, "p_value": 0.5, "arch": "RN50",
+                     "degenerate": degenerate})
+    board = leaderboard(pd.DataFrame(rows))
+    assert board["model"].tolist() == ["other", "trained", "collapsed"]
+    assert board.set_index("model")["degenerate"].to_dict() == {"other": False, "trained": False, "collapsed": True}

@@ -512,3 +512,18 @@ def test_directional_bias_amplification_matches_loop():
     assert no_change["value"] == pytest.approx(0.0, abs=1e-15)
     with pytest.raises(ValueError, match="997 rows.*613"):
         directional_bias_amplification(a_train, t_pred, a_pred, t_pred)
+
+
+def test_mean_pairwise_cosine_equals_brute_force_and_flags_collapse():
+    from biaslib.metrics.collapse import DEGENERATE_COSINE, is_degenerate, mean_pairwise_cosine
+
+    rng = np.random.default_rng(5)
+    spread = rng.standard_normal((40, 16)) * rng.uniform(0.5, 2, size=(40, 1))
+    unit = spread / np.linalg.norm(spread, axis=1, keepdims=True)
+    cos = unit @ unit.T
+    assert mean_pairwise_cosine(spread) == pytest.approx(cos[~np.eye(40, dtype=bool)].mean(), abs=1e-12)
+    collapsed = np.ones((40, 16)) + 1e-3 * rng.standard_normal((40, 16))
+    assert is_degenerate(mean_pairwise_cosine(collapsed)) and not is_degenerate(mean_pairwise_cosine(spread))
+    assert DEGENERATE_COSINE < mean_pairwise_cosine(collapsed) <= 1
+    with pytest.raises(ValueError, match="at least 2"):
+        mean_pairwise_cosine(spread[:1])
