@@ -8,14 +8,18 @@ values: ``BiaslibError`` and ``ValueError``) print one line and exit with status
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import time
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from biaslib import __version__
-from biaslib.config import load_params
+from biaslib.config import EVALUATIONS, load_params
 from biaslib.errors import BiaslibError
 from biaslib.layout import RunLayout
 
@@ -721,14 +725,13 @@ def _add_features_commands(steps: argparse._SubParsersAction) -> None:
 
 def _add_eval_commands(steps: argparse._SubParsersAction) -> None:
     """``biaslib eval …``: evaluate each ratio's CLIP (retrieval, markedness, GeoDE)."""
-    evalp = steps.add_parser("eval", help="evaluate each ratio's CLIP (retrieval, markedness, GeoDE)")
+    evalp = steps.add_parser("eval", help=f"evaluate each ratio's CLIP ({', '.join(EVALUATIONS)})")
     eval_actions = evalp.add_subparsers(dest="action", required=True)
     eval_run = eval_actions.add_parser("run", help="write runs/<exp>/results/<exp>__<ratio>__<evaluation>.json")
     _add_params(eval_run)
     _add_ratios(eval_run)
     eval_run.add_argument("--evaluation", action="append", default=None,
-                          help="retrieval | markedness | geode | association | zero_shot | harms | concepts "
-                               "(repeatable; default: eval.evaluations)")
+                          help=f"{' | '.join(EVALUATIONS)} (repeatable; default: eval.evaluations)")
     eval_run.add_argument("--overwrite", action="store_true", help="recompute results made with other settings")
     eval_run.set_defaults(func=cmd_eval_run)
 
@@ -741,8 +744,7 @@ def _add_bench_commands(steps: argparse._SubParsersAction) -> None:
     _add_params(run)
     run.add_argument("--models", type=Path, required=True, help="models file (e.g. params/models.yaml)")
     run.add_argument("--evaluation", action="append", default=None,
-                     help="retrieval | markedness | geode | association | zero_shot | harms | concepts "
-                          "(repeatable; default: eval.evaluations)")
+                     help=f"{' | '.join(EVALUATIONS)} (repeatable; default: eval.evaluations)")
     run.add_argument("--shard", default=None, metavar="I/N",
                      help="evaluate every N-th model from the I-th (default: RANK/WORLD_SIZE or the SLURM array "
                           "task, else 0/1)")
@@ -890,23 +892,41 @@ def _add_multilingual_commands(steps: argparse._SubParsersAction) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The ``biaslib`` argument parser: one sub-command group per step or study, each added by its
     ``_add_<group>_commands``."""
-    parser = argparse.ArgumentParser(prog="biaslib", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="biaslib", description=__doc__.split("\n\n")[0].replace("``", ""))
     parser.add_argument("--version", action="version", version=f"biaslib {__version__}")
     steps = parser.add_subparsers(dest="step", required=True)
-    for add_commands in (_add_world_commands, _add_finetune_commands, _add_generate_commands, _add_mix_commands,
-                         _add_train_commands, _add_features_commands, _add_eval_commands, _add_bench_commands,
-                         _add_results_commands,
-                         _add_figures_commands, _add_study_commands, _add_faces_commands, _add_prompts_commands,
+    for add_commands in (_add_world_commands,  # the amplification pipeline in its order, then the multilingual
+                         _add_generate_commands, _add_mix_commands, _add_train_commands, _add_features_commands,
+                         _add_eval_commands, _add_bench_commands, _add_results_commands, _add_figures_commands,
+                         _add_study_commands, _add_prompts_commands, _add_finetune_commands, _add_faces_commands,
                          _add_multilingual_commands):
         add_commands(steps)
     return parser
+
+
+@contextlib.contextmanager
+def _warnings_once_per_kind() -> Iterator[None]:
+    """While a command runs, each kind of warning (category and message) prints one line, without the source line
+    Python shows: ``biaslib: warning: RuntimeWarning: Mean of empty slice``."""
+    shown: set[tuple[type, str]] = set()
+
+    def show(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        kind = (category, str(message))
+        if kind not in shown:
+            shown.add(kind)
+            print(f"biaslib: warning: {category.__name__}: {message}", file=sys.stderr)
+
+    with warnings.catch_warnings():  # restores showwarning afterwards
+        warnings.showwarning = show
+        yield
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``biaslib`` console script."""
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        with _warnings_once_per_kind():
+            return args.func(args)
     except (BiaslibError, ValueError) as err:  # bad params, data or arguments: one line, no traceback
         print(f"biaslib: error: {err}", file=sys.stderr)
         return 2

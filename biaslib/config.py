@@ -182,6 +182,8 @@ class TrainConfig:
 
 #: The concept queries of Berg et al. 2022 ("A prompt array keeps the bias away", MaxSkew over FairFace): five
 #: pairs of opposites, each in "a photo of a {} person".
+#: The evaluations :mod:`biaslib.evaluate` runs (``eval.evaluations`` names some of them).
+EVALUATIONS: tuple[str, ...] = ("retrieval", "markedness", "geode", "association", "zero_shot", "harms", "concepts")
 CONCEPTS: tuple[str, ...] = ("good", "evil", "smart", "dumb", "attractive", "unattractive", "lawful", "criminal",
                              "friendly", "unfriendly")
 

@@ -33,6 +33,7 @@ from biaslib.data._common import PathLike
 from biaslib.errors import BiaslibError
 from biaslib.ratios import written_ratio
 
+log = logging.getLogger(__name__)
 CONFIG_DIR = Path(__file__).resolve().parent / "model_configs"
 #: The file name of an open_clip_train checkpoint, ``epoch_<N>.pt`` (group 1: N).
 CHECKPOINT_NAME = re.compile(r"epoch_(\d+)\.pt")
@@ -490,6 +491,29 @@ class HFTokenizer:
                               return_tensors="pt")["input_ids"]
 
 
+def _quiet_hf_load(model_class: Any, folder: Path) -> Any:
+    """``model_class.from_pretrained(folder)`` without transformers' console output (its load report table and
+    progress bar): weights the checkpoint lacks or has in excess are one warning line naming the folder, the full
+    lists go to the debug log."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        model, info = model_class.from_pretrained(folder, output_loading_info=True)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+    missing, unexpected = sorted(info.get("missing_keys") or []), sorted(info.get("unexpected_keys") or [])
+    if missing or unexpected:
+        log.warning("%s: %d weight(s) missing from the checkpoint (initialised randomly, e.g. %s), %d unexpected",
+                    folder, len(missing), ", ".join(missing[:3]) or "none", len(unexpected))
+        log.debug("%s: missing %s; unexpected %s", folder, missing, unexpected)
+    return model
+
+
 def load_hf_clip(folder: Path, device: str | torch.device = "auto",
                  precision: Precision = "auto") -> tuple[HFCLIP, Any, HFTokenizer]:
     """``(model, preprocess, tokenizer)`` of a transformers ``CLIPModel`` folder: the model in eval mode on
@@ -498,7 +522,7 @@ def load_hf_clip(folder: Path, device: str | torch.device = "auto",
     import open_clip
     from transformers import CLIPModel
 
-    model = CLIPModel.from_pretrained(folder).eval()
+    model = _quiet_hf_load(CLIPModel, folder).eval()
     mean, std = CLIP_MEAN, CLIP_STD
     processor = folder / "preprocessor_config.json"
     if processor.is_file():

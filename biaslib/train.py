@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from tqdm.auto import tqdm
 
 from biaslib.config import Params, TrainConfig
 from biaslib.data._common import PathLike, layout_error, require_dir
@@ -294,13 +295,20 @@ def run_open_clip(argv: Sequence[str], threads: int | None = None) -> None:
     before = torch.get_num_threads()
     torch.set_num_threads(threads or before)
     try:
-        with _scoped_logging(), _quiet_console(open_clip_train_main), seeded_webdataset():
+        with _scoped_logging(), _quiet_console(open_clip_train_main, int(_argv_value(argv, "--epochs", "32")),
+                                                     _argv_value(argv, "--name", "train")), seeded_webdataset():
             code = open_clip_train_main.main(list(argv))
     finally:
         torch.set_num_threads(before)
     gc.collect()  # shut down the persistent DataLoader workers of the finished run
     if code not in (None, 0):
         raise BiaslibError(f"open_clip_train.main returned {code} for {' '.join(argv)}")
+
+
+def _argv_value(argv: Sequence[str], flag: str, default: str) -> str:
+    """The value after ``flag`` in an open_clip_train argv, ``default`` without one."""
+    args = list(argv)
+    return args[args.index(flag) + 1] if flag in args[:-1] else default
 
 
 def _require_device(gpus: int) -> None:
@@ -350,17 +358,47 @@ def _run_torchrun(argv: Sequence[str], gpus: int, run: Path) -> None:
         raise BiaslibError(f"torchrun exited with status {result.returncode}; see {run / 'out.log'}")
 
 
-def _not_a_settings_dump(record: logging.LogRecord) -> bool:
-    """False for the lines of open_clip_train's start-up dump (``Model:``, the model's multi-line repr,
-    ``Params:`` and its ``  name: value`` lines), True for everything else."""
+def _console_worthy(record: logging.LogRecord) -> bool:
+    """True for warnings and errors worth a console line: not open_clip_train's start-up dump (``Model:``, the
+    model's multi-line repr, ``Params:`` and its ``  name: value`` lines) nor the notice that a model trained
+    from scratch starts from random weights."""
     message = record.getMessage()
-    return message not in ("Model:", "Params:") and "\n" not in message and not message.startswith("  ")
+    return (record.levelno >= logging.WARNING and message not in ("Model:", "Params:") and "\n" not in message
+            and not message.startswith(("  ", "No pretrained weights loaded")))
+
+
+class _TrainingProgress(logging.Handler):
+    """The console's view of one open_clip_train run: a progress bar over its samples (epochs × samples per
+    epoch) with the running loss, fed by open_clip's ``Train Epoch`` log lines (which ``out.log`` keeps)."""
+
+    def __init__(self, epochs: int, name: str) -> None:
+        super().__init__(logging.INFO)
+        self.epochs, self.name, self.bar = epochs, name, None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        match = _LOG_LINE.search(record.getMessage())
+        if match is None:
+            return
+        per_epoch = int(match["epoch_samples"])
+        if self.bar is None:
+            self.bar = tqdm(total=self.epochs * per_epoch, desc=f"train {self.name}", unit="img", unit_scale=True,
+                            leave=False)
+        self.bar.n = min(self.bar.total, int(match["epoch"]) * per_epoch + int(match["samples"]))
+        losses = {m["name"]: float(m["average"]) for m in _LOSS.finditer(match["losses"])}
+        self.bar.set_postfix(epoch=int(match["epoch"]) + 1, loss=losses.get("Loss", float("nan")), refresh=False)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        super().close()
 
 
 @contextlib.contextmanager
-def _quiet_console(trainer_main: Any) -> Iterator[None]:
-    """While open_clip_train runs, its console handler leaves out the ≈ 230-line model and settings dump
-    (:func:`_not_a_settings_dump`); the run's ``out.log`` (and ``params.txt``) keep all of it."""
+def _quiet_console(trainer_main: Any, epochs: int = 1, name: str = "train") -> Iterator[None]:
+    """While open_clip_train runs, the console shows a progress bar (:class:`_TrainingProgress`) and the warnings
+    worth a line (:func:`_console_worthy`), not its ≈ 16 INFO lines per run nor the ≈ 230-line model and
+    settings dump; the run's ``out.log`` (and ``params.txt``) keep all of it."""
     original = trainer_main.setup_logging
 
     def setup_logging(*args: Any, **kwargs: Any) -> None:
@@ -368,7 +406,8 @@ def _quiet_console(trainer_main: Any) -> Iterator[None]:
         original(*args, **kwargs)
         for handler in logging.root.handlers:
             if handler not in before and type(handler) is logging.StreamHandler:
-                handler.addFilter(_not_a_settings_dump)
+                handler.addFilter(_console_worthy)
+        logging.root.addHandler(_TrainingProgress(epochs, name))
 
     trainer_main.setup_logging = setup_logging
     try:

@@ -233,3 +233,55 @@ def test_params_ratios_follow_the_cli_rule_and_yaml_reads_codes_as_written(tmp_p
     assert p.mix.ratios == ("000", "050", "100") and p.train.epochs == 2
     assert p.multilingual.languages == ("en", "no")  # YAML 1.1 read Norwegian as false
     assert load_params().digest() == load_params(overrides={"mix.ratios": [0, 0.2, 0.4, 0.6, 0.8, 1.0]}).digest()
+
+
+def test_console_help_and_warnings_are_quiet_and_complete(capsys):
+    """Top-level --help showed RST backticks and listed finetune before generate, ``eval``'s help named 3 of the 7
+    evaluations, and each warning printed its source line every time (issue 27, item 11)."""
+    import warnings
+
+    from biaslib.config import EVALUATIONS
+
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    text = capsys.readouterr().out
+    assert "``" not in text and all(name in " ".join(text.split()) for name in EVALUATIONS)
+    steps = text.split("positional arguments:")[1].split("options:")[0]
+    order = [line.split()[0] for line in steps.splitlines()[2:] if line.startswith("    ") and line.split()
+             and not line.startswith("     " * 4)]
+    assert order.index("generate") < order.index("mix") < order.index("train") < order.index("eval")
+    assert order.index("prompts") < order.index("finetune")
+    with cli._warnings_once_per_kind():
+        for _ in range(3):
+            warnings.warn("Mean of empty slice", RuntimeWarning, stacklevel=1)
+        warnings.warn("another kind", UserWarning, stacklevel=1)
+    err = capsys.readouterr().err
+    assert err.count("biaslib: warning: RuntimeWarning: Mean of empty slice") == 1
+    assert "biaslib: warning: UserWarning: another kind" in err and "warnings.warn" not in err
+
+
+def test_a_hf_folder_with_missing_weights_is_one_warning_line(tmp_path, caplog, capsys):
+    """transformers printed a load-report table (134 lines for a non-CLIP folder) and a progress bar on every load."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    from safetensors.torch import load_file, save_file
+
+    from biaslib.models import load_hf_clip
+
+    config = transformers.CLIPConfig(
+        text_config={"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+                     "vocab_size": 100, "max_position_embeddings": 16, "bos_token_id": 0, "eos_token_id": 1},
+        vision_config={"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+                       "image_size": 32, "patch_size": 16}, projection_dim=8)
+    transformers.CLIPModel(config).save_pretrained(tmp_path)
+    weights = load_file(tmp_path / "model.safetensors")
+    weights.pop("logit_scale")
+    weights["extra.weight"] = torch.zeros(3)
+    save_file(weights, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    capsys.readouterr()
+    with caplog.at_level("WARNING", logger="biaslib.models"):
+        load_hf_clip(tmp_path, device="cpu")
+    out = capsys.readouterr()
+    assert "LOAD REPORT" not in out.out + out.err and "Loading weights" not in out.err
+    lines = [r.getMessage() for r in caplog.records if r.name == "biaslib.models"]
+    assert len(lines) == 1 and "1 weight(s) missing from the checkpoint" in lines[0] and "logit_scale" in lines[0]

@@ -154,16 +154,24 @@ def test_console_leaves_out_the_model_dump_and_the_log_file_keeps_it(tmp_path, c
     from biaslib.train import _quiet_console, _scoped_logging
 
     trainer = types.SimpleNamespace(setup_logging=open_clip_train.logger.setup_logging)
-    with _scoped_logging(), _quiet_console(trainer):
+    progress = ("Train Epoch: 1 [  100/200 (50%)] Data (t): 0.1 Batch (t): 0.5, 200.0/s, 200.0/s/gpu LR: 0.001 "
+                "Logit Scale: 14.2 Contrastive_loss: 3.5 (3.75) Loss: 3.5 (3.75)")
+    with _scoped_logging(), _quiet_console(trainer, epochs=2, name="world_default_020"):
         trainer.setup_logging(str(tmp_path / "out.log"), logging.INFO)
         for line in ("Model:", "CLIP(\n  (visual): ModifiedResNet(...)\n)", "Params:", "  lr: 0.001",
-                     "Train Epoch: 0 [100/200 (50%)] Loss: 1.0"):
+                     "Start epoch 1", progress):
             logging.info(line)
+        logging.warning("No pretrained weights loaded for model 'biaslib-tiny-rn'. Model initialized randomly.")
+        logging.warning("a warning worth a line")
     assert trainer.setup_logging is open_clip_train.logger.setup_logging  # restored
     console, saved = capsys.readouterr().err, (tmp_path / "out.log").read_text()
-    assert "Train Epoch: 0" in console and "Model:" not in console and "ModifiedResNet" not in console
-    assert "lr: 0.001" not in console
-    assert all(text in saved for text in ("Model:", "ModifiedResNet", "Params:", "lr: 0.001", "Train Epoch: 0"))
+    # a progress bar (300 of 400 samples, epoch 2, the running loss) and the warning, not ≈ 16 INFO lines per run
+    assert "train world_default_020" in console and "300/400" in console and "loss=3.75" in console
+    assert "a warning worth a line" in console and "No pretrained weights" not in console
+    assert "Train Epoch" not in console and "Start epoch" not in console and "Model:" not in console
+    assert "ModifiedResNet" not in console and "lr: 0.001" not in console
+    assert all(text in saved for text in ("Model:", "ModifiedResNet", "Params:", "lr: 0.001", "Train Epoch: 1",
+                                          "Start epoch 1", "No pretrained weights"))
 
 
 def test_workers_above_the_shard_count_are_clamped(first_run):
