@@ -21,6 +21,7 @@ import itertools
 import json
 import logging
 import re
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -297,7 +298,11 @@ def extract_image_features(model: torch.nn.Module, preprocess: Any, images: Imag
       for another (measured on 2 cores, tiny ResNet CLIP: 2 workers 1.1–1.4× the 2-thread model in
       this process with decoding beside it, 1.4–1.7× the model in this process beside 2 decoding
       workers; bench/RESULTS.md);
-    * ``"auto"`` (default): ``"workers"`` for a CPU model when ``workers >= 2``, else ``"main"``.
+    * ``"auto"`` (default): on the CPU with ``workers >= 2``, ``"workers"`` unless the model dominates the work
+      (:func:`model_dominates`: one image costs it at least :data:`MODEL_DOMINATES_S` on one thread, as RN50
+      at 224 px does): then the model runs here with every core and the images are decoded here too, without
+      workers, whose decoding would only take cores from it (RN50 on 2 cores: 2 encoding workers 0.55× the
+      one-image loop, no workers 1.09×; bench/RESULTS.md). Else ``"main"``.
 
     ``channels_last`` (default) puts the model's weights and each batch in NHWC memory format, which
     oneDNN's convolutions prefer (the tiny ResNet CLIP runs ≈ 1.4× faster in fp32 and ≈ 2× with bf16
@@ -314,6 +319,8 @@ def extract_image_features(model: torch.nn.Module, preprocess: Any, images: Imag
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model.eval().to(memory_format=memory_format)
     encode = _BatchEncoder(fold_batchnorm(model, memory_format), split, precision, memory_format)
+    if in_workers and encode_in == "auto" and model_dominates(encode, preprocess):
+        in_workers, workers = False, 0
     loader, position_ids = _image_loader(images, ids, split.to_uint8 if split else preprocess, batch_size, workers,
                                          encode if in_workers else None)
     keys: list[str] = []
@@ -323,6 +330,25 @@ def extract_image_features(model: torch.nn.Module, preprocess: Any, images: Imag
             rows.append(np.asarray(batch) if in_workers else encode(batch))
             keys += [position_ids[int(i)] for i in index] if position_ids is not None else list(index)
     return Features(keys, _stack(rows))
+
+
+#: One thread's seconds per image above which the model dominates decoding (a web-size JPEG decoded and resized
+#: takes ≈ 1–3 ms on the CPUs measured): ``encode_in="auto"`` then gives the model every core, without workers.
+MODEL_DOMINATES_S = 0.010
+
+
+def model_dominates(encode: _BatchEncoder, preprocess: Any, images: int = 4) -> bool:
+    """Whether ``encode``'s model takes at least :data:`MODEL_DOMINATES_S` per image on one CPU thread, timed on
+    the second of two batches of ``images`` blank images through ``preprocess`` (the first warms the kernels)."""
+    blank = Image.new("RGB", (256, 256))
+    one = encode.split.to_uint8(blank) if encode.split is not None else preprocess(blank)
+    batch = torch.stack([torch.as_tensor(one)] * images)
+    with _torch_threads(1, torch.device("cpu")):
+        encode(batch)
+        start = time.perf_counter()
+        encode(batch)
+        seconds = time.perf_counter() - start
+    return seconds / images >= MODEL_DOMINATES_S
 
 
 def _encode_in_workers(encode_in: EncodeIn, device: torch.device, workers: int) -> bool:
