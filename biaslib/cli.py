@@ -724,7 +724,7 @@ def _add_features_commands(steps: argparse._SubParsersAction) -> None:
 
 
 def _add_eval_commands(steps: argparse._SubParsersAction) -> None:
-    """``biaslib eval …``: evaluate each ratio's CLIP (retrieval, markedness, GeoDE)."""
+    """``biaslib eval …``: evaluate each ratio's CLIP (every evaluation of :data:`biaslib.config.EVALUATIONS`)."""
     evalp = steps.add_parser("eval", help=f"evaluate each ratio's CLIP ({', '.join(EVALUATIONS)})")
     eval_actions = evalp.add_subparsers(dest="action", required=True)
     eval_run = eval_actions.add_parser("run", help="write runs/<exp>/results/<exp>__<ratio>__<evaluation>.json")
