@@ -356,7 +356,7 @@ def test_rerun_skips_reuses_features_and_refuses_other_settings(clip_run, monkey
     assert _rows(paths[2]).equals(pd.DataFrame(json.loads(before[paths[2]][0])["rows"]))
     other = dataclasses.replace(params, eval=dataclasses.replace(params.eval, n_boot=50))
     with pytest.raises(BiaslibError, match=r"clip__020__retrieval\.json was computed with other settings "
-                                           r"\(n_boot: 200 -> 50\); pass overwrite=True"):
+                                           r"\(n_boot: 200 -> 50\); pass --overwrite \(overwrite=True in Python\)"):
         evaluate_ratio(other, "020", progress=False)
 
 
