@@ -512,11 +512,12 @@ def train_ratio(params: Params, ratio: float | int | str, overwrite: bool = Fals
 
 
 def _require_verified_mix(data_dir: Path, allow_skipped_real: int) -> None:
-    """Refuse a mix folder (one with ``manifest.json``) that :func:`biaslib.mix.verify` fails, listing its
-    problems; plain folders and missing ones are :func:`training_data`'s to judge."""
+    """Refuse a mix folder (one whose ``manifest.json`` biaslib.mix wrote) that :func:`biaslib.mix.verify` fails,
+    listing its problems; other folders are :func:`training_data`'s to judge."""
     from biaslib.mix import verify
+    from biaslib.mix.mixing import MANIFEST_FORMAT, load_json
 
-    if not (data_dir / "manifest.json").is_file():
+    if load_json(data_dir / "manifest.json").get("format") != MANIFEST_FORMAT:
         return
     report = verify(data_dir, allow_skipped_real)
     if not report.ok:
