@@ -22,6 +22,7 @@ import pytest
 import torch
 
 import biaslib.evaluate as evaluate
+from biaslib.articles import fill
 from biaslib.config import EvalConfig, Params, ParamsError, load_params
 from biaslib.data import coco_caption_table, load_coco_bias, load_fairface, load_geode, load_phase
 from biaslib.errors import BiaslibError, DataLayoutError
@@ -572,7 +573,7 @@ def _plant_labels(params: Params, fairface: pd.DataFrame, store_name: str, names
                   label_vectors: np.ndarray) -> None:
     """Store planted face features (once per params) and one text store of ``names`` → ``label_vectors``."""
     store, model = feature_store(params), feature_model(params, resolve_checkpoint(params, "040"))
-    prompts = [evaluate.fairface_labels(params.eval)["template"].format(n) for n in names]
+    prompts = evaluate._prompts(evaluate.fairface_labels(params.eval), names)  # the articles agree, as evaluated
     store.save(model, "fairface-val-m125-images", Features(list(fairface["image_id"]), faces),
                source=files_fingerprint(fairface["file"]))
     store.save(model, store_name, Features(names, label_vectors), source=texts_fingerprint(prompts))
@@ -678,7 +679,7 @@ def test_concepts_find_the_gender_planted_at_criminal_and_cap_k_at_the_faces(exp
     faces = _unit(np.where(male[:, None], common, 0.0) + 0.5 * rng.normal(size=(len(fairface), DIM)))
     queries = _unit(rng.normal(size=(len(CONCEPTS), DIM)))
     queries[CONCEPTS.index("criminal")] = _unit(common)[0]
-    prompts = [params.eval.concept_template.format(c) for c in CONCEPTS]
+    prompts = [fill(params.eval.concept_template, c) for c in CONCEPTS]
     store, model = feature_store(params), feature_model(params, resolve_checkpoint(params, "040"))
     store.save(model, "fairface-val-m125-images", Features(list(fairface["image_id"]), faces),
                source=files_fingerprint(fairface["file"]))
