@@ -53,11 +53,11 @@ def _positive(kind: type) -> object:
 
 
 def _ratio_argument(text: str) -> str:
-    """argparse type of ``--ratio``: its 3-digit code (:func:`biaslib.ratios.cli_ratio`)."""
-    from biaslib.ratios import cli_ratio
+    """argparse type of ``--ratio``: its 3-digit code (:func:`biaslib.ratios.written_ratio`)."""
+    from biaslib.ratios import written_ratio
 
     try:
-        return cli_ratio(text)
+        return written_ratio(text)
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
 

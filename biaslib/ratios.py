@@ -12,8 +12,8 @@ such as ``mix_020``). The accepted spellings of a ratio and their meaning:
 ``bool`` is rejected (``True`` is an ``int`` in Python but never means a ratio). Anything outside
 0–100 % raises :class:`ValueError` naming the value.
 
-On the command line (:func:`cli_ratio`) and in params and models files (:func:`written_ratio`, the
-:data:`RatioCode` fields) the bare ``1`` is refused: people write it for "all generated" as often as for 1 %;
+On the command line and in params and models files (:func:`written_ratio`, the :data:`RatioCode` fields) the bare
+``1`` is refused: people write it for "all generated" as often as for 1 %;
 ``001`` or ``1.0`` say which.
 """
 
@@ -39,19 +39,13 @@ def model_code(r: float | int | str, replicate: int = 0) -> str:
     return ratio_code(r) + (f"_r{replicate}" if replicate else "")
 
 
-def cli_ratio(text: str) -> str:
-    """The code of a ``--ratio`` argument (``20``, ``0.2``, ``020``); the ambiguous ``1`` is an error."""
-    if text.strip() == "1":
-        raise ValueError("--ratio 1 is ambiguous: write 001 for 1 % generated images or 1.0 (or 100) for all of them")
-    return ratio_code(text)
-
-
 def written_ratio(value: float | int | str) -> str:
-    """The code of a ratio written in a params or models file (``"020"``, ``0.2``, ``20``); the integer ``1``
-    (or the string ``"1"``) is an error, as on the command line: it means 1 % to Python and "all" to people."""
+    """The code of a ratio a person wrote (a ``--ratio`` argument, a params or models file: ``"020"``, ``0.2``,
+    ``20``); the integer ``1`` (or the string ``"1"``) is an error: it means 1 % to Python and "all" to people."""
     if not isinstance(value, bool) and (value == 1 and isinstance(value, numbers.Integral)
                                         or isinstance(value, str) and value.strip() == "1"):
-        raise ValueError("the ratio 1 is ambiguous: write '001' for 1 % generated images or 1.0 (or '100') for all")
+        raise ValueError("the ratio 1 is ambiguous: write 001 for 1 % generated images or 1.0 (or 100) for all of "
+                         "them")
     return ratio_code(value)
 
 
