@@ -67,8 +67,7 @@ import numpy as np
 import pandas as pd
 
 from biaslib.articles import fill, with_article
-from biaslib.config import EVALUATIONS as EVALUATION_NAMES
-from biaslib.config import EvalConfig, Params
+from biaslib.config import EVALUATIONS, EvalConfig, Params
 from biaslib.data import coco_caption_table, load_coco_bias, load_fairface, load_geode, load_phase
 from biaslib.data.fairface import AGE_LABELS, GENDER_LABELS, RACE_LABELS
 from biaslib.errors import BiaslibError, DataLayoutError
@@ -103,7 +102,6 @@ from biaslib.ratios import model_code
 from biaslib.results import ROW_FIELDS
 from biaslib.train import latest_checkpoint, run_name, trained_models
 
-EVALUATIONS = EVALUATION_NAMES
 #: Datasets each evaluation reads.
 DATASETS: dict[str, tuple[str, ...]] = {
     "retrieval": ("phase", "coco_bias"), "markedness": ("fairface",), "geode": ("geode",), "association": ("fairface",),
