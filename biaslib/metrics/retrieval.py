@@ -37,52 +37,47 @@ def tie_window(dim: int, dtype: np.dtype | type) -> float:
 
 
 class _Refiner:
-    """Cosines in float64 of chosen (caption, image) pairs, each computed the same way for identical rows."""
+    """Cosines in float64 of chosen (caption, image) pairs, each computed the same way for identical rows; only the
+    rows of those pairs are widened (the few near the own score), never whole matrices."""
 
-    def __init__(self, text: np.ndarray, image: np.ndarray) -> None:
-        self.text, self.image = text, image
-        self.text_norms, self.image_norms = _exact_norms(text), _exact_norms(image)
+    def __init__(self, text: np.ndarray, image: np.ndarray, target: np.ndarray) -> None:
+        self.text, self.image, self.target = text, image, target
         self.window = tie_window(text.shape[1], np.float64)
 
     def cosines(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        text = self.text[rows].astype(np.float64) / self.text_norms[rows, None]
-        image = self.image[cols].astype(np.float64) / self.image_norms[cols, None]
-        return np.multiply(text, image).sum(axis=1)
+        return np.multiply(_unit_rows(self.text[rows]), _unit_rows(self.image[cols])).sum(axis=1)
 
-    def above_own(self, rows: np.ndarray, cols: np.ndarray, target: np.ndarray) -> np.ndarray:
-        """Per pair, whether image ``cols[i]`` scores above caption ``rows[i]``'s own image ``target[rows[i]]``."""
-        own = self.cosines(rows, target[rows])
-        return self.cosines(rows, cols) > own + self.window
+    def count_above(self, chunk_rows: np.ndarray, near_rows: np.ndarray, near_cols: np.ndarray) -> np.ndarray:
+        """Per caption of a chunk (``chunk_rows``, its captions' rows), how many of the pairs ``near_rows`` (indices
+        into the chunk) × ``near_cols`` (images) other than its own image score above its own image in float64."""
+        rows = chunk_rows[near_rows]
+        keep = near_cols != self.target[rows]
+        rows, near_rows, near_cols = rows[keep], near_rows[keep], near_cols[keep]
+        above = self.cosines(rows, near_cols) > self.cosines(rows, self.target[rows]) + self.window
+        return np.bincount(near_rows[above], minlength=len(chunk_rows))
 
 
-def _exact_norms(emb: np.ndarray) -> np.ndarray:
-    """float64 row norms summed in a fixed order (identical rows, identical norms)."""
+def _unit_rows(emb: np.ndarray) -> np.ndarray:
+    """``emb`` (k, d) in float64 with each row divided by its norm, summed in a fixed order (identical rows,
+    identical results)."""
     wide = emb.astype(np.float64)
-    return np.sqrt(np.multiply(wide, wide).sum(axis=1))
+    return wide / np.sqrt(np.multiply(wide, wide).sum(axis=1))[:, None]
 
 
-def _ranks_from_sims(sims: np.ndarray, own: np.ndarray, rows: np.ndarray, target: np.ndarray,
-                     refiner: _Refiner) -> np.ndarray:
+def _ranks_from_sims(sims: np.ndarray, own: np.ndarray, rows: np.ndarray, refiner: _Refiner) -> np.ndarray:
     """Ranks of one chunk (numpy): images surely above the own score, plus those within the window that float64
     puts above it. ``sims`` (chunk × n_images), ``own`` (chunk × 1), ``rows`` the chunk's caption rows."""
     window = tie_window(refiner.text.shape[1], sims.dtype)
     ranks = np.greater(sims, own + window).view(np.uint8).sum(axis=1, dtype=np.int64)
     within = np.greater_equal(sims, own - window).view(np.uint8).sum(axis=1, dtype=np.int64) - ranks
     unsure = np.flatnonzero(within > 1)  # the own image is always within its window; rows with others are rare
-    near = np.abs(sims[unsure] - own[unsure]) <= window
-    near_rows, near_cols = np.nonzero(near)
-    near_rows = unsure[near_rows]
-    keep = near_cols != target[rows[near_rows]]
-    near_rows, near_cols = near_rows[keep], near_cols[keep]
-    if len(near_rows):
-        above = refiner.above_own(rows[near_rows], near_cols, target)
-        ranks += np.bincount(near_rows[above], minlength=len(ranks))
-    return ranks
+    near_rows, near_cols = np.nonzero(np.abs(sims[unsure] - own[unsure]) <= window)
+    return ranks + refiner.count_above(rows, unsure[near_rows], near_cols)
 
 
 def _ranks_numpy(text: np.ndarray, image: np.ndarray, target: np.ndarray, chunk_size: int) -> np.ndarray:
     """0-based rank of each target (numpy)."""
-    refiner = _Refiner(text, image)
+    refiner = _Refiner(text, image, target)
     unit_image = image / row_norms(image, "image_emb")[:, None].astype(image.dtype)
     inv_text = 1.0 / row_norms(text, "text_emb")
     ranks = np.empty(len(text), dtype=np.int64)
@@ -91,7 +86,7 @@ def _ranks_numpy(text: np.ndarray, image: np.ndarray, target: np.ndarray, chunk_
         chunk = text[start:stop] * inv_text[start:stop, None].astype(text.dtype)
         sims = chunk @ unit_image.T
         own = sims[np.arange(stop - start), target[start:stop], None]
-        ranks[start:stop] = _ranks_from_sims(sims, own, np.arange(start, stop), target, refiner)
+        ranks[start:stop] = _ranks_from_sims(sims, own, np.arange(start, stop), refiner)
     return ranks
 
 
@@ -101,7 +96,7 @@ def _ranks_torch(
     """0-based rank of each target (torch; GPU when available or asked for)."""
     import torch
 
-    refiner = _Refiner(text, image)
+    refiner = _Refiner(text, image, target)
     dev = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
     image_t = torch.from_numpy(image).to(dev)
     unit_image = image_t / torch.linalg.vector_norm(image_t, dim=1, keepdim=True)
@@ -118,14 +113,11 @@ def _ranks_torch(
             own = sims.gather(1, target_t[start:stop, None].to(dev))
             rows = np.arange(start, stop)
             if dev.type == "cpu":  # numpy's compare-and-count is several times faster on CPU
-                ranks[start:stop] = _ranks_from_sims(sims.numpy(), own.numpy(), rows, target, refiner)
+                ranks[start:stop] = _ranks_from_sims(sims.numpy(), own.numpy(), rows, refiner)
                 continue
-            chunk_ranks = (sims > own + window).sum(dim=1).cpu().numpy()
             near = torch.nonzero((sims - own).abs() <= window).cpu().numpy()
-            near_rows, near_cols = near[:, 0], near[:, 1]
-            keep = near_cols != target[rows[near_rows]]
-            above = refiner.above_own(rows[near_rows[keep]], near_cols[keep], target)
-            ranks[start:stop] = chunk_ranks + np.bincount(near_rows[keep][above], minlength=stop - start)
+            ranks[start:stop] = ((sims > own + window).sum(dim=1).cpu().numpy()
+                                 + refiner.count_above(rows, near[:, 0], near[:, 1]))
     return ranks
 
 
