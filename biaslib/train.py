@@ -231,13 +231,15 @@ def epoch_checkpoints(run_dir: PathLike) -> list[tuple[int, Path]]:
 
 
 def train(*, data_dir: PathLike, name: str, logs: PathLike, config: TrainConfig,
-          overwrite: bool = False, init: PathLike | None = None) -> Path:
+          overwrite: bool = False, init: PathLike | None = None, allow_skipped_real: int | None = None) -> Path:
     """Train one CLIP with open_clip_train on the shards in ``data_dir``; return its final checkpoint.
 
     The run lives in ``<logs>/<name>/``. Skipped when ``epoch_<epochs>.pt`` exists; resumed from the
     newest ``epoch_<N>.pt`` otherwise. ``overwrite`` deletes the run folder first. ``init``: a checkpoint to
     start from (fine-tuning; its sha256 is part of the run's settings, so a run started from other weights is
-    refused, never resumed). Raises
+    refused, never resumed). Before anything trains, a mix that fails :func:`biaslib.mix.verify` (a corrupt shard,
+    more lost samples than ``allow_skipped_real``; None: the allowance its manifest records) is refused; a finished
+    run is not verified again. Raises
     :class:`~biaslib.models.UnknownModelError`, :class:`DataLayoutError` (missing shards, fewer shards than GPUs),
     :class:`CheckpointError` (unreadable newest checkpoint) or :class:`BiaslibError` (settings differ
     from the started run, no CUDA for ``gpus`` ≥ 1, trainer failure).
@@ -245,6 +247,8 @@ def train(*, data_dir: PathLike, name: str, logs: PathLike, config: TrainConfig,
     check_model(config.model)
     data = training_data(data_dir)
     run = Path(logs).expanduser().resolve() / name
+    if overwrite or not (run / "checkpoints" / f"epoch_{config.epochs}.pt").is_file():  # it will train
+        _require_verified_mix(data.root, allow_skipped_real)
     with run_lock(run.parent, f"train-{name}"):  # one writer per run: a second `train run` of it is refused
         return _train_locked(run, data, name, config, overwrite, init)
 
@@ -500,18 +504,15 @@ def _data_identity(data_root: Path, data: TrainingData) -> str | list[list[Any]]
 def train_ratio(params: Params, ratio: float | int | str, overwrite: bool = False, replicate: int = 0) -> Path:
     """Train (or resume, or skip) the CLIP of one ratio's replicate on its data (:meth:`Params.for_replicate`),
     from the warm start when there is one (:func:`warm_start`); return its final checkpoint. A mix that fails
-    :func:`biaslib.mix.verify` (a corrupt shard, more lost samples than ``mix.allow_skipped_real``) is refused
-    before anything trains."""
+    :func:`biaslib.mix.verify` against ``mix.allow_skipped_real`` is refused before anything trains."""
     layout = RunLayout(params)
     config = replicate_config(params.train, replicate)
-    data_dir = RunLayout(params.for_replicate(replicate)).mix(ratio)
-    _require_verified_mix(data_dir, params.mix.allow_skipped_real)
-    return train(data_dir=data_dir,
+    return train(data_dir=RunLayout(params.for_replicate(replicate)).mix(ratio),
                  name=run_name(params.experiment, ratio, replicate), logs=layout.clip, config=config,
-                 overwrite=overwrite, init=warm_start(params))
+                 overwrite=overwrite, init=warm_start(params), allow_skipped_real=params.mix.allow_skipped_real)
 
 
-def _require_verified_mix(data_dir: Path, allow_skipped_real: int) -> None:
+def _require_verified_mix(data_dir: Path, allow_skipped_real: int | None) -> None:
     """Refuse a mix folder (one whose ``manifest.json`` biaslib.mix wrote) that :func:`biaslib.mix.verify` fails,
     listing its problems; other folders are :func:`training_data`'s to judge."""
     from biaslib.mix import verify
