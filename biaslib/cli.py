@@ -717,7 +717,8 @@ def _add_features_commands(steps: argparse._SubParsersAction) -> None:
     extract.add_argument("--workers", type=int, default=1, help="image decoding processes")
     extract.add_argument("--encode-in", default="auto", choices=["auto", "main", "workers"],
                          help="where the image tower runs: this process, or (CPU) each worker on its own "
-                              "batches; auto = workers on a CPU with --workers >= 2")
+                              "batches; auto = workers on a CPU with --workers >= 2 where they pay off (shards "
+                              "or >= 2,048 images, a model that does not dominate decoding)")
     extract.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
     extract.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     extract.set_defaults(func=cmd_features_extract)

@@ -298,11 +298,12 @@ def extract_image_features(model: torch.nn.Module, preprocess: Any, images: Imag
       for another (measured on 2 cores, tiny ResNet CLIP: 2 workers 1.1–1.4× the 2-thread model in
       this process with decoding beside it, 1.4–1.7× the model in this process beside 2 decoding
       workers; bench/RESULTS.md);
-    * ``"auto"`` (default): on the CPU with ``workers >= 2``, ``"workers"`` unless the model dominates the work
-      (:func:`model_dominates`: one image costs it at least :data:`MODEL_DOMINATES_S` on one thread, as RN50
-      at 224 px does): then the model runs here with every core and the images are decoded here too, without
-      workers, whose decoding would only take cores from it (RN50 on 2 cores: 2 encoding workers 0.55× the
-      one-image loop, no workers 1.09×; bench/RESULTS.md). Else ``"main"``.
+    * ``"auto"`` (default): on the CPU with ``workers >= 2``, ``"workers"`` where they pay off
+      (:func:`workers_pay_off`); else — a list of fewer than :data:`WORKERS_MIN_IMAGES` images, or a model
+      that dominates the work as RN50 at 224 px does — the model runs here with every core and the images
+      are decoded here too, without workers (RN50 on 2 cores: 2 encoding workers 0.55× the one-image loop,
+      no workers 1.09×; 500 images of the tiny CLIP: workers 1,685 images/s, none 2,432; bench/RESULTS.md).
+      On a GPU, or with fewer than 2 workers, ``"main"``.
 
     ``channels_last`` (default) puts the model's weights and each batch in NHWC memory format, which
     oneDNN's convolutions prefer (the tiny ResNet CLIP runs ≈ 1.4× faster in fp32 and ≈ 2× with bf16
@@ -319,7 +320,7 @@ def extract_image_features(model: torch.nn.Module, preprocess: Any, images: Imag
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model.eval().to(memory_format=memory_format)
     encode = _BatchEncoder(fold_batchnorm(model, memory_format), split, precision, memory_format)
-    if in_workers and encode_in == "auto" and model_dominates(encode, preprocess):
+    if in_workers and encode_in == "auto" and not workers_pay_off(images, encode, preprocess):
         in_workers, workers = False, 0
     loader, position_ids = _image_loader(images, ids, split.to_uint8 if split else preprocess, batch_size, workers,
                                          encode if in_workers else None)
@@ -330,6 +331,22 @@ def extract_image_features(model: torch.nn.Module, preprocess: Any, images: Imag
             rows.append(np.asarray(batch) if in_workers else encode(batch))
             keys += [position_ids[int(i)] for i in index] if position_ids is not None else list(index)
     return Features(keys, _stack(rows))
+
+
+#: Fewest images of a list for which ``encode_in="auto"`` starts encoding workers on the CPU. Each call pays for
+#: their start (fork, a first batch that builds the kernels: ≈ 0.1–0.15 s on 2 cores) before they overtake one
+#: process: the tiny CLIP's crossover was ≈ 1,600 images in fp32 and ≈ 3,800 with bf16 (bench/RESULTS.md).
+WORKERS_MIN_IMAGES = 2048
+
+
+def workers_pay_off(images: ImageInput | PathLike, encode: _BatchEncoder, preprocess: Any) -> bool:
+    """Whether encoding in DataLoader workers beats one process using every core for ``images`` on the CPU:
+    not for a list of fewer than :data:`WORKERS_MIN_IMAGES` (their start-up outweighs what they save), nor for
+    a model that dominates decoding (:func:`model_dominates`, timed only when the count allows workers). Shards
+    are taken as large (a dataset)."""
+    if not isinstance(images, (str, Path)) and len(images) < WORKERS_MIN_IMAGES:
+        return False
+    return not model_dominates(encode, preprocess)
 
 
 #: One thread's seconds per image above which the model dominates decoding (a web-size JPEG decoded and resized

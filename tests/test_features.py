@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -140,11 +142,18 @@ def test_encoding_in_workers_is_the_cpu_default_and_refuses_what_it_cannot_do(cl
                                workers=2, encode_in="workers")
 
 
-def test_auto_gives_a_dominant_model_every_core_and_keeps_workers_for_a_cheap_one(clip, people, one_thread):
+def test_auto_keeps_workers_for_a_long_list_of_a_cheap_model_only(clip, people, one_thread):
     """RN50 with the default 2 encoding workers ran at 0.55× the one-image loop on 2 cores: decoding workers took
     cores from a model that dominates the work (issue 27, item 10). The choice is measured per model (RN50: ≈ 10×
     the threshold on one thread; the tiny CLIP: ≈ 1/4 of it) and changes no value."""
-    from biaslib.features import _BatchEncoder, fold_batchnorm, model_dominates, split_preprocess
+    from biaslib.features import (
+        WORKERS_MIN_IMAGES,
+        _BatchEncoder,
+        fold_batchnorm,
+        model_dominates,
+        split_preprocess,
+        workers_pay_off,
+    )
 
     def encoder(model: torch.nn.Module, preprocess) -> _BatchEncoder:
         return _BatchEncoder(fold_batchnorm(model.eval()), split_preprocess(preprocess), "fp32",
@@ -152,9 +161,15 @@ def test_auto_gives_a_dominant_model_every_core_and_keeps_workers_for_a_cheap_on
 
     tiny, tiny_preprocess, _ = clip
     assert not model_dominates(encoder(tiny, tiny_preprocess), tiny_preprocess)
+    # 500 files of the tiny CLIP: 2 workers 1,685 images/s, one process 2,432 (their start-up does not pay off)
+    tiny_encoder = encoder(tiny, tiny_preprocess)
+    assert not workers_pay_off([Path("x.jpg")] * (WORKERS_MIN_IMAGES - 1), tiny_encoder, tiny_preprocess)
+    assert workers_pay_off([Path("x.jpg")] * WORKERS_MIN_IMAGES, tiny_encoder, tiny_preprocess)
+    assert workers_pay_off(Path("shards"), tiny_encoder, tiny_preprocess)
     torch.manual_seed(0)
     rn50, rn50_preprocess, _ = load_clip(None, "RN50", device="cpu")
     assert model_dominates(encoder(rn50, rn50_preprocess), rn50_preprocess)
+    assert not workers_pay_off([Path("x.jpg")] * WORKERS_MIN_IMAGES, encoder(rn50, rn50_preprocess), rn50_preprocess)
     images = people[1][:3]
     auto = extract_image_features(rn50, rn50_preprocess, images, batch_size=2, workers=2, precision="fp32")
     main = extract_image_features(rn50, rn50_preprocess, images, batch_size=2, workers=0, precision="fp32")
