@@ -28,10 +28,10 @@ from pathlib import Path
 
 from _common import machine, print_result
 
-from biaslib.benchmark import resolve_models, run_benchmark
 from biaslib.config import EvalConfig, Params, load_params
 from biaslib.layout import RunLayout
 from biaslib.models import read_models_file
+from biaslib.studies.benchmark.leaderboard import resolve_models, run_benchmark
 
 QUICK_EVALUATIONS = ("retrieval", "markedness", "geode")
 

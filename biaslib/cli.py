@@ -280,7 +280,7 @@ def cmd_eval_run(args: argparse.Namespace) -> int:
 
 def cmd_bench_run(args: argparse.Namespace) -> int:
     """Evaluate this shard's models of a models file: one result JSON per (model, evaluation)."""
-    from biaslib.benchmark import parse_shard, run_benchmark, shard_from_env
+    from biaslib.studies.benchmark.leaderboard import parse_shard, run_benchmark, shard_from_env
 
     params = load_params(args.params, _overrides(args.set))
     shard = parse_shard(args.shard) if args.shard is not None else shard_from_env()
@@ -293,10 +293,10 @@ def cmd_bench_run(args: argparse.Namespace) -> int:
 
 def cmd_bench_leaderboard(args: argparse.Namespace) -> int:
     """The benchmark's leaderboard (CSV) and its figure from the written results."""
-    from biaslib.benchmark import leaderboard, leaderboard_figure
     from biaslib.figures import save_figure
     from biaslib.io import write_csv
     from biaslib.results import collect
+    from biaslib.studies.benchmark.leaderboard import leaderboard, leaderboard_figure
 
     params = load_params(args.params, _overrides(args.set))
     board = leaderboard(collect(params, study="benchmark"))
@@ -338,7 +338,7 @@ def cmd_results_collect(args: argparse.Namespace) -> int:
 def cmd_figures_draw(args: argparse.Namespace) -> int:
     """Draw the amplification study's figures (every variant of the params file) and print its findings."""
     from biaslib.config import REPO_ROOT
-    from biaslib.study_figures import draw_study
+    from biaslib.studies.amplification.figures import draw_study
 
     drawn = draw_study(args.params, _overrides(args.set), args.figures_dir or REPO_ROOT / "figures", k=args.k,
                        amplification=not args.no_amplification)
@@ -368,7 +368,7 @@ def cmd_prompts_write(args: argparse.Namespace) -> int:
 
 def _multilingual_params(args: argparse.Namespace):
     """The params of a ``biaslib multilingual`` command, checked before any work."""
-    from biaslib.multilingual import check_params
+    from biaslib.studies.multilingual.pipeline import check_params
 
     params = load_params(args.params, _overrides(args.set))
     check_params(params)
@@ -377,7 +377,7 @@ def _multilingual_params(args: argparse.Namespace):
 
 def cmd_multilingual_generate(args: argparse.Namespace) -> int:
     """Write the prompt tables, then generate one image set per language (resumes finished shards)."""
-    from biaslib.multilingual import generate_languages, write_prompts
+    from biaslib.studies.multilingual.pipeline import generate_languages, write_prompts
 
     params = _multilingual_params(args)
     write_prompts(params)
@@ -391,7 +391,7 @@ def cmd_multilingual_generate(args: argparse.Namespace) -> int:
 
 def cmd_multilingual_dataset(args: argparse.Namespace) -> int:
     """Collect the full and balanced imagefolders (metadata.jsonl) from the generated images."""
-    from biaslib.multilingual import collect_datasets
+    from biaslib.studies.multilingual.pipeline import collect_datasets
 
     roots = collect_datasets(_multilingual_params(args), overwrite=args.overwrite)
     print(json.dumps({variant: json.loads((root / "manifest.json").read_text())["counts"]
@@ -401,7 +401,7 @@ def cmd_multilingual_dataset(args: argparse.Namespace) -> int:
 
 def cmd_multilingual_finetune(args: argparse.Namespace) -> int:
     """Fine-tune the base pipeline on the chosen dataset variant (resumes from the latest checkpoint)."""
-    from biaslib.multilingual import run_finetune
+    from biaslib.studies.multilingual.pipeline import run_finetune
 
     params = _multilingual_params(args)
     result = run_finetune(params, overwrite=args.overwrite)
@@ -413,7 +413,7 @@ def cmd_multilingual_finetune(args: argparse.Namespace) -> int:
 
 def cmd_multilingual_run(args: argparse.Namespace) -> int:
     """Run the multilingual study's steps in order (finished work is skipped); prints seconds per step."""
-    from biaslib.multilingual import STEPS, run_multilingual
+    from biaslib.studies.multilingual.pipeline import STEPS, run_multilingual
 
     seconds = run_multilingual(_multilingual_params(args), args.step or STEPS, overwrite=args.overwrite)
     print(json.dumps(seconds, indent=1))
@@ -423,14 +423,14 @@ def cmd_multilingual_run(args: argparse.Namespace) -> int:
 def cmd_multilingual_eval(args: argparse.Namespace) -> int:
     """Evaluate the generated images per language: raw and classifier-corrected MAGBIG fairness, CLIP score,
     amplification against the world's data; writes one JSON per (generation, language); prints the fairness."""
-    from biaslib.multilingual_eval import (
+    from biaslib.studies.multilingual.evaluation import (
         check_results,
         eval_settings,
         evaluate_multilingual,
         find_clip_checkpoint,
         generation_confusion,
     )
-    from biaslib.multilingual_findings import multilingual_findings, multilingual_tests
+    from biaslib.studies.multilingual.findings import multilingual_findings, multilingual_tests
 
     params = _multilingual_params(args)
     generations = list(params.multilingual.eval_models)
@@ -451,8 +451,8 @@ def cmd_multilingual_eval(args: argparse.Namespace) -> int:
 def cmd_multilingual_findings(args: argparse.Namespace) -> int:
     """Print the findings of the written multilingual results (tests with BH q-values; nothing is evaluated)."""
     from biaslib.errors import DataLayoutError
-    from biaslib.multilingual_findings import findings_of_results
     from biaslib.results import collect
+    from biaslib.studies.multilingual.findings import findings_of_results
 
     params = _multilingual_params(args)
     collected = collect(params, study="multilingual")
@@ -465,7 +465,7 @@ def cmd_multilingual_findings(args: argparse.Namespace) -> int:
 
 def cmd_study_run(args: argparse.Namespace) -> int:
     """Run export → generate → mix → train → eval for the experiment, or for each variant of the params file."""
-    from biaslib.study import STEPS, run_study
+    from biaslib.studies.amplification.pipeline import STEPS, run_study
 
     seconds = run_study(args.params, _overrides(args.set), steps=args.step or STEPS, variants=args.variant)
     print(json.dumps(seconds, indent=1))
@@ -475,7 +475,7 @@ def cmd_study_run(args: argparse.Namespace) -> int:
 def _design(spec: str) -> tuple[str, tuple[int, list[float]]]:
     """``R:PARAMS_FILE`` or ``R:0,0.5,1`` → (label, (replicates, ratio fractions)) for ``study power``."""
     from biaslib.config import load_params
-    from biaslib.dose_response import design_of
+    from biaslib.studies.amplification.dose_response import design_of
 
     replicates, _, ratios = spec.partition(":")
     if not replicates.isdigit() or int(replicates) < 1 or not ratios:
@@ -488,9 +488,9 @@ def _design(spec: str) -> tuple[str, tuple[int, list[float]]]:
 
 def cmd_study_power(args: argparse.Namespace) -> int:
     """Print the study's dose-response tests and the slope each design detects (Markdown; --out also writes it)."""
-    from biaslib.dose_response import design_of, design_table, markdown_table, trend_findings
     from biaslib.io import write_text
-    from biaslib.study_results import load_study
+    from biaslib.studies.amplification.dose_response import design_of, design_table, markdown_table, trend_findings
+    from biaslib.studies.amplification.results import load_study
 
     study = load_study(args.params, _overrides(args.set))
     own = design_of(study.base)
@@ -510,8 +510,8 @@ def cmd_study_control(args: argparse.Namespace) -> int:
     """Analyse the control of a params file: the declared primary test per pair, the secondary family, figures,
     findings (Markdown; --out also writes it)."""
     from biaslib.config import REPO_ROOT, load_params
-    from biaslib.control_report import report_control
     from biaslib.io import write_text
+    from biaslib.studies.amplification.control_report import report_control
 
     designs = {}
     for spec in args.design or []:

@@ -286,7 +286,7 @@ class FinetuneParams:
 
 @dataclass(frozen=True)
 class MultilingualConfig:
-    """The multilingual gender-bias study (``multilingual`` section; :mod:`biaslib.multilingual`).
+    """The multilingual gender-bias study (``multilingual`` section; :mod:`biaslib.studies.multilingual.pipeline`).
 
     ``languages``: prompt languages (codes or MAGBIG names of :func:`biaslib.prompts.supported_languages`).
     ``subset``: template slots → first N values or a list (:func:`biaslib.prompts.template_table`).
@@ -304,8 +304,8 @@ class MultilingualConfig:
     ``eval_subset`` (``None``: ``subset``), with the ``generate`` section changed by ``eval_generate``.
     ``eval_resample``: how the evaluation's bootstrap resamples an occupation's images (``images``: as one
     pool; ``prompts``: whole prompts, for many prompts per occupation; coverage of each:
-    :mod:`biaslib.multilingual_eval`); ``eval_n_boot`` its bootstrap draws for every interval (the seed is the
-    params' ``seed``). ``clip_params``: the amplification-study params file whose CLIP
+    :mod:`biaslib.studies.multilingual.evaluation`); ``eval_n_boot`` its bootstrap draws for every interval (the
+    seed is the params' ``seed``). ``clip_params``: the amplification-study params file whose CLIP
     (at ``clip_ratio``) scores the images (``None``: no CLIP score unless a checkpoint is given).
     """
 
@@ -345,7 +345,7 @@ class PrimaryTest:
 
 @dataclass(frozen=True)
 class ControlConfig:
-    """A paired design of the amplification study (``control`` section; :mod:`biaslib.control`).
+    """A paired design of the amplification study (``control`` section; :mod:`biaslib.studies.amplification.control`).
 
     The arms are the params file's ``variants`` (e.g. a faithful and a planted generator); ``pairs`` names each
     comparison ``name: [treatment variant, reference variant]``. The arms of a pair must share every random source
@@ -356,7 +356,7 @@ class ControlConfig:
     ``primary``: the declared test (:class:`PrimaryTest`). ``secondary``: every other measure compared, the
     Benjamini–Hochberg family (per pair) whose q-values below ``q_level`` are findings; fixed here, so adding a
     measure elsewhere never moves them. Analysis only: no step reads this section, and the params digest leaves
-    it out (the declaration is recorded when the study runs, :func:`biaslib.control.declare`).
+    it out (the declaration is recorded when the study runs, :func:`biaslib.studies.amplification.control.declare`).
     """
 
     pairs: dict[str, tuple[str, ...]] = field(default_factory=dict)

@@ -2,7 +2,8 @@
 
 A step, known to no study: :func:`evaluate_targets` evaluates any :class:`Target` (a model, its weights and
 where its results go); :func:`evaluate_ratio` / :func:`evaluate_sweep` evaluate the CLIPs the amplification
-study trained at each mixing ratio, and the benchmark study (:mod:`biaslib.benchmark`) any model spec.
+study trained at each mixing ratio, and the benchmark study (:mod:`biaslib.studies.benchmark.leaderboard`) any
+model spec.
 
 Evaluations (``eval.evaluations``; metric definitions in ``design.md``, formats.md A6–A9, B4):
 

@@ -21,21 +21,10 @@ LAYERS: dict[str, int] = {
     # 3 pipeline steps, each knowing no study
     "models": 3, "generate": 3, "mix": 3, "train": 3, "features": 3, "finetune": 3, "prompts": 3, "faces": 3,
     "seeded_loader": 3, "text_encoder": 3, "world_models": 3, "evaluate": 3,
-    # 4 studies
-    "study": 4, "report": 4, "amplification": 4, "benchmark": 4, "study_figures": 4, "study_results": 4,
-    "dose_response": 4, "control": 4, "control_report": 4, "multilingual": 4, "multilingual_eval": 4,
-    "multilingual_findings": 4,
+    # 4 studies: one package each under biaslib/studies/
+    "studies": 4,
     # 5 entry points
     "cli": 5,
-}
-
-#: Studies may not import each other: study module → the study it belongs to.
-STUDIES: dict[str, str] = {
-    "study": "amplification", "report": "amplification",
-    "amplification": "amplification", "study_figures": "amplification", "benchmark": "benchmark",
-    "study_results": "amplification", "dose_response": "amplification", "control": "amplification",
-    "control_report": "amplification",
-    "multilingual": "multilingual", "multilingual_eval": "multilingual", "multilingual_findings": "multilingual",
 }
 
 #: (importing module, imported module) pairs that run against the order today; none are left (issue 16 moved the
@@ -53,6 +42,7 @@ def layer_of(module: str) -> int | None:
 
 
 def study_of(module: str) -> str | None:
-    """The study a module belongs to (``biaslib.evaluate`` → ``amplification``), None for non-study modules."""
+    """The study a module belongs to — the package under ``biaslib.studies`` it sits in
+    (``biaslib.studies.multilingual.evaluation`` → ``multilingual``); None for every other module."""
     parts = module.split(".")
-    return STUDIES.get(parts[1]) if len(parts) > 1 and parts[0] == "biaslib" else None
+    return parts[2] if len(parts) > 2 and parts[:2] == ["biaslib", "studies"] else None

@@ -200,7 +200,7 @@ class ModelSpec:
       ``model.safetensors`` or ``pytorch_model.bin``; tokenizer files optional).
     * ``runs``: the amplification study's trained CLIPs of a params file (``runs: params/world_study.yaml``):
       one model per ratio × replicate (``ratios``: a subset of its ``mix.ratios``; expanded by
-      :func:`biaslib.benchmark.resolve_models`).
+      :func:`biaslib.studies.benchmark.leaderboard.resolve_models`).
     """
 
     name: str

@@ -17,7 +17,7 @@ attribute), ``gap`` (group ``gap``: value of the highest group − value of the 
 ``low``) or ``min_over_max`` (group ``min_over_max``: lowest / highest). Gap and min_over_max rows carry
 ``p_value`` (permutation test of "all groups equal") and gap rows ``null_gap`` (the gap such groups show by
 chance); other rows have ``null`` there. Rows of the multilingual study are its tables' rows tagged with their
-``section`` (:func:`biaslib.multilingual_eval.write_results`). Missing numbers are JSON ``null``.
+``section`` (:func:`biaslib.studies.multilingual.evaluation.write_results`). Missing numbers are JSON ``null``.
 
 Files of earlier formats are still read: ``biaslib-result/1`` and ``/2`` (amplification: ``ratio`` and
 ``replicate`` at the top level; format 1 rows lack :data:`ADDED_ROW_FIELDS`) and

@@ -14,7 +14,6 @@ import pytest
 import torch
 from PIL import Image
 
-from biaslib.benchmark import leaderboard, parse_shard, resolve_models, run_benchmark, shard_from_env
 from biaslib.cli import main
 from biaslib.config import EvalConfig, Params
 from biaslib.features import extract_image_features, extract_text_features
@@ -27,6 +26,13 @@ from biaslib.models import (
     resolve_model,
 )
 from biaslib.results import BENCHMARK_COLUMNS, collect
+from biaslib.studies.benchmark.leaderboard import (
+    leaderboard,
+    parse_shard,
+    resolve_models,
+    run_benchmark,
+    shard_from_env,
+)
 
 
 def _images(n: int, size: int = 40, seed: int = 0) -> list[Image.Image]:

@@ -137,7 +137,7 @@ def test_numpy_only_modules_stay_light_and_every_import_is_in_an_extra():
     import sys
 
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
-    code = ("import sys, biaslib.faces.correction, biaslib.faces.counts, biaslib.multilingual_eval; "
+    code = ("import sys, biaslib.faces.correction, biaslib.faces.counts, biaslib.studies.multilingual.evaluation; "
             "print(sorted(m for m in ('cv2', 'torch', 'skimage', 'dlib', 'onnxruntime') if m in sys.modules))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                             cwd=REPO_ROOT).stdout.strip()

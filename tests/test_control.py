@@ -1,4 +1,5 @@
-"""The amplification study's paired controls (biaslib.control, biaslib.control_report, `biaslib study control`):
+"""The amplification study's paired controls (biaslib.studies.amplification.control and .control_report,
+`biaslib study control`):
 design checks that refuse a control that cannot answer, the declaration recorded before the study runs, the
 analysis on planted replicate values, and a tiny control end to end through the CLI (per-replicate generated data,
 one shared warm start, the clean plant)."""
@@ -13,7 +14,7 @@ import pytest
 
 from biaslib import cli
 from biaslib.config import load_params
-from biaslib.control import (
+from biaslib.studies.amplification.control import (
     ControlDesignError,
     ControlResults,
     check_design,
@@ -23,7 +24,7 @@ from biaslib.control import (
     load_control,
     pair_values,
 )
-from biaslib.study_results import Measure
+from biaslib.studies.amplification.results import Measure
 
 #: A control at its smallest: 3 replicate pairs (the two-sided sign-flip test can reach 0.25, so α = 0.3).
 CONTROL = """
@@ -164,10 +165,10 @@ def tiny_control(module_tmp):
 
 
 def test_tiny_control_end_to_end(tiny_control, module_tmp, capsys):
-    from biaslib.control import arms
     from biaslib.data.generated import read_generated
     from biaslib.io import file_sha256
     from biaslib.layout import RunLayout
+    from biaslib.studies.amplification.control import arms
 
     by_name = arms(tiny_control)
     warm = list((module_tmp / "runs" / "cache" / "warm_start").glob("warm_start_*/checkpoints/epoch_1.pt"))

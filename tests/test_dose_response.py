@@ -1,5 +1,5 @@
-"""The study's dose-response answer (biaslib.dose_response, `biaslib study power`, replicate-aware figures), on
-a planted results table: two experiments × ratios {0, ½, 1} × 3 replicates, the association endpoint rising with
+"""The study's dose-response answer (biaslib.studies.amplification.dose_response, `biaslib study power`,
+replicate-aware figures), on a planted results table: two experiments × ratios {0, ½, 1} × 3 replicates, the association endpoint rising with
 the ratio in one experiment only."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from biaslib.config import Params, TrainConfig
-from biaslib.study_results import StudyResults
+from biaslib.studies.amplification.results import StudyResults
 
 matplotlib.use("Agg")
 
@@ -56,7 +56,7 @@ def study() -> StudyResults:
 
 
 def test_headline_measures_choose_one_value_per_model_and_measure(study):
-    from biaslib.dose_response import headline_measures
+    from biaslib.studies.amplification.dose_response import headline_measures
 
     measures = headline_measures(study)
     counts = measures.groupby(["experiment", "measure"]).size()
@@ -68,7 +68,7 @@ def test_headline_measures_choose_one_value_per_model_and_measure(study):
 
 
 def test_trend_table_calls_the_planted_slope_and_nothing_else(study):
-    from biaslib.dose_response import trend_findings, trend_table
+    from biaslib.studies.amplification.dose_response import trend_findings, trend_table
 
     table = trend_table(study, n_boot=500, n_perm=2000)
     assert len(table) == 10 and table["replicated"].all()
@@ -92,7 +92,7 @@ def test_a_declared_family_is_the_only_one_tested_and_called(study):
     import dataclasses
 
     from biaslib.config import AnalysisConfig
-    from biaslib.dose_response import trend_findings, trend_table
+    from biaslib.studies.amplification.dose_response import trend_findings, trend_table
 
     family = AnalysisConfig(trend_family=("fairface:gender:retrieval_vs_data@100",))
     declared = dataclasses.replace(study, base=dataclasses.replace(study.base, analysis=family))
@@ -108,7 +108,7 @@ def test_a_declared_family_is_the_only_one_tested_and_called(study):
 def test_design_table_detectable_slopes_match_the_pooled_variance_by_hand(study):
     from scipy.stats import chi2, t
 
-    from biaslib.dose_response import design_table, headline_measures
+    from biaslib.studies.amplification.dose_response import design_table, headline_measures
 
     table = design_table(study, {"own": (3, RATIOS), "paper R=5": (5, (0, 0.2, 0.4, 0.6, 0.8, 1.0))})
     measures = headline_measures(study)
@@ -127,7 +127,7 @@ def test_design_table_detectable_slopes_match_the_pooled_variance_by_hand(study)
 
 
 def test_markdown_table_formats_values_p_values_and_flags():
-    from biaslib.dose_response import markdown_table
+    from biaslib.studies.amplification.dose_response import markdown_table
 
     frame = pd.DataFrame({"measure": ["a"], "slope": [0.12345], "p_value": [0.0004], "q_value": [np.nan],
                           "called": [True]})
@@ -155,7 +155,7 @@ def test_replicate_means_give_the_t_interval_of_the_replicates():
 def test_dose_response_figures_show_each_replicate(study):
     import matplotlib.pyplot as plt
 
-    from biaslib.study_figures import dose_response_figures
+    from biaslib.studies.amplification.figures import dose_response_figures
 
     drawn = dose_response_figures(study)
     assert set(drawn) == {"planted_trends", "planted_association_replicates"}
@@ -171,7 +171,8 @@ def test_dose_response_figures_show_each_replicate(study):
 
 
 def test_study_power_command_prints_and_writes_the_tables(study, monkeypatch, tmp_path, capsys):
-    from biaslib import cli, study_results
+    from biaslib import cli
+    from biaslib.studies.amplification import results as study_results
 
     monkeypatch.setattr(study_results, "load_study", lambda *args, **kwargs: study)
     out = tmp_path / "power.md"
@@ -189,7 +190,7 @@ def test_study_power_command_prints_and_writes_the_tables(study, monkeypatch, tm
 def test_design_table_without_replicates_has_no_detectable_slope_and_no_error(study):
     """One model per ratio measures no variance: every design column is NaN (even a design too small to fit a
     slope, which raises as soon as a variance is measured)."""
-    from biaslib.dose_response import design_table
+    from biaslib.studies.amplification.dose_response import design_table
 
     single = study.results[study.results["replicate"] == 0]
     one = StudyResults(study.base, study.params, single, single[single["kind"] == "group"], [])
@@ -201,7 +202,7 @@ def test_design_table_without_replicates_has_no_detectable_slope_and_no_error(st
 
 
 def test_a_slope_whose_interval_and_p_value_disagree_says_why():
-    from biaslib.dose_response import trend_findings
+    from biaslib.studies.amplification.dose_response import trend_findings
 
     base = {"experiment": "e", "measure": "geode · accuracy", "slope": 0.2, "models": 9, "min_replicates": 3,
             "replicated": True, "called": False, "q_value": 0.2}

@@ -62,16 +62,53 @@ def test_imports_flow_one_way():
 
 
 def test_the_checker_sees_an_upward_and_a_cross_study_import(tmp_path):
-    """The walker is not blind: a metrics module importing a step (inside a function) and one study importing
-    another are reported."""
+    """The walker is not blind: a metrics module importing a step (inside a function), one study importing another
+    and a core module importing a study are reported."""
     fake = tmp_path / "biaslib"
-    (fake / "metrics").mkdir(parents=True)
-    for init in (fake / "__init__.py", fake / "metrics" / "__init__.py"):
-        init.write_text("")
+    for package in ("metrics", "studies", "studies/multilingual", "studies/amplification"):
+        (fake / package).mkdir(parents=True)
+    for init in fake.rglob("*"):
+        if init.is_dir():
+            (init / "__init__.py").write_text("")
+    (fake / "__init__.py").write_text("")
     (fake / "metrics" / "bad.py").write_text("def f():\n    from biaslib.generate import generate\n")
-    (fake / "multilingual_eval.py").write_text("from biaslib.study import run_study\n")
+    (fake / "studies" / "multilingual" / "evaluation.py").write_text(
+        "from biaslib.studies.amplification.pipeline import run_experiment\n")
+    (fake / "results.py").write_text("from biaslib.studies.multilingual import evaluation\n")
     assert _violations(fake) == {("biaslib.metrics.bad", "biaslib.generate"),
-                                 ("biaslib.multilingual_eval", "biaslib.study")}
+                                 ("biaslib.studies.multilingual.evaluation", "biaslib.studies.amplification.pipeline"),
+                                 ("biaslib.results", "biaslib.studies.multilingual"),
+                                 ("biaslib.results", "biaslib.studies.multilingual.evaluation")}
+
+
+def test_studies_are_packages_and_every_module_of_one_belongs_to_it():
+    """Each study is a package under biaslib/studies/ (no study module left at the top level), and the layer table
+    maps the whole folder to the studies' layer."""
+    studies = {p.name for p in (ROOT / "studies").iterdir() if (p / "__init__.py").is_file()}
+    assert studies == {"amplification", "multilingual", "benchmark"}
+    assert study_of("biaslib.studies.multilingual.evaluation") == "multilingual"
+    assert study_of("biaslib.evaluate") is None
+    assert layer_of("biaslib.studies.benchmark.leaderboard") == LAYERS["studies"]
+
+
+def _private_imports(path: Path) -> set[str]:
+    """``module.name`` of every ``_private`` name a file imports from biaslib (``from biaslib.x import _y``)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("biaslib"):
+            found |= {f"{node.module}.{a.name}" for a in node.names
+                      if a.name.startswith("_") and not a.name.endswith("__")}
+    return found
+
+
+def test_the_cli_imports_no_private_name(tmp_path):
+    """The CLI calls the library's public API only; the checker itself sees a private import."""
+    cli = [ROOT / "cli.py"] if (ROOT / "cli.py").is_file() else sorted((ROOT / "cli").rglob("*.py"))
+    private = set().union(*(_private_imports(path) for path in cli))
+    assert not private, f"the CLI imports private names: {sorted(private)}"
+    bad = tmp_path / "bad.py"
+    bad.write_text("from biaslib.features import _stack, Features\n")
+    assert _private_imports(bad) == {"biaslib.features._stack"}
 
 
 def test_readme_layout_lists_every_module():

@@ -10,8 +10,8 @@ from pathlib import Path
 from biaslib.config import REPO_ROOT, load_params
 from biaslib.evaluate import dataset_root, feature_store
 from biaslib.layout import RunLayout
-from biaslib.multilingual import base_pipeline_dir, dataset_dir, generation_dir
-from biaslib.multilingual_eval import result_path
+from biaslib.studies.multilingual.evaluation import result_path
+from biaslib.studies.multilingual.pipeline import base_pipeline_dir, dataset_dir, generation_dir
 
 #: joining a piece onto a run folder by hand: ``params.run_dir / "x"``, ``params.runs_dir / "cache"``
 HAND_BUILT = re.compile(r"\bruns?_dir\s*/\s*[\"'f]")

@@ -17,7 +17,7 @@ from biaslib.errors import BiaslibError, DataLayoutError
 from biaslib.finetune import list_checkpoints
 from biaslib.generate import GenerateConfig, load_pipeline, read_generated, verify
 from biaslib.layout import RunLayout
-from biaslib.multilingual import (
+from biaslib.studies.multilingual.pipeline import (
     balanced_records,
     check_params,
     collect_datasets,

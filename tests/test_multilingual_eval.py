@@ -15,13 +15,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from biaslib.amplification import amplification_table
 from biaslib.config import load_params
 from biaslib.faces.correction import Confusion
 from biaslib.metrics import magbig_fairness
 from biaslib.metrics.intervals import percentile_interval
-from biaslib.multilingual import generate_languages, write_prompts
-from biaslib.multilingual_eval import (
+from biaslib.results import collect
+from biaslib.studies.amplification.generator_amplification import amplification_table
+from biaslib.studies.multilingual.evaluation import (
     clip_scores,
     counts_of,
     fairness_contrasts,
@@ -35,7 +35,7 @@ from biaslib.multilingual_eval import (
     skin_of_world_tone,
     write_results,
 )
-from biaslib.results import collect
+from biaslib.studies.multilingual.pipeline import generate_languages, write_prompts
 from biaslib.world import World
 from biaslib.world.simulator import SimulatedGenerator
 
@@ -99,7 +99,7 @@ def test_evaluation_refuses_results_made_with_other_settings_unless_overwrite(tm
     with other settings is now an error naming the changed key, ``overwrite`` recomputes it, and the seed is the
     params' seed wherever the evaluation runs from."""
     from biaslib.errors import BiaslibError
-    from biaslib.multilingual_eval import evaluate_multilingual
+    from biaslib.studies.multilingual.evaluation import evaluate_multilingual
 
     path = tmp_path / "ml.yaml"
     path.write_text(PLANTED.format(runs=tmp_path / "runs") + "seed: 3\n")
@@ -357,7 +357,7 @@ def test_clip_checkpoint_comes_only_from_the_named_params(tmp_path: Path, caplog
     """``find_clip_checkpoint`` silently read params/default.yaml (issue 16, defect 4): now it reads only
     ``multilingual.clip_params`` and says what is missing."""
     import biaslib.config
-    from biaslib.multilingual_eval import find_clip_checkpoint
+    from biaslib.studies.multilingual.evaluation import find_clip_checkpoint
 
     path = tmp_path / "ml.yaml"
     path.write_text(PLANTED.format(runs=tmp_path / "runs"))

@@ -14,9 +14,9 @@ import pytest
 from biaslib.cli import main
 from biaslib.config import load_params
 from biaslib.metrics.magbig import mean_l1_difference, mean_l1_inference
-from biaslib.multilingual_eval import fairness_contrasts, fairness_table, write_results
-from biaslib.multilingual_findings import findings_of_results, multilingual_findings, multilingual_tests
 from biaslib.results import collect
+from biaslib.studies.multilingual.evaluation import fairness_contrasts, fairness_table, write_results
+from biaslib.studies.multilingual.findings import findings_of_results, multilingual_findings, multilingual_tests
 
 OCCUPATIONS = [f"occupation_{i}" for i in range(10)]
 

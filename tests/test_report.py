@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from biaslib.report import findings, gap_qvalues, ratio_trends
+from biaslib.studies.amplification.report import findings, gap_qvalues, ratio_trends
 
 
 def _rows(experiment, metric, values, half_width, p_values=None, null_gap=None):
@@ -113,7 +113,7 @@ def test_single_ratio_has_no_slope():
 def test_probe_spread_and_its_sentences():
     """A probe (another training seed at ratio 0) measures how far training moves each gap; the findings say so and
     count the first-to-last changes beyond that move. Without a probe they say that training noise is unmeasured."""
-    from biaslib.report import probe_findings, probe_spread
+    from biaslib.studies.amplification.report import probe_findings, probe_spread
 
     first = pd.DataFrame(_rows("a", "R@1", [0.10, 0.30], 0.02) + _rows("a", "R@5", [0.40, 0.41], 0.05)
                          + _rows("b", "R@1", [0.5, 0.5], 0.01)).assign(replicate=0)

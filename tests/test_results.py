@@ -186,8 +186,8 @@ def _multilingual_record(fmt: str, generation: str, language: str, value: float)
 def test_one_schema_for_both_studies_and_old_multilingual_files_are_read(runs, tmp_path):
     """Issue 16: both studies write through provenance.write_result in one schema that results.collect reads;
     results of the multilingual study's earlier formats (its own collect() before) read the same."""
-    from biaslib.multilingual_eval import write_results
     from biaslib.results import read_result
+    from biaslib.studies.multilingual.evaluation import write_results
 
     params = Params(experiment="e", runs_dir=tmp_path / "runs")
     shutil.copytree(runs[0] / "a_exp" / "results", params.run_dir / "results")

@@ -10,8 +10,8 @@ from conftest import TINY_STUDY
 
 from biaslib import cli
 from biaslib.config import load_params
-from biaslib.report import ratio_trends
 from biaslib.results import collect
+from biaslib.studies.amplification.report import ratio_trends
 
 VARIANTS = """variants:
   g1: {generate.amplification: 1.0}

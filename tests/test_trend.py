@@ -12,7 +12,7 @@ import pytest
 from scipy import stats
 
 from biaslib.metrics.trend import model_trend, trend
-from biaslib.report import trend as report_trend
+from biaslib.studies.amplification.report import trend as report_trend
 
 RATIOS = np.repeat([0.0, 0.5, 1.0], 3)  # 3 ratios × 3 replicates
 TRAINING_SD, EVAL_SE = 0.10, 0.05

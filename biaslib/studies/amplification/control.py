@@ -43,7 +43,7 @@ from biaslib.metrics.intervals import bh_qvalues, check_callable
 from biaslib.metrics.paired import detectable_effect, paired_test, smallest_attainable_p
 from biaslib.ratios import ratio_code
 from biaslib.results import collect
-from biaslib.study_results import Measure, MeasureError
+from biaslib.studies.amplification.results import Measure, MeasureError
 
 TABLE_COLUMNS = ["pair", "role", "family", "measure", "treatment", "reference", "pairs", "effect", "ci_low",
                  "ci_high", "sd", "t", "p_value", "p_t", "min_p", "rho", "evaluation_half_width", "q_value",
@@ -297,9 +297,9 @@ def _pairs_needed(effect: float, sd: float, alpha: float, alternative: str) -> f
 
 def generator_amplification(control: ControlResults, *, n_boot: int = 300, seed: int = 0) -> pd.DataFrame:
     """Gender × occupation amplification of each arm's generated images (every replicate's data pooled) against
-    the real web people (:func:`biaslib.amplification.amplification_table`; the simulator's labels are exact):
+    the real web people (:func:`.generator_amplification.amplification_table`; the simulator's labels are exact):
     the plant's size at the data level, with its interval. Columns of that table plus ``arm``."""
-    from biaslib.amplification import amplification_table, study_people
+    from biaslib.studies.amplification.generator_amplification import amplification_table, study_people
 
     parts = []
     for name, params in control.arms.items():

@@ -1,7 +1,7 @@
 """Findings of the multilingual evaluation, computed from its tables (never written by hand).
 
 Three families of tests on the small-sample-bias-corrected MAGBIG mean L1 (``mean_l1_bc`` rows of
-:func:`~biaslib.multilingual_eval.fairness_table` and :func:`~biaslib.multilingual_eval.fairness_contrasts`):
+:func:`.evaluation.fairness_table` and :func:`.evaluation.fairness_contrasts`):
 
 - ``fair``: is the generator unfair in this language? (``p_fair``: "every occupation's p is ½"),
 - ``finetune``: did fine-tuning change the unfairness in this language? (fine-tuned − base),
@@ -32,9 +32,9 @@ def multilingual_tests(fairness: pd.DataFrame, finetune_change: pd.DataFrame | N
 
     Parameters
     ----------
-    fairness : :func:`~biaslib.multilingual_eval.fairness_table` rows (its ``mean_l1_bc`` rows carry ``p_fair``;
+    fairness : :func:`.evaluation.fairness_table` rows (its ``mean_l1_bc`` rows carry ``p_fair``;
         the raw ``mean_l1`` row of the same group gives the plug-in score).
-    finetune_change, language_gaps : :func:`~biaslib.multilingual_eval.fairness_contrasts` rows
+    finetune_change, language_gaps : :func:`.evaluation.fairness_contrasts` rows
         (``by="generation"`` and ``by="language"``); their ``mean_l1_bc`` rows carry ``p_value``.
     q_level : the q-value below which a test is ``beyond_chance``.
 
@@ -126,7 +126,7 @@ def multilingual_findings(tests: pd.DataFrame, amplification: pd.DataFrame | Non
 
 
 def findings_of_results(collected: pd.DataFrame, *, q_level: float = Q_LEVEL) -> tuple[pd.DataFrame, list[str]]:
-    """(tests, sentences) from the result JSONs as :func:`~biaslib.multilingual_eval.collect` reads them (rows
+    """(tests, sentences) from the result JSONs as :func:`.evaluation.collect` reads them (rows
     tagged ``section``: ``fairness``, ``finetune_change``, ``language_gaps``, ``amplification``), so that findings
     are recomputed from written results without evaluating again. Sections a result lacks are skipped."""
     def section(name: str) -> pd.DataFrame | None:

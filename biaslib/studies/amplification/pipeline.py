@@ -83,9 +83,9 @@ def run_study(path: str | Path | None = None, overrides: dict[str, Any] | None =
               steps: Sequence[str] = STEPS, variants: Sequence[str] | None = None) -> dict[str, dict[str, float]]:
     """:func:`run_experiment` for every variant of the params file (or only ``variants``); returns
     ``{experiment: {step: seconds}}``. A params file with a ``control`` section first has its design checked and
-    its test declared (:func:`biaslib.control.declare`), before anything is trained."""
+    its test declared (:func:`.control.declare`), before anything is trained."""
     if load_params(path, overrides).control.pairs:
-        from biaslib.control import declare
+        from biaslib.studies.amplification.control import declare
 
         declare(path, overrides)
     if variants is None:

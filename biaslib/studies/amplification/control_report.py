@@ -1,7 +1,7 @@
 """The control's report: figures of every paired difference, the tables and the findings, from the results alone
 (``biaslib study control``, the last step of ``make control``).
 
-:func:`report_control` runs :mod:`biaslib.control`'s analysis on a params file's results and writes
+:func:`report_control` runs :mod:`.control`'s analysis on a params file's results and writes
 
 * ``figures/<experiment>_paired_differences.png|pdf``: each replicate pair's difference per pair and measure, with
   the mean and its paired t interval, filled where the comparison is called;
@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from biaslib.control import (
+from biaslib.layout import RunLayout
+from biaslib.studies.amplification.control import (
     ControlResults,
     control_findings,
     control_table,
@@ -32,8 +33,7 @@ from biaslib.control import (
     load_control,
     recorded_declaration,
 )
-from biaslib.dose_response import markdown_table
-from biaslib.layout import RunLayout
+from biaslib.studies.amplification.dose_response import markdown_table
 
 #: The columns of the Markdown table.
 REPORT_COLUMNS = ["pair", "role", "family", "measure", "effect", "ci_low", "ci_high", "p_value", "q_value", "rho",
@@ -109,8 +109,8 @@ def report_control(params_file: str | Path | None, overrides: Mapping[str, Any] 
     import matplotlib.pyplot as plt
 
     from biaslib import figures
-    from biaslib.amplification import amplification_figure
     from biaslib.io import write_json
+    from biaslib.studies.amplification.generator_amplification import amplification_figure
 
     control = load_control(params_file, overrides)
     spec = control.spec

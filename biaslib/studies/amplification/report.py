@@ -32,7 +32,7 @@ import pandas as pd
 
 from biaslib.config import AnalysisConfig
 from biaslib.metrics.intervals import Q_LEVEL, bh_qvalues, check_callable, z_value
-from biaslib.metrics.trend import power, trend  # noqa: F401  (biaslib.report.trend / power: dose-response)
+from biaslib.metrics.trend import power, trend  # noqa: F401  (biaslib.studies.amplification.report.trend / power: dose-response)
 
 TREND_KEYS = ["experiment", "evaluation", "dataset", "attribute", "metric"]
 SPREAD_COLUMNS = [*TREND_KEYS, "ratio", "replicate", "value_first", "value", "move", "half_width"]

@@ -1,14 +1,14 @@
 """The amplification study's answer to its question: which measures move with the share of generated training
 data beyond training and evaluation noise, and which design would detect a given move.
 
-Works on a :class:`~biaslib.study_results.StudyResults` (every trained model's results, replicates included).
+Works on a :class:`.results.StudyResults` (every trained model's results, replicates included).
 :func:`headline_measures` chooses one value per trained model and measure: the association endpoint and its
 skews (evaluation ``association``, overall over the occupation queries), the drawn between-group gaps
-(:func:`~biaslib.study_results.drawn_gaps`) and overall R@k / GeoDE accuracy. :func:`trend_table` is
-:func:`biaslib.report.trend` over them (slope per unit ratio, its interval, permutation p,
+(:func:`.results.drawn_gaps`) and overall R@k / GeoDE accuracy. :func:`trend_table` is
+:func:`.report.trend` over them (slope per unit ratio, its interval, permutation p,
 Benjamini–Hochberg q over the family the params declare (``analysis.trend_family``; default the whole table),
 ``called`` only with replicates; a family that could not call one finding is an error); :func:`design_table` adds
-:func:`biaslib.report.power`'s variances and the slope each design detects (:func:`design_of` reads a params
+:func:`.report.power`'s variances and the slope each design detects (:func:`design_of` reads a params
 file's design); :func:`trend_findings` states each as a sentence; :func:`markdown_table` formats either for RESULTS.md;
 :func:`trend_figure` and :func:`replicate_figure` draw them.
 """
@@ -24,8 +24,8 @@ import pandas as pd
 from biaslib.config import Params
 from biaslib.metrics.trend import TREND_BY, detectable_slope
 from biaslib.ratios import ratio_fraction
-from biaslib.report import power, trend
-from biaslib.study_results import StudyResults, drawn_gaps, family_of
+from biaslib.studies.amplification.report import power, trend
+from biaslib.studies.amplification.results import StudyResults, drawn_gaps, family_of
 
 #: The association endpoint: the signed excess of women in the top k over the data's share, per occupation
 #: averaged (positive: stereotyped occupations retrieve more stereotyped than the training data).
@@ -80,14 +80,14 @@ def _with_labels(table: pd.DataFrame, measures: pd.DataFrame) -> pd.DataFrame:
 
 def trend_table(study: StudyResults, k: int = 1, association_k: int | None = None, *, n_boot: int = 2000,
                 n_perm: int = 5000, seed: int = 0) -> pd.DataFrame:
-    """:func:`biaslib.report.trend` of every :func:`headline_measures` measure (q-values over this table),
+    """:func:`.report.trend` of every :func:`headline_measures` measure (q-values over this table),
     labelled with ``measure`` and ``family``."""
     measures = headline_measures(study, k, association_k)
     return _with_labels(trend(measures, n_boot=n_boot, n_perm=n_perm, seed=seed, **_family(study)), measures)
 
 
 def _family(study: StudyResults) -> dict[str, Any]:
-    """The declared trend family and level of a study's params (``analysis``), as :func:`biaslib.report.trend`
+    """The declared trend family and level of a study's params (``analysis``), as :func:`.report.trend`
     takes them."""
     return {"family": family_of(study.base.analysis.trend_family), "q_level": study.base.analysis.q_level}
 
@@ -104,7 +104,7 @@ def design_table(study: StudyResults, designs: Mapping[str, tuple[int, Sequence[
     evaluation noise; ``training_share``: the training part of its variance) and one column
     ``detectable <label>`` per design ``{label: (replicates, ratio fractions)}``: the slope that design detects
     with 80% power at α = 0.05 if its models vary as much as the 80% upper bound of this study's variance
-    (:func:`~biaslib.report.power`: the pilot's variance is itself an estimate; the detectable slope is
+    (:func:`.report.power`: the pilot's variance is itself an estimate; the detectable slope is
     proportional to that sd, so one variance table serves every design)."""
     if not designs:
         raise ValueError("design_table needs at least one design")

@@ -1,6 +1,6 @@
 """Evaluation of the multilingual study's generated images per language, before vs after fine-tuning.
 
-For each generation set (``data``, ``base``, ``finetuned``; :mod:`biaslib.multilingual`) and language:
+For each generation set (``data``, ``base``, ``finetuned``; :mod:`.pipeline`) and language:
 
 * :func:`image_labels` / :func:`gender_counts`: one outcome per image (``man``, ``woman``, ``no_face``,
   ``multiple_faces``, ``other``; :mod:`biaslib.faces.counts`) and their counts per occupation. On the
@@ -73,7 +73,9 @@ from biaslib.metrics.correction import (
 )
 from biaslib.metrics.intervals import percentile_interval
 from biaslib.metrics.magbig import expected_max_l1, fair_floors, mean_l1_difference, mean_l1_inference, parity_l1
-from biaslib.multilingual import (
+from biaslib.prompts import resolve_language
+from biaslib.provenance import git_state, is_current, provenance, result_record, write_result
+from biaslib.studies.multilingual.pipeline import (
     GENERATIONS,
     check_generated,
     generation_captions,
@@ -82,8 +84,6 @@ from biaslib.multilingual import (
     image_languages,
     language_codes,
 )
-from biaslib.prompts import resolve_language
-from biaslib.provenance import git_state, is_current, provenance, result_record, write_result
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from typing import Any
 import pandas as pd
 
 from biaslib.layout import RunLayout
-from biaslib.report import TREND_KEYS, findings, probe_findings, probe_spread, ratio_trends
-from biaslib.study_results import StudyResults, drawn_gaps, load_study
+from biaslib.studies.amplification.report import TREND_KEYS, findings, probe_findings, probe_spread, ratio_trends
+from biaslib.studies.amplification.results import StudyResults, drawn_gaps, load_study
 
 #: Markedness axes drawn (FairFace), in panel order.
 AXES: tuple[str, ...] = ("race", "gender", "age")
@@ -82,7 +82,7 @@ def gap_figures(study: StudyResults, k: int = 1) -> dict[str, Any]:
 def amplification_figures(study: StudyResults, n_boot: int = 300) -> tuple[dict[str, Any], pd.DataFrame]:
     """Generator-vs-data amplification of every experiment with a generation run (raw, corrected, faithful
     baseline): ``({name: Figure}, table)``; empty without a generation run."""
-    from biaslib.amplification import amplification_figure, study_amplification
+    from biaslib.studies.amplification.generator_amplification import amplification_figure, study_amplification
 
     runs = [p for p in study.params if RunLayout(p).generated().is_dir()]
     if not runs:
@@ -93,9 +93,14 @@ def amplification_figures(study: StudyResults, n_boot: int = 300) -> tuple[dict[
 
 def dose_response_figures(study: StudyResults, k: int = 1, dose: pd.DataFrame | None = None) -> dict[str, Any]:
     """The dose-response forest plot of every headline measure (``dose``: its
-    :func:`biaslib.dose_response.trend_table`, computed when not given) and, where the association was evaluated,
+    :func:`.dose_response.trend_table`, computed when not given) and, where the association was evaluated,
     each trained CLIP's association values against the ratio."""
-    from biaslib.dose_response import headline_measures, replicate_figure, trend_figure, trend_table
+    from biaslib.studies.amplification.dose_response import (
+        headline_measures,
+        replicate_figure,
+        trend_figure,
+        trend_table,
+    )
 
     table = trend_table(study, k) if dose is None else dose
     if not table["slope"].notna().any():
@@ -108,13 +113,13 @@ def dose_response_figures(study: StudyResults, k: int = 1, dose: pd.DataFrame | 
 
 
 def study_findings(study: StudyResults, k: int = 1, dose: pd.DataFrame | None = None) -> dict[str, list[str]]:
-    """Findings computed from the results (:mod:`biaslib.report`): ``gaps`` (each drawn gap's first-to-last
+    """Findings computed from the results (:mod:`.report`): ``gaps`` (each drawn gap's first-to-last
     change with p, q and its chance floor, replicate 0), ``overall`` (R@k and GeoDE accuracy), ``dose_response``
-    (:func:`biaslib.dose_response.trend_findings`: slopes over every trained model, replicates included) and
-    ``training_noise`` (how far another training seed moved the drawn gaps, :func:`biaslib.report.probe_spread`, or
-    that it is not measured). ``dose``: the study's :func:`~biaslib.dose_response.trend_table` when already
+    (:func:`.dose_response.trend_findings`: slopes over every trained model, replicates included) and
+    ``training_noise`` (how far another training seed moved the drawn gaps, :func:`.report.probe_spread`, or
+    that it is not measured). ``dose``: the study's :func:`.dose_response.trend_table` when already
     computed."""
-    from biaslib.dose_response import trend_findings, trend_table
+    from biaslib.studies.amplification.dose_response import trend_findings, trend_table
 
     chosen = drawn_gaps(study, k)
     results = study.results
@@ -137,7 +142,7 @@ def draw_study(params_file: str | Path | None = None, overrides: Mapping[str, An
     import matplotlib.pyplot as plt
 
     from biaslib import figures
-    from biaslib.dose_response import trend_table
+    from biaslib.studies.amplification.dose_response import trend_table
 
     study = load_study(params_file, overrides)
     dose = trend_table(study, k)
