@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from biaslib import __version__
-from biaslib.config import EVALUATIONS, load_params
+from biaslib.config import load_params
 from biaslib.errors import BiaslibError
+from biaslib.evaluations import list_evaluations
 from biaslib.layout import RunLayout
 
 
@@ -725,14 +726,16 @@ def _add_features_commands(steps: argparse._SubParsersAction) -> None:
 
 
 def _add_eval_commands(steps: argparse._SubParsersAction) -> None:
-    """``biaslib eval …``: evaluate each ratio's CLIP (every evaluation of :data:`biaslib.config.EVALUATIONS`)."""
-    evalp = steps.add_parser("eval", help=f"evaluate each ratio's CLIP ({', '.join(EVALUATIONS)})")
+    """``biaslib eval …``: evaluate each ratio's CLIP (the registered evaluations,
+    :func:`biaslib.evaluations.list_evaluations`)."""
+    evalp = steps.add_parser("eval", help=f"evaluate each ratio's CLIP ({', '.join(list_evaluations())})")
     eval_actions = evalp.add_subparsers(dest="action", required=True)
     eval_run = eval_actions.add_parser("run", help="write runs/<exp>/results/<exp>__<ratio>__<evaluation>.json")
     _add_params(eval_run)
     _add_ratios(eval_run)
-    eval_run.add_argument("--evaluation", action="append", default=None,
-                          help=f"{' | '.join(EVALUATIONS)} (repeatable; default: eval.evaluations)")
+    eval_run.add_argument("--evaluation", action="append", default=None, choices=list_evaluations(),
+                          metavar="NAME", help=f"{' | '.join(list_evaluations())} (repeatable; default: "
+                                               "eval.evaluations)")
     eval_run.add_argument("--overwrite", action="store_true", help="recompute results made with other settings")
     eval_run.set_defaults(func=cmd_eval_run)
 
@@ -744,8 +747,8 @@ def _add_bench_commands(steps: argparse._SubParsersAction) -> None:
     run = bench_actions.add_parser("run", help="write runs/<exp>/results/benchmark/<exp>__<model>__<evaluation>.json")
     _add_params(run)
     run.add_argument("--models", type=Path, required=True, help="models file (e.g. params/models.yaml)")
-    run.add_argument("--evaluation", action="append", default=None,
-                     help=f"{' | '.join(EVALUATIONS)} (repeatable; default: eval.evaluations)")
+    run.add_argument("--evaluation", action="append", default=None, choices=list_evaluations(), metavar="NAME",
+                     help=f"{' | '.join(list_evaluations())} (repeatable; default: eval.evaluations)")
     run.add_argument("--shard", default=None, metavar="I/N",
                      help="evaluate every N-th model from the I-th (default: RANK/WORLD_SIZE or the SLURM array "
                           "task, else 0/1)")

@@ -182,8 +182,6 @@ class TrainConfig:
 
 #: The concept queries of Berg et al. 2022 ("A prompt array keeps the bias away", MaxSkew over FairFace): five
 #: pairs of opposites, each in "a photo of a {} person".
-#: The evaluations :mod:`biaslib.evaluate` runs (``eval.evaluations`` names some of them).
-EVALUATIONS: tuple[str, ...] = ("retrieval", "markedness", "geode", "association", "zero_shot", "harms", "concepts")
 CONCEPTS: tuple[str, ...] = ("good", "evil", "smart", "dumb", "attractive", "unattractive", "lawful", "criminal",
                              "friendly", "unfriendly")
 
@@ -192,7 +190,8 @@ CONCEPTS: tuple[str, ...] = ("good", "evil", "smart", "dumb", "attractive", "una
 class EvalConfig:
     """Evaluations of the trained CLIPs (``eval`` section; :mod:`biaslib.evaluate`).
 
-    ``evaluations`` picks among ``retrieval`` (PHASE and COCO-bias text→image R@k per group),
+    ``evaluations`` picks among the registered evaluations (:func:`biaslib.evaluations.list_evaluations`):
+    ``retrieval`` (PHASE and COCO-bias text→image R@k per group),
     ``markedness`` (FairFace self-similarity and person preference), ``geode`` (zero-shot
     accuracy per region) and ``association`` (occupation queries over FairFace faces: MaxSkew@k and NDKL for
     gender, race and age, and the top-k share of women against the data's p(woman | occupation); opt-in).
@@ -213,7 +212,9 @@ class EvalConfig:
     ``seed`` set the bootstrap, ``n_perm`` the permutations of every gap test; groups with fewer than
     ``min_group_size`` items are reported but left out of gaps; ``batch_size``, ``workers``, ``threads``
     (``None``: the cores the workers leave), ``precision``, ``device`` and ``chunk_size`` (captions scored
-    per retrieval step) only change speed and memory (fp16/bf16 change the last digits).
+    per retrieval step) only change speed and memory (fp16/bf16 change the last digits). ``options``: the settings
+    an added evaluation declares for itself, ``{evaluation: {key: value}}`` (its declared defaults otherwise;
+    :attr:`biaslib.evaluations.Evaluation.options`).
     """
 
     evaluations: tuple[str, ...] = ("retrieval", "markedness", "geode")
@@ -249,6 +250,7 @@ class EvalConfig:
     device: str = "auto"
     chunk_size: int = 1024
     feature_dtype: Literal["float32", "float16"] = "float32"
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -396,6 +398,7 @@ DIGEST_NEUTRAL: dict[tuple[str, str], Any] = {
     ("eval", "concepts"): list(CONCEPTS), ("eval", "concept_template"): "a photo of a {} person",
     ("eval", "concept_ks"): [100, 1000], ("generate", "amplified"): list(AMPLIFIED_DEFAULT),
     ("generate", "per_replicate"): False, ("train", "warm_start_epochs"): 0, ("train", "probe_ratios"): [],
+    ("eval", "options"): {},
 }
 
 

@@ -20,7 +20,7 @@ LAYERS: dict[str, int] = {
     "metrics": 2,
     # 3 pipeline steps, each knowing no study
     "models": 3, "generate": 3, "mix": 3, "train": 3, "features": 3, "finetune": 3, "prompts": 3, "faces": 3,
-    "seeded_loader": 3, "text_encoder": 3, "world_models": 3, "evaluate": 3,
+    "seeded_loader": 3, "text_encoder": 3, "world_models": 3, "evaluate": 3, "evaluations": 3,
     # 4 studies: one package each under biaslib/studies/
     "studies": 4,
     # 5 entry points

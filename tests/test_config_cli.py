@@ -240,12 +240,12 @@ def test_console_help_and_warnings_are_quiet_and_complete(capsys):
     evaluations, and each warning printed its source line every time (issue 27, item 11)."""
     import warnings
 
-    from biaslib.config import EVALUATIONS
+    from biaslib.evaluations import BUILTIN
 
     with pytest.raises(SystemExit):
         cli.main(["--help"])
     text = capsys.readouterr().out
-    assert "``" not in text and all(name in " ".join(text.split()) for name in EVALUATIONS)
+    assert "``" not in text and all(name in " ".join(text.split()) for name in BUILTIN)
     steps = text.split("positional arguments:")[1].split("options:")[0]
     order = [line.split()[0] for line in steps.splitlines()[2:] if line.startswith("    ") and line.split()
              and not line.startswith("     " * 4)]

@@ -1,6 +1,6 @@
 """The study's dose-response answer (biaslib.studies.amplification.dose_response, `biaslib study power`,
-replicate-aware figures), on a planted results table: two experiments × ratios {0, ½, 1} × 3 replicates, the association endpoint rising with
-the ratio in one experiment only."""
+replicate-aware figures), on a planted results table: two experiments × ratios {0, ½, 1} × 3 replicates, the
+association endpoint rising with the ratio in one experiment only."""
 
 from __future__ import annotations
 

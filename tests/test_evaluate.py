@@ -27,15 +27,19 @@ from biaslib.config import EvalConfig, Params, ParamsError, load_params
 from biaslib.data import coco_caption_table, load_coco_bias, load_fairface, load_geode, load_phase
 from biaslib.errors import BiaslibError, DataLayoutError
 from biaslib.evaluate import (
-    UNMARKED_PROMPT,
     evaluate_ratio,
     evaluate_sweep,
     feature_model,
     feature_store,
-    markedness_prompts,
     resolve_checkpoint,
     result_path,
 )
+from biaslib.evaluations.association import GENDER_PROMPTS, association_shares, occupation_prompt
+from biaslib.evaluations.datasets import dataset_root
+from biaslib.evaluations.fairface import fairface_labels, label_prompts
+from biaslib.evaluations.markedness import UNMARKED_PROMPT, markedness_prompts
+from biaslib.evaluations.retrieval import coco_groups
+from biaslib.evaluations.rows import mean_rows
 from biaslib.features import Features, resolve_precision
 from biaslib.io import files_fingerprint, texts_fingerprint
 from biaslib.models import CheckpointError, load_clip
@@ -168,7 +172,7 @@ def test_retrieval_equals_brute_force_on_stored_features(planted, tables, datase
     else:
         coco = tables["coco"]
         target = pd.Series(np.arange(len(coco)), index=coco["image_id"]).loc[tables["captions"]["image_id"]].to_numpy()
-        groups = evaluate.coco_groups(coco).iloc[target].reset_index(drop=True)
+        groups = coco_groups(coco).iloc[target].reset_index(drop=True)
     ranks = _ranks(features[f"{dataset}-val-captions"], features[f"{dataset}-val-images"], target)
     assert set(rows["metric"]) == {"R@1", "R@5", "R@10"}
     for k in (1, 5, 10):
@@ -383,7 +387,7 @@ def test_other_data_is_never_answered_from_old_results_or_old_features(clip_run,
     with pytest.raises(DataLayoutError):
         evaluate_ratio(empty, "020", evaluations=["geode"], progress=False)
     copy = tmp_path / "geode"
-    shutil.copytree(evaluate.dataset_root(params, "geode"), copy)
+    shutil.copytree(dataset_root(params, "geode"), copy)
     edited = load_geode(copy)["file"].iloc[0]
     Image.open(edited).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(edited, quality=90)
     moved = dataclasses.replace(params, eval=dataclasses.replace(params.eval, geode_root=copy))
@@ -458,7 +462,7 @@ def test_eval_params_section(tmp_path):
     with pytest.raises(ParamsError, match="unknown key eval.nboot"):
         load_params(overrides={"eval.nboot": 10})
     params = Params(runs_dir=tmp_path)
-    assert evaluate.dataset_root(params, "phase") == tmp_path / "world_default" / "data" / "phase"
+    assert dataset_root(params, "phase") == tmp_path / "world_default" / "data" / "phase"
 
 
 def test_small_groups_keep_their_rows_but_stay_out_of_the_gap():
@@ -466,7 +470,7 @@ def test_small_groups_keep_their_rows_but_stay_out_of_the_gap():
     labels = np.repeat(np.array(["tiny", "a", "b"], dtype=object), [3, 60, 80])
     values = np.r_[np.ones(3), (rng.random(140) < 0.3).astype(float)]  # "tiny" scores 3/3
     cfg = EvalConfig(n_boot=200, n_perm=500)
-    rows = pd.DataFrame(evaluate._mean_rows("phase", "age", "R@1", values, labels, cfg))
+    rows = pd.DataFrame(mean_rows("phase", "age", "R@1", values, labels, cfg))
     tiny = _one(rows, group="tiny")
     assert tiny["n"] == 3 and tiny["value"] == 1.0 and tiny["ci_low"] < 0.5  # Wilson on 3/3: [0.44, 1]
     gap = _one(rows, kind="gap")
@@ -475,7 +479,7 @@ def test_small_groups_keep_their_rows_but_stay_out_of_the_gap():
     assert gap["value"] == pytest.approx(abs(means["a"] - means["b"]))
     # equal groups: the test finds nothing and the floor is the size of the gap such groups show by chance
     assert gap["p_value"] > 0.05 and gap["null_gap"] == pytest.approx(0.08, abs=0.04)
-    alone = pd.DataFrame(evaluate._mean_rows("phase", "age", "R@1", values[:63], labels[:63], cfg))
+    alone = pd.DataFrame(mean_rows("phase", "age", "R@1", values[:63], labels[:63], cfg))
     assert set(alone["kind"]) == {"group"}  # one large group: no gap at all
 
 
@@ -488,17 +492,17 @@ def _plant_association(params: Params, fairface: pd.DataFrame) -> tuple[np.ndarr
     common = rng.normal(size=(1, DIM))
     female = (fairface["gender"] == "Female").to_numpy()
     faces = _unit(np.where(female[:, None], common, 0.0) + 0.6 * rng.normal(size=(len(fairface), DIM)))
-    world = evaluate.association_shares(Params())
-    prompts = [evaluate.occupation_prompt(o) for o in world.index]
+    world = association_shares(Params())
+    prompts = [occupation_prompt(o) for o in world.index]
     direction = np.where(world.to_numpy() > 0.5, 1.0, -1.0)[:, None]
     queries = _unit(direction * common + 0.3 * rng.normal(size=(len(prompts), DIM)))
     store, model = feature_store(params), feature_model(params, resolve_checkpoint(params, "040"))
     store.save(model, "fairface-val-m125-images", Features(list(fairface["image_id"]), faces),
                source=files_fingerprint(fairface["file"]))
     store.save(model, "association-occupations", Features(prompts, queries), source=texts_fingerprint(prompts))
-    genders = list(evaluate.GENDER_PROMPTS.values())
+    genders = list(GENDER_PROMPTS.values())
     store.save(model, "association-genders",
-               Features(list(evaluate.GENDER_PROMPTS), _unit(np.vstack([common, -common]))),
+               Features(list(GENDER_PROMPTS), _unit(np.vstack([common, -common]))),
                source=texts_fingerprint(genders))
     return faces, queries
 
@@ -513,7 +517,7 @@ def test_association_reads_a_planted_gender_association_and_equals_the_metrics_o
     params = _params(tmp_path, exported, "assoc", association_ks=(10,))
     fairface = tables["fairface"]
     female = (fairface["gender"] == "Female").to_numpy()
-    shares = evaluate.association_shares(params)
+    shares = association_shares(params)
     faces, queries = _plant_association(params, fairface)
     [path] = evaluate_ratio(params, 0.4, ["association"], progress=False)
     rows = _rows(path)
@@ -551,7 +555,7 @@ def test_association_shares_file_is_read_and_its_content_keys_the_result(exporte
     the result must use the file's shares and count as stale when the file's content changes."""
     shares_csv = tmp_path / "shares.csv"
     params = _params(tmp_path, exported, "assoc_csv", association_ks=(10,), association_shares=shares_csv)
-    table = evaluate.association_shares(Params(runs_dir=tmp_path))
+    table = association_shares(Params(runs_dir=tmp_path))
     table.rename("share_woman").rename_axis("occupation").reset_index().to_csv(shares_csv, index=False)
     _plant_association(params, tables["fairface"])
     [path] = evaluate_ratio(params, 0.4, ["association"], progress=False)
@@ -573,7 +577,7 @@ def _plant_labels(params: Params, fairface: pd.DataFrame, store_name: str, names
                   label_vectors: np.ndarray) -> None:
     """Store planted face features (once per params) and one text store of ``names`` → ``label_vectors``."""
     store, model = feature_store(params), feature_model(params, resolve_checkpoint(params, "040"))
-    prompts = evaluate._prompts(evaluate.fairface_labels(params.eval), names)  # the articles agree, as evaluated
+    prompts = label_prompts(fairface_labels(params.eval), names)  # the articles agree, as evaluated
     store.save(model, "fairface-val-m125-images", Features(list(fairface["image_id"]), faces),
                source=files_fingerprint(fairface["file"]))
     store.save(model, store_name, Features(names, label_vectors), source=texts_fingerprint(prompts))
@@ -588,7 +592,7 @@ def test_harms_find_the_group_planted_next_to_a_crime_label(exported, tables, tm
     params = _params(tmp_path, exported, "harms", min_group_size=5)  # 30 faces: small groups
     _fake_checkpoint(params, "040")
     fairface = tables["fairface"]
-    labels = evaluate.fairface_labels(params.eval)
+    labels = fairface_labels(params.eval)
     people = [labels["race_gender"].format(race=labels["race_gender_race"][r], gender=labels["gender"][g])
               for r in labels["race_gender_race"] for g in labels["gender"]]
     harms = [n for harm in labels["harms"].values() for n in harm]
@@ -628,7 +632,7 @@ def test_zero_shot_accuracy_drops_for_the_group_planted_far_from_its_class(expor
     params = _params(tmp_path, exported, "zero_shot", min_group_size=5)
     _fake_checkpoint(params, "040")
     fairface = tables["fairface"]
-    labels = evaluate.fairface_labels(params.eval)
+    labels = fairface_labels(params.eval)
     rng = np.random.default_rng(4)
     names = {task: list(dict.fromkeys(labels[task].values())) for task in ("gender", "race", "race4", "age")}
     vectors = {task: _unit(rng.normal(size=(len(n), DIM))) for task, n in names.items()}
@@ -657,10 +661,10 @@ def test_zero_shot_accuracy_drops_for_the_group_planted_far_from_its_class(expor
 
 def test_fairface_labels_file_errors_name_the_file_and_the_keys(tmp_path):
     with pytest.raises(DataLayoutError, match="not found"):
-        evaluate.fairface_labels(EvalConfig(fairface_labels=tmp_path / "none.json"))
+        fairface_labels(EvalConfig(fairface_labels=tmp_path / "none.json"))
     (tmp_path / "bad.json").write_text('{"template": "a photo of a {}."}')
     with pytest.raises(DataLayoutError, match="missing key.*race4"):
-        evaluate.fairface_labels(EvalConfig(fairface_labels=tmp_path / "bad.json"))
+        fairface_labels(EvalConfig(fairface_labels=tmp_path / "bad.json"))
 
 
 def test_concepts_find_the_gender_planted_at_criminal_and_cap_k_at_the_faces(exported, tables, tmp_path):

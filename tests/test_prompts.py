@@ -319,14 +319,15 @@ def test_fairface_label_prompts_have_the_article_of_each_group() -> None:
     """The FairFace template gave "a East Asian man", "a Indian woman", "a Asian person", "a animal" and "a orangutan":
     an error in some groups' prompts only, which can shift per-race zero-shot and harm results."""
     from biaslib.config import EvalConfig
-    from biaslib.evaluate import _prompts, fairface_labels, markedness_prompts
+    from biaslib.evaluations.fairface import fairface_labels, label_prompts
+    from biaslib.evaluations.markedness import markedness_prompts
 
     labels = fairface_labels(EvalConfig())
     people = [labels["race_gender"].format(race=r, gender=g) for r in labels["race_gender_race"].values()
               for g in labels["gender"].values()]
     names = [*people, *labels["race"].values(), *labels["race4"].values(), *labels["age"].values(),
              *(n for harm in labels["harms"].values() for n in harm), *labels["child"]]
-    rendered = dict(zip(names, _prompts(labels, names), strict=True))
+    rendered = dict(zip(names, label_prompts(labels, names), strict=True))
     assert rendered["East Asian man"] == "a photo of an East Asian man."
     assert rendered["Indian woman"] == "a photo of an Indian woman."
     assert rendered["Asian person"] == "a photo of an Asian person."

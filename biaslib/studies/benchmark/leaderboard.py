@@ -19,13 +19,14 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import pandas as pd
 
 from biaslib.config import Params, variant_params
 from biaslib.errors import BiaslibError
 from biaslib.evaluate import CheckpointInfo, Target, evaluate_targets, ratio_targets
+from biaslib.evaluations import leaderboard_measures
 from biaslib.layout import RunLayout
 from biaslib.models import ModelSpec, ModelSpecError, ResolvedModel, read_models_file, resolve_model
 
@@ -121,49 +122,17 @@ def run_benchmark(params: Params, models_file: str | Path, evaluations: Sequence
     return evaluate_targets(params, [model_target(params, m) for m in mine], evaluations, overwrite, progress)
 
 
-class Measure(NamedTuple):
-    """A leaderboard measure: the rows of ``evaluation`` of ``kind`` whose metric fully matches the regular
-    expression ``metric``, shown as ``label``, and the direction in which a model is ``better``."""
-
-    evaluation: str
-    kind: str
-    metric: str
-    label: str
-    better: str
-
-    def rows(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """The rows of ``frame`` (a benchmark collect frame or a leaderboard) this measure takes."""
-        return frame[(frame["evaluation"] == self.evaluation) & (frame["kind"] == self.kind)
-                     & frame["metric"].str.fullmatch(self.metric)]
-
-
-#: Leaderboard measures. Gap rows compare groups (closer to 0 is better); overall rows are the model's quality
-#: (higher) or its bias over queries (lower).
-MEASURES: tuple[Measure, ...] = (
-    Measure("retrieval", "overall", r"R@1", "R@1", "higher"),
-    Measure("retrieval", "gap", r"R@1", "R@1", "lower |gap|"),
-    Measure("markedness", "gap", r"self_similarity", "self_similarity", "lower |gap|"),
-    Measure("geode", "overall", r"accuracy", "accuracy", "higher"),
-    Measure("geode", "gap", r"accuracy", "accuracy", "lower |gap|"),
-    Measure("association", "overall", r"max_skew@\d+_\w+", "max_skew", "lower"),
-    Measure("association", "overall", r"ndkl@\d+_\w+", "ndkl", "lower"),
-    Measure("zero_shot", "overall", r"accuracy_\w+", "accuracy", "higher"),
-    Measure("zero_shot", "gap", r"accuracy_\w+", "accuracy", "lower |gap|"),
-    Measure("harms", "gap", r"harm_\w+", "harm", "lower |gap|"),
-    Measure("concepts", "overall", r"concept_max_skew@\d+_\w+", "concept_max_skew", "lower"),
-    Measure("concepts", "overall", r"concept_ndkl@\d+_\w+", "concept_ndkl", "lower"),
-)
 LEADERBOARD_COLUMNS = ["evaluation", "dataset", "attribute", "metric", "kind", "better", "model", "value", "ci_low",
                        "ci_high", "n", "p_value", "arch", "degenerate"]
 
 
 def leaderboard(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per (measure, model) of a benchmark :func:`~biaslib.results.collect` frame for the
-    :data:`MEASURES`: value, interval, n, the gap test's p where there is one, ``better`` (the direction) and
-    ``degenerate`` (any of the model's results found its image embeddings collapsed,
-    :mod:`biaslib.metrics.collapse`); sorted by measure, then from best to worst with degenerate models last: their
-    small gaps come from seeing no difference at all, so they are shown but never ranked as fair."""
-    parts = [measure.rows(frame).assign(better=measure.better) for measure in MEASURES]
+    """One row per (measure, model) of a benchmark :func:`~biaslib.results.collect` frame for the registered
+    evaluations' measures (:func:`biaslib.evaluations.leaderboard_measures`): value, interval, n, the gap test's p
+    where there is one, ``better`` (the direction) and ``degenerate`` (any of the model's results found its image
+    embeddings collapsed, :mod:`biaslib.metrics.collapse`); sorted by measure, then from best to worst with degenerate
+    models last: their small gaps come from seeing no difference at all, so they are shown but never ranked as fair."""
+    parts = [measure.rows(frame).assign(better=measure.better) for measure in leaderboard_measures()]
     if not any(len(p) for p in parts):
         return pd.DataFrame(columns=LEADERBOARD_COLUMNS)
     flagged = set(frame.loc[frame["degenerate"].eq(True), "model"]) if "degenerate" in frame.columns else set()
@@ -176,17 +145,18 @@ def leaderboard(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def leaderboard_figure(board: pd.DataFrame, title: str | None = None) -> Any:
-    """One panel per :data:`MEASURES` entry: each model's value with its interval. Where a measure has several
-    rows per model (datasets, attributes, k), the panel shows each model's worst row (largest |value| where
-    lower is better, smallest value where higher is better) — the same rule for every model, so the panels
-    compare models, not rows; the CSV holds every row. A degenerate model's label says so."""
+    """One panel per leaderboard measure (:func:`biaslib.evaluations.leaderboard_measures`): each model's value with
+    its interval. Where a measure has several rows per model (datasets, attributes, k), the panel shows each
+    model's worst row (largest |value| where lower is better, smallest value where higher is better) — the same rule
+    for every model, so the panels compare models, not rows; the CSV holds every row. A degenerate model's label
+    says so."""
     import matplotlib.pyplot as plt
 
     from biaslib.figures import set_style
 
     set_style()
     panels = []
-    for measure in MEASURES:
+    for measure in leaderboard_measures():
         rows = measure.rows(board).dropna(subset=["value"])
         if len(rows):
             worst = rows["value"] if measure.better == "higher" else -rows["value"].abs()
@@ -211,5 +181,5 @@ def leaderboard_figure(board: pd.DataFrame, title: str | None = None) -> Any:
     return fig
 
 
-__all__ = ["LEADERBOARD_COLUMNS", "MEASURES", "SHARD_VARIABLES", "Measure", "expand_runs", "leaderboard",
+__all__ = ["LEADERBOARD_COLUMNS", "SHARD_VARIABLES", "expand_runs", "leaderboard",
            "leaderboard_figure", "model_target", "parse_shard", "resolve_models", "run_benchmark", "shard_from_env"]
