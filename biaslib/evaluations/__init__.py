@@ -12,6 +12,7 @@ with intervals and tests. :mod:`biaslib.evaluate` runs them on any CLIP. The bui
 * :mod:`.zero_shot` — FairFace zero-shot gender, race and age accuracy per group;
 * :mod:`.harms` — FairFace faces given crime-related, non-human or child labels;
 * :mod:`.concepts` — Berg et al.'s concept queries (MaxSkew, NDKL).
+* :mod:`.ranking_ndkl` — the concept queries' NDKL over the whole ranking (Geyik et al.; DebiasCLIP's numbers).
 
 Adding one is adding a module that calls :func:`register_evaluation`, and declaring it: an entry point of its own
 package under ``biaslib.evaluations`` (:data:`~.registry.ENTRY_POINT_GROUP`), or importing it before use (README,
@@ -35,7 +36,8 @@ from biaslib.evaluations.registry import (
 
 #: The built-in evaluations, in the order of help texts, results tables and the leaderboard's panels; each is the
 #: module of its name here.
-BUILTIN: tuple[str, ...] = ("retrieval", "markedness", "geode", "association", "zero_shot", "harms", "concepts")
+BUILTIN: tuple[str, ...] = ("retrieval", "markedness", "geode", "association", "zero_shot", "harms", "concepts",
+                           "ranking_ndkl")
 for _name in BUILTIN:
     declare_module(_name, f"{__name__}.{_name}")
 _declare_entry_points()
