@@ -58,10 +58,10 @@ benchmark: $(STAMP)
 # then the figures with the variants side by side
 # (the diffusion variant's pipeline conditions on the frozen text tower of γ = 1's CLIP at ratio 0, trained first)
 study: $(STAMP)
-	$(VENV)/bin/biaslib study run --params $(STUDY_PARAMS) --variant gamma1
+	$(VENV)/bin/biaslib amplification run --params $(STUDY_PARAMS) --variant gamma1
 	$(VENV)/bin/biaslib world train-pipeline --params $(STUDY_PARAMS) --out runs/cache/tiny_pipeline_clip \
 	  --text-encoder runs/world_default/clip/world_default_000
-	$(VENV)/bin/biaslib study run --params $(STUDY_PARAMS)
+	$(VENV)/bin/biaslib amplification run --params $(STUDY_PARAMS)
 	mkdir -p $(NB_OUT)
 	$(VENV)/bin/papermill --kernel biaslib notebooks/05_figures.ipynb $(NB_OUT)/05_figures_study.ipynb \
 	  -p PARAMS_FILE $(STUDY_PARAMS) $(NO_PANEL)
@@ -71,8 +71,8 @@ study: $(STAMP)
 # power (printed and written to runs/world_power_dose_response.md) and the figures (figures/world_power_*)
 POWER_PARAMS ?= params/world_power.yaml
 power: $(STAMP)
-	$(VENV)/bin/biaslib study run --params $(POWER_PARAMS)
-	$(VENV)/bin/biaslib study power --params $(POWER_PARAMS) --design 3:params/paper.yaml \
+	$(VENV)/bin/biaslib amplification run --params $(POWER_PARAMS)
+	$(VENV)/bin/biaslib amplification power --params $(POWER_PARAMS) --design 3:params/paper.yaml \
 	  --design 10:params/paper.yaml --out runs/world_power_dose_response.md
 	$(VENV)/bin/biaslib figures draw --params $(POWER_PARAMS)
 
@@ -81,8 +81,8 @@ power: $(STAMP)
 # primary test declared in the params, the secondary family, figures (figures/world_control_*) and the report
 CONTROL_PARAMS ?= params/world_control.yaml
 control: $(STAMP)
-	$(VENV)/bin/biaslib study run --params $(CONTROL_PARAMS)
-	$(VENV)/bin/biaslib study control --params $(CONTROL_PARAMS) --design 8 --design 20 --design params/paper.yaml \
+	$(VENV)/bin/biaslib amplification run --params $(CONTROL_PARAMS)
+	$(VENV)/bin/biaslib amplification control --params $(CONTROL_PARAMS) --design 8 --design 20 --design params/paper.yaml \
 	  --out runs/world_control_report.md
 
 # the fast tier (what CI runs: .ci/run): every test not marked `slow`; the 15 slowest are listed at the end

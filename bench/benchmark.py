@@ -1,4 +1,4 @@
-"""Benchmark: what `biaslib bench run` costs per model × evaluation on this machine, and what the feature cache
+"""Benchmark: what `biaslib benchmark run` costs per model × evaluation on this machine, and what the feature cache
 saves on a rerun (issue 18).
 
 Each (model, evaluation) is run alone and timed three times:

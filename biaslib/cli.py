@@ -14,7 +14,7 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -302,7 +302,7 @@ def cmd_bench_leaderboard(args: argparse.Namespace) -> int:
     params = load_params(args.params, _overrides(args.set))
     board = leaderboard(collect(params, study="benchmark"))
     if board.empty:
-        raise BiaslibError(f"no benchmark results under {RunLayout(params).benchmark_results}; run `biaslib bench "
+        raise BiaslibError(f"no benchmark results under {RunLayout(params).benchmark_results}; run `biaslib benchmark "
                            "run --models …` first")
     if args.out is not None:
         write_csv(args.out, board)
@@ -534,21 +534,11 @@ def cmd_study_control(args: argparse.Namespace) -> int:
 
 def cmd_faces_analyse(args: argparse.Namespace) -> int:
     """Detect faces, classify the single-face images and write one row per image (CSV or parquet)."""
-    from biaslib.faces import analyse_images, create_classifier
+    from biaslib.faces import analyse_images, classifier_from_files
     from biaslib.io import write_csv, write_parquet
 
     ids, images, prompts = _read_images(args.images)
-    classifier = None
-    if args.classifier == "onnx":
-        classifier = create_classifier("onnx")
-    elif args.classifier == "fairface":
-        if args.weights is None:
-            raise BiaslibError("--classifier fairface needs --weights (a local FairFace ResNet-34 .pt/.safetensors)")
-        classifier = create_classifier("fairface", args.weights)
-    elif args.classifier == "clip":
-        if args.weights is None:
-            raise BiaslibError("--classifier clip needs --weights (a local open_clip checkpoint) and --clip-model")
-        classifier = create_classifier("clip", args.weights, model_name=args.clip_model)
+    classifier = classifier_from_files(args.classifier, args.weights, args.clip_model)
     frame = analyse_images(images, args.detector, classifier, batch_size=args.batch_size, skin=args.skin,
                            progress=True)
     frame.insert(0, "id", ids)
@@ -741,8 +731,9 @@ def _add_eval_commands(steps: argparse._SubParsersAction) -> None:
 
 
 def _add_bench_commands(steps: argparse._SubParsersAction) -> None:
-    """``biaslib bench …``: any CLIP × the bias evaluations (the benchmark study, notebook 06)."""
-    benchp = steps.add_parser("bench", help="benchmark any CLIP for social bias (models file × evaluations)")
+    """``biaslib benchmark …``: any CLIP × the bias evaluations (the benchmark study, notebook 06)."""
+    benchp = steps.add_parser("benchmark", aliases=["bench"],
+                              help="benchmark any CLIP for social bias (models file × evaluations)")
     bench_actions = benchp.add_subparsers(dest="action", required=True)
     run = bench_actions.add_parser("run", help="write runs/<exp>/results/benchmark/<exp>__<model>__<evaluation>.json")
     _add_params(run)
@@ -791,8 +782,9 @@ def _add_figures_commands(steps: argparse._SubParsersAction) -> None:
 
 
 def _add_study_commands(steps: argparse._SubParsersAction) -> None:
-    """``biaslib study …``: the amplification study end to end (every variant of a params file)."""
-    studyp = steps.add_parser("study", help="the amplification study end to end (every variant of a params file)")
+    """``biaslib amplification …``: the amplification study end to end (every variant of a params file)."""
+    studyp = steps.add_parser("amplification", aliases=["study"],
+                              help="the amplification study end to end (every variant of a params file)")
     study_actions = studyp.add_subparsers(dest="action", required=True)
     study_run = study_actions.add_parser("run", help="export, generate, mix, train, eval (finished work is skipped)")
     _add_params(study_run)
@@ -831,8 +823,10 @@ def _add_faces_commands(steps: argparse._SubParsersAction) -> None:
     analyse = face_actions.add_parser("analyse", help="one row per image: faces found, attributes of single faces")
     analyse.add_argument("--images", type=Path, required=True, help="image folder, .tar shard, shard folder or pattern")
     analyse.add_argument("--out", type=Path, required=True, help="output table (.csv or .parquet)")
-    analyse.add_argument("--detector", default="mtcnn", choices=["none", "haar", "hog", "mtcnn"])
-    analyse.add_argument("--classifier", default="onnx", choices=["none", "onnx", "fairface", "clip"])
+    analyse.add_argument("--detector", default="mtcnn", choices=_Registered(_face_detectors), metavar="NAME",
+                         help="face detector: %(choices)s (default %(default)s)")
+    analyse.add_argument("--classifier", default="onnx", choices=_Registered(_face_classifiers), metavar="NAME",
+                         help="perceived-attribute classifier: %(choices)s (default %(default)s)")
     analyse.add_argument("--weights", type=Path, default=None, help="FairFace weights or CLIP checkpoint (local)")
     analyse.add_argument("--clip-model", default="biaslib-tiny-rn", help="open_clip model name of --weights")
     analyse.add_argument("--skin", action="store_true", help="add ITA skin tone and its Monk-style bin")
@@ -893,12 +887,47 @@ def _add_multilingual_commands(steps: argparse._SubParsersAction) -> None:
                              help="prompts | generate | dataset | finetune | generate_eval (repeatable; default: all)")
 
 
+#: Commands renamed in 0.1 (issue 28): old name → new name. The old name still works, with a note, for one release.
+RENAMED = {"bench": "benchmark", "study": "amplification"}
+
+
+class _Registered(Sequence):
+    """Choices read from a registry when argparse first needs them (to check a value or print help), so building
+    the parser imports nothing heavy (the face registries import torch)."""
+
+    def __init__(self, names: Callable[[], list[str]]):
+        self._names, self._cache = names, None
+
+    def _list(self) -> list[str]:
+        if self._cache is None:
+            self._cache = list(self._names())
+        return self._cache
+
+    def __getitem__(self, index):  # noqa: ANN001, ANN204  (Sequence's signature)
+        return self._list()[index]
+
+    def __len__(self) -> int:
+        return len(self._list())
+
+
+def _face_detectors() -> list[str]:
+    from biaslib.faces import list_detectors
+
+    return list_detectors()
+
+
+def _face_classifiers() -> list[str]:
+    from biaslib.faces import list_classifiers
+
+    return ["none", *list_classifiers()]
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``biaslib`` argument parser: one sub-command group per step or study, each added by its
     ``_add_<group>_commands``."""
     parser = argparse.ArgumentParser(prog="biaslib", description=__doc__.split("\n\n")[0].replace("``", ""))
     parser.add_argument("--version", action="version", version=f"biaslib {__version__}")
-    steps = parser.add_subparsers(dest="step", required=True)
+    steps = parser.add_subparsers(dest="command", required=True)
     for add_commands in (_add_world_commands,  # the amplification pipeline in its order, then the multilingual
                          _add_generate_commands, _add_mix_commands, _add_train_commands, _add_features_commands,
                          _add_eval_commands, _add_bench_commands, _add_results_commands, _add_figures_commands,
@@ -928,6 +957,9 @@ def _warnings_once_per_kind() -> Iterator[None]:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``biaslib`` console script."""
     args = build_parser().parse_args(argv)
+    if args.command in RENAMED:
+        print(f"biaslib: note: `biaslib {args.command}` is now `biaslib {RENAMED[args.command]}`; the old name "
+              "goes in the next release", file=sys.stderr)
     try:
         with _warnings_once_per_kind():
             return args.func(args)

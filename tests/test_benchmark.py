@@ -251,18 +251,18 @@ def test_bench_commands(bench, tmp_path, one_thread, capsys):
     params_file = tmp_path / "bench.yaml"
     params_file.write_text(f"experiment: bench\nruns_dir: {root / 'whole'}\neval:\n  data_root: {config.data_root}\n"
                            "  n_boot: 50\n  n_perm: 50\n  threads: 1\n  evaluations: [retrieval, markedness]\n")
-    assert main(["bench", "run", "--params", str(params_file), "--models", str(models), "--shard", "0/1"]) == 0
+    assert main(["benchmark", "run", "--params", str(params_file), "--models", str(models), "--shard", "0/1"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["shard"] == "0/1" and len(out["results"]) == 6
     csv = tmp_path / "board.csv"
-    assert main(["bench", "leaderboard", "--params", str(params_file), "--out", str(csv), "--figures-dir",
+    assert main(["benchmark", "leaderboard", "--params", str(params_file), "--out", str(csv), "--figures-dir",
                  str(tmp_path)]) == 0
     assert csv.is_file() and (tmp_path / "bench_benchmark_leaderboard.png").is_file()
     table = tmp_path / "rows.csv"
     assert main(["results", "collect", "--params", str(params_file), "--study", "benchmark", "--out", str(table)]) == 0
     assert "floor" in table.read_text()
     assert re.search(r"markedness\s+3\n", capsys.readouterr().out)  # three models per evaluation
-    assert main(["bench", "run", "--params", str(params_file), "--models", str(tmp_path / "none.yaml")]) == 2
+    assert main(["benchmark", "run", "--params", str(params_file), "--models", str(tmp_path / "none.yaml")]) == 2
     assert "none.yaml: not a readable YAML file" in capsys.readouterr().err
 
 

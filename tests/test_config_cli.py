@@ -285,3 +285,21 @@ def test_a_hf_folder_with_missing_weights_is_one_warning_line(tmp_path, caplog, 
     assert "LOAD REPORT" not in out.out + out.err and "Loading weights" not in out.err
     lines = [r.getMessage() for r in caplog.records if r.name == "biaslib.models"]
     assert len(lines) == 1 and "1 weight(s) missing from the checkpoint" in lines[0] and "logit_scale" in lines[0]
+
+
+def test_renamed_commands_keep_their_old_names_for_a_release_with_a_note(capsys):
+    """`biaslib bench` (the bias benchmark, not the speed benchmarks of bench/) is `biaslib benchmark`, `biaslib study`
+    (the amplification study only) is `biaslib amplification`: the old names still run the same command and say so
+    on stderr (issue 28); the new names say nothing."""
+    for old, new in (("bench", "benchmark"), ("study", "amplification")):
+        with pytest.raises(SystemExit):
+            cli.main([new, "--help"])
+        assert f"usage: biaslib {new}" in capsys.readouterr().out
+        with pytest.raises(SystemExit):
+            cli.main([old, "--help"])
+        assert f"usage: biaslib {new}" in capsys.readouterr().out  # the old name is the same command
+    assert cli.main(["amplification", "power", "--design", "paper.yaml"]) == 2
+    assert "is now" not in capsys.readouterr().err
+    assert cli.main(["study", "power", "--design", "paper.yaml"]) == 2  # the same command (here: no results)
+    err = capsys.readouterr().err
+    assert "`biaslib study` is now `biaslib amplification`" in err and "biaslib: error:" in err

@@ -1,5 +1,5 @@
 """The amplification study's paired controls (biaslib.studies.amplification.control and .control_report,
-`biaslib study control`):
+`biaslib amplification control`):
 design checks that refuse a control that cannot answer, the declaration recorded before the study runs, the
 analysis on planted replicate values, and a tiny control end to end through the CLI (per-replicate generated data,
 one shared warm start, the clean plant)."""
@@ -157,9 +157,9 @@ def tiny_control(module_tmp):
     import matplotlib
 
     path = _control_file(module_tmp, "tc")
-    assert cli.main(["study", "run", "--params", path]) == 0
+    assert cli.main(["amplification", "run", "--params", path]) == 0
     with matplotlib.rc_context():  # the report sets the figure style: keep it inside this fixture
-        assert cli.main(["study", "control", "--params", path, "--figures-dir", str(module_tmp / "figures"),
+        assert cli.main(["amplification", "control", "--params", path, "--figures-dir", str(module_tmp / "figures"),
                          "--design", "5", "--out", str(module_tmp / "report.md")]) == 0
     return path
 
@@ -231,7 +231,7 @@ def test_a_strong_plant_is_detected_by_the_declared_primary_test(tmp_path):
     every pair goes the planted way) and the paired effect's interval lies above 0."""
     path = tmp_path / "strong.yaml"
     path.write_text(STRONG_PLANT.format(runs=tmp_path / "runs"))
-    assert cli.main(["study", "run", "--params", str(path)]) == 0
+    assert cli.main(["amplification", "run", "--params", str(path)]) == 0
     control = load_control(path)
     primary = control_table(control).set_index("family").loc["primary"]
     assert primary["called"] and primary["p_value"] < 0.05, primary.to_dict()

@@ -1,4 +1,4 @@
-"""The study's dose-response answer (biaslib.studies.amplification.dose_response, `biaslib study power`,
+"""The study's dose-response answer (biaslib.studies.amplification.dose_response, `biaslib amplification power`,
 replicate-aware figures), on a planted results table: two experiments × ratios {0, ½, 1} × 3 replicates, the
 association endpoint rising with the ratio in one experiment only."""
 
@@ -176,14 +176,14 @@ def test_study_power_command_prints_and_writes_the_tables(study, monkeypatch, tm
 
     monkeypatch.setattr(study_results, "load_study", lambda *args, **kwargs: study)
     out = tmp_path / "power.md"
-    assert cli.main(["study", "power", "--design", "5:params/paper.yaml", "--design", "4:0,1", "--out",
+    assert cli.main(["amplification", "power", "--design", "5:params/paper.yaml", "--design", "4:0,1", "--out",
                      str(out)]) == 0
     printed = capsys.readouterr().out
     assert out.read_text() == printed
     header = printed.splitlines()[0]
     assert header.endswith("| detectable this study R=3 | detectable paper R=5 | detectable R=4 × 0,1 |")
     assert "- amplifying: 1 of 5 measures of the declared family trend with the ratio" in printed
-    assert cli.main(["study", "power", "--design", "paper.yaml"]) != 0
+    assert cli.main(["amplification", "power", "--design", "paper.yaml"]) != 0
     assert "--design 'paper.yaml': expected R:PARAMS_FILE or R:RATIO" in capsys.readouterr().err
 
 

@@ -100,7 +100,7 @@ def test_a_toy_evaluation_from_outside_runs_through_bench_the_leaderboard_and_co
                       "  options: {toy: {prompt: a photo of a face}}\n")
     helped = _cli(["eval", "run", "--help"], site, tmp_path)
     assert helped.returncode == 0 and "toy" in helped.stdout
-    ran = _cli(["bench", "run", "--params", str(params), "--models", str(models)], site, tmp_path)
+    ran = _cli(["benchmark", "run", "--params", str(params), "--models", str(models)], site, tmp_path)
     assert ran.returncode == 0, ran.stderr[-2000:]
     results = json.loads(ran.stdout)["results"]
     assert sorted(Path(p).name for p in results) == ["toy__rn__toy.json", "toy__vit__toy.json"], results
@@ -109,7 +109,7 @@ def test_a_toy_evaluation_from_outside_runs_through_bench_the_leaderboard_and_co
         "prompt": "a photo of a face"}
 
     board_csv = tmp_path / "board.csv"
-    board = _cli(["bench", "leaderboard", "--params", str(params), "--out", str(board_csv)], site, tmp_path)
+    board = _cli(["benchmark", "leaderboard", "--params", str(params), "--out", str(board_csv)], site, tmp_path)
     assert board.returncode == 0, board.stderr[-2000:]
     ranked = pd.read_csv(board_csv)
     assert set(ranked["evaluation"]) == {"toy"} and set(ranked["model"]) == {"vit", "rn"}

@@ -28,7 +28,7 @@ def study(module_tmp):
 
 
 def test_one_variant_end_to_end_then_nothing_is_redone(study, capsys):
-    assert cli.main(["study", "run", "--params", str(study), "--variant", "g3"]) == 0
+    assert cli.main(["amplification", "run", "--params", str(study), "--variant", "g3"]) == 0
     seconds = json.loads(capsys.readouterr().out)
     assert list(seconds) == ["s_g3"] and list(seconds["s_g3"]) == ["export", "generate", "mix", "train", "eval"]
     params = load_params(study, variant="g3")
@@ -41,7 +41,7 @@ def test_one_variant_end_to_end_then_nothing_is_redone(study, capsys):
     trends = ratio_trends(results)
     assert len(trends) > 0 and set(trends["ratio_first"]) == {0.0} and set(trends["ratio_last"]) == {1.0}
     stamps = {p: p.stat().st_mtime_ns for p in params.run_dir.rglob("*") if p.is_file()}
-    assert cli.main(["study", "run", "--params", str(study), "--variant", "g3"]) == 0
+    assert cli.main(["amplification", "run", "--params", str(study), "--variant", "g3"]) == 0
     again = json.loads(capsys.readouterr().out)["s_g3"]
     # nothing was redone: every file is untouched (the rerun's seconds are reported, never compared: they
     # depend on the machine's load)
@@ -50,10 +50,10 @@ def test_one_variant_end_to_end_then_nothing_is_redone(study, capsys):
 
 
 def test_steps_run_for_every_variant_and_bad_names_are_one_error(study, capsys):
-    assert cli.main(["study", "run", "--params", str(study), "--step", "export"]) == 0
+    assert cli.main(["amplification", "run", "--params", str(study), "--step", "export"]) == 0
     assert list(json.loads(capsys.readouterr().out)) == ["s_g1", "s_g3"]
     assert (load_params(study, variant="g1").run_dir / "data" / "export_manifest.json").is_file()
-    assert cli.main(["study", "run", "--params", str(study), "--variant", "g2"]) == 2
+    assert cli.main(["amplification", "run", "--params", str(study), "--variant", "g2"]) == 2
     assert "no variant 'g2'; its variants: g1, g3" in capsys.readouterr().err
-    assert cli.main(["study", "run", "--params", str(study), "--step", "plot"]) == 2
+    assert cli.main(["amplification", "run", "--params", str(study), "--step", "plot"]) == 2
     assert "unknown study step(s) ['plot']" in capsys.readouterr().err

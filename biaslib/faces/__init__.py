@@ -40,6 +40,7 @@ _SOURCES: dict[str, str] = {
     "as_rgb": "_images", "face_chips": "_images", "analyse_images": "analyse",
     "ClipZeroShotClassifier": "classify", "FaceClassifier": "classify", "FairFaceClassifier": "classify",
     "OnnxAgeGenderClassifier": "classify", "create_classifier": "classify", "list_classifiers": "classify",
+    "classifier_from_files": "classify",
     "Confusion": "correction", "corrected_shares": "correction", "estimate_confusion": "correction",
     "gender_from_prompt": "correction", "invert_shares": "correction",
     "OUTCOMES": "counts", "face_counts": "counts", "image_outcomes": "counts", "magbig_counts_text": "counts",
@@ -70,7 +71,8 @@ __all__ = [
     "FaceClassifier", "FaceDetector", "FairFaceClassifier", "OnnxAgeGenderClassifier", "analyse_images", "as_rgb",
     "chardon_category", "corrected_shares", "create_classifier", "create_detector", "detect_faces",
     "estimate_confusion", "face_chips", "face_counts", "fairface_model", "gender_from_prompt", "image_outcomes",
-    "invert_shares", "ita_from_lab", "list_classifiers", "list_detectors", "load_fairface_weights",
+    "invert_shares", "ita_from_lab", "classifier_from_files", "list_classifiers", "list_detectors",
+    "load_fairface_weights",
     "magbig_counts_text", "monk_bin", "preprocess", "read_magbig_counts", "save_fairface_weights", "skin_tone",
     "train_fairface", "write_magbig_counts",
 ]

@@ -23,6 +23,7 @@ and per attribute ``<attr>`` (label) and ``<attr>_p`` (its probability).
 from __future__ import annotations
 
 import json
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -276,3 +277,21 @@ def create_classifier(name: str, *args, **kwargs) -> FaceClassifier:
     if name not in _CLASSIFIERS:
         raise ValueError(f"unknown face classifier {name!r}; choose one of {list_classifiers()}")
     return _CLASSIFIERS[name](*args, **kwargs)
+
+
+def classifier_from_files(name: str, weights: str | os.PathLike | None = None,
+                          clip_model: str = "biaslib-tiny-rn") -> FaceClassifier | None:
+    """The classifier a user names with local files, as ``biaslib faces analyse`` takes it: ``none`` (no
+    classification), ``onnx`` (bundled), ``fairface`` (``weights``: a FairFace ResNet-34 .pt/.safetensors) or
+    ``clip`` (``weights``: an open_clip checkpoint of ``clip_model``); ``ValueError`` naming what is missing."""
+    if name == "none":
+        return None
+    if name in ("fairface", "clip") and weights is None:
+        needs = ("a local FairFace ResNet-34 .pt/.safetensors" if name == "fairface"
+                 else "a local open_clip checkpoint, with its model name")
+        raise ValueError(f"face classifier {name} needs weights ({needs}; --weights of `biaslib faces analyse`)")
+    if name == "fairface":
+        return create_classifier("fairface", weights)
+    if name == "clip":
+        return create_classifier("clip", weights, model_name=clip_model)
+    return create_classifier(name)

@@ -159,8 +159,8 @@ def recorded_declaration(params_file: str | Path | None, overrides: Mapping[str,
     otherwise (the analysis never uses a test declared after the fact)."""
     path = declaration_path(load_params(params_file, dict(overrides or {})))
     if not path.is_file():
-        raise ControlDesignError(f"no declaration {path}: run the study (`biaslib study run --params {params_file}`), "
-                                 "which records the control's test before it trains anything")
+        raise ControlDesignError(f"no declaration {path}: run the study (`biaslib amplification run --params "
+                                 f"{params_file}`), which records the control's test before it trains anything")
     recorded = json.loads(path.read_text(encoding="utf-8"))
     if recorded.get("declared") != json.loads(json.dumps(_declared(params_file, overrides), default=str)):
         raise ControlDesignError(f"{path}: the params' control section differs from the one declared on "
@@ -190,7 +190,7 @@ def pair_values(results: pd.DataFrame, treatment: str, reference: str, measure: 
                                                             float(row["ci_high"] - row["ci_low"]) / 2)
     if problems:
         raise BiaslibError("the control cannot be analysed: " + "; ".join(problems)
-                           + " (evaluate every replicate of both arms: `biaslib study run`)")
+                           + " (evaluate every replicate of both arms: `biaslib amplification run`)")
     frame = pd.DataFrame({"replicate": range(replicates),
                           "treatment": [values[treatment][r][0] for r in range(replicates)],
                           "reference": [values[reference][r][0] for r in range(replicates)],

@@ -1,5 +1,5 @@
 """The control's report: figures of every paired difference, the tables and the findings, from the results alone
-(``biaslib study control``, the last step of ``make control``).
+(``biaslib amplification control``, the last step of ``make control``).
 
 :func:`report_control` runs :mod:`.control`'s analysis on a params file's results and writes
 
