@@ -35,8 +35,8 @@ from PIL import Image
 
 from biaslib.world import World
 from biaslib.world.attributes import occupations
-from biaslib.world.classifier import HEADS, images_to_tensor, labels_to_tensor, train_attribute_classifier
 from biaslib.world.tiny_pipeline import WorldDiffusionPipeline
+from biaslib.world_models.classifier import HEADS, images_to_tensor, labels_to_tensor, train_attribute_classifier
 from biaslib.world_models.fidelity import occupation_fidelity, sample_images, stated_attribute_accuracy
 from biaslib.world_models.tiny_pipeline_training import train_world_pipeline
 

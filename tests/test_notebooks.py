@@ -89,6 +89,14 @@ def amplification_run(module_tmp: Path) -> dict[str, Path]:
 
 def test_amplification_notebooks_run_in_order_on_a_tiny_world(amplification_run):
     written = pngs(amplification_run["figures"])
+    # 02 tests the training data's change (issue 28): it called a change "beyond sampling error" when two intervals
+    # did not overlap, which is neither necessary nor sufficient for a change beyond chance
+    import nbformat
+
+    mixed = nbformat.read(amplification_run["params"].parent / "executed" / "02_mix.ipynb", as_version=4)
+    printed = "".join(o.get("text", "") for c in mixed.cells if c.cell_type == "code" for o in c.outputs)
+    assert "gender skew of the training data" in printed and "p = " in printed
+    assert "sampling error" not in printed
     expected = {"nb_world_occupations", "nb_world_gender_by_occupation", "nb_generate_default_examples",
                 "nb_mix_gender_skew", "nb_train_loss", "nb_train_zero_shot", "nb_retrieval_phase_R1",
                 "nb_self_similarity", "nb_gaps", "nb_geode_regions", "nb_generator_amplification"}

@@ -9,9 +9,9 @@ import pytest
 from biaslib.metrics.intervals import wilson_interval
 from biaslib.world import World
 from biaslib.world.attributes import occupations
-from biaslib.world.classifier import HEADS, world_classifier
 from biaslib.world.simulator import SimulatedGenerator
 from biaslib.world.tiny_pipeline import WorldDiffusionPipeline
+from biaslib.world_models.classifier import HEADS, world_classifier
 from biaslib.world_models.fidelity import (
     STATED_PROMPTS,
     occupation_fidelity,

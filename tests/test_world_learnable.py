@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from biaslib.world import World
-from biaslib.world.classifier import HEADS, images_to_tensor, labels_to_tensor, train_attribute_classifier
+from biaslib.world_models.classifier import HEADS, images_to_tensor, labels_to_tensor, train_attribute_classifier
 
 #: Bars from the acceptance list (held-out accuracy).
 BARS = {"gender": 0.95, "age_level": 0.90, "skin_tone": 0.90, "occupation": 0.90}

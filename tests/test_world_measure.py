@@ -9,7 +9,7 @@ import torch
 from biaslib.config import GenerateConfig
 from biaslib.generate import generate
 from biaslib.world import World
-from biaslib.world.classifier import classify_images, degrade, world_classifier
+from biaslib.world_models.classifier import classify_images, degrade, world_classifier
 from biaslib.world_models.measure import generated_attributes, share_table
 
 
@@ -69,3 +69,26 @@ def test_skew_by_ratio_recovers_a_planted_skew():
     assert table.loc[1.0, "ci_low"] > table.loc[0.0, "ci_high"]
     assert table.loc[1.0, "ci_low"] < 0.8 < table.loc[1.0, "ci_high"]
     assert table.loc[1.0, "generated_share"] == 1.0 and table.loc[0.0, "generated_share"] == 0.0
+
+
+def test_skew_change_tests_the_planted_change_and_stays_quiet_on_an_a_a_pair():
+    """Notebook 02's change test (issue 28): a planted 0 → 0.8 change is beyond chance with the plug-in difference
+    inside its interval; two mixes drawn alike from a 50/50 world are not; the count table is the brute-force one."""
+    import numpy as np
+
+    from biaslib.world_models.measure import gender_counts, skew_change
+
+    occupations = ["nurse"] * 400 + ["pilot"] * 400
+    balanced = pd.DataFrame({"occupation": occupations, "gender": ["woman", "man"] * 400})
+    skewed = balanced.assign(gender=["woman"] * 360 + ["man"] * 40 + ["man"] * 360 + ["woman"] * 40)
+    counts = gender_counts(pd.concat([skewed, pd.DataFrame({"occupation": ["none"], "gender": ["woman"]})]))
+    assert counts.to_dict("list") == {"occupation": ["nurse", "pilot"], "man": [40, 360], "woman": [360, 40]}
+    planted = skew_change({"000": balanced, "100": skewed}, "000", "100")
+    assert planted["difference"] == pytest.approx(0.8) and planted["p_value"] < 0.001
+    assert planted["ci_low"] > 0 and planted["ci_low"] < planted["difference_corrected"] < planted["ci_high"]
+    rng = np.random.default_rng(0)
+    quiet = 0
+    for _ in range(40):  # A/A: both mixes 50/50 in truth, 400 samples per occupation each
+        a, b = (balanced.assign(gender=rng.choice(["woman", "man"], len(balanced))) for _ in range(2))
+        quiet += skew_change({"000": a, "100": b}, "000", "100")["p_value"] >= 0.05
+    assert quiet >= 36  # ≤ 10% false calls over 40 pairs (5% nominal)

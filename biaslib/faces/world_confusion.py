@@ -1,7 +1,7 @@
 """The world's attribute classifier as a gender labeller, and its confusion on images of known gender.
 
 Both studies read generated images of the synthetic world with the world classifier
-(:mod:`biaslib.world.classifier`); its errors are corrected with a :class:`~biaslib.metrics.correction.Confusion`
+(:mod:`biaslib.world_models.classifier`); its errors are corrected with a :class:`~biaslib.metrics.correction.Confusion`
 measured here on fresh world renders, degraded through the generator's output size
 (:func:`render_confusion`), as :mod:`biaslib.metrics.correction` expects.
 """
@@ -22,7 +22,7 @@ def classify_gender(images: Sequence[Any], world: Any, cache_dir: str | os.PathL
                     resolution: int | None) -> list[str]:
     """The world classifier's gender label (``man``/``woman``) of each PIL image, the classifier trained
     through ``resolution`` px (None: full-resolution renders)."""
-    from biaslib.world.classifier import classify_images, world_classifier
+    from biaslib.world_models.classifier import classify_images, world_classifier
 
     model, _ = world_classifier(world, cache_dir, through_resolution=resolution)
     return list(classify_images(model, images, world.config.image_size)["gender"])
@@ -41,7 +41,7 @@ def render_confusion(world: Any, cache_dir: str | os.PathLike, *, n: int = 1000,
     ``resolution`` px like a generator working at it (``None``: full-resolution renders)."""
     import torch
 
-    from biaslib.world.classifier import degrade, images_to_tensor
+    from biaslib.world_models.classifier import degrade, images_to_tensor
 
     people = world.people(n, stream=seed_stream)
     images = world.render_many(people.to_dict("records"))

@@ -11,7 +11,7 @@ Two measurements of a text-to-image pipeline trained on the world (the tiny diff
   most about this error (design.md, measured feasibility).
 
 The classifier should be trained on renders degraded like the generator's output
-(:func:`biaslib.world.classifier.world_classifier` with ``through_resolution`` = the pipeline's
+(:func:`biaslib.world_models.classifier.world_classifier` with ``through_resolution`` = the pipeline's
 resolution). Generated images are resized bilinearly to the classifier's input size.
 """
 
@@ -28,7 +28,7 @@ from PIL import Image
 from biaslib.articles import with_article
 from biaslib.metrics.intervals import wilson_interval
 from biaslib.world.attributes import GENDERS
-from biaslib.world.classifier import HEADS, AttributeCNN, images_to_tensor, predict
+from biaslib.world_models.classifier import HEADS, AttributeCNN, images_to_tensor, predict
 
 #: Prompts that state attributes → (gender, age level, binarised skin tone); ``None`` = not stated.
 #: Skin: levels 1–3 are "lighter", 4–6 "darker" (COCO-bias's binarisation of the six levels).

@@ -2,7 +2,7 @@
 
 For the simulated generator the drawn attributes are recorded with every image (exact ground truth).
 For a learned generator (the tiny diffusion pipeline, or any other) they are read from pixels by the
-world's attribute classifier, whose own accuracy is known (:func:`~biaslib.world.classifier.world_classifier`).
+world's attribute classifier, whose own accuracy is known (:func:`~biaslib.world_models.classifier.world_classifier`).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import pandas as pd
 
 from biaslib.data.generated import load_generated_images, read_generated
 from biaslib.metrics.intervals import percentile_interval
-from biaslib.metrics.magbig import parity_l1
+from biaslib.metrics.magbig import mean_l1_difference, parity_l1
 from biaslib.world import World
-from biaslib.world.classifier import HEADS, classify_images, world_classifier
+from biaslib.world_models.classifier import HEADS, classify_images, world_classifier
 
 ATTRIBUTES = tuple(HEADS)
 
@@ -107,3 +107,24 @@ def skew_by_ratio(frames: Mapping[str, pd.DataFrame], column: str = "gender", va
                     **dict(zip(("ci_low", "ci_high"), percentile_interval(skews, 0.95))),
                     "generated_share": float((frame["source"] == "generated").mean())})
     return pd.DataFrame(out)
+
+
+def gender_counts(frame: pd.DataFrame, column: str = "gender", by: str = "occupation") -> pd.DataFrame:
+    """Per ``by`` group (``none`` left out) the counts of ``man`` and ``woman`` in ``column``: columns ``occupation``,
+    ``man``, ``woman`` (the count table of :mod:`biaslib.metrics.magbig`)."""
+    people = frame[frame[by] != "none"]
+    counts = people.groupby(by)[column].value_counts().unstack(fill_value=0)
+    counts = counts.reindex(columns=["man", "woman"], fill_value=0)
+    return counts.rename_axis(index="occupation", columns=None).reset_index()
+
+
+def skew_change(frames: Mapping[str, pd.DataFrame], first: str, last: str, ci: float = 0.95) -> dict[str, float]:
+    """Change of the training data's gender skew (mean L1 over occupations) from mix ``first`` to mix ``last`` (ratio
+    codes of ``frames``), tested: :func:`~biaslib.metrics.magbig.mean_l1_difference` (bias-corrected difference,
+    interval and p-value of "no change"). It takes the two mixes as independent samples; nested mixes share their
+    real samples, which makes the two sides positively correlated, so its interval is conservative here (wider than
+    needed, never narrower). Returns ``difference`` (plug-in), ``difference_corrected``, ``ci_low``, ``ci_high``,
+    ``p_value``."""
+    change = mean_l1_difference(gender_counts(frames[last]), gender_counts(frames[first]), ci=ci)
+    return {k: float(change[k]) for k in ("difference", "difference_corrected", "ci_low", "ci_high", "p_value")}
+
