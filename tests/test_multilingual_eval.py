@@ -19,6 +19,7 @@ from biaslib.config import load_params
 from biaslib.faces.correction import Confusion
 from biaslib.metrics import magbig_fairness
 from biaslib.metrics.intervals import percentile_interval
+from biaslib.metrics.magbig import resampled_counts
 from biaslib.results import collect
 from biaslib.studies.amplification.generator_amplification import amplification_table
 from biaslib.studies.multilingual.evaluation import (
@@ -29,7 +30,6 @@ from biaslib.studies.multilingual.evaluation import (
     gender_counts,
     image_labels,
     per_occupation,
-    resampled_counts,
     share_table,
     skin_of_ita,
     skin_of_world_tone,

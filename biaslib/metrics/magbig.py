@@ -23,6 +23,7 @@ of "the generator is fair".
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -30,7 +31,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from biaslib.metrics.correction import invert_shares
+
 _SQRT2 = math.sqrt(2.0)
+#: MAGBIG's scores of a set of occupations (formats.md C6), as :func:`score_draws` and :func:`point_scores` give them.
+MAGBIG_SCORES: tuple[str, ...] = ("mean_l1", "std_l1", "mean_l2", "std_l2", "exp_max_l1", "exp_max_l2")
+#: Resampling designs of an occupation's images (:func:`resampled_counts`): as one pool, or whole prompts.
+RESAMPLE: tuple[str, ...] = ("images", "prompts")
 
 
 def parity_l1(p: np.ndarray | float) -> np.ndarray:
@@ -341,6 +348,93 @@ def mean_l1_inference(counts: pd.DataFrame, n_boot: int = 1000, ci: float = 0.95
             "mean_l1_corrected": corrected["estimate"], "max_bias": corrected["max_bias"], "se": corrected["se"],
             "ci_low": float(np.clip(low, 0.0, 1.0)), "ci_high": float(np.clip(corrected["estimate"] + half, 0.0, 1.0)),
             "p_fair": p_fair, "n_occupations": int(len(p))}
+
+
+def score_draws(shares: np.ndarray, occupations: int, images: int) -> dict[str, np.ndarray]:
+    """Scores of share draws ``(B, O)`` of the counted label per occupation (NaN = no classified face there, left
+    out), each ``(B,)``: ``share`` (the mean share over occupations) and :data:`MAGBIG_SCORES`. The expected max uses
+    k = min(``occupations``, occupations with a share) of each draw (NaN if none) and n = ``images``.
+
+    >>> draws = score_draws(np.array([[0.5, 0.5], [1.0, 0.0]]), occupations=2, images=10)
+    >>> draws["share"].tolist(), draws["mean_l1"].tolist()
+    ([0.5, 0.5], [0.0, 1.0])
+    """
+    usable = np.isfinite(shares)
+    counted = usable.sum(axis=1)
+    safe = np.where(usable, shares, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = safe.sum(axis=1) / counted
+        l1 = parity_l1(safe)
+        mean_l1 = np.where(usable, l1, 0.0).sum(axis=1) / counted
+        std_l1 = np.sqrt(np.where(usable, (l1 - mean_l1[:, None]) ** 2, 0.0).sum(axis=1) / counted)
+    exp_max = np.full(len(shares), np.nan)
+    for b in np.flatnonzero(counted > 0):
+        exp_max[b] = expected_max_l1(1.0 - shares[b, usable[b]], min(occupations, int(counted[b])), images)[0]
+    return {"share": mean, "mean_l1": mean_l1, "std_l1": std_l1, "mean_l2": mean_l1 / _SQRT2,
+            "std_l2": std_l1 / _SQRT2, "exp_max_l1": exp_max, "exp_max_l2": exp_max / _SQRT2}
+
+
+def point_scores(shares: np.ndarray, classified: np.ndarray | pd.Series, occupations: int, images: int
+                 ) -> dict[str, float]:
+    """Scores of one set of occupations from each one's share of the counted label ``shares`` (O,) (raw or
+    corrected; NaN = no classified face, left out) and its ``classified`` faces (O,): :func:`magbig_fairness` on
+    counts man = (1 − p)·n, woman = p·n (L1 is symmetric in the two labels), and ``share``, the mean p.
+
+    >>> point_scores(np.array([0.9, 0.1]), np.array([10, 10]), occupations=2, images=10)["mean_l1"]
+    0.8
+    """
+    usable = np.isfinite(shares)
+    if not usable.any():
+        return dict.fromkeys(("share", *MAGBIG_SCORES), float("nan"))
+    n = np.asarray(classified, dtype=np.float64)[usable]
+    table = pd.DataFrame({"occupation": np.arange(len(shares))[usable], "man": (1.0 - shares[usable]) * n,
+                          "woman": shares[usable] * n})
+    scores = magbig_fairness(table, min(occupations, int(usable.sum())), images)
+    return {"share": float(shares[usable].mean()), **{m: scores[m] for m in MAGBIG_SCORES if m in scores}}
+
+
+def resampled_counts(strata: Sequence[np.ndarray], n_boot: int, rng: np.random.Generator,
+                     resample: str = "images") -> np.ndarray:
+    """Bootstrap draws of label counts per occupation ``(B, O, K)`` from its counts per prompt.
+
+    ``strata``: one ``(S_o, K)`` integer array per occupation (one row per prompt, or a single row).
+    ``resample="images"``: the occupation's classified images resampled as one pool (a multinomial draw of
+    its summed counts with their total); ``"prompts"``: its prompts resampled with replacement, whole (their
+    counts summed; totals vary by draw).
+    """
+    if resample not in RESAMPLE:
+        raise ValueError(f"resample must be one of {RESAMPLE}, got {resample!r}")
+    k = strata[0].shape[1] if len(strata) else 0
+    out = np.zeros((n_boot, len(strata), k), dtype=np.int64)
+    for o, rows in enumerate(strata):
+        if resample == "prompts":
+            out[:, o] = rows[rng.integers(0, len(rows), size=(n_boot, len(rows)))].sum(axis=1)
+            continue
+        pooled = rows.sum(axis=0)
+        if pooled.sum() > 0:
+            out[:, o] = rng.multinomial(pooled.sum(), pooled / pooled.sum(), size=n_boot)
+    return out
+
+
+def share_draws(strata: Sequence[np.ndarray], rates: np.ndarray, rates_drawn: np.ndarray,
+                 rng: np.random.Generator, resample: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Point share of the counted label ``(O,)`` and its bootstrap draws ``(B, O)`` for one set of occupations,
+    ``raw`` and ``corrected`` for the classifier's errors: ``strata`` as :func:`resampled_counts` takes them (label
+    counts reference, counted), ``rates`` the classifier's (K, K) rate matrix and ``rates_drawn`` (B, K, K) its
+    bootstrap draws (:func:`biaslib.metrics.correction.rate_draws`), each count draw corrected with the matching
+    rate draw (:func:`biaslib.metrics.correction.invert_shares`); NaN where an occupation has no classified face."""
+    observed = np.stack([rows.sum(axis=0) for rows in strata])
+    n = observed.sum(axis=1)
+    q = np.divide(observed, n[:, None], out=np.full(observed.shape, np.nan), where=n[:, None] > 0)
+    drawn = resampled_counts(strata, len(rates_drawn), rng, resample)
+    total = drawn.sum(axis=2, keepdims=True)
+    q_drawn = np.divide(drawn, total, out=np.full(drawn.shape, np.nan), where=total > 0)
+    raw = q_drawn[..., 1]
+    corrected = invert_shares(q_drawn, rates_drawn[:, None])[..., 1]
+    corrected[~np.isfinite(raw)] = np.nan
+    point = invert_shares(q, rates)[:, 1]
+    point[n == 0] = np.nan
+    return {"raw": (q[:, 1], raw), "corrected": (point, corrected)}
 
 
 def magbig_fairness_mc(

@@ -62,17 +62,24 @@ from biaslib.faces.counts import GENDER_ALIASES, OUTCOMES, face_counts, image_ou
 from biaslib.faces.world_confusion import classify_gender, render_confusion, through_resolution
 from biaslib.io import check_writable
 from biaslib.layout import RunLayout
-from biaslib.metrics import amplification_table, clip_score, magbig_fairness, paired_cosine
+from biaslib.metrics import amplification_table, clip_score, paired_cosine
 from biaslib.metrics._checks import check_ci
 from biaslib.metrics.correction import (
     Confusion,
     corrected_shares,
     estimate_confusion,
-    invert_shares,
     rate_draws,
 )
 from biaslib.metrics.intervals import percentile_interval
-from biaslib.metrics.magbig import expected_max_l1, fair_floors, mean_l1_difference, mean_l1_inference, parity_l1
+from biaslib.metrics.magbig import (
+    MAGBIG_SCORES,
+    fair_floors,
+    mean_l1_difference,
+    mean_l1_inference,
+    point_scores,
+    score_draws,
+    share_draws,
+)
 from biaslib.prompts import resolve_language
 from biaslib.provenance import git_state, is_current, provenance, result_record, write_result
 from biaslib.studies.multilingual.pipeline import (
@@ -90,10 +97,8 @@ log = logging.getLogger(__name__)
 LABELS: tuple[str, ...] = ("man", "woman")
 #: The scored attributes and their (reference, counted) labels: the share reported is that of the second.
 ATTRIBUTE_LABELS: dict[str, tuple[str, str]] = {"gender": LABELS, "skin": ("light", "dark")}
-#: Resampling designs of the images of an occupation (module docstring).
-RESAMPLE: tuple[str, ...] = ("images", "prompts")
 #: Scores of :func:`fairness_table`: mean p(woman) over occupations, then MAGBIG's (formats.md C6).
-METRICS: tuple[str, ...] = ("share_woman", "mean_l1", "std_l1", "mean_l2", "std_l2", "exp_max_l1", "exp_max_l2")
+METRICS: tuple[str, ...] = ("share_woman", *MAGBIG_SCORES)
 #: Columns of :func:`fairness_table`.
 FAIRNESS_COLUMNS: list[str] = ["generation", "language", "attribute", "correction", "metric", "value", "ci_low",
                                "ci_high", "floor", "excess", "p_fair", "n_occupations", "n_excluded", "excluded",
@@ -330,90 +335,18 @@ def _check_attribute(attribute: str) -> tuple[str, str]:
     return ATTRIBUTE_LABELS[attribute]
 
 
-def _scores(woman: np.ndarray, occupations: int, images: int, share: str = "share_woman") -> dict[str, np.ndarray]:
-    """Scores of counted-label share draws ``(B, O)`` (NaN = no classified face, left out), each ``(B,)``:
-    ``share`` (the mean share) and MAGBIG's :data:`METRICS`.
-
-    The expected max uses k = min(``occupations``, occupations with a share) of each draw; NaN if none.
-    """
-    usable = np.isfinite(woman)
-    counted = usable.sum(axis=1)
-    safe = np.where(usable, woman, 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = safe.sum(axis=1) / counted
-        l1 = parity_l1(safe)
-        mean_l1 = np.where(usable, l1, 0.0).sum(axis=1) / counted
-        std_l1 = np.sqrt(np.where(usable, (l1 - mean_l1[:, None]) ** 2, 0.0).sum(axis=1) / counted)
-    exp_max = np.full(len(woman), np.nan)
-    for b in np.flatnonzero(counted > 0):
-        exp_max[b] = expected_max_l1(1.0 - woman[b, usable[b]], min(occupations, int(counted[b])), images)[0]
-    return {share: mean, "mean_l1": mean_l1, "std_l1": std_l1, "mean_l2": mean_l1 / _SQRT2,
-            "std_l2": std_l1 / _SQRT2, "exp_max_l1": exp_max, "exp_max_l2": exp_max / _SQRT2}
-
-
-def _point_scores(frame: pd.DataFrame, woman: np.ndarray, occupations: int, images: int,
-                  share: str = "share_woman") -> dict[str, float]:
-    """Scores of one group: :func:`~biaslib.metrics.magbig_fairness` on counts man = (1 − p)·n,
-    woman = p·n of its occupations with a classified face (p: raw or corrected share of the counted label,
-    n: classified; L1 is symmetric in the two labels), and ``share``, the mean p."""
-    usable = np.isfinite(woman)
-    if not usable.any():
-        return dict.fromkeys((share, *METRICS[1:]), float("nan"))
-    n = frame["classified"].to_numpy(dtype=np.float64)[usable]
-    table = pd.DataFrame({"occupation": frame["occupation"].to_numpy()[usable], "man": (1.0 - woman[usable]) * n,
-                          "woman": woman[usable] * n})
-    scores = magbig_fairness(table, min(occupations, int(usable.sum())), images)
-    return {share: float(woman[usable].mean()), **{m: scores[m] for m in METRICS[1:] if m in scores}}
-
-
-def resampled_counts(strata: Sequence[np.ndarray], n_boot: int, rng: np.random.Generator,
-                     resample: str = "images") -> np.ndarray:
-    """Bootstrap draws of label counts per occupation ``(B, O, K)`` from its counts per prompt.
-
-    ``strata``: one ``(S_o, K)`` integer array per occupation (one row per prompt, or a single row).
-    ``resample="images"``: the occupation's classified images resampled as one pool (a multinomial draw of
-    its summed counts with their total); ``"prompts"``: its prompts resampled with replacement, whole (their
-    counts summed; totals vary by draw).
-    """
-    if resample not in RESAMPLE:
-        raise ValueError(f"resample must be one of {RESAMPLE}, got {resample!r}")
-    k = strata[0].shape[1] if len(strata) else 0
-    out = np.zeros((n_boot, len(strata), k), dtype=np.int64)
-    for o, rows in enumerate(strata):
-        if resample == "prompts":
-            out[:, o] = rows[rng.integers(0, len(rows), size=(n_boot, len(rows)))].sum(axis=1)
-            continue
-        pooled = rows.sum(axis=0)
-        if pooled.sum() > 0:
-            out[:, o] = rng.multinomial(pooled.sum(), pooled / pooled.sum(), size=n_boot)
-    return out
-
-
-def _group_draws(strata: Sequence[np.ndarray], rates: np.ndarray, rates_drawn: np.ndarray,
-                 rng: np.random.Generator, resample: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Point share of the counted label ``(O,)`` and its bootstrap draws ``(B, O)``, raw and corrected
-    (:func:`resampled_counts`, each draw corrected with the matching confusion draw), of one group."""
-    observed = np.stack([rows.sum(axis=0) for rows in strata])
-    n = observed.sum(axis=1)
-    q = np.divide(observed, n[:, None], out=np.full(observed.shape, np.nan), where=n[:, None] > 0)
-    drawn = resampled_counts(strata, len(rates_drawn), rng, resample)
-    total = drawn.sum(axis=2, keepdims=True)
-    q_drawn = np.divide(drawn, total, out=np.full(drawn.shape, np.nan), where=total > 0)
-    raw = q_drawn[..., 1]
-    corrected = invert_shares(q_drawn, rates_drawn[:, None])[..., 1]
-    corrected[~np.isfinite(raw)] = np.nan
-    point = invert_shares(q, rates)[:, 1]
-    point[n == 0] = np.nan
-    return {"raw": (q[:, 1], raw), "corrected": (point, corrected)}
+def _named(scores: dict[str, Any], share: str) -> dict[str, Any]:
+    """MAGBIG scores with their ``share`` entry named for the attribute (``share_woman``, ``share_dark``)."""
+    return {share if key == "share" else key: value for key, value in scores.items()}
 
 
 def _all_draws(counts: pd.DataFrame, confusion: Confusion | Mapping[str, Confusion] | None, n_boot: int,
                seed: int, attribute: str = "gender", resample: str = "images"
                ) -> dict[tuple[str, str], tuple[pd.DataFrame, dict[str, tuple[np.ndarray, np.ndarray]]]]:
     """(generation, language) → (its rows, one per occupation, with ``man``/``woman`` = the attribute's
-    reference/counted label counts and ``classified``; :func:`_group_draws`), confusion draws shared within a
-    generation. Counts per prompt (a ``prompt_id`` column) are summed per occupation for the rows and kept
-    apart for the draws. Skin is never corrected (the exact confusion)."""
+    reference/counted label counts and ``classified``; :func:`~biaslib.metrics.magbig.share_draws`), confusion draws
+    shared within a generation. Counts per prompt (a ``prompt_id`` column) are summed per occupation for the rows and
+    kept apart for the draws. Skin is never corrected (the exact confusion)."""
     if n_boot < 1:
         raise ValueError(f"n_boot must be >= 1, got {n_boot}")
     reference, counted = _check_attribute(attribute)
@@ -433,7 +366,7 @@ def _all_draws(counts: pd.DataFrame, confusion: Confusion | Mapping[str, Confusi
             first = by_occupation.head(1).set_index("occupation")
             summed = by_occupation[["man", "woman", "classified"]].sum()
             frame = first.drop(columns=["man", "woman", "classified"]).join(summed).reset_index()
-            out[(generation, code)] = (frame, _group_draws(strata, chosen.rates, rates_drawn, rng, resample))
+            out[(generation, code)] = (frame, share_draws(strata, chosen.rates, rates_drawn, rng, resample))
     return out
 
 
@@ -483,8 +416,8 @@ def fairness_table(counts: pd.DataFrame, confusion: Confusion | Mapping[str, Con
         for correction, (point, boot) in draws.items():
             if attribute != "gender" and correction == "corrected":
                 continue
-            values = _point_scores(group, point, occupations, images, names[0])
-            spread = _scores(boot, occupations, images, names[0])
+            values = _named(point_scores(point, group["classified"], occupations, images), names[0])
+            spread = _named(score_draws(boot, occupations, images), names[0])
             for metric in names:
                 low, high = percentile_interval(spread[metric], ci)
                 floor = floors.get(metric, float("nan"))
@@ -565,10 +498,10 @@ def fairness_contrasts(counts: pd.DataFrame, confusion: Confusion | Mapping[str,
             if attribute != "gender" and correction == "corrected":
                 continue
             ref_point, ref_boot = ref_groups[correction]
-            values = _point_scores(group, point, occupations, images, names[0])
-            ref_values = _point_scores(ref_group, ref_point, occupations, images, names[0])
-            spread = _scores(boot, occupations, images, names[0])
-            ref_spread = _scores(ref_boot, occupations, images, names[0])
+            values = _named(point_scores(point, group["classified"], occupations, images), names[0])
+            ref_values = _named(point_scores(ref_point, ref_group["classified"], occupations, images), names[0])
+            spread = _named(score_draws(boot, occupations, images), names[0])
+            ref_spread = _named(score_draws(ref_boot, occupations, images), names[0])
             for metric in metrics:
                 low, high = percentile_interval(spread[metric] - ref_spread[metric], ci)
                 rows.append({"generation": generation, "language": code, "reference": reference,
@@ -814,7 +747,6 @@ __all__ = [
     "image_labels",
     "per_occupation",
     "render_confusion",
-    "resampled_counts",
     "result_path",
     "share_table",
     "skin_of_ita",
