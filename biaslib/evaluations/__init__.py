@@ -13,7 +13,8 @@ with intervals and tests. :mod:`biaslib.evaluate` runs them on any CLIP. The bui
 * :mod:`.harms` — FairFace faces given crime-related, non-human or child labels;
 * :mod:`.concepts` — Berg et al.'s concept queries (MaxSkew, NDKL).
 * :mod:`.ranking_ndkl` — the concept queries' NDKL over the whole ranking (Geyik et al.; DebiasCLIP's numbers);
-* :mod:`.geode_classification` — GeoDE top-5 accuracy and mean per-class recall per region (CLIP_benchmark's).
+* :mod:`.geode_classification` — GeoDE top-5 accuracy and mean per-class recall per region (CLIP_benchmark's);
+* :mod:`.retrieval_i2t` — PHASE and COCO-bias image→text R@k per group.
 
 Adding one is adding a module that calls :func:`register_evaluation`, and declaring it: an entry point of its own
 package under ``biaslib.evaluations`` (:data:`~.registry.ENTRY_POINT_GROUP`), or importing it before use (README,
@@ -38,7 +39,7 @@ from biaslib.evaluations.registry import (
 #: The built-in evaluations, in the order of help texts, results tables and the leaderboard's panels; each is the
 #: module of its name here.
 BUILTIN: tuple[str, ...] = ("retrieval", "markedness", "geode", "association", "zero_shot", "harms", "concepts",
-                           "ranking_ndkl", "geode_classification")
+                           "ranking_ndkl", "geode_classification", "retrieval_i2t")
 for _name in BUILTIN:
     declare_module(_name, f"{__name__}.{_name}")
 _declare_entry_points()

@@ -1,0 +1,48 @@
+"""``retrieval_i2t`` — image→text retrieval on PHASE and COCO-bias: each image queries every caption of its dataset
+and is a hit at k when one of its own captions ranks in the top k (:mod:`biaslib.metrics.image_to_text`; COCO-bias
+has 5 captions per image, PHASE one). R@k overall and per group of the image (``retrieval``'s groups), with
+intervals over images and gap tests. ``retrieval`` is the text→image direction; CLIP_benchmark reports both."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from biaslib.data import coco_caption_table
+from biaslib.evaluations.context import EvalContext
+from biaslib.evaluations.registry import Evaluation, Measure, register_evaluation
+from biaslib.evaluations.retrieval import PHASE_ATTRIBUTES, coco_groups
+from biaslib.evaluations.rows import overall_and_groups
+from biaslib.metrics.image_to_text import image_to_text_hits
+
+
+def _dataset_rows(ctx: EvalContext, dataset: str, store: str, images: pd.DataFrame, texts: pd.DataFrame,
+                  caption_image: np.ndarray, groups: pd.DataFrame) -> list[dict]:
+    """R@k rows of one dataset: ``images`` (image_id, file), ``texts`` (text_id, caption), caption t's image row
+    ``caption_image[t]``, image i's group labels ``groups.iloc[i]`` (the features ``retrieval`` stores)."""
+    image = ctx.image_features(f"{store}-images", images["image_id"], images["file"])
+    text = ctx.text_features(f"{store}-captions", texts["text_id"], texts["caption"])
+    hits = image_to_text_hits(image, text, caption_image, ks=ctx.cfg.ks, chunk_size=ctx.cfg.chunk_size)
+    return [row for metric in hits.columns
+            for row in overall_and_groups(dataset, metric, hits[metric].to_numpy(), groups, ctx.cfg)]
+
+
+def run(ctx: EvalContext, tables: dict[str, pd.DataFrame]) -> list[dict]:
+    """PHASE (image i ↔ caption i) and COCO-bias (each image ↔ its captions) image→text rows."""
+    phase = tables["phase"]
+    rows = _dataset_rows(ctx, "phase", f"phase-{ctx.cfg.phase_split}", phase,
+                         pd.DataFrame({"text_id": phase["image_id"], "caption": phase["caption"]}),
+                         np.arange(len(phase)), phase[list(PHASE_ATTRIBUTES)].reset_index(drop=True))
+    coco = tables["coco_bias"]
+    captions = coco_caption_table(coco)
+    caption_image = pd.Series(np.arange(len(coco)), index=coco["image_id"]).loc[captions["image_id"]].to_numpy()
+    rows += _dataset_rows(ctx, "coco_bias", f"coco_bias-{ctx.cfg.coco_bias_split}", coco, captions, caption_image,
+                          coco_groups(coco).reset_index(drop=True))
+    return rows
+
+
+EVALUATION = register_evaluation(Evaluation(
+    "retrieval_i2t", "PHASE and COCO-bias image→text R@k per group", ("phase", "coco_bias"), run,
+    settings=("phase_split", "coco_bias_split", "ks"),
+    measures=(Measure("retrieval_i2t", "overall", r"R@1", "R@1 (image→text)", "higher"),
+              Measure("retrieval_i2t", "gap", r"R@1", "R@1 (image→text)", "lower |gap|"))))
