@@ -14,7 +14,8 @@ with intervals and tests. :mod:`biaslib.evaluate` runs them on any CLIP. The bui
 * :mod:`.concepts` — Berg et al.'s concept queries (MaxSkew, NDKL).
 * :mod:`.ranking_ndkl` — the concept queries' NDKL over the whole ranking (Geyik et al.; DebiasCLIP's numbers);
 * :mod:`.geode_classification` — GeoDE top-5 accuracy and mean per-class recall per region (CLIP_benchmark's);
-* :mod:`.retrieval_i2t` — PHASE and COCO-bias image→text R@k per group.
+* :mod:`.retrieval_i2t` — PHASE and COCO-bias image→text R@k per group;
+* :mod:`.harms_summary` — the harm labels' share of all faces and White vs non-White (the CLIP paper's summaries).
 
 Adding one is adding a module that calls :func:`register_evaluation`, and declaring it: an entry point of its own
 package under ``biaslib.evaluations`` (:data:`~.registry.ENTRY_POINT_GROUP`), or importing it before use (README,
@@ -39,7 +40,8 @@ from biaslib.evaluations.registry import (
 #: The built-in evaluations, in the order of help texts, results tables and the leaderboard's panels; each is the
 #: module of its name here.
 BUILTIN: tuple[str, ...] = ("retrieval", "markedness", "geode", "association", "zero_shot", "harms", "concepts",
-                           "ranking_ndkl", "geode_classification", "retrieval_i2t")
+                           "ranking_ndkl", "geode_classification", "retrieval_i2t",
+                           "harms_summary")
 for _name in BUILTIN:
     declare_module(_name, f"{__name__}.{_name}")
 _declare_entry_points()
