@@ -167,7 +167,7 @@ def test_cli_errors_are_one_line_naming_the_file(tmp_path, capsys, monkeypatch):
     def interrupted(args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "cmd_world_tables", interrupted)
+    monkeypatch.setattr(cli.world, "cmd_world_tables", interrupted)
     assert cli.main(["world", "tables"]) == 130 and "interrupted" in capsys.readouterr().err
 
 
