@@ -372,3 +372,37 @@ def test_clip_checkpoint_comes_only_from_the_named_params(tmp_path: Path, caplog
     with caplog.at_level(logging.WARNING):
         assert find_clip_checkpoint(load_params(path, {"multilingual.clip_params": str(other)})) is None
     assert [a[0] for a in read] == [other] and str(other) in caplog.text
+
+
+def test_figures_draw_from_the_written_results_and_the_clip_is_chosen_one_way(tmp_path: Path) -> None:
+    """Notebook 13 drew ≈ 50 lines of figures no command could draw, and chose its CLIP differently from the CLI
+    (issue 28): the figures are the library's (`biaslib multilingual figures` draws them from the result JSONs, the
+    tables read back equal to those written), and a checkpoint without its model name is refused by both."""
+    from biaslib import cli
+    from biaslib.studies.multilingual.evaluation import choose_clip, share_table
+    from biaslib.studies.multilingual.figures import result_tables
+
+    path = tmp_path / "ml.yaml"
+    path.write_text(PLANTED.format(runs=tmp_path / "runs"))
+    params = load_params(path)
+    write_prompts(params)
+    generate_languages(params, "data", progress=False)
+    counts = gender_counts(params, "data")
+    tables = {"fairness": fairness_table(counts, n_boot=50), "shares": share_table(counts, n_boot=50)}
+    write_results(params, tables)
+    back = result_tables(collect(params, study="multilingual"))
+    keys = ["language", "correction", "metric"]
+    for name, written in tables.items():
+        order = keys if name == "fairness" else ["language", "occupation", "attribute"]
+        mine, read = written.sort_values(order).reset_index(drop=True), back[name].sort_values(order)
+        assert np.allclose(read["value" if name == "fairness" else "share_raw"].astype(float),
+                           mine["value" if name == "fairness" else "share_raw"].astype(float), equal_nan=True)
+    figures_dir = tmp_path / "figures"
+    assert cli.main(["multilingual", "figures", "--params", str(path), "--figures-dir", str(figures_dir)]) == 0
+    assert {p.stem for p in figures_dir.glob("*.png")} == {"ml_eval_eval_fairness", "ml_eval_eval_raw_vs_corrected",
+                                                           "ml_eval_eval_shares"}
+    with pytest.raises(ValueError, match="needs its open_clip model name"):
+        choose_clip(params, tmp_path / "epoch_1.pt", None)
+    assert choose_clip(params, tmp_path / "epoch_1.pt", "biaslib-tiny-rn") == (tmp_path / "epoch_1.pt",
+                                                                                "biaslib-tiny-rn")
+    assert cli.main(["multilingual", "eval", "--params", str(path), "--clip-checkpoint", "x.pt"]) == 2

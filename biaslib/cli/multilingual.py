@@ -74,9 +74,9 @@ def cmd_multilingual_eval(args: argparse.Namespace) -> int:
     amplification against the world's data; writes one JSON per (generation, language); prints the fairness."""
     from biaslib.studies.multilingual.evaluation import (
         check_results,
+        choose_clip,
         eval_settings,
         evaluate_multilingual,
-        find_clip_checkpoint,
         generation_confusion,
     )
     from biaslib.studies.multilingual.findings import multilingual_findings, multilingual_tests
@@ -84,7 +84,7 @@ def cmd_multilingual_eval(args: argparse.Namespace) -> int:
     params = _multilingual_params(args)
     generations = list(params.multilingual.eval_models)
     confusion = {g: generation_confusion(params, g, source=args.confusion) for g in generations}
-    clip = (Path(args.clip_checkpoint), args.clip_model) if args.clip_checkpoint else find_clip_checkpoint(params)
+    clip = choose_clip(params, args.clip_checkpoint, args.clip_model)
     n_boot = params.multilingual.eval_n_boot if args.n_boot is None else args.n_boot
     check_results(params, generations, None, eval_settings(params, n_boot=n_boot, seed=params.seed, clip=clip),
                   overwrite=args.overwrite)  # before the confusion and the labels
@@ -112,6 +112,25 @@ def cmd_multilingual_findings(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_multilingual_figures(args: argparse.Namespace) -> int:
+    """Draw the multilingual study's figures from its written results (notebook 13's figures; nothing is
+    evaluated)."""
+    from biaslib.config import REPO_ROOT
+    from biaslib.errors import DataLayoutError
+    from biaslib.results import collect
+    from biaslib.studies.multilingual.figures import result_tables, save_multilingual_figures
+
+    params = _multilingual_params(args)
+    collected = collect(params, study="multilingual")
+    if collected.empty:
+        raise DataLayoutError(f"no multilingual results under {RunLayout(params).multilingual_results}; "
+                              f"run `biaslib multilingual eval --params {args.params}` first")
+    written = save_multilingual_figures(result_tables(collected), params.experiment,
+                                        args.figures_dir or REPO_ROOT / "figures")
+    print(json.dumps({"figures": [str(p) for p in written if p.suffix == ".png"]}))
+    return 0
+
+
 def add_commands(steps: argparse._SubParsersAction) -> None:
     """``biaslib multilingual …``: the multilingual gender-bias study (prompts → fine-tuning)."""
     mlp = steps.add_parser("multilingual", help="the multilingual gender-bias study (prompts → fine-tuning)")
@@ -122,10 +141,11 @@ def add_commands(steps: argparse._SubParsersAction) -> None:
             ("finetune", cmd_multilingual_finetune, "fine-tune the base pipeline (resumes)"),
             ("run", cmd_multilingual_run, "prompts, generate, dataset, finetune, generate_eval (skips finished work)"),
             ("eval", cmd_multilingual_eval, "fairness (raw and corrected), CLIP score and amplification per language"),
-            ("findings", cmd_multilingual_findings, "findings of the written results (BH q-values; no evaluation)")):
+            ("findings", cmd_multilingual_findings, "findings of the written results (BH q-values; no evaluation)"),
+            ("figures", cmd_multilingual_figures, "the study's figures from the written results (no evaluation)")):
         sub = ml_actions.add_parser(action, help=text)
         add_params(sub)
-        if action != "findings":  # findings only read
+        if action not in ("findings", "figures"):  # these only read
             sub.add_argument("--overwrite", action="store_true", help="replace outputs made with other settings")
         sub.set_defaults(func=func)
         if action == "generate":
@@ -140,10 +160,13 @@ def add_commands(steps: argparse._SubParsersAction) -> None:
                              help="classifier error measured on world renders of known gender (default) or on the "
                                   "pipeline's images of gender-stating prompts")
             sub.add_argument("--clip-checkpoint", default=None,
-                             help="open_clip checkpoint for the CLIP score (default: the demo ratio-0 CLIP)")
-            sub.add_argument("--clip-model", default="biaslib-tiny-rn", help="its open_clip model name")
+                             help="open_clip checkpoint for the CLIP score (default: multilingual.clip_params' CLIP at "
+                                  "clip_ratio)")
+            sub.add_argument("--clip-model", default=None, help="its open_clip model name (with --clip-checkpoint)")
             sub.add_argument("--n-boot", type=int, default=None,
                              help="bootstrap draws for every CI (default: the params' multilingual.eval_n_boot)")
+        if action == "figures":
+            sub.add_argument("--figures-dir", type=Path, default=None, help="output folder (default: <repo>/figures)")
         if action == "run":
             sub.add_argument("--step", action="append", default=None,
                              help="prompts | generate | dataset | finetune | generate_eval (repeatable; default: all)")

@@ -416,8 +416,8 @@ def resampled_counts(strata: Sequence[np.ndarray], n_boot: int, rng: np.random.G
     return out
 
 
-def share_draws(strata: Sequence[np.ndarray], rates: np.ndarray, rates_drawn: np.ndarray,
-                 rng: np.random.Generator, resample: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def occupation_share_draws(strata: Sequence[np.ndarray], rates: np.ndarray, rates_drawn: np.ndarray,
+                           rng: np.random.Generator, resample: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Point share of the counted label ``(O,)`` and its bootstrap draws ``(B, O)`` for one set of occupations,
     ``raw`` and ``corrected`` for the classifier's errors: ``strata`` as :func:`resampled_counts` takes them (label
     counts reference, counted), ``rates`` the classifier's (K, K) rate matrix and ``rates_drawn`` (B, K, K) its

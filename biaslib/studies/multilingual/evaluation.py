@@ -76,9 +76,9 @@ from biaslib.metrics.magbig import (
     fair_floors,
     mean_l1_difference,
     mean_l1_inference,
+    occupation_share_draws,
     point_scores,
     score_draws,
-    share_draws,
 )
 from biaslib.prompts import resolve_language
 from biaslib.provenance import git_state, is_current, provenance, result_record, write_result
@@ -344,9 +344,9 @@ def _all_draws(counts: pd.DataFrame, confusion: Confusion | Mapping[str, Confusi
                seed: int, attribute: str = "gender", resample: str = "images"
                ) -> dict[tuple[str, str], tuple[pd.DataFrame, dict[str, tuple[np.ndarray, np.ndarray]]]]:
     """(generation, language) → (its rows, one per occupation, with ``man``/``woman`` = the attribute's
-    reference/counted label counts and ``classified``; :func:`~biaslib.metrics.magbig.share_draws`), confusion draws
-    shared within a generation. Counts per prompt (a ``prompt_id`` column) are summed per occupation for the rows and
-    kept apart for the draws. Skin is never corrected (the exact confusion)."""
+    reference/counted label counts and ``classified``; :func:`~biaslib.metrics.magbig.occupation_share_draws`),
+    confusion draws shared within a generation. Counts per prompt (a ``prompt_id`` column) are summed per occupation
+    for the rows and kept apart for the draws. Skin is never corrected (the exact confusion)."""
     if n_boot < 1:
         raise ValueError(f"n_boot must be >= 1, got {n_boot}")
     reference, counted = _check_attribute(attribute)
@@ -366,7 +366,8 @@ def _all_draws(counts: pd.DataFrame, confusion: Confusion | Mapping[str, Confusi
             first = by_occupation.head(1).set_index("occupation")
             summed = by_occupation[["man", "woman", "classified"]].sum()
             frame = first.drop(columns=["man", "woman", "classified"]).join(summed).reset_index()
-            out[(generation, code)] = (frame, share_draws(strata, chosen.rates, rates_drawn, rng, resample))
+            out[(generation, code)] = (frame, occupation_share_draws(strata, chosen.rates, rates_drawn, rng,
+                                                                     resample))
     return out
 
 
@@ -540,6 +541,20 @@ def find_clip_checkpoint(params: Params) -> tuple[Path, str] | None:
         log.warning("no CLIP of %s at ratio %s (%s): train it first (make demo)", path,
                     params.multilingual.clip_ratio, err)
         return None
+
+
+def choose_clip(params: Params, checkpoint: str | os.PathLike | None = None,
+                model: str | None = None) -> tuple[Path, str] | None:
+    """The CLIP that scores the images, chosen one way for the notebook and the CLI: ``checkpoint`` (a local
+    open_clip checkpoint) with its open_clip ``model`` name, else :func:`find_clip_checkpoint` (the CLIP of
+    ``multilingual.clip_params`` at ``multilingual.clip_ratio``, or None). A checkpoint without its model name, or a
+    model name without a checkpoint, is a ``ValueError``: the architecture is never guessed."""
+    if checkpoint is None and model is None:
+        return find_clip_checkpoint(params)
+    if checkpoint is None or not model:
+        raise ValueError("a CLIP checkpoint needs its open_clip model name and a model name its checkpoint "
+                         f"(got checkpoint {checkpoint!r}, model {model!r}; e.g. biaslib-tiny-rn)")
+    return Path(checkpoint), model
 
 
 def clip_scores(labels: pd.DataFrame, params: Params, checkpoint: str | os.PathLike | None, model_name: str, *,
@@ -733,6 +748,7 @@ __all__ = [
     "EXACT",
     "LABELS",
     "METRICS",
+    "choose_clip",
     "clip_scores",
     "check_results",
     "counts_of",
