@@ -143,7 +143,7 @@ def test_cluster_bootstrap_widens_by_root_cluster_size_for_identical_rows():
 
 def test_cluster_bootstrap_mean_is_the_ratio_of_resampled_sums():
     sums, sizes = np.array([3.0, 0.0, 5.0]), np.array([3.0, 2.0, 5.0])
-    draws = cluster_bootstrap_means(sums, sizes, 20000, np.random.default_rng(2))
+    draws = cluster_bootstrap_means(sums, sizes, n_boot=20000, rng=np.random.default_rng(2))
     # every resample is a multiset of the three clusters: the possible means are enumerable
     possible = {round(sum(sums[list(c)]) / sum(sizes[list(c)]), 12)
                 for c in itertools.combinations_with_replacement(range(3), 3)}
@@ -155,7 +155,7 @@ def test_cluster_bootstrap_mean_is_the_ratio_of_resampled_sums():
 def test_bca_agrees_with_scipy_on_a_skewed_sample():
     rng = np.random.default_rng(3)
     x = rng.exponential(size=40)
-    draws = bootstrap_means(x, 40000, rng)
+    draws = bootstrap_means(x, n_boot=40000, rng=rng)
     ours = bca_interval(draws, x.mean(), ratio_acceleration(x, np.ones(len(x))))
     peer = stats.bootstrap((x,), np.mean, n_resamples=40000, method="BCa", random_state=4).confidence_interval
     assert ours == pytest.approx((peer.low, peer.high), rel=0.02)
@@ -339,7 +339,7 @@ def test_gap_and_ratio_intervals_cover_the_planted_truth_and_the_reselected_rang
         gap_hits += result["ci_low"] <= true_gap <= result["ci_high"]
         excludes_zero += result["ci_low"] > 0
         means = np.bincount(codes, values) / sizes
-        draws = group_mean_draws(values, codes, len(sizes), 300, np.random.default_rng(trial))
+        draws = group_mean_draws(values, codes, len(sizes), n_boot=300, rng=np.random.default_rng(trial))
         low, high = ratio_interval(means, draws, variance_floor=binary_mean_variance(means * sizes, sizes))
         ratio_hits += low <= true_ratio <= high
         low, high = percentile_interval(draws.max(axis=1) - draws.min(axis=1), 0.95)

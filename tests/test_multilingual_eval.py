@@ -228,7 +228,8 @@ def _share_coverage(prompts: int, images: int, resample: str, population: bool, 
             p = np.linspace(0.25, 0.75, prompts)
             truth = float(p.mean())
         woman = rng.binomial(images, p)
-        drawn = resampled_counts([np.stack([images - woman, woman], axis=1)], n_boot, rng, resample)[:, 0]
+        drawn = resampled_counts([np.stack([images - woman, woman], axis=1)], n_boot=n_boot, rng=rng,
+                                 resample=resample)[:, 0]
         low, high = percentile_interval(drawn[:, 1] / drawn.sum(axis=1), 0.95)
         hits += low <= truth <= high
     return hits / reps
@@ -249,14 +250,14 @@ def test_resampling_designs_cover_as_the_module_states() -> None:
 def test_resampled_counts_keep_whole_prompts_and_pooled_totals() -> None:
     rows = np.array([[4, 0], [0, 4], [2, 2]])
     rng = np.random.default_rng(0)
-    prompts = resampled_counts([rows], 500, rng, "prompts")[:, 0]
+    prompts = resampled_counts([rows], n_boot=500, rng=rng, resample="prompts")[:, 0]
     assert (prompts.sum(axis=1) == 12).all()
     assert set(map(tuple, prompts)) <= {tuple(rows[list(c)].sum(axis=0))
                                         for c in itertools.combinations_with_replacement(range(3), 3)}
-    pooled = resampled_counts([rows, np.zeros((2, 2), np.int64)], 500, rng, "images")
+    pooled = resampled_counts([rows, np.zeros((2, 2), np.int64)], n_boot=500, rng=rng, resample="images")
     assert (pooled[:, 0].sum(axis=1) == 12).all() and (pooled[:, 1] == 0).all()
     with pytest.raises(ValueError, match="resample"):
-        resampled_counts([rows], 5, rng, "seeds")
+        resampled_counts([rows], n_boot=5, rng=rng, resample="seeds")
 
 
 def test_skin_scores_equal_the_gender_path_on_the_same_counts() -> None:

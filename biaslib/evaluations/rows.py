@@ -111,7 +111,7 @@ def mean_rows(dataset: str, attribute: str, metric: str, values: np.ndarray, lab
                     n_perm=cfg.n_perm, n_boot=0, ci=cfg.ci, seed=cfg.seed)
     codes = pd.Index(large.index).get_indexer(labels[keep])
     units = None if clusters is None else cluster_sums(values[keep], clusters[keep])[2]
-    draws = group_mean_draws(values[keep], codes, len(large), cfg.n_boot, np.random.default_rng(cfg.seed),
+    draws = group_mean_draws(values[keep], codes, len(large), n_boot=cfg.n_boot, rng=np.random.default_rng(cfg.seed),
                              clusters=units)
     floor = binary_variance_floor(values[keep], codes, len(large))
     return rows + gap_rows(dataset, attribute, metric, frame, draws, test, cfg, floor)
@@ -161,6 +161,7 @@ def query_rows(dataset: str, attribute: str, metric: str, queries: Sequence[str]
     finite = values[np.isfinite(values)]
     low = high = np.nan
     if len(finite) and cfg.n_boot:
-        low, high = percentile_interval(bootstrap_means(finite, cfg.n_boot, np.random.default_rng(cfg.seed)), cfg.ci)
+        means = bootstrap_means(finite, n_boot=cfg.n_boot, rng=np.random.default_rng(cfg.seed))
+        low, high = percentile_interval(means, cfg.ci)
     return rows + [row(dataset, attribute, "all", "overall", metric, finite.mean() if len(finite) else np.nan,
                        low, high, len(finite))]

@@ -303,7 +303,7 @@ def amplification_table(train: pd.DataFrame, generated: pd.DataFrame, *, task: s
     train_table, read = (_joint(t, a, n_t, n_a) for t, a in sides)
     point = estimates(train_table, read, rates, _faithful(train_table, read.sum(axis=1), rates))
     rng = np.random.default_rng(seed)
-    rates_drawn = (rate_draws(aligned, n_boot, rng) if aligned is not None
+    rates_drawn = (rate_draws(aligned, n_boot=n_boot, rng=rng) if aligned is not None
                    else np.broadcast_to(rates, (n_boot, n_a, n_a)))
     draws = {(m, e): np.empty(n_boot) for m in AMPLIFICATION_METRICS for e in ESTIMATES}
     for b in range(n_boot):

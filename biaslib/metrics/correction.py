@@ -103,14 +103,14 @@ def invert_shares(q: np.ndarray, rates: np.ndarray) -> np.ndarray:
     return _project(np.where(singular[..., None], np.nan, p))
 
 
-def rate_draws(confusion: Confusion, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+def rate_draws(confusion: Confusion, *, n_boot: int, rng: np.random.Generator) -> np.ndarray:
     """Bootstrap draws of the confusion rates ``(B, K, K)``: each true label's row of counts resampled."""
     return np.stack([rng.multinomial(confusion.n[t], confusion.rates[t], size=n_boot) for t in
                      range(len(confusion.labels))], axis=1) / confusion.n[None, :, None]
 
 
 def share_draws(observed: np.ndarray, rates_drawn: np.ndarray, k: int,
-                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+                *, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Bootstrap draws ``(B, G)`` of label ``k``'s raw and corrected share per group of predicted counts
     ``observed`` ``(G, K)``: each group's counts resampled (multinomial), corrected with the matching draw
     of ``rates_drawn`` ``(B, K, K)``; NaN columns for groups without a count."""
@@ -166,7 +166,7 @@ def corrected_shares(counts: pd.DataFrame, confusion: Confusion, *, label: str |
     corrected = invert_shares(q, confusion.rates)
 
     rng = np.random.default_rng(seed)
-    raw_draws, corrected_draws = share_draws(observed, rate_draws(confusion, n_boot, rng), k, rng)
+    raw_draws, corrected_draws = share_draws(observed, rate_draws(confusion, n_boot=n_boot, rng=rng), k, rng=rng)
 
     out = counts.copy()
     out["classified"] = n

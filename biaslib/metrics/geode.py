@@ -14,6 +14,7 @@ def group_accuracy(
     pred: ArrayLike,
     target: ArrayLike,
     groups: GroupLabels,
+    *,
     n_boot: int = 1000,
     seed: int = 0,
     ci: float = 0.95,

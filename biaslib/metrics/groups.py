@@ -113,10 +113,10 @@ def resolve_interval(interval: str, values: np.ndarray, clustered: bool) -> str:
 def by_group(
     values: ArrayLike,
     groups: GroupLabels,
+    *,
     n_boot: int = 1000,
     seed: int = 0,
     ci: float = 0.95,
-    *,
     clusters: ArrayLike | None = None,
     interval: str = "auto",
 ) -> pd.DataFrame:
@@ -178,7 +178,7 @@ def by_group(
         ci_low, ci_high = (wilson_interval if method == "wilson" else jeffreys_interval)(sums, n, ci)
     elif n_boot > 0:
         rng = np.random.default_rng(seed)
-        draws = group_mean_draws(vals, codes, n_groups, n_boot, rng, clusters=unit_of_row)
+        draws = group_mean_draws(vals, codes, n_groups, n_boot=n_boot, rng=rng, clusters=unit_of_row)
         for g in range(n_groups):
             if method == "bca":
                 rows = codes == g

@@ -169,7 +169,7 @@ def cluster_wilson_interval(cluster_hits: ArrayLike, cluster_sizes: ArrayLike, c
 
 # ---- bootstrap replicates ------------------------------------------------------------------------------
 
-def bootstrap_means(x: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+def bootstrap_means(x: np.ndarray, *, n_boot: int, rng: np.random.Generator) -> np.ndarray:
     """Means ``(n_boot,)`` of resamples (with replacement, same size) of the 1-D array ``x``.
 
     With few distinct values (e.g. 0/1 hits) a resample is drawn as multinomial counts over the distinct
@@ -208,7 +208,7 @@ def cluster_sums(values: np.ndarray, clusters: ArrayLike) -> tuple[np.ndarray, n
     return sums, sizes, codes.astype(np.int64)
 
 
-def cluster_bootstrap_means(sums: np.ndarray, sizes: np.ndarray, n_boot: int,
+def cluster_bootstrap_means(sums: np.ndarray, sizes: np.ndarray, *, n_boot: int,
                             rng: np.random.Generator) -> np.ndarray:
     """Ratio means ``(n_boot,)`` of resamples of whole clusters: Σ resampled sums / Σ resampled sizes.
 
@@ -346,7 +346,7 @@ def _permuted_totals(unit_weights: np.ndarray, unit_codes: np.ndarray, n_groups:
     return out
 
 
-def group_mean_draws(values: np.ndarray, codes: np.ndarray, n_groups: int, n_boot: int, rng: np.random.Generator, *,
+def group_mean_draws(values: np.ndarray, codes: np.ndarray, n_groups: int, *, n_boot: int, rng: np.random.Generator,
                      clusters: np.ndarray | None = None) -> np.ndarray:
     """Bootstrap replicates ``(n_boot, G)`` of every group's mean, each group resampled on its own.
 
@@ -359,10 +359,10 @@ def group_mean_draws(values: np.ndarray, codes: np.ndarray, n_groups: int, n_boo
     for g in range(n_groups):
         rows = codes == g
         if clusters is None:
-            boot[:, g] = bootstrap_means(values[rows], n_boot, rng)
+            boot[:, g] = bootstrap_means(values[rows], n_boot=n_boot, rng=rng)
         else:
             sums, sizes, _ = cluster_sums(values[rows], clusters[rows])
-            boot[:, g] = cluster_bootstrap_means(sums, sizes, n_boot, rng)
+            boot[:, g] = cluster_bootstrap_means(sums, sizes, n_boot=n_boot, rng=rng)
     return boot
 
 
@@ -644,7 +644,8 @@ def gap_test(values: ArrayLike, groups: ArrayLike, *, clusters: ArrayLike | None
 
     ci_low = ci_high = float("nan")
     if n_boot > 0:
-        boot = group_mean_draws(vals, codes, n_groups, n_boot, rng, clusters=None if units is None else units[0])
+        boot = group_mean_draws(vals, codes, n_groups, n_boot=n_boot, rng=rng,
+                                clusters=None if units is None else units[0])
         floor = binary_variance_floor(vals, codes, n_groups)
         ci_low, ci_high = aligned_with_test(*gap_interval(means, boot, ci, variance_floor=floor), p_value, ci)
     return {
@@ -683,7 +684,8 @@ def contrast_test(values: ArrayLike, groups: ArrayLike, first: Any, second: Any,
     ci_low = ci_high = float("nan")
     if n_boot > 0:
         units = None if kept_clusters is None else cluster_sums(vals[keep], kept_clusters)[2]
-        draws = group_mean_draws(vals[keep], pair, 2, n_boot, np.random.default_rng(seed + 1), clusters=units)
+        draws = group_mean_draws(vals[keep], pair, 2, n_boot=n_boot, rng=np.random.default_rng(seed + 1),
+                                 clusters=units)
         ci_low, ci_high = percentile_interval(draws[:, 0] - draws[:, 1], ci)
     return {"difference": float(means[0] - means[1]), "ci_low": ci_low, "ci_high": ci_high,
             "p_value": result["p_value"], "n_first": int((pair == 0).sum()), "n_second": int((pair == 1).sum())}

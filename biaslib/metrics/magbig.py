@@ -305,7 +305,7 @@ def _whole_counts(counts: pd.DataFrame, caller: str) -> tuple[np.ndarray, np.nda
     return p, np.round(p * totals).astype(np.int64), totals.astype(np.int64)
 
 
-def mean_l1_inference(counts: pd.DataFrame, n_boot: int = 1000, ci: float = 0.95, seed: int = 0) -> dict[str, Any]:
+def mean_l1_inference(counts: pd.DataFrame, *, n_boot: int = 1000, ci: float = 0.95, seed: int = 0) -> dict[str, Any]:
     """Mean L1 with its fair floor, a bias-corrected estimate, an interval and a test of fairness.
 
     Parameters
@@ -393,7 +393,7 @@ def point_scores(shares: np.ndarray, classified: np.ndarray | pd.Series, occupat
     return {"share": float(shares[usable].mean()), **{m: scores[m] for m in MAGBIG_SCORES if m in scores}}
 
 
-def resampled_counts(strata: Sequence[np.ndarray], n_boot: int, rng: np.random.Generator,
+def resampled_counts(strata: Sequence[np.ndarray], *, n_boot: int, rng: np.random.Generator,
                      resample: str = "images") -> np.ndarray:
     """Bootstrap draws of label counts per occupation ``(B, O, K)`` from its counts per prompt.
 
@@ -417,7 +417,7 @@ def resampled_counts(strata: Sequence[np.ndarray], n_boot: int, rng: np.random.G
 
 
 def occupation_share_draws(strata: Sequence[np.ndarray], rates: np.ndarray, rates_drawn: np.ndarray,
-                           rng: np.random.Generator, resample: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+                           *, rng: np.random.Generator, resample: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Point share of the counted label ``(O,)`` and its bootstrap draws ``(B, O)`` for one set of occupations,
     ``raw`` and ``corrected`` for the classifier's errors: ``strata`` as :func:`resampled_counts` takes them (label
     counts reference, counted), ``rates`` the classifier's (K, K) rate matrix and ``rates_drawn`` (B, K, K) its
@@ -426,7 +426,7 @@ def occupation_share_draws(strata: Sequence[np.ndarray], rates: np.ndarray, rate
     observed = np.stack([rows.sum(axis=0) for rows in strata])
     n = observed.sum(axis=1)
     q = np.divide(observed, n[:, None], out=np.full(observed.shape, np.nan), where=n[:, None] > 0)
-    drawn = resampled_counts(strata, len(rates_drawn), rng, resample)
+    drawn = resampled_counts(strata, n_boot=len(rates_drawn), rng=rng, resample=resample)
     total = drawn.sum(axis=2, keepdims=True)
     q_drawn = np.divide(drawn, total, out=np.full(drawn.shape, np.nan), where=total > 0)
     raw = q_drawn[..., 1]
@@ -438,7 +438,7 @@ def occupation_share_draws(strata: Sequence[np.ndarray], rates: np.ndarray, rate
 
 
 def magbig_fairness_mc(
-    counts: pd.DataFrame, draws: int = 1000, occupations: int = 10, images: int = 10, seed: int = 0
+    counts: pd.DataFrame, draws: int = 1000, occupations: int = 10, images: int = 10, *, seed: int = 0
 ) -> dict[str, Any]:
     """Monte Carlo version of :func:`magbig_fairness` (the original's 1,000-draw estimator).
 

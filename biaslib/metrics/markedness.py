@@ -137,6 +137,7 @@ def _warn_singletons(index: pd.Index, n: np.ndarray) -> None:
 def self_similarity(
     emb: ArrayLike,
     groups: GroupLabels,
+    *,
     n_boot: int = 0,
     seed: int = 0,
     with_replacement: bool = False,
@@ -209,6 +210,7 @@ def self_similarity_mc(
     groups: GroupLabels,
     iterations: int = 10_000,
     sample_size: int = 22,
+    *,
     seed: int = 0,
     ci: float = 0.95,
 ) -> pd.DataFrame:
@@ -273,6 +275,7 @@ def person_preference(
     labels: Sequence[str],
     groups: GroupLabels,
     unmarked: str = "person",
+    *,
     n_boot: int = 0,
     seed: int = 0,
     ci: float = 0.95,

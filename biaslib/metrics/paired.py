@@ -64,7 +64,7 @@ def _check_alternative(alternative: str) -> None:
         raise ValueError(f"alternative must be one of {', '.join(ALTERNATIVES)}, got {alternative!r}")
 
 
-def smallest_attainable_p(pairs: int, alternative: Alternative = "two-sided", n_perm: int = 20000) -> float:
+def smallest_attainable_p(pairs: int, alternative: Alternative = "two-sided", *, n_perm: int = 20000) -> float:
     """The smallest p-value :func:`paired_test` can return for ``pairs`` pairs: 2/2^R (two-sided) or 1/2^R
     (one-sided) when exact, else 1/(n_perm + 1)."""
     _check_alternative(alternative)
@@ -114,7 +114,7 @@ def paired_test(treatment: ArrayLike, reference: ArrayLike, *, alternative: Alte
     rho = float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else float("nan")
     return PairedTest(pairs=r, effect=mean, sd=sd, ci_low=mean - t_crit * se, ci_high=mean + t_crit * se,
                       t=float(t_value), p_value=float(p), p_t=p_t,
-                      min_p=smallest_attainable_p(r, alternative, n_perm), exact=exact, rho=rho,
+                      min_p=smallest_attainable_p(r, alternative, n_perm=n_perm), exact=exact, rho=rho,
                       alternative=alternative)
 
 

@@ -73,7 +73,7 @@ def mean_imbalance(frame: pd.DataFrame, *, prompt: str = "prompt", tone: str = "
     per_prompt = frame.groupby(prompt, sort=False)[tone].apply(skin_tone_imbalance).to_numpy(dtype=np.float64)
     low = high = float("nan")
     if n_boot:
-        low, high = percentile_interval(bootstrap_means(per_prompt, n_boot, np.random.default_rng(seed)), ci)
+        low, high = percentile_interval(bootstrap_means(per_prompt, n_boot=n_boot, rng=np.random.default_rng(seed)), ci)
     sizes = frame.groupby(prompt, sort=False).size()
     found = float((frame[tone].to_numpy() > 0).mean())
     return {"value": round(float(per_prompt.mean()), 12), "ci_low": low, "ci_high": high,

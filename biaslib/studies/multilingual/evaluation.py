@@ -359,15 +359,15 @@ def _all_draws(counts: pd.DataFrame, confusion: Confusion | Mapping[str, Confusi
     out = {}
     for generation, rows in counts.groupby("generation", sort=False):
         chosen = _confusion_of(confusion, generation) if attribute == "gender" else EXACT
-        rates_drawn = rate_draws(chosen, n_boot, rng)
+        rates_drawn = rate_draws(chosen, n_boot=n_boot, rng=rng)
         for code, group in rows.groupby("language", sort=False):
             by_occupation = group.groupby("occupation", sort=False)
             strata = [part[list(LABELS)].to_numpy(dtype=np.int64) for _, part in by_occupation]
             first = by_occupation.head(1).set_index("occupation")
             summed = by_occupation[["man", "woman", "classified"]].sum()
             frame = first.drop(columns=["man", "woman", "classified"]).join(summed).reset_index()
-            out[(generation, code)] = (frame, occupation_share_draws(strata, chosen.rates, rates_drawn, rng,
-                                                                     resample))
+            out[(generation, code)] = (frame, occupation_share_draws(strata, chosen.rates, rates_drawn, rng=rng,
+                                                                     resample=resample))
     return out
 
 
