@@ -7,6 +7,8 @@ interval and test resample whole images."""
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import pandas as pd
 
@@ -51,20 +53,36 @@ def coco_groups(coco: pd.DataFrame) -> pd.DataFrame:
     })
 
 
-def run(ctx: EvalContext, tables: dict[str, pd.DataFrame]) -> list[dict]:
-    """PHASE (caption i ↔ image i) and COCO-bias (each caption ↔ its image) retrieval rows."""
-    phase = tables["phase"]
-    rows = _dataset_rows(ctx, "phase", f"phase-{ctx.cfg.phase_split}", phase,
-                         pd.DataFrame({"text_id": phase["image_id"], "caption": phase["caption"]}),
-                         np.arange(len(phase)), phase[list(PHASE_ATTRIBUTES)].reset_index(drop=True))
-    coco = tables["coco_bias"]
+class RetrievalSet(NamedTuple):
+    """One retrieval dataset as both directions read it: ``images`` (image_id, file), ``texts`` (text_id, caption),
+    ``caption_image`` (T,) the image row of each caption, ``image_groups`` the group labels of each image, and the
+    feature-store prefix ``store``."""
+
+    dataset: str
+    store: str
+    images: pd.DataFrame
+    texts: pd.DataFrame
+    caption_image: np.ndarray
+    image_groups: pd.DataFrame
+
+
+def retrieval_sets(tables: dict[str, pd.DataFrame], cfg: EvalConfig) -> list[RetrievalSet]:
+    """PHASE (caption i ↔ image i; the loader's groups) and COCO-bias (5 captions per image; :func:`coco_groups`)."""
+    phase, coco = tables["phase"], tables["coco_bias"]
     captions = coco_caption_table(coco)
-    target = pd.Series(np.arange(len(coco)), index=coco["image_id"]).loc[captions["image_id"]].to_numpy()
-    groups = coco_groups(coco).iloc[target].reset_index(drop=True)
-    rows += _dataset_rows(ctx, "coco_bias", f"coco_bias-{ctx.cfg.coco_bias_split}", coco, captions, target, groups)
-    return rows
+    return [RetrievalSet("phase", f"phase-{cfg.phase_split}", phase,
+                         pd.DataFrame({"text_id": phase["image_id"], "caption": phase["caption"]}),
+                         np.arange(len(phase)), phase[list(PHASE_ATTRIBUTES)].reset_index(drop=True)),
+            RetrievalSet("coco_bias", f"coco_bias-{cfg.coco_bias_split}", coco, captions,
+                         pd.Series(np.arange(len(coco)), index=coco["image_id"]).loc[captions["image_id"]].to_numpy(),
+                         coco_groups(coco).reset_index(drop=True))]
 
 
+def run(ctx: EvalContext, tables: dict[str, pd.DataFrame]) -> list[dict]:
+    """PHASE and COCO-bias text→image rows: each caption's group labels are its image's."""
+    return [row for part in retrieval_sets(tables, ctx.cfg)
+            for row in _dataset_rows(ctx, part.dataset, part.store, part.images, part.texts, part.caption_image,
+                                     part.image_groups.iloc[part.caption_image].reset_index(drop=True))]
 
 
 def check(cfg: EvalConfig) -> None:

@@ -8,10 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from biaslib.data import coco_caption_table
 from biaslib.evaluations.context import EvalContext
 from biaslib.evaluations.registry import Evaluation, Measure, register_evaluation
-from biaslib.evaluations.retrieval import PHASE_ATTRIBUTES, coco_groups
+from biaslib.evaluations.retrieval import retrieval_sets
 from biaslib.evaluations.rows import overall_and_groups
 from biaslib.metrics.image_to_text import image_to_text_hits
 
@@ -29,16 +28,9 @@ def _dataset_rows(ctx: EvalContext, dataset: str, store: str, images: pd.DataFra
 
 def run(ctx: EvalContext, tables: dict[str, pd.DataFrame]) -> list[dict]:
     """PHASE (image i ↔ caption i) and COCO-bias (each image ↔ its captions) image→text rows."""
-    phase = tables["phase"]
-    rows = _dataset_rows(ctx, "phase", f"phase-{ctx.cfg.phase_split}", phase,
-                         pd.DataFrame({"text_id": phase["image_id"], "caption": phase["caption"]}),
-                         np.arange(len(phase)), phase[list(PHASE_ATTRIBUTES)].reset_index(drop=True))
-    coco = tables["coco_bias"]
-    captions = coco_caption_table(coco)
-    caption_image = pd.Series(np.arange(len(coco)), index=coco["image_id"]).loc[captions["image_id"]].to_numpy()
-    rows += _dataset_rows(ctx, "coco_bias", f"coco_bias-{ctx.cfg.coco_bias_split}", coco, captions, caption_image,
-                          coco_groups(coco).reset_index(drop=True))
-    return rows
+    return [row for part in retrieval_sets(tables, ctx.cfg)
+            for row in _dataset_rows(ctx, part.dataset, part.store, part.images, part.texts, part.caption_image,
+                                     part.image_groups)]
 
 
 EVALUATION = register_evaluation(Evaluation(
