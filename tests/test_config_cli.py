@@ -303,3 +303,17 @@ def test_renamed_commands_keep_their_old_names_for_a_release_with_a_note(capsys)
     assert cli.main(["study", "power", "--design", "paper.yaml"]) == 2  # the same command (here: no results)
     err = capsys.readouterr().err
     assert "`biaslib study` is now `biaslib amplification`" in err and "biaslib: error:" in err
+
+
+def test_python_m_biaslib_cli_is_the_command():
+    """``python -m biaslib.cli`` runs the same command as the ``biaslib`` script (the CLI is a package with a
+    ``__main__``); importing that module runs nothing."""
+    import importlib
+    import subprocess
+    import sys
+
+    from biaslib import __version__
+
+    importlib.import_module("biaslib.cli.__main__")
+    done = subprocess.run([sys.executable, "-m", "biaslib.cli", "--version"], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == f"biaslib {__version__}"
