@@ -132,9 +132,10 @@ def _evaluation_names(params: Params, evaluations: Sequence[str] | None) -> list
     """Requested evaluations (default ``eval.evaluations``), deduplicated; unknown names raise, naming the
     registered ones (:func:`biaslib.evaluations.list_evaluations`)."""
     names = list(dict.fromkeys(evaluations if evaluations is not None else params.eval.evaluations))
-    unknown = [n for n in names if n not in list_evaluations()]
+    known = list_evaluations()
+    unknown = [n for n in names if n not in known]
     if unknown or not names:
-        raise ValueError(f"unknown evaluation(s) {unknown or names}; choose from {', '.join(list_evaluations())}")
+        raise ValueError(f"unknown evaluation(s) {unknown or names}; choose from {', '.join(known)}")
     return names
 
 
@@ -171,8 +172,7 @@ def result_settings(cfg: EvalConfig, checkpoint: CheckpointInfo, evaluation: str
     """What a result's numbers depend on (compared on a rerun): checkpoint, model, the evaluation's ``eval`` keys
     (:data:`~biaslib.evaluations.COMMON_SETTINGS` and its own; a file named by one of its ``file_settings`` by its
     path and sha256), its ``eval.options`` with their defaults and the :func:`data_fingerprint` of each dataset it
-    reads
-    (``data``: dataset → fingerprint)."""
+    reads (``data``: dataset → fingerprint)."""
     spec = get_evaluation(evaluation)
     settings = {"checkpoint_sha256": checkpoint.sha256, "checkpoint_epoch": checkpoint.epoch,
                 "model": checkpoint.model, "data": {d: data[d] for d in spec.datasets}} | {
@@ -182,7 +182,7 @@ def result_settings(cfg: EvalConfig, checkpoint: CheckpointInfo, evaluation: str
     if spec.rows_note is not None:
         settings["rows"] = spec.rows_note
     if spec.options:
-        settings["options"] = {**spec.options, **cfg.options.get(evaluation, {})}
+        settings["options"] = spec.options_for(cfg)
     for key in spec.file_settings:  # a file: its content, not only its path
         if settings.get(key) is not None:
             settings[key] = {"path": str(settings[key]), "sha256": file_sha256(settings[key])}

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from biaslib.config import load_params
+from biaslib.config import Params, load_params
 from biaslib.faces.correction import Confusion
 from biaslib.metrics import magbig_fairness
 from biaslib.metrics.intervals import percentile_interval
@@ -61,13 +61,19 @@ def _one(frame: pd.DataFrame, **match: str) -> pd.Series:
     return rows.iloc[0]
 
 
-def test_planted_language_gap_is_recovered_with_a_ci(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def _planted_counts(tmp_path: Path) -> tuple[Path, Params, pd.DataFrame]:
+    """The :data:`PLANTED` study's params file, its params and the gender counts of its generated ``data`` images
+    (prompts written and images generated in ``tmp_path``)."""
     path = tmp_path / "ml.yaml"
     path.write_text(PLANTED.format(runs=tmp_path / "runs"))
     params = load_params(path)
     write_prompts(params)
     generate_languages(params, "data", progress=False)
-    counts = gender_counts(params, "data")
+    return path, params, gender_counts(params, "data")
+
+
+def test_planted_language_gap_is_recovered_with_a_ci(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    _, params, counts = _planted_counts(tmp_path)
     assert set(counts["labels"]) == {"simulator"} and (counts[["no_face", "multiple_faces"]] == 0).all().all()
     assert counts.groupby("language")["images"].sum().to_dict() == {"de": 48, "en": 48}
     gaps = fairness_contrasts(counts, by="language", reference="en", n_boot=400)
@@ -381,14 +387,9 @@ def test_figures_draw_from_the_written_results_and_the_clip_is_chosen_one_way(tm
     tables read back equal to those written), and a checkpoint without its model name is refused by both."""
     from biaslib import cli
     from biaslib.studies.multilingual.evaluation import choose_clip, share_table
-    from biaslib.studies.multilingual.figures import result_tables
+    from biaslib.studies.multilingual.findings import result_tables
 
-    path = tmp_path / "ml.yaml"
-    path.write_text(PLANTED.format(runs=tmp_path / "runs"))
-    params = load_params(path)
-    write_prompts(params)
-    generate_languages(params, "data", progress=False)
-    counts = gender_counts(params, "data")
+    path, params, counts = _planted_counts(tmp_path)
     tables = {"fairness": fairness_table(counts, n_boot=50), "shares": share_table(counts, n_boot=50)}
     write_results(params, tables)
     back = result_tables(collect(params, study="multilingual"))

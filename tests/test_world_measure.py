@@ -76,12 +76,12 @@ def test_skew_change_tests_the_planted_change_and_stays_quiet_on_an_a_a_pair():
     inside its interval; two mixes drawn alike from a 50/50 world are not; the count table is the brute-force one."""
     import numpy as np
 
-    from biaslib.world_models.measure import gender_counts, skew_change
+    from biaslib.world_models.measure import gender_count_table, skew_change
 
     occupations = ["nurse"] * 400 + ["pilot"] * 400
     balanced = pd.DataFrame({"occupation": occupations, "gender": ["woman", "man"] * 400})
     skewed = balanced.assign(gender=["woman"] * 360 + ["man"] * 40 + ["man"] * 360 + ["woman"] * 40)
-    counts = gender_counts(pd.concat([skewed, pd.DataFrame({"occupation": ["none"], "gender": ["woman"]})]))
+    counts = gender_count_table(pd.concat([skewed, pd.DataFrame({"occupation": ["none"], "gender": ["woman"]})]))
     assert counts.to_dict("list") == {"occupation": ["nurse", "pilot"], "man": [40, 360], "woman": [360, 40]}
     planted = skew_change({"000": balanced, "100": skewed}, "000", "100")
     assert planted["difference"] == pytest.approx(0.8) and planted["p_value"] < 0.001

@@ -4,6 +4,7 @@ choices read from a registry when needed."""
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -75,15 +76,14 @@ class Registered(Sequence):
     the parser imports nothing heavy (the face registries import torch)."""
 
     def __init__(self, names: Callable[[], list[str]]):
-        self._names, self._cache = names, None
+        self._names = names
 
+    @functools.cached_property
     def _list(self) -> list[str]:
-        if self._cache is None:
-            self._cache = list(self._names())
-        return self._cache
+        return list(self._names())
 
-    def __getitem__(self, index):  # noqa: ANN001, ANN204  (Sequence's signature)
-        return self._list()[index]
+    def __getitem__(self, index: int | slice) -> str | list[str]:
+        return self._list[index]
 
     def __len__(self) -> int:
-        return len(self._list())
+        return len(self._list)

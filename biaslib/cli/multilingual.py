@@ -118,7 +118,8 @@ def cmd_multilingual_figures(args: argparse.Namespace) -> int:
     from biaslib.config import REPO_ROOT
     from biaslib.errors import DataLayoutError
     from biaslib.results import collect
-    from biaslib.studies.multilingual.figures import result_tables, save_multilingual_figures
+    from biaslib.studies.multilingual.figures import save_multilingual_figures
+    from biaslib.studies.multilingual.findings import result_tables
 
     params = _multilingual_params(args)
     collected = collect(params, study="multilingual")

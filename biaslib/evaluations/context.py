@@ -84,10 +84,11 @@ class EvalContext:
     def option(self, key: str) -> Any:
         """The value of the running evaluation's own setting ``key``: ``eval.options.<evaluation>.<key>``, else the
         default it declares (:attr:`biaslib.evaluations.registry.Evaluation.options`)."""
-        defaults = get_evaluation(self.evaluation).options
-        if key not in defaults:
-            raise KeyError(f"evaluation {self.evaluation} declares no option {key!r} (it has {', '.join(defaults)})")
-        return self.cfg.options.get(self.evaluation, {}).get(key, defaults[key])
+        evaluation = get_evaluation(self.evaluation)
+        if key not in evaluation.options:
+            raise KeyError(f"evaluation {self.evaluation} declares no option {key!r} (it has "
+                           f"{', '.join(evaluation.options)})")
+        return evaluation.options_for(self.cfg)[key]
 
     def _model(self) -> tuple[Any, Any, Any]:
         """(model, preprocess, tokenizer) of the checkpoint, loaded on first use."""

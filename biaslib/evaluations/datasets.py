@@ -55,11 +55,6 @@ def get_dataset(name: str) -> EvalDataset:
         raise ValueError(f"unknown dataset {name!r}; registered: {', '.join(_DATASETS)}") from None
 
 
-def list_datasets() -> list[str]:
-    """Names of the registered datasets, in registration order."""
-    return list(_DATASETS)
-
-
 def dataset_root(params: Params, dataset: str) -> Path:
     """Folder of ``dataset``: ``eval.<dataset>_root`` where set, else ``<eval.data_root>/<dataset>``, with
     ``data_root`` defaulting to ``<run_dir>/data``."""

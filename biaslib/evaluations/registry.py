@@ -72,6 +72,10 @@ class Evaluation:
     rows_note: str | None = None
     check: Callable[[EvalConfig], None] | None = None
 
+    def options_for(self, cfg: EvalConfig) -> dict[str, Any]:
+        """Its :attr:`options` as ``cfg`` sets them: the declared defaults, overridden by ``eval.options.<name>``."""
+        return {**self.options, **cfg.options.get(self.name, {})}
+
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[a-z][a-z0-9_]*", self.name):
             raise ValueError(f"evaluation name {self.name!r}: lower-case letters, digits and _ (a file name part)")

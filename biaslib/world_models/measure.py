@@ -109,7 +109,7 @@ def skew_by_ratio(frames: Mapping[str, pd.DataFrame], column: str = "gender", va
     return pd.DataFrame(out)
 
 
-def gender_counts(frame: pd.DataFrame, column: str = "gender", by: str = "occupation") -> pd.DataFrame:
+def gender_count_table(frame: pd.DataFrame, column: str = "gender", by: str = "occupation") -> pd.DataFrame:
     """Per ``by`` group (``none`` left out) the counts of ``man`` and ``woman`` in ``column``: columns ``occupation``,
     ``man``, ``woman`` (the count table of :mod:`biaslib.metrics.magbig`)."""
     people = frame[frame[by] != "none"]
@@ -125,6 +125,6 @@ def skew_change(frames: Mapping[str, pd.DataFrame], first: str, last: str, ci: f
     real samples, which makes the two sides positively correlated, so its interval is conservative here (wider than
     needed, never narrower). Returns ``difference`` (plug-in), ``difference_corrected``, ``ci_low``, ``ci_high``,
     ``p_value``."""
-    change = mean_l1_difference(gender_counts(frames[last]), gender_counts(frames[first]), ci=ci)
+    change = mean_l1_difference(gender_count_table(frames[last]), gender_count_table(frames[first]), ci=ci)
     return {k: float(change[k]) for k in ("difference", "difference_corrected", "ci_low", "ci_high", "p_value")}
 

@@ -1,7 +1,8 @@
 """The multilingual study's figures, from its evaluation tables (notebook ``13_eval_multilingual`` and
 ``biaslib multilingual figures`` make the same calls): fairness per language before vs after fine-tuning, the raw,
 bias-corrected and classifier-corrected mean L1 with the fair floor, the share of women per occupation, and skin
-tone likewise. Every interval is the tables' own (95% unless the evaluation said otherwise)."""
+tone likewise (tables read back from results by :func:`~.findings.result_tables`). Every interval is the tables'
+own (95% unless the evaluation said otherwise)."""
 
 from __future__ import annotations
 
@@ -14,13 +15,6 @@ from biaslib import figures
 
 #: Sections of a multilingual result the figures read.
 FIGURE_SECTIONS = ("fairness", "shares")
-
-
-def result_tables(collected: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """The evaluation's tables again from :func:`biaslib.results.collect` ``study="multilingual"`` rows: section →
-    its rows with the columns it has (a column empty in every row of the section is dropped)."""
-    return {section: rows.drop(columns="section").dropna(axis=1, how="all").reset_index(drop=True)
-            for section, rows in collected.groupby("section", sort=False)}
 
 
 def fairness_figure(fairness: pd.DataFrame, experiment: str) -> Any:

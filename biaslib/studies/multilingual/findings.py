@@ -125,21 +125,25 @@ def multilingual_findings(tests: pd.DataFrame, amplification: pd.DataFrame | Non
     return sentences
 
 
-def findings_of_results(collected: pd.DataFrame, *, q_level: float = Q_LEVEL) -> tuple[pd.DataFrame, list[str]]:
-    """(tests, sentences) from the result JSONs as :func:`.evaluation.collect` reads them (rows
-    tagged ``section``: ``fairness``, ``finetune_change``, ``language_gaps``, ``amplification``), so that findings
-    are recomputed from written results without evaluating again. Sections a result lacks are skipped."""
-    def section(name: str) -> pd.DataFrame | None:
-        if collected.empty or "section" not in collected.columns:
-            return None
-        rows = collected[collected["section"] == name]
-        return rows.reset_index(drop=True) if len(rows) else None
+def result_tables(collected: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The evaluation's tables again from the result JSONs as :func:`biaslib.results.collect` ``study="multilingual"``
+    reads them (rows tagged ``section``): section → its rows, in file order (columns of other sections are NaN
+    there); empty for no rows."""
+    if collected.empty or "section" not in collected.columns:
+        return {}
+    return {section: rows.reset_index(drop=True) for section, rows in collected.groupby("section", sort=False)}
 
-    fairness = section("fairness")
-    if fairness is None:
+
+def findings_of_results(collected: pd.DataFrame, *, q_level: float = Q_LEVEL) -> tuple[pd.DataFrame, list[str]]:
+    """(tests, sentences) from the result JSONs (:func:`result_tables`: ``fairness``, ``finetune_change``,
+    ``language_gaps``, ``amplification``), so that findings are recomputed from written results without evaluating
+    again. Sections a result lacks are skipped."""
+    tables = result_tables(collected)
+    if "fairness" not in tables:
         return pd.DataFrame(columns=TEST_COLUMNS), []
-    tests = multilingual_tests(fairness, section("finetune_change"), section("language_gaps"), q_level=q_level)
-    return tests, multilingual_findings(tests, section("amplification"), q_level=q_level)
+    tests = multilingual_tests(tables["fairness"], tables.get("finetune_change"), tables.get("language_gaps"),
+                               q_level=q_level)
+    return tests, multilingual_findings(tests, tables.get("amplification"), q_level=q_level)
 
 
 __all__ = ["Q_LEVEL", "TEST_COLUMNS", "findings_of_results", "multilingual_findings", "multilingual_tests"]
