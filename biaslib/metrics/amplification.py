@@ -61,6 +61,16 @@ def bias_amplification(train: pd.DataFrame, pred: pd.DataFrame) -> float:
     -------
     float
         Bias amplification in share units (range [-1, 1]).
+
+    Examples
+    --------
+    The data's doctors are 3 in 4 men, the model's 4 in 4: (1 − 0.75 + 0) / 2 tasks.
+
+    >>> import pandas as pd
+    >>> train = pd.DataFrame({"man": [3, 1], "woman": [1, 3]}, index=["doctor", "nurse"])
+    >>> pred = pd.DataFrame({"man": [4, 1], "woman": [0, 3]}, index=["doctor", "nurse"])
+    >>> bias_amplification(train, pred)
+    0.125
     """
     if set(train.index) != set(pred.index) or set(train.columns) != set(pred.columns):
         raise ValueError(
@@ -143,6 +153,18 @@ def directional_bias_amplification(
     dict
         ``value`` (float, share units) and ``table`` (DataFrame with columns ``attribute``,
         ``task``, ``y``, ``delta``, ``contribution``, one row per (a, t)).
+
+    Examples
+    --------
+    In the data, 3 of 4 women are cooks and 3 of 4 men doctors; a model that makes every woman a cook and every
+    man a doctor moves each P(task | attribute) 0.25 the way of the data's association.
+
+    >>> import numpy as np
+    >>> attr = np.eye(2)[[0, 0, 0, 0, 1, 1, 1, 1]]  # columns: woman, man
+    >>> task = np.eye(2)[[0, 0, 0, 1, 0, 1, 1, 1]]  # columns: cook, doctor
+    >>> amp = directional_bias_amplification(attr, task, attr, np.eye(2)[[0, 0, 0, 0, 1, 1, 1, 1]])
+    >>> amp["value"], amp["table"]["contribution"].tolist()
+    (0.25, [0.25, 0.25, 0.25, 0.25])
     """
     if direction not in ("A->T", "T->A"):
         raise ValueError(f"direction must be 'A->T' or 'T->A', got {direction!r}")
@@ -275,6 +297,18 @@ def amplification_table(train: pd.DataFrame, generated: pd.DataFrame, *, task: s
         One row per (metric of :data:`AMPLIFICATION_METRICS`, estimate of :data:`ESTIMATES`): ``metric``, ``estimate``,
         ``value`` (share units, in [-1, 1]; > 0: the generator exaggerates the data's skew), ``ci_low``,
         ``ci_high``, ``n_train``, ``n_generated``, ``tasks`` (number of tasks).
+
+    Examples
+    --------
+    The data's doctors are 3 in 4 men, the generator's 4 in 4 (Zhao's BiasAmp (1 − 0.75 + 0) / 2 tasks); with
+    exact readings ``corrected`` is ``raw`` and a faithful generator scores 0.
+
+    >>> import pandas as pd
+    >>> train = pd.DataFrame({"occupation": ["doctor"] * 4 + ["nurse"] * 4, "gender": list("mmmwmwww")})
+    >>> generated = pd.DataFrame({"occupation": ["doctor"] * 4 + ["nurse"] * 4, "gender": list("mmmmmwww")})
+    >>> table = amplification_table(train, generated, n_boot=20)
+    >>> table[table["metric"] == "bias_amplification"]["value"].round(3).tolist()
+    [0.125, 0.125, 0.0]
     """
     check_ci(ci)
     if n_boot < 1:

@@ -25,6 +25,15 @@ def paired_cosine(a: ArrayLike, b: ArrayLike) -> np.ndarray:
     -------
     ndarray of float64, shape (n,)
         Cosines in [-1, 1] (the raw score the MAGBIG/mm-debias scripts average).
+
+    Examples
+    --------
+    Orthogonal, opposite, and a 3-4-5 pair (cos = 24 / 25); the rows' lengths do not matter.
+
+    >>> import numpy as np
+    >>> a, b = np.array([[1, 0], [1, 0], [3, 4]]), np.array([[0, 2], [-1, 0], [4, 3]])
+    >>> np.round(paired_cosine(a, b), 3).tolist()
+    [0.0, -1.0, 0.96]
     """
     left = as_matrix(a, "image_emb")
     right = as_matrix(b, "text_emb")
@@ -49,5 +58,14 @@ def clip_score(image_emb: ArrayLike, text_emb: ArrayLike) -> np.ndarray:
     ndarray of float64, shape (n,)
         Scores in [0, 100]; average them for a per-prompt or per-model score. MAGBIG's evaluation
         (formats.md C7) averages the raw cosine instead: :func:`paired_cosine`.
+
+    Examples
+    --------
+    The pairs of :func:`paired_cosine`'s example: the negative cosine counts as 0.
+
+    >>> import numpy as np
+    >>> image, text = np.array([[1, 0], [1, 0], [3, 4]]), np.array([[0, 2], [-1, 0], [4, 3]])
+    >>> np.round(clip_score(image, text), 3).tolist()
+    [0.0, 0.0, 96.0]
     """
     return 100.0 * np.maximum(paired_cosine(image_emb, text_emb), 0.0)

@@ -58,6 +58,13 @@ def estimate_confusion(true: Sequence[str], predicted: Sequence[str],
 
     Pairs where either label is not in ``labels`` (e.g. ``unsure``, a missing prediction) are
     left out. Raises ``ValueError`` when a true label has no calibration face.
+
+    The ``unsure`` reading of the last woman is left out: one of two men and both women are read right.
+
+    >>> confusion = estimate_confusion(["man", "man", "woman", "woman", "woman"],
+    ...                                ["man", "woman", "woman", "woman", "unsure"])
+    >>> confusion.counts.tolist(), confusion.rates.tolist()
+    ([[1, 1], [0, 2]], [[0.5, 0.5], [0.0, 1.0]])
     """
     if len(true) != len(predicted):
         raise ValueError(f"true has {len(true)} labels but predicted has {len(predicted)}")
@@ -86,6 +93,16 @@ def invert_shares(q: np.ndarray, rates: np.ndarray) -> np.ndarray:
     Two labels use the Rogan–Gladen form (NaN where ``det M ≤ 0``, a classifier no better than
     chance); more labels use a linear solve (NaN where ``M`` is singular). Results are clipped to
     the simplex.
+
+    A reader with specificity 0.9 and sensitivity 0.8 reads a 50/50 group as 55/45 (Mᵀ p); inverting gives back
+    50/50, and observed shares beyond the reader's reach are clipped (Rogan–Gladen would give −0.07 women).
+
+    >>> import numpy as np
+    >>> rates = np.array([[0.9, 0.1], [0.2, 0.8]])
+    >>> np.round(invert_shares(np.array([[0.55, 0.45], [0.95, 0.05]]), rates), 3).tolist()
+    [[0.5, 0.5], [1.0, 0.0]]
+    >>> invert_shares(np.array([0.5, 0.5]), np.full((2, 2), 0.5)).tolist()  # a reader no better than chance
+    [nan, nan]
     """
     q, rates = np.asarray(q, np.float64), np.asarray(rates, np.float64)
     if q.shape[-1] == 2:
@@ -104,7 +121,16 @@ def invert_shares(q: np.ndarray, rates: np.ndarray) -> np.ndarray:
 
 
 def rate_draws(confusion: Confusion, *, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """Bootstrap draws of the confusion rates ``(B, K, K)``: each true label's row of counts resampled."""
+    """Bootstrap draws of the confusion rates ``(B, K, K)``: each true label's row of counts resampled.
+
+    Every drawn row sums to 1, and a row of perfect readings (all 4 women read as women) draws itself every time.
+
+    >>> import numpy as np
+    >>> confusion = Confusion(("man", "woman"), np.array([[3, 1], [0, 4]]))
+    >>> draws = rate_draws(confusion, n_boot=5, rng=np.random.default_rng(0))
+    >>> draws.shape, bool(np.allclose(draws.sum(axis=2), 1)), np.unique(draws[:, 1], axis=0).tolist()
+    ((5, 2, 2), True, [[0.0, 1.0]])
+    """
     return np.stack([rng.multinomial(confusion.n[t], confusion.rates[t], size=n_boot) for t in
                      range(len(confusion.labels))], axis=1) / confusion.n[None, :, None]
 
@@ -113,7 +139,17 @@ def share_draws(observed: np.ndarray, rates_drawn: np.ndarray, k: int,
                 *, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Bootstrap draws ``(B, G)`` of label ``k``'s raw and corrected share per group of predicted counts
     ``observed`` ``(G, K)``: each group's counts resampled (multinomial), corrected with the matching draw
-    of ``rates_drawn`` ``(B, K, K)``; NaN columns for groups without a count."""
+    of ``rates_drawn`` ``(B, K, K)``; NaN columns for groups without a count.
+
+    With exact readings (identity rates) the corrected draws are the raw ones; a group of 3 women always draws a
+    share of 1 and a group without faces NaN.
+
+    >>> import numpy as np
+    >>> observed, exact = np.array([[0, 3], [2, 2], [0, 0]]), np.broadcast_to(np.eye(2), (4, 2, 2))
+    >>> raw, corrected = share_draws(observed, exact, 1, rng=np.random.default_rng(0))
+    >>> raw[:, 0].tolist(), bool(np.array_equal(raw[:, 1], corrected[:, 1])), bool(np.isnan(raw[:, 2]).all())
+    ([1.0, 1.0, 1.0, 1.0], True, True)
+    """
     n_boot = len(rates_drawn)
     n = observed.sum(axis=1)
     raw = np.full((n_boot, len(observed)), np.nan)
@@ -146,6 +182,20 @@ def corrected_shares(counts: pd.DataFrame, confusion: Confusion, *, label: str |
         ``share_raw_high``, ``share_corrected``, ``share_corrected_low``, ``share_corrected_high``
         (shares in [0, 1]; NaN for a group with no classified face) and ``status`` (``ok``,
         ``no_classified_face``, ``uninformative_classifier``).
+
+    Examples
+    --------
+    The reader of :func:`invert_shares`' example (specificity 9/10, sensitivity 8/10) reads 45 women in 100
+    faces of a 50/50 group; a group without classified faces gets NaN and its status.
+
+    >>> import numpy as np
+    >>> import pandas as pd
+    >>> counts = pd.DataFrame({"man": [55, 0], "woman": [45, 0]}, index=["doctor", "nurse"])
+    >>> out = corrected_shares(counts, Confusion(("man", "woman"), np.array([[9, 1], [2, 8]])), n_boot=50)
+    >>> out[["share_raw", "share_corrected"]].round(3).to_numpy().tolist(), out["status"].tolist()
+    ([[0.45, 0.5], [nan, nan]], ['ok', 'no_classified_face'])
+    >>> bool(out["share_corrected_low"].iloc[0] <= 0.5 <= out["share_corrected_high"].iloc[0])
+    True
     """
     check_ci(ci)
     if n_boot < 1:

@@ -37,6 +37,16 @@ def group_accuracy(
     pd.DataFrame
         :func:`by_group` frame of correctness: ``value`` is the accuracy in [0, 1]. The worst
         region and the gap come from :func:`group_gap`.
+
+    Examples
+    --------
+    One of two African images is classified right and both European ones; a group with every item right gets the
+    Wilson interval [n / (n + z²), 1].
+
+    >>> frame = group_accuracy(["cat", "dog", "cat", "dog"], ["cat", "cat", "cat", "dog"],
+    ...                        ["Africa", "Africa", "Europe", "Europe"])
+    >>> frame["value"].to_dict(), round(float(frame.loc["Europe", "ci_low"]), 3), round(2 / (2 + 1.96**2), 3)
+    ({'Africa': 0.5, 'Europe': 1.0}, 0.342, 0.342)
     """
     predicted = np.asarray(pred)
     truth = np.asarray(target)

@@ -47,6 +47,19 @@ def factorize_groups(groups: GroupLabels, n: int) -> tuple[np.ndarray, pd.Index,
         Sorted observed groups (a categorical column keeps its category order).
     dropped : int
         Items with a missing label in any column.
+
+    Examples
+    --------
+    >>> codes, index, dropped = factorize_groups(["b", "a", None, "b"], 4)
+    >>> codes.tolist(), index.tolist(), dropped
+    ([1, 0, -1, 1], ['a', 'b'], 1)
+
+    Two columns give the intersections that occur (here not ``("m", "y")``):
+
+    >>> import pandas as pd
+    >>> codes, index, _ = factorize_groups(pd.DataFrame({"gender": ["m", "w", "w"], "region": ["x", "x", "y"]}), 3)
+    >>> codes.tolist(), index.tolist()
+    ([0, 1, 2], [('m', 'x'), ('w', 'x'), ('w', 'y')])
     """
     if isinstance(groups, pd.DataFrame):
         check_same_length(n, len(groups), "values", "groups")
@@ -83,7 +96,15 @@ def summary_frame(
     ci_high: np.ndarray,
     dropped: int,
 ) -> pd.DataFrame:
-    """Assemble the standard per-group frame (columns n, value, ci_low, ci_high)."""
+    """Assemble the standard per-group frame (columns n, value, ci_low, ci_high).
+
+    >>> import numpy as np
+    >>> import pandas as pd
+    >>> frame = summary_frame(pd.Index(["a", "b"]), np.array([4, 2]), np.array([0.75, 0.5]),
+    ...                       np.array([0.3, 0.1]), np.array([0.95, 0.9]), dropped=1)
+    >>> frame.columns.tolist(), frame["n"].tolist(), frame["value"].tolist(), frame.attrs["dropped"]
+    (['n', 'value', 'ci_low', 'ci_high'], [4, 2], [0.75, 0.5], 1)
+    """
     frame = pd.DataFrame(
         {"n": n.astype(np.int64), "value": value, "ci_low": ci_low, "ci_high": ci_high}, index=index
     )
@@ -95,7 +116,17 @@ INTERVALS = ("auto", "wilson", "jeffreys", "percentile", "bca")
 
 
 def resolve_interval(interval: str, values: np.ndarray, clustered: bool) -> str:
-    """The interval method :func:`by_group` uses: ``"auto"`` resolved, requests checked against the data."""
+    """The interval method :func:`by_group` uses: ``"auto"`` resolved, requests checked against the data.
+
+    >>> import numpy as np
+    >>> binary, scores = np.array([0.0, 1.0, 1.0]), np.array([0.5, 1.0])
+    >>> resolve_interval("auto", binary, False), resolve_interval("auto", scores, False)
+    ('wilson', 'percentile')
+    >>> resolve_interval("wilson", scores, False)
+    Traceback (most recent call last):
+    ...
+    ValueError: interval='wilson' is for 0/1 values; ...
+    """
     if interval not in INTERVALS:
         raise ValueError(f"interval must be one of {INTERVALS}, got {interval!r}")
     binary = is_binary(values)
@@ -150,6 +181,16 @@ def by_group(
         Indexed by group: ``n`` (items), ``value`` (group mean, units of ``values``),
         ``ci_low``, ``ci_high``; ``attrs["dropped"]`` counts items without a label and
         ``attrs["interval"]`` names the method (``"cluster percentile"``/``"cluster bca"`` with clusters).
+
+    Examples
+    --------
+    0/1 values get Wilson intervals; a group with no hit in n = 4 gets [0, z² / (n + z²)].
+
+    >>> frame = by_group([1, 1, 1, 0, 0, 0, 0, 0], ["a"] * 4 + ["b"] * 4)
+    >>> frame["value"].tolist(), frame.attrs["interval"], float(frame.loc["b", "ci_low"])
+    ([0.75, 0.0], 'wilson', 0.0)
+    >>> round(float(frame.loc["b", "ci_high"]), 3), round(1.96**2 / (4 + 1.96**2), 3)
+    (0.49, 0.49)
     """
     check_ci(ci)
     if n_boot < 0:
@@ -209,6 +250,18 @@ def group_gap(frame: pd.DataFrame, higher_is_better: bool = True) -> dict[str, A
     dict
         ``difference`` = max − min of ``value``; ``ratio`` = min / max (NaN when max is 0);
         ``worst`` = label of the worst group (a tuple for a MultiIndex).
+
+    Examples
+    --------
+    Group ``c`` without a value is ignored.
+
+    >>> import numpy as np
+    >>> import pandas as pd
+    >>> frame = pd.DataFrame({"value": [1.0, 0.25, np.nan]}, index=["a", "b", "c"])
+    >>> group_gap(frame)
+    {'difference': 0.75, 'ratio': 0.25, 'worst': 'b'}
+    >>> group_gap(frame, higher_is_better=False)["worst"]
+    'a'
     """
     values = frame["value"].dropna()
     if values.empty:

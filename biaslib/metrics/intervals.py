@@ -42,7 +42,11 @@ _CHUNK_ELEMENTS = 1 << 22
 
 
 def z_value(ci: float) -> float:
-    """Two-sided standard-normal quantile of a ``ci`` interval (1.959964 for 0.95)."""
+    """Two-sided standard-normal quantile of a ``ci`` interval (1.959964 for 0.95).
+
+    >>> round(z_value(0.95), 3), round(z_value(0.90), 3)
+    (1.96, 1.645)
+    """
     check_ci(ci)
     return NormalDist().inv_cdf(0.5 + ci / 2.0)
 
@@ -52,7 +56,13 @@ def bias_aware_half_width(se: float, bias_bound: float, ci: float = 0.95) -> flo
     ``[−bias_bound, bias_bound]`` (Armstrong & Kolesár 2020, "Simple and honest confidence intervals in
     nonparametric regression"): ``cv`` is the ``ci`` quantile of |N(bias_bound / se, 1)|, so it is ``z_value(ci)``
     at no bias and ≈ bias_bound / se + z one-sided when the bias dominates. ``se`` > 0, ``bias_bound`` ≥ 0, both in
-    the estimate's units."""
+    the estimate's units.
+
+    No bias gives z (1.96); a bias bound of 5 standard errors gives about 5 + the one-sided z (1.645).
+
+    >>> round(bias_aware_half_width(1.0, 0.0), 3), round(bias_aware_half_width(1.0, 5.0), 3)
+    (1.96, 6.645)
+    """
     check_ci(ci)
     if not se > 0 or not bias_bound >= 0:
         raise ValueError(f"se must be > 0 and bias_bound >= 0, got {se} and {bias_bound}")
@@ -67,7 +77,14 @@ def bias_aware_half_width(se: float, bias_bound: float, ci: float = 0.95) -> flo
 def bias_aware_p(estimate: float, se: float, bias_bound: float, null: float = 0.0) -> float:
     """Two-sided p-value of "the estimand is ``null``" for an estimate with standard error ``se`` and a bias of at
     most ``bias_bound``: P(|Z + bias_bound / se| ≥ |estimate − null| / se), Z ~ N(0, 1) (the worst bias). It is below
-    1 − ci exactly when :func:`bias_aware_half_width`'s interval excludes ``null``."""
+    1 − ci exactly when :func:`bias_aware_half_width`'s interval excludes ``null``.
+
+    With no bias an estimate 1.96 se from the null has p = 0.05; with a bias of up to 1 se, one 3 se away has
+    p = Φ(1 − 3) + Φ(−1 − 3) = 0.0228.
+
+    >>> round(bias_aware_p(1.96, 1.0, 0.0), 3), round(bias_aware_p(3.0, 1.0, 1.0), 4)
+    (0.05, 0.0228)
+    """
     if not se > 0 or not bias_bound >= 0:
         raise ValueError(f"se must be > 0 and bias_bound >= 0, got {se} and {bias_bound}")
     from scipy.stats import norm
@@ -91,6 +108,15 @@ def wilson_interval(successes: ArrayLike, n: ArrayLike, ci: float = 0.95) -> tup
 
     Returns ``(low, high)`` in [0, 1]: floats for scalar input, arrays otherwise. 0/n gives
     ``[0, z²/(n + z²)]`` and n/n its mirror, never a zero-width interval.
+
+    3 of 10 gives the textbook [0.108, 0.603]; 0 of 12 gives [0, z²/(12 + z²)] = [0, 0.242].
+
+    >>> import numpy as np
+    >>> low, high = wilson_interval(3, 10)
+    >>> round(low, 3), round(high, 3)
+    (0.108, 0.603)
+    >>> np.round(wilson_interval([3, 0], [10, 12]), 3).tolist()
+    [[0.108, 0.0], [0.603, 0.242]]
     """
     k, total = _counts(successes, n)
     z = z_value(ci)
@@ -104,7 +130,14 @@ def wilson_interval(successes: ArrayLike, n: ArrayLike, ci: float = 0.95) -> tup
 
 
 def jeffreys_interval(successes: ArrayLike, n: ArrayLike, ci: float = 0.95) -> tuple[Any, Any]:
-    """Jeffreys interval (equal-tailed Beta(k + ½, n − k + ½) quantiles; 0 at k = 0, 1 at k = n)."""
+    """Jeffreys interval (equal-tailed Beta(k + ½, n − k + ½) quantiles; 0 at k = 0, 1 at k = n).
+
+    3 of 10: the 2.5% and 97.5% quantiles of Beta(3.5, 7.5); 0 of 10 starts at exactly 0.
+
+    >>> import numpy as np
+    >>> np.round(jeffreys_interval(3, 10), 3).tolist(), jeffreys_interval(0, 10)[0]
+    ([0.093, 0.606], 0.0)
+    """
     from scipy.stats import beta
 
     k, total = _counts(successes, n)
@@ -117,7 +150,11 @@ def jeffreys_interval(successes: ArrayLike, n: ArrayLike, ci: float = 0.95) -> t
 
 def is_binary(values: ArrayLike) -> bool:
     """True when every value is 0 or 1 (hits, correct answers): the values Wilson intervals, the variance floor and
-    the exact permutation test are for."""
+    the exact permutation test are for.
+
+    >>> is_binary([0, 1, 1.0]), is_binary([True, False]), is_binary([0, 0.5])
+    (True, True, False)
+    """
     return bool(np.isin(values, (0.0, 1.0)).all())
 
 
@@ -125,13 +162,28 @@ def ratio_mean_variance(sums: ArrayLike, sizes: ArrayLike, squares: ArrayLike, c
                         size_squares: ArrayLike, units: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """Mean Σ S / Σ n of units (clusters, or rows: n = 1) and its linearised variance
     Σ (S − m n)² / (Σ n)² · C / (C − 1), from the totals over the units of S, n, S², S·n, n² and their count C
-    (any broadcastable shapes; the sample variance / n for rows). Undefined (NaN) where C = 1 or Σ n = 0."""
+    (any broadcastable shapes; the sample variance / n for rows). Undefined (NaN) where C < 2 or Σ n = 0: for C < 2
+    the variance is set to NaN, not computed (the rounded numerator would give 0, +inf or NaN by chance).
+
+    For rows (n = 1, S = x) it is the mean and the sample variance / n: (4 + 1 + 0 + 9) / 3 / 4 = 1.1667. One cluster
+    (C = 1, here of sum 0.7 and 3 rows) has no variance.
+
+    >>> import numpy as np
+    >>> x = np.array([1.0, 2.0, 3.0, 6.0])
+    >>> mean, variance = ratio_mean_variance(x.sum(), 4, (x * x).sum(), x.sum(), 4, 4)
+    >>> float(mean), round(float(variance), 4)
+    (3.0, 1.1667)
+    >>> float(ratio_mean_variance(0.7, 3, 0.7 * 0.7, 0.7 * 3, 9, 1)[1])
+    nan
+    """
     sums, sizes = np.asarray(sums, dtype=np.float64), np.asarray(sizes, dtype=np.float64)
     units = np.asarray(units, dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         means = sums / sizes
         variances = ((np.asarray(squares) - 2.0 * means * np.asarray(cross) + means**2 * np.asarray(size_squares))
                      / sizes**2 * units / (units - 1.0)).clip(min=0.0)
+    # C < 2: the numerator is 0 only up to rounding (so 0, +inf or NaN), hence set to NaN, not computed
+    variances = np.where(units < 2.0, np.nan, variances)[()]
     return means, variances
 
 
@@ -143,6 +195,12 @@ def effective_size(cluster_hits: ArrayLike, cluster_sizes: ArrayLike) -> float:
     rows' p̂(1 − p̂)/n; the size it gives is clipped to [n² / Σ n_c², n]: between each cluster acting like one row
     (all its rows agree) and clusters that do not matter (rows independent). With no hit, no miss or one cluster the
     design effect cannot be estimated and the smaller (cautious) size is returned.
+
+    Two clusters of two rows: all-hit and all-miss clusters count as one row each (4² / 8 = 2); clusters split
+    evenly count all 4 rows.
+
+    >>> effective_size([2, 0], [2, 2]), effective_size([1, 1], [2, 2])
+    (2.0, 4.0)
     """
     hits, sizes = np.asarray(cluster_hits, dtype=np.float64), np.asarray(cluster_sizes, dtype=np.float64)
     n = float(sizes.sum())
@@ -161,7 +219,14 @@ def cluster_wilson_interval(cluster_hits: ArrayLike, cluster_sizes: ArrayLike, c
     """Wilson interval of a 0/1 share whose rows come in clusters: :func:`wilson_interval` at the share with
     :func:`effective_size` rows (a design-effect Wilson interval). Never zero-width, also for a rare outcome with
     no hit in any cluster (then it is Wilson's with n² / Σ n_c² rows). Coverage ≥ 0.90 from 5 clusters of 5 rows,
-    p from 0.02 to 0.5, cluster correlation 0 to 1 (tests/test_intervals.py)."""
+    p from 0.02 to 0.5, cluster correlation 0 to 1 (tests/test_intervals.py).
+
+    Two clusters of two rows, one all hits and one all misses: Wilson's interval of 1 hit in 2 rows.
+
+    >>> import numpy as np
+    >>> np.round(cluster_wilson_interval([2, 0], [2, 2]), 3).tolist(), np.round(wilson_interval(1, 2), 3).tolist()
+    ([0.095, 0.905], [0.095, 0.905])
+    """
     hits, sizes = np.asarray(cluster_hits, dtype=np.float64), np.asarray(cluster_sizes, dtype=np.float64)
     rows = effective_size(hits, sizes)
     return wilson_interval(float(hits.sum() / sizes.sum()) * rows, rows, ci)
@@ -174,6 +239,13 @@ def bootstrap_means(x: np.ndarray, *, n_boot: int, rng: np.random.Generator) -> 
 
     With few distinct values (e.g. 0/1 hits) a resample is drawn as multinomial counts over the distinct
     values (exactly the distribution of resampling rows); otherwise row indices are drawn in chunks.
+
+    A resample of [0, 1] holds two of its values, so its mean is 0, 0.5 or 1.
+
+    >>> import numpy as np
+    >>> draws = bootstrap_means(np.array([0.0, 1.0]), n_boot=200, rng=np.random.default_rng(0))
+    >>> draws.shape, sorted(set(draws.tolist()))
+    ((200,), [0.0, 0.5, 1.0])
     """
     n = len(x)
     if n == 0:
@@ -194,6 +266,11 @@ def cluster_sums(values: np.ndarray, clusters: ArrayLike) -> tuple[np.ndarray, n
     """Per-cluster sums and sizes of ``values`` and each row's cluster code.
 
     Returns ``(sums (C,), sizes (C,), codes (n,))`` with clusters in sorted label order.
+
+    >>> import numpy as np
+    >>> sums, sizes, codes = cluster_sums(np.array([1.0, 0.0, 1.0, 1.0, 0.0]), ["b", "a", "b", "c", "a"])
+    >>> sums.tolist(), sizes.tolist(), codes.tolist()
+    ([0.0, 2.0, 1.0], [2.0, 2.0, 1.0], [1, 0, 1, 2, 0])
     """
     import pandas as pd
 
@@ -214,6 +291,14 @@ def cluster_bootstrap_means(sums: np.ndarray, sizes: np.ndarray, *, n_boot: int,
 
     ``sums``/``sizes`` (C,) are one group's clusters (:func:`cluster_sums`); C clusters are drawn with
     replacement as multinomial counts, in chunks of rows.
+
+    A cluster of 3 rows with 3 hits and one of 1 row with none: a replicate holding one of each is
+    (3 + 0) / (3 + 1) = 0.75 (not 0.5, the mean of the two cluster means), two of one cluster give 1 or 0.
+
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> sorted(set(cluster_bootstrap_means(np.array([3.0, 0.0]), np.array([3.0, 1.0]), n_boot=200, rng=rng).tolist()))
+    [0.0, 0.75, 1.0]
     """
     c = len(sums)
     if c == 0:
@@ -234,6 +319,15 @@ def percentile_interval(draws: np.ndarray, ci: float = 0.95) -> tuple[Any, Any]:
     """Equal-tailed percentile interval over axis 0 of ``draws`` (B, …), ignoring NaN/inf draws.
 
     NaN where no draw is finite; floats for 1-D ``draws``, arrays of shape ``draws.shape[1:]`` otherwise.
+
+    The 2.5% and 97.5% quantiles of 0, 1, …, 100; no finite draw gives NaN.
+
+    >>> import numpy as np
+    >>> low, high = percentile_interval(np.arange(101.0))
+    >>> round(low, 3), round(high, 3)
+    (2.5, 97.5)
+    >>> percentile_interval(np.array([np.nan, np.inf]))
+    (nan, nan)
     """
     check_ci(ci)
     draws = np.asarray(draws, dtype=np.float64)
@@ -257,6 +351,14 @@ def ratio_acceleration(sums: np.ndarray, sizes: np.ndarray) -> float:
     a = Σ d³ / (6 (Σ d²)^{3/2}) with d_u = mean of the leave-one-out means − the mean without unit u; for rows
     (all sizes 1) this is Σ (x − x̄)³ / (6 (Σ (x − x̄)²)^{3/2}). 0 when there are fewer than two units or every
     leave-one-out mean is the same.
+
+    For rows [0, 0, 3] the deviations −1, −1, 2 give 6 / (6 · 6^1.5) = 0.068; symmetric rows give 0.
+
+    >>> import numpy as np
+    >>> round(ratio_acceleration(np.array([0.0, 0.0, 3.0]), np.ones(3)), 3)
+    0.068
+    >>> ratio_acceleration(np.array([1.0, 2.0, 3.0]), np.ones(3))
+    0.0
     """
     sums = np.asarray(sums, dtype=np.float64)
     sizes = np.asarray(sizes, dtype=np.float64)
@@ -274,6 +376,14 @@ def bca_interval(draws: np.ndarray, estimate: float, acceleration: float, ci: fl
     Bias correction z₀ = Φ⁻¹(share of draws below the estimate, ties counted half); the percentile levels
     Φ(z₀ + (z₀ + z_α)/(1 − a(z₀ + z_α))) are read off the draws. Falls back to the percentile interval
     when every draw lies on one side of the estimate (z₀ infinite).
+
+    With the estimate at the draws' median and no acceleration (z₀ = 0, a = 0) it is the percentile interval; a = 0.1
+    reads the levels Φ(−1.96 / 1.196) = 5.06% and Φ(1.96 / 0.804) = 99.26%.
+
+    >>> import numpy as np
+    >>> draws = np.arange(101.0)
+    >>> np.round(bca_interval(draws, 50.0, 0.0), 3).tolist(), np.round(bca_interval(draws, 50.0, 0.1), 3).tolist()
+    ([2.5, 97.5], [5.063, 99.261])
     """
     check_ci(ci)
     finite = np.asarray(draws, dtype=np.float64)
@@ -354,6 +464,14 @@ def group_mean_draws(values: np.ndarray, codes: np.ndarray, n_groups: int, *, n_
     resample its clusters (:func:`cluster_bootstrap_means`) instead of its rows (:func:`bootstrap_means`).
     Groups are drawn in code order from ``rng``. The gap's and the ratio's intervals come from these replicates
     through :func:`gap_interval` and :func:`ratio_interval`.
+
+    Group 0 holds [0, 1] (replicates 0, 0.5 or 1), group 1 only 5s (always 5).
+
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> draws = group_mean_draws(np.array([0.0, 1.0, 5.0, 5.0, 5.0]), np.array([0, 0, 1, 1, 1]), 2, n_boot=200, rng=rng)
+    >>> draws.shape, sorted(set(draws[:, 0].tolist())), set(draws[:, 1].tolist())
+    ((200, 2), [0.0, 0.5, 1.0], {5.0})
     """
     boot = np.empty((n_boot, n_groups))
     for g in range(n_groups):
@@ -369,7 +487,13 @@ def group_mean_draws(values: np.ndarray, codes: np.ndarray, n_groups: int, *, n_
 def binary_mean_variance(sums: ArrayLike, sizes: ArrayLike) -> np.ndarray:
     """Variance of each group's 0/1 mean with one success and one failure added (Agresti & Caffo 2000):
     p̃(1 − p̃)/(n + 2), p̃ = (x + 1)/(n + 2), shape of ``sums``. A floor for :func:`gap_interval`: a group with 0 or
-    n hits has bootstrap replicates without spread, which would make its difference from the others look exact."""
+    n hits has bootstrap replicates without spread, which would make its difference from the others look exact.
+
+    0 of 2: p̃ = 1/4, (1/4)(3/4)/4 = 3/64; 1 of 2: p̃ = 1/2, (1/2)(1/2)/4 = 1/16.
+
+    >>> binary_mean_variance([0, 1], [2, 2]).tolist()
+    [0.046875, 0.0625]
+    """
     x, n = np.asarray(sums, dtype=np.float64), np.asarray(sizes, dtype=np.float64)
     share = (x + 1.0) / (n + 2.0)
     return share * (1.0 - share) / (n + 2.0)
@@ -377,7 +501,16 @@ def binary_mean_variance(sums: ArrayLike, sizes: ArrayLike) -> np.ndarray:
 
 def binary_variance_floor(values: np.ndarray, codes: np.ndarray, n_groups: int) -> np.ndarray | None:
     """:func:`binary_mean_variance` of each of ``n_groups`` groups (``codes`` (n,) in 0..G−1) when ``values`` (n,)
-    are all 0 or 1, else None (continuous values need no floor): the ``variance_floor`` of :func:`gap_interval`."""
+    are all 0 or 1, else None (continuous values need no floor): the ``variance_floor`` of :func:`gap_interval`.
+
+    Groups of 0 of 2 and 2 of 2 hits both get 3/64; values that are not 0/1 get no floor.
+
+    >>> import numpy as np
+    >>> binary_variance_floor(np.array([0.0, 0.0, 1.0, 1.0]), np.array([0, 0, 1, 1]), 2).tolist()
+    [0.046875, 0.046875]
+    >>> binary_variance_floor(np.array([0.0, 0.5]), np.array([0, 1]), 2) is None
+    True
+    """
     if not is_binary(values):
         return None
     hits = np.bincount(codes, weights=values, minlength=n_groups)
@@ -440,6 +573,17 @@ def gap_interval(means: ArrayLike, draws: ArrayLike, ci: float = 0.95, *,
         evaluations also start it at 0 when the test does not reject (:func:`aligned_with_test`). Always
         ``low`` ≤ observed gap ≤ ``high``. Measured coverage (tests/test_intervals.py): 0.90–0.99 of the true
         gap over five planted truths, from all groups equal to far apart.
+
+    Replicates without spread: the difference's se is √(0.005 + 0.005) = 0.1 and c the normal 1.96, so the gap 0.6
+    gets 0.6 ± 0.196; with equal means the band holds 0 and the interval starts at 0.
+
+    >>> import numpy as np
+    >>> means = np.array([0.2, 0.8])
+    >>> np.round(gap_interval(means, np.tile(means, (10, 1)), variance_floor=[0.005, 0.005]), 3).tolist()
+    [0.404, 0.796]
+    >>> equal = np.array([0.5, 0.5])
+    >>> np.round(gap_interval(equal, np.tile(equal, (10, 1)), variance_floor=[0.005, 0.005]), 3).tolist()
+    [0.0, 0.196]
     """
     m, d, floor = _band_inputs("gap_interval", means, draws, ci, variance_floor)
     if len(d) < 2:
@@ -459,6 +603,14 @@ def ratio_interval(means: ArrayLike, draws: ArrayLike, ci: float = 0.95, *,
     ``means`` (G,), ``draws`` (B, G) and ``variance_floor`` (G,) as in :func:`gap_interval`. Each mean gets a
     simultaneous max-t band [l_g, u_g]; the true ratio then lies in [max(0, min l) / max u, min(1, min u / max l)]
     (NaN low when max u ≤ 0; high 1 when max l ≤ 0). Conservative: it needs every group's band at once.
+
+    Replicates without spread and se √0.0025 = 0.05: the bands 0.4 ± 0.098 and 0.8 ± 0.098 give
+    [0.302 / 0.898, 0.498 / 0.702].
+
+    >>> import numpy as np
+    >>> means = np.array([0.4, 0.8])
+    >>> np.round(ratio_interval(means, np.tile(means, (10, 1)), variance_floor=[0.0025, 0.0025]), 3).tolist()
+    [0.336, 0.709]
     """
     m, d, floor = _band_inputs("ratio_interval", means, draws, ci, variance_floor)
     if len(d) < 2:
@@ -478,7 +630,13 @@ def aligned_with_test(low: float, high: float, p_value: float, ci: float = 0.95,
     Only ever wider, so coverage does not drop; "the interval leaves the null out" then implies p < 1 − ci, and the
     rate at which equal groups get an interval without 0 is at most the test's false-positive rate (it was 6–11%
     with the bootstrap bands alone). The other way round — the test rejects, the simultaneous interval still holds
-    the null — can remain: the test is the decision, the interval a conservative range."""
+    the null — can remain: the test is the decision, the interval a conservative range.
+
+    >>> aligned_with_test(0.1, 0.5, p_value=0.2), aligned_with_test(0.1, 0.5, p_value=0.01)
+    ((0.0, 0.5), (0.1, 0.5))
+    >>> aligned_with_test(0.3, 0.8, p_value=0.5, null=1.0)
+    (0.3, 1.0)
+    """
     if not np.isfinite(p_value) or p_value < 1.0 - ci:
         return low, high
     return min(low, null), max(high, null)
@@ -525,14 +683,15 @@ def _studentised_gaps(sums: np.ndarray, sizes: np.ndarray, squares: np.ndarray, 
                       size_squares: np.ndarray, units: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Group means (…, G) and the max over pairs of |m_i − m_j| / √(v_i + v_j) (…,), from the groups' totals over
     units of sum S, size n, S², S·n, n² and the unit counts C (each (…, G)); v is :func:`ratio_mean_variance`.
-    Pairs with a one-unit group are left out (NaN); a pair without any spread counts 0 when its means tie, else
-    infinity."""
+    Pairs with a one-unit group (one row, or one cluster: C < 2, variance NaN) are left out (NaN), also when
+    their means tie, so with no pair left the statistic is −inf; a pair of groups of ≥ 2 units without any spread
+    counts 0 when its means tie, else infinity."""
     means, variances = ratio_mean_variance(sums, sizes, squares, cross, size_squares, units)
     with np.errstate(invalid="ignore", divide="ignore"):
         i, j = np.triu_indices(sums.shape[-1], 1)
         difference = np.abs(means[..., i] - means[..., j])
-        t = difference / np.sqrt(variances[..., i] + variances[..., j])
-        t = np.where(difference == 0.0, 0.0, t)
+        spread = variances[..., i] + variances[..., j]
+        t = np.where((difference == 0.0) & ~np.isnan(spread), 0.0, difference / np.sqrt(spread))
     statistic = np.nanmax(np.where(np.isnan(t), -np.inf, t), axis=-1)
     return means, statistic
 
@@ -604,7 +763,17 @@ def gap_test(values: ArrayLike, groups: ArrayLike, *, clusters: ArrayLike | None
           reject equal means with unequal spreads (52.8% at the 5% level, sd 2 / 1 / 1 / 0.5): the statistic is the
           max over pairs of Welch's |m_i − m_j| / √(v_i + v_j), its null distribution from ``n_perm`` resamples of
           the groups' units (rows or clusters) each centred on its own mean. False positives 4–7% with unequal
-          spreads, sizes and clusters (tests/test_intervals.py).
+          spreads, sizes and clusters (tests/test_intervals.py). A group of a single unit (one row, or all its
+          rows in one cluster) has no variance: its pairs are left out, and with no pair left (two groups, one of
+          them a single unit) p = 1.
+
+    Six hits against six misses: a gap of 1, far beyond chance (only 2 of the 924 splits of the rows reach it).
+
+    >>> result = gap_test([1] * 6 + [0] * 6, ["a"] * 6 + ["b"] * 6, n_perm=200, n_boot=200)
+    >>> result["gap"], result["high_group"], result["low_group"], result["test"]
+    (1.0, 'a', 'b', 'permutation')
+    >>> result["p_value"] < 0.05, result["ci_low"] <= 1.0 <= result["ci_high"]
+    (True, True)
     """
     check_ci(ci)
     if n_perm < 0 or n_boot < 0:
@@ -665,9 +834,19 @@ def contrast_test(values: ArrayLike, groups: ArrayLike, first: Any, second: Any,
     difference can be negative and its interval is the percentile interval of the per-resample difference (each
     group resampled on its own, rows or whole ``clusters``); ``p_value`` is :func:`gap_test`'s two-sided test of
     "the two means are equal" (with two groups its max − min is |first − second|): a permutation for 0/1 values,
-    a studentised (Welch) bootstrap for others.
+    a studentised (Welch) bootstrap for others. When either group is a single unit (one row, or one cluster) the
+    pair has no variance and, for values other than 0/1, ``p_value`` is 1 (:func:`gap_test`).
 
     Returns ``difference``, ``ci_low``, ``ci_high``, ``p_value``, ``n_first``, ``n_second``.
+
+    f has 1 hit in 4, m 3 in 4 (rows of x are left out): f − m = −0.5.
+
+    >>> values, groups = [0, 0, 1, 0, 1, 1, 1, 0, 1, 1], ["f"] * 4 + ["m"] * 4 + ["x"] * 2
+    >>> result = contrast_test(values, groups, "f", "m", n_perm=200, n_boot=200)
+    >>> result["difference"], result["n_first"], result["n_second"], result["ci_low"] <= -0.5 <= result["ci_high"]
+    (-0.5, 4, 4, True)
+    >>> 0.0 < result["p_value"] <= 1.0
+    True
     """
     vals = np.asarray(values, dtype=np.float64)
     labels = np.asarray(groups, dtype=object)
@@ -702,7 +881,17 @@ def check_callable(min_p: float, family_size: int, q_level: float = Q_LEVEL, wha
     p-value is ``min_p``, one finding alone gets the Benjamini–Hochberg q-value ``family_size · min_p``, so unless
     that is below ``q_level`` a single true effect, however large, is never called and the table would be a list of
     non-findings by construction (e.g. 3 ratios × 3 replicates: exact permutation p ≥ 2/1,680 = 0.00119; over 44
-    rows q ≥ 0.052). Raises ``ValueError`` naming ``what``, the numbers and the ways out."""
+    rows q ≥ 0.052). Raises ``ValueError`` naming ``what``, the numbers and the ways out.
+
+    10 tests with p ≥ 0.001 can reach q = 0.01; with p ≥ 0.01 a lone finding gets q ≥ 0.1 and nothing is callable.
+
+    >>> check_callable(0.001, 10) is None
+    True
+    >>> check_callable(0.01, 10)
+    Traceback (most recent call last):
+        ...
+    ValueError: the table: no finding can be called: its smallest attainable p-value is 0.01, ...
+    """
     if family_size < 1:
         return
     floor = family_size * min_p
@@ -718,6 +907,13 @@ def bh_qvalues(p_values: ArrayLike) -> np.ndarray:
     q_(i) = min over j ≥ i of m · p_(j) / j (sorted ascending, m = number of finite p-values), capped at 1:
     calling every test with q < α a finding keeps the expected share of false findings at most α
     (independent or positively dependent tests).
+
+    Sorted p 0.01, 0.03, 0.04 give 3 · p / rank = 0.03, 0.045, 0.04; the minimum over later ranks lowers 0.045 to
+    0.04. NaN stays NaN and is not counted (m = 3).
+
+    >>> import numpy as np
+    >>> np.round(bh_qvalues([0.04, 0.01, 0.03, np.nan]), 3).tolist()
+    [0.04, 0.03, 0.04, nan]
     """
     p = np.asarray(p_values, dtype=np.float64)
     q = np.full(p.shape, np.nan)

@@ -43,7 +43,11 @@ RESAMPLE: tuple[str, ...] = ("images", "prompts")
 def parity_l1(p: np.ndarray | float) -> np.ndarray:
     """MAGBIG's L1 distance of a two-outcome split from parity, ``|p − (1 − p)| = 2|p − ½|`` (0: a 50/50
     split, 1: one outcome only), elementwise on shares ``p`` in [0, 1]; the one spelling of the measure in
-    biaslib (every figure of a gender split uses this scale)."""
+    biaslib (every figure of a gender split uses this scale).
+
+    >>> parity_l1([0.75, 0.25, 0.5, 1.0]).tolist()
+    [0.5, 0.5, 0.0, 1.0]
+    """
     return np.abs(2.0 * np.asarray(p, dtype=np.float64) - 1.0)
 
 
@@ -95,6 +99,13 @@ def expected_max_l1(p: np.ndarray, occupations: int, images: int) -> tuple[float
     ``E[max] = Σ (t_j − t_{j−1}) (1 − P(max < t_j))`` and the same with ``t²`` for E[max²].
     ``e_k`` comes from the usual O(N·k) recursion, all thresholds at once; every term is
     non-negative and at most C(N, k), so float64 is exact to rounding for N in the thousands.
+
+    Two fair occupations (p = ½), both drawn, 2 images each: each scores 1 (X = 0 or 2) or 0 (X = 1) with
+    probability ½, so the worst of the two is 1 unless both score 0: E[max] = E[max²] = 1 − ¼.
+
+    >>> import numpy as np
+    >>> expected_max_l1(np.array([0.5, 0.5]), occupations=2, images=2)
+    (0.75, 0.75)
     """
     scores = parity_l1(np.arange(images + 1) / images)
     thresholds = np.unique(scores[scores > 0])
@@ -117,6 +128,12 @@ def expected_l1(p: np.ndarray, totals: np.ndarray) -> np.ndarray:
 
     ``p`` has shape (..., O) (shares in [0, 1]), ``totals`` (O,) positive integer face counts; returns the
     shape of ``p``. Exact (a sum over the binomial distribution; one pass per distinct count).
+
+    One face always scores 1; two faces of a fair occupation score 1 (both alike) or 0, each with probability ½.
+
+    >>> import numpy as np
+    >>> expected_l1(np.array([0.5, 0.5, 1.0]), np.array([1, 2, 2])).tolist()
+    [1.0, 0.5, 1.0]
     """
     from scipy.stats import binom
 
@@ -141,6 +158,13 @@ def fair_floors(totals: np.ndarray, occupations: int, images: int) -> dict[str, 
     ``floor_mean_l1`` = mean over occupations of E|2X/n_o − 1|, X ~ Binomial(n_o, ½) (exact);
     ``floor_mean_l2`` = that / √2; ``floor_exp_max_l1`` = expected max of ``occupations`` fair occupations
     of ``images`` images each (the estimand's own value for a fair generator).
+
+    With 2 faces per occupation a fair one scores 0 or 1 with probability ½ each (see :func:`expected_max_l1`).
+
+    >>> import numpy as np
+    >>> floors = fair_floors(np.array([2, 2]), occupations=2, images=2)
+    >>> floors["floor_mean_l1"], round(floors["floor_mean_l2"], 4), floors["floor_exp_max_l1"]
+    (0.5, 0.3536, 0.75)
     """
     totals = np.asarray(totals)
     floor = float(expected_l1(np.full(len(totals), 0.5), totals).mean())
@@ -188,6 +212,17 @@ def magbig_fairness(counts: pd.DataFrame, occupations: int = 10, images: int = 1
     ------
     ValueError
         Missing columns, negative/NaN counts, or fewer than ``occupations`` usable occupations.
+
+    Examples
+    --------
+    A 3:1 occupation scores L1 = |2·¾ − 1| = 0.5 and a 1:1 one 0; one without a face is left out. With one image
+    per draw every draw scores 1 (the floor of a fair generator too).
+
+    >>> import pandas as pd
+    >>> counts = pd.DataFrame({"occupation": ["a", "b", "c"], "man": [3, 1, 0], "woman": [1, 1, 0]})
+    >>> scores = magbig_fairness(counts, occupations=2, images=1)
+    >>> scores["mean_l1"], scores["std_l1"], scores["excluded"], scores["exp_max_l1"]
+    (0.25, 0.25, ['c'], 1.0)
     """
     p, totals, excluded = _shares_and_totals(counts, occupations, images)
     mean, mean_square = expected_max_l1(p, occupations, images)
@@ -238,6 +273,15 @@ def minimax_l1_estimator(images: int, occupations: int) -> L1Estimator:
     bias² + variance is the expected squared error) solved by SLSQP on 201 shares. Any ``scores`` gives valid
     intervals, because ``max_bias`` is measured afterwards, not assumed; minimising only makes them short.
     Worst-case bias with 12 faces: 0.115 at 10 occupations, 0.057 at 150; 100 faces: 0.031 and 0.019.
+
+    With one face per occupation X says nothing about |2p − 1| (it is 0 or 1 whatever p); the best symmetric
+    guess is the constant ½, wrong by at most ½ (at p = ½ and at p = 0 or 1).
+
+    >>> estimator = minimax_l1_estimator(1, 10)
+    >>> [round(s, 3) for s in estimator.scores.tolist()], round(estimator.max_bias, 3)
+    ([0.5, 0.5], 0.5)
+    >>> round(minimax_l1_estimator(12, 10).max_bias, 3)
+    0.115
     """
     from scipy.optimize import minimize
     from scipy.stats import binom
@@ -280,6 +324,13 @@ def corrected_mean_l1(man: np.ndarray, totals: np.ndarray) -> dict[str, float]:
     Returns ``estimate`` (mean of the scores), ``se`` (plug-in: √Σ Var_{p̂_o}(score) / O, each occupation's variance
     at its own share) and ``max_bias`` (mean of the occupations' worst-case biases: the
     mean's bias is at most this whatever the shares).
+
+    One face per occupation: every occupation scores the constant ½ (:func:`minimax_l1_estimator`), so the mean is
+    ½ with no sampling error and a bias of up to ½.
+
+    >>> import numpy as np
+    >>> {key: round(value, 3) for key, value in corrected_mean_l1(np.array([0, 1]), np.array([1, 1])).items()}
+    {'estimate': 0.5, 'se': 0.0, 'max_bias': 0.5}
     """
     from scipy.stats import binom
 
@@ -330,6 +381,20 @@ def mean_l1_inference(counts: pd.DataFrame, *, n_boot: int = 1000, ci: float = 0
         plug-in mean L1 reaches the observed one: a small value says the unfairness is beyond chance),
         ``n_occupations``. Coverage ≥ 0.94 over 10/40/150 occupations × 12/25/100 faces × p(woman) ½, 0.6, 0.7
         and a fair/unfair mix (``tests/test_magbig_inference.py``; README).
+
+    Examples
+    --------
+    Two occupations of 10 faces, all of one gender: plug-in mean L1 1; a fair generator scores
+    E|2X/10 − 1| = 1260/5120 ≈ 0.246 on average, and none of 99 fair draws reaches 1, so ``p_fair`` is its
+    smallest value, 1/(99 + 1).
+
+    >>> import pandas as pd
+    >>> counts = pd.DataFrame({"occupation": ["a", "b"], "man": [10, 0], "woman": [0, 10]})
+    >>> result = mean_l1_inference(counts, n_boot=99)
+    >>> result["mean_l1"], round(result["floor_mean_l1"], 3), result["p_fair"]
+    (1.0, 0.246, 0.01)
+    >>> 0 < result["ci_low"] <= result["mean_l1_corrected"] <= result["ci_high"] <= 1
+    True
     """
     from biaslib.metrics.intervals import bias_aware_half_width
 
@@ -401,6 +466,18 @@ def resampled_counts(strata: Sequence[np.ndarray], *, n_boot: int, rng: np.rando
     ``resample="images"``: the occupation's classified images resampled as one pool (a multinomial draw of
     its summed counts with their total); ``"prompts"``: its prompts resampled with replacement, whole (their
     counts summed; totals vary by draw).
+
+    Resampling images keeps every occupation's total; resampling prompts redraws whole rows, so an occupation of
+    one prompt never changes and one of prompts (2, 0) and (0, 2) gives (4, 0), (2, 2) or (0, 4).
+
+    >>> import numpy as np
+    >>> strata = [np.array([[3, 1]]), np.array([[2, 0], [0, 2]])]
+    >>> draws = resampled_counts(strata, n_boot=4, rng=np.random.default_rng(0))
+    >>> draws.shape, draws.sum(axis=2).tolist()
+    ((4, 2, 2), [[4, 4], [4, 4], [4, 4], [4, 4]])
+    >>> draws = resampled_counts(strata, n_boot=100, rng=np.random.default_rng(0), resample="prompts")
+    >>> sorted({tuple(c) for c in draws[:, 0].tolist()}), sorted({tuple(c) for c in draws[:, 1].tolist()})
+    ([(3, 1)], [(0, 4), (2, 2), (4, 0)])
     """
     if resample not in RESAMPLE:
         raise ValueError(f"resample must be one of {RESAMPLE}, got {resample!r}")
@@ -422,7 +499,19 @@ def occupation_share_draws(strata: Sequence[np.ndarray], rates: np.ndarray, rate
     ``raw`` and ``corrected`` for the classifier's errors: ``strata`` as :func:`resampled_counts` takes them (label
     counts reference, counted), ``rates`` the classifier's (K, K) rate matrix and ``rates_drawn`` (B, K, K) its
     bootstrap draws (:func:`biaslib.metrics.correction.rate_draws`), each count draw corrected with the matching
-    rate draw (:func:`biaslib.metrics.correction.invert_shares`); NaN where an occupation has no classified face."""
+    rate draw (:func:`biaslib.metrics.correction.invert_shares`); NaN where an occupation has no classified face.
+
+    A classifier that swaps the labels 10% of the time sees a share q = ¼ for a true p with 0.9p + 0.1(1 − p) = ¼,
+    so p = (¼ − 0.1) / 0.8 = 0.1875; the occupation without a face is NaN.
+
+    >>> import numpy as np
+    >>> rates = np.array([[0.9, 0.1], [0.1, 0.9]])
+    >>> draws = occupation_share_draws([np.array([[3, 1]]), np.array([[0, 0]])], rates,
+    ...                                np.broadcast_to(rates, (5, 2, 2)), rng=np.random.default_rng(0),
+    ...                                resample="images")
+    >>> draws["raw"][0].tolist(), np.round(draws["corrected"][0], 4).tolist(), draws["corrected"][1].shape
+    ([0.25, nan], [0.1875, nan], (5, 2))
+    """
     observed = np.stack([rows.sum(axis=0) for rows in strata])
     n = observed.sum(axis=1)
     q = np.divide(observed, n[:, None], out=np.full(observed.shape, np.nan), where=n[:, None] > 0)
@@ -446,6 +535,13 @@ def magbig_fairness_mc(
     ``occupations`` distinct occupations uniformly and ``X_o ~ Binomial(images, p_o)`` for each.
     ``exp_max_*`` / ``exp_std_*`` are the mean / std (ddof 0) of the per-draw maxima; the other
     keys are exact, as in :func:`magbig_fairness`.
+
+    Two fair occupations of 2 images each: the Monte Carlo mean of the worst score is near the exact 0.75.
+
+    >>> import pandas as pd
+    >>> counts = pd.DataFrame({"occupation": ["a", "b"], "man": [1, 1], "woman": [1, 1]})
+    >>> abs(magbig_fairness_mc(counts, draws=2000, occupations=2, images=2)["exp_max_l1"] - 0.75) < 0.05
+    True
     """
     if draws < 1:
         raise ValueError(f"draws must be >= 1, got {draws}")
@@ -472,6 +568,19 @@ def mean_l1_difference(counts: pd.DataFrame, reference: pd.DataFrame, ci: float 
     ``difference_corrected``, ``max_bias``, ``se``, ``ci_low``/``ci_high`` and ``p_value``
     (:func:`~biaslib.metrics.intervals.bias_aware_p` of "no difference": below 1 − ci exactly when the interval
     excludes 0). Coverage ≥ 0.94 also when one side is exactly fair (``tests/test_magbig_inference.py``).
+
+    All-one-gender occupations against 5:5 ones: plug-in difference 1 − 0; the corrected one is smaller (each side
+    is pulled toward its minimax estimate) but clearly above 0. A side against itself differs by exactly 0.
+
+    >>> import pandas as pd
+    >>> skewed = pd.DataFrame({"occupation": ["a", "b"], "man": [10, 0], "woman": [0, 10]})
+    >>> fair = pd.DataFrame({"occupation": ["a", "b"], "man": [5, 5], "woman": [5, 5]})
+    >>> result = mean_l1_difference(skewed, fair)
+    >>> result["difference"], 0 < result["ci_low"] < result["difference_corrected"] < 1, result["p_value"] < 0.01
+    (1.0, True, True)
+    >>> same = mean_l1_difference(fair, fair)
+    >>> same["difference_corrected"], same["p_value"]
+    (0.0, 1.0)
     """
     from biaslib.metrics.intervals import bias_aware_half_width, bias_aware_p
 

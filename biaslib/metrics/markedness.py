@@ -176,6 +176,19 @@ def self_similarity(
     pd.DataFrame
         Indexed by group: ``n``, ``value`` (cosine, in [-1, 1]), ``ci_low``, ``ci_high``. A group
         with one member gets NaN (with a RuntimeWarning naming it); intervals are NaN for n < 3.
+
+    Examples
+    --------
+    Group a holds two equal directions and one orthogonal to them: of its 3 pairs one has cosine 1 and two 0, so
+    S = 1/3 (with replacement: (2 · 1/3 + 1) / 3 = 5/9); group b's two rows point the same way (norms do not count).
+
+    >>> import numpy as np
+    >>> emb = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [2.0, 0.0]])
+    >>> groups = ["a", "a", "a", "b", "b"]
+    >>> self_similarity(emb, groups)["value"].round(3).to_dict()
+    {'a': 0.333, 'b': 1.0}
+    >>> self_similarity(emb, groups, with_replacement=True)["value"].round(3).to_dict()
+    {'a': 0.556, 'b': 1.0}
     """
     check_ci(ci)
     if ci_method not in ("u_statistic", "bootstrap"):
@@ -240,6 +253,16 @@ def self_similarity_mc(
     pd.DataFrame
         Indexed by group: ``n``, ``value``, ``ci_low``, ``ci_high`` (Monte Carlo error only).
         Groups with one member are NaN with a RuntimeWarning.
+
+    Examples
+    --------
+    Two orthogonal members: two draws are the same member (cosine 1) half the time, so the expectation is ½, the
+    ``with_replacement=True`` value of :func:`self_similarity`; two members pointing the same way give exactly 1.
+
+    >>> import numpy as np
+    >>> emb = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [3.0, 0.0]])
+    >>> self_similarity_mc(emb, ["a", "a", "b", "b"], iterations=1000)["value"].round(2).to_dict()
+    {'a': 0.5, 'b': 1.0}
     """
     check_ci(ci)
     if sample_size < 2 or iterations < 1:
@@ -304,6 +327,17 @@ def person_preference(
         Indexed by group: ``n``, ``value`` (fraction in [0, 1]), ``ci_low``, ``ci_high``.
         An image whose unmarked score ties with the best marked score counts as unmarked (as an
         argmax over columns with the unmarked label first, like the original).
+
+    Examples
+    --------
+    Group a: one image on the "person" direction and one halfway between (a tie, counted as unmarked); group b: one
+    image on the "woman" direction and one nearer "person".
+
+    >>> import numpy as np
+    >>> images = np.array([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0], [2.0, 0.1]])
+    >>> labels = np.array([[1.0, 0.0], [0.0, 1.0]])
+    >>> person_preference(images, labels, ["person", "woman"], ["a", "a", "b", "b"])["value"].to_dict()
+    {'a': 1.0, 'b': 0.5}
     """
     names = list(labels)
     if unmarked not in names:

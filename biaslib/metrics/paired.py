@@ -66,7 +66,11 @@ def _check_alternative(alternative: str) -> None:
 
 def smallest_attainable_p(pairs: int, alternative: Alternative = "two-sided", *, n_perm: int = 20000) -> float:
     """The smallest p-value :func:`paired_test` can return for ``pairs`` pairs: 2/2^R (two-sided) or 1/2^R
-    (one-sided) when exact, else 1/(n_perm + 1)."""
+    (one-sided) when exact, else 1/(n_perm + 1).
+
+    >>> smallest_attainable_p(5), smallest_attainable_p(5, "greater"), smallest_attainable_p(20, n_perm=999)
+    (0.0625, 0.03125, 0.001)
+    """
     _check_alternative(alternative)
     if pairs > EXACT_PAIRS:
         return 1.0 / (n_perm + 1)
@@ -83,7 +87,20 @@ def _signs(pairs: int, n_perm: int, rng: np.random.Generator) -> tuple[np.ndarra
 def paired_test(treatment: ArrayLike, reference: ArrayLike, *, alternative: Alternative = "two-sided",
                 ci: float = 0.95, n_perm: int = 20000, seed: int = 0) -> PairedTest:
     """The paired comparison of ``treatment`` and ``reference`` (one value per replicate pair, aligned; module
-    docstring). Needs at least two pairs; NaN pairs are an error (a lost model must be named, not skipped)."""
+    docstring). Needs at least two pairs; NaN pairs are an error (a lost model must be named, not skipped).
+
+    Four pairs, every difference (1, 2, 3, 2) positive: only the all-plus and all-minus sign vectors of the 2^4
+    reach |mean| 2, so p = 2/16, the smallest attainable; one-sided 1/16. The t interval is 2 ± t_{3, 0.975} ·
+    √(2/3) / 2.
+
+    >>> result = paired_test([2, 3, 5, 4], [1, 1, 2, 2])
+    >>> result.effect, result.p_value, result.min_p, result.exact
+    (2.0, 0.125, 0.125, True)
+    >>> round(result.ci_low, 3), round(result.ci_high, 3)
+    (0.701, 3.299)
+    >>> paired_test([2, 3, 5, 4], [1, 1, 2, 2], alternative="greater").p_value
+    0.0625
+    """
     from scipy import stats
 
     _check_alternative(alternative)
@@ -123,7 +140,16 @@ def detectable_effect(sd: float, pairs: int, *, alpha: float = 0.05, power: floa
     """The smallest mean difference a paired design of ``pairs`` pairs detects with probability ``power`` at level
     ``alpha`` when one difference has standard deviation ``sd``: solved from the noncentral t distribution of the
     paired t statistic (R − 1 degrees of freedom, noncentrality δ√R/sd). NaN where the exact sign-flip test cannot
-    reach ``alpha`` at all (:func:`smallest_attainable_p` > α)."""
+    reach ``alpha`` at all (:func:`smallest_attainable_p` > α).
+
+    With many pairs it is close to the normal approximation (z_{0.975} + z_{0.8}) · sd / √R = 2.80 · sd / √R and
+    proportional to ``sd``; 4 pairs can never reach 0.05 two-sided (2/16 > 0.05).
+
+    >>> round(detectable_effect(1.0, 100), 3), round(detectable_effect(2.0, 100), 3)
+    (0.283, 0.566)
+    >>> detectable_effect(1.0, 4)
+    nan
+    """
     from scipy import optimize, stats
 
     _check_alternative(alternative)

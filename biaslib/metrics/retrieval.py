@@ -32,7 +32,12 @@ from biaslib.metrics._checks import as_matrix, check_same_length, row_list, row_
 
 def tie_window(dim: int, dtype: np.dtype | type) -> float:
     """Twice the worst-case rounding error of one cosine of unit vectors of dimension ``dim`` computed in
-    ``dtype``: (4·dim + 16)·eps. Two cosines that differ by more than this are in the right order."""
+    ``dtype``: (4·dim + 16)·eps. Two cosines that differ by more than this are in the right order.
+
+    >>> import numpy as np
+    >>> tie_window(4, np.float64) == 32 * 2.0**-52, tie_window(1, np.float32) == 20 * 2.0**-23
+    (True, True)
+    """
     return (4 * dim + 16) * float(np.finfo(dtype).eps)
 
 
@@ -160,6 +165,17 @@ def retrieval_hits(
         higher cosine than the own image, ties favouring it, decided in float64 where rounding could; see the
         module docstring), optionally ``rank``.
         float32 inputs are scored in float32, anything else in float64.
+
+    Examples
+    --------
+    Caption 0's own image is an exact duplicate of image 0 (a tie, which favours the own image: rank 0); caption
+    1's own image (1, 1) is beaten by image 1, which points exactly along the caption (rank 1).
+
+    >>> import numpy as np
+    >>> text = np.array([[1.0, 0.0], [0.0, 1.0]])
+    >>> images = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [1.0, 0.0]])
+    >>> retrieval_hits(text, images, np.array([3, 2]), ks=(1, 2), backend="numpy", return_rank=True).to_dict("list")
+    {'R@1': [1, 0], 'R@2': [1, 1], 'rank': [0, 1]}
     """
     text = as_matrix(text_emb, "text_emb")
     image = as_matrix(image_emb, "image_emb")

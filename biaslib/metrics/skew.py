@@ -58,19 +58,45 @@ def _ranked_counts(scores: np.ndarray, groups: np.ndarray, k: int, desired: Desi
 
 def skew_at_k(scores: np.ndarray, groups: np.ndarray, k: int, desired: Desired = "uniform") -> np.ndarray:
     """Skew_a@k of every label (columns in sorted label order), shape (queries, G); −inf for a label absent
-    from the top k."""
+    from the top k.
+
+    Images f, f, m, m ranked in that order against a uniform ½: the top 2 are all f, Skew_f = ln(1 / ½) = ln 2 and
+    m is absent; the top 3 give ln(⅔ / ½) = ln(4/3) and ln(⅓ / ½) = ln(2/3).
+
+    >>> import numpy as np
+    >>> scores, groups = np.array([[0.9, 0.8, 0.7, 0.1]]), np.array(["f", "f", "m", "m"])
+    >>> np.round(skew_at_k(scores, groups, 2), 3).tolist(), np.round(skew_at_k(scores, groups, 3), 3).tolist()
+    ([[0.693, -inf]], [[0.288, -0.405]])
+    """
     counts, target, k = _ranked_counts(scores, groups, k, desired)
     with np.errstate(divide="ignore"):
         return np.log(counts[:, -1, :] / k / target)
 
 
 def max_skew(scores: np.ndarray, groups: np.ndarray, k: int, desired: Desired = "uniform") -> np.ndarray:
-    """MaxSkew@k of each query, shape (queries,) (see the module docstring)."""
+    """MaxSkew@k of each query, shape (queries,) (see the module docstring).
+
+    The top 2 of f, f, m, m are all f: ln(1 / ½) = ln 2; the top 4 are the whole, balanced set: 0.
+
+    >>> import numpy as np
+    >>> scores, groups = np.array([[0.9, 0.8, 0.7, 0.1]]), np.array(["f", "f", "m", "m"])
+    >>> np.round(max_skew(scores, groups, 2), 3).tolist(), max_skew(scores, groups, 4).tolist()
+    ([0.693], [0.0])
+    """
     return skew_at_k(scores, groups, k, desired).max(axis=1)
 
 
 def ndkl(scores: np.ndarray, groups: np.ndarray, k: int, desired: Desired = "uniform") -> np.ndarray:
-    """NDKL@k of each query, shape (queries,) (see the module docstring)."""
+    """NDKL@k of each query, shape (queries,) (see the module docstring).
+
+    Query 0 ranks f, f first: both prefixes have KL(p ‖ ½, ½) = ln 2, and so has their weighted mean. Query 1
+    ranks f, m: only the first prefix is skewed, ln 2 · 1 / (1 + 1/log2 3) ≈ 0.425.
+
+    >>> import numpy as np
+    >>> scores = np.array([[0.9, 0.8, 0.7, 0.1], [0.9, 0.7, 0.8, 0.1]])
+    >>> np.round(ndkl(scores, np.array(["f", "f", "m", "m"]), 2), 3).tolist()
+    [0.693, 0.425]
+    """
     counts, target, k = _ranked_counts(scores, groups, k, desired)
     shares = counts / np.arange(1, k + 1)[None, :, None]
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -81,7 +107,14 @@ def ndkl(scores: np.ndarray, groups: np.ndarray, k: int, desired: Desired = "uni
 
 def top_k_share(scores: np.ndarray, positive: np.ndarray, k: int) -> np.ndarray:
     """Share of images with ``positive`` (bool, shape (images,)) among each query's top k, shape (queries,)
-    (the ranking of the module docstring; k capped at the number of images)."""
+    (the ranking of the module docstring; k capped at the number of images).
+
+    >>> import numpy as np
+    >>> scores = np.array([[0.9, 0.8, 0.7, 0.1], [0.9, 0.7, 0.8, 0.1]])
+    >>> positive = np.array([True, True, False, False])
+    >>> top_k_share(scores, positive, 2).tolist(), top_k_share(scores, positive, 10).tolist()
+    ([1.0, 0.5], [0.5, 0.5])
+    """
     labels = np.asarray(positive, dtype=bool)
     counts, _, k = _ranked_counts(scores, labels, k, "uniform")
     if len(np.unique(labels)) == 1:  # one label only: every top k is all of it
@@ -92,7 +125,15 @@ def top_k_share(scores: np.ndarray, positive: np.ndarray, k: int) -> np.ndarray:
 def directional_excess(top_share: np.ndarray, data_share: np.ndarray) -> np.ndarray:
     """Retrieval-vs-data amplification per query: (top-k share − data share) · sign(data share − ½), so a
     positive value means the retrieval is *more* stereotyped than the data in the data's own direction (an
-    occupation with mostly women in the data retrieves still more women); 0 where the data is at ½."""
+    occupation with mostly women in the data retrieves still more women); 0 where the data is at ½.
+
+    Data at 0.8 retrieved at 0.9 is amplified (+0.1), at 0.7 softened (−0.1); data at 0.2 retrieved at 0.1 is
+    amplified too (+0.1, toward its own side).
+
+    >>> import numpy as np
+    >>> np.round(directional_excess(np.array([0.9, 0.7, 0.1, 0.7]), np.array([0.8, 0.8, 0.2, 0.5])), 3).tolist()
+    [0.1, -0.1, 0.1, 0.0]
+    """
     top, data = np.asarray(top_share, dtype=np.float64), np.asarray(data_share, dtype=np.float64)
     return (top - data) * np.sign(data - 0.5)
 

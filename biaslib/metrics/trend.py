@@ -51,12 +51,24 @@ TREND_COLUMNS = [*TREND_BY, "models", "ratios", "min_replicates", "slope", "ci_l
 
 def least_squares_slopes(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Least-squares slopes of each row of ``y`` (shape (draws, models)) on ``x`` (shape (draws, models) or
-    (models,)); NaN where x does not vary."""
+    (models,)); NaN where x does not vary.
+
+    "Does not vary" is tested exactly (every x of the row equal to its first), not by Σ (x − x̄)² > 0: the mean of
+    x values that are not exact in binary (0.1, 0.7) is off by a rounding, so a constant row has a tiny positive
+    Σ (x − x̄)² and the slope would be rounding noise over rounding noise (0, or any value) instead of NaN.
+
+    >>> import numpy as np
+    >>> least_squares_slopes(np.array([0.0, 0.5, 1.0]), np.array([[1.0, 2.0, 3.0], [3.0, 3.0, 3.0]])).tolist()
+    [2.0, 0.0]
+    >>> least_squares_slopes(np.array([[0.1, 0.1, 0.1], [0.1, 0.5, 0.9]]), np.array([[1.0, 2.0, 4.0]] * 2)).tolist()
+    [nan, 3.75]
+    """
     x = np.broadcast_to(x, y.shape)
+    varies = ~(x == x[..., :1]).all(axis=-1)
     dx = x - x.mean(axis=-1, keepdims=True)
     sxx = (dx * dx).sum(axis=-1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(sxx > 0, (dx * (y - y.mean(axis=-1, keepdims=True))).sum(axis=-1) / sxx, np.nan)
+        return np.where(varies & (sxx > 0), (dx * (y - y.mean(axis=-1, keepdims=True))).sum(axis=-1) / sxx, np.nan)
 
 
 def _distinct_relabellings(values: np.ndarray, counts: np.ndarray, n: int) -> list[list[float]]:
@@ -110,6 +122,17 @@ def model_trend(ratio: np.ndarray, value: np.ndarray, se: np.ndarray, *, n_boot:
 
     ``ratio``, ``value``, ``se``: one entry per trained model (ratio fraction, value, evaluation standard error;
     NaN se counts as 0).
+
+    Two replicates at ratios 0 and 1 (values 0, 0.2 and 1, 1.2): slope 1; pure-error variance 0.04 / 2, so the
+    interval is 1 ± t_{2, 0.975} · √0.02. Of the C(4, 2) = 6 relabellings the true one and its mirror reach
+    |slope| 1, so p = 2/6, which is also the smallest p this design can give.
+
+    >>> import numpy as np
+    >>> result = model_trend(np.array([0.0, 0.0, 1.0, 1.0]), np.array([0.0, 0.2, 1.0, 1.2]), np.zeros(4))
+    >>> result["slope"], round(result["ci_low"], 3), round(result["ci_high"], 3), result["replicated"]
+    (1.0, 0.392, 1.608, True)
+    >>> round(result["p_value"], 3), round(result["min_p"], 3)
+    (0.333, 0.333)
     """
     x, y = np.asarray(ratio, dtype=np.float64), np.asarray(value, dtype=np.float64)
     se = np.nan_to_num(np.asarray(se, dtype=np.float64), nan=0.0)
@@ -160,6 +183,22 @@ def trend(frame: pd.DataFrame, *, n_boot: int = 2000, n_perm: int = 5000, ci: fl
     others keep their p-value. A replicated family whose smallest attainable p cannot reach ``q_level`` at its
     size is an error (:func:`~biaslib.metrics.intervals.check_callable`), not a table of non-findings. Returns
     :data:`TREND_COLUMNS` (``min_p``: the smallest p-value each row's design and values could give).
+
+    Three ratios × three replicates on the line value = ratio (± 0.1 replicate noise): the slope is 1 and only the
+    true labelling and its mirror of the 9! / (3!)^3 = 1,680 reach it, so p = 2/1,680; the one-row family's q equals
+    it and the trend is called.
+
+    >>> import numpy as np
+    >>> import pandas as pd
+    >>> ratio = np.repeat([0.0, 0.5, 1.0], 3)
+    >>> value = ratio + np.tile([0.0, 0.1, -0.1], 3)
+    >>> frame = pd.DataFrame({"metric": "m", "ratio_fraction": ratio, "replicate": np.tile([0, 1, 2], 3),
+    ...                       "value": value, "ci_low": value - 0.1, "ci_high": value + 0.1})
+    >>> row = trend(frame).iloc[0]
+    >>> int(row["models"]), round(float(row["slope"]), 3), float(row["p_value"]) == float(row["q_value"]) == 2 / 1680
+    (9, 1.0, True)
+    >>> bool(row["called"])
+    True
     """
     rows = []
     for i, (keys, part) in enumerate(_models(frame, ci).groupby(TREND_BY, sort=True, dropna=False)):
@@ -186,7 +225,14 @@ def detectable_slope(model_var: float, replicates: int, ratios: Sequence[float],
     """The smallest slope a design of ``replicates`` models at each of ``ratios`` detects with probability
     ``power`` at two-sided level ``alpha``, when one model's value varies with variance ``model_var`` (training
     plus evaluation noise): (t_{1−α/2} + t_{power}) · √(model_var / (R · Σ (x − x̄)²)), t with R·L − 2 degrees of
-    freedom (the least-squares slope's test; the permutation test of :func:`model_trend` has about its power)."""
+    freedom (the least-squares slope's test; the permutation test of :func:`model_trend` has about its power).
+
+    Three replicates at ratios 0, ½, 1: R · Σ (x − x̄)² = 3 · ½ and 7 degrees of freedom, so the slope is
+    (t_{7, 0.975} + t_{7, 0.8}) · √(0.01 / 1.5) = (2.365 + 0.896) · 0.0816.
+
+    >>> round(detectable_slope(0.01, 3, [0.0, 0.5, 1.0]), 3)
+    0.266
+    """
     from scipy.stats import t
 
     x = np.asarray(ratios, dtype=np.float64)
@@ -201,7 +247,16 @@ def pilot_variance_bound(variance: float, df: int, assurance: float = 0.8) -> fl
     """Upper ``assurance`` confidence bound of a variance estimated with ``df`` degrees of freedom:
     df · variance / χ²_df(1 − assurance) (normal values). A design sized with it reaches its target power with
     probability ``assurance`` over the pilot's own noise (Browne 1995); sized with the estimate itself it falls short
-    more often than not (a 3-replicate pilot of 3 ratios: 71% detected for a stated 80%)."""
+    more often than not (a 3-replicate pilot of 3 ratios: 71% detected for a stated 80%).
+
+    With 2 degrees of freedom χ²_2(q) = −2 ln(1 − q), so the bound is 2 · variance / (−2 ln 0.8) = variance / −ln 0.8.
+
+    >>> import math
+    >>> round(pilot_variance_bound(1.0, 2), 4), round(-1 / math.log(0.8), 4)
+    (4.4814, 4.4814)
+    >>> pilot_variance_bound(1.0, 0)
+    nan
+    """
     from scipy.stats import chi2
 
     if not 0.0 < assurance < 1.0:
@@ -220,7 +275,23 @@ def power(frame: pd.DataFrame, replicates: int, ratios: Sequence[float], *, ci: 
     sized with (``model_var_upper``: :func:`pilot_variance_bound` at ``assurance``) and the :func:`detectable_slope`
     of a design of ``replicates`` × ``ratios`` at ``target`` power with that variance (``detectable_slope``; NaN
     without replicates). Measured (tests/test_trend.py): sized from 3-replicate pilots, the slope is detected in
-    ≈ 89% of studies (≥ 80% in 80% of pilots); sized from the estimate alone it was 71%."""
+    ≈ 89% of studies (≥ 80% in 80% of pilots); sized from the estimate alone it was 71%.
+
+    Three replicates at each of three ratios, offsets 0, +0.1, −0.1 from the ratio: each ratio's variance is
+    0.02 / 2 = 0.01 with 2 degrees of freedom, 6 in all; the evaluation intervals ± 0.1 give se = 0.1 / 1.96.
+
+    >>> import numpy as np
+    >>> import pandas as pd
+    >>> ratio = np.repeat([0.0, 0.5, 1.0], 3)
+    >>> value = ratio + np.tile([0.0, 0.1, -0.1], 3)
+    >>> frame = pd.DataFrame({"metric": "m", "ratio_fraction": ratio, "replicate": np.tile([0, 1, 2], 3),
+    ...                       "value": value, "ci_low": value - 0.1, "ci_high": value + 0.1})
+    >>> row = power(frame, 3, [0.0, 0.5, 1.0]).iloc[0]
+    >>> int(row["replicate_df"]), round(float(row["model_var"]), 4), round(float(row["evaluation_var"]), 4)
+    (6, 0.01, 0.0026)
+    >>> round(float(row["model_var_upper"]), 6) == round(pilot_variance_bound(0.01, 6), 6)
+    True
+    """
     rows = []
     for keys, part in _models(frame, ci).groupby(TREND_BY, sort=True, dropna=False):
         groups = [g["value"].to_numpy(float) for _, g in part.groupby("ratio_fraction")]
