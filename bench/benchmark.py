@@ -65,7 +65,7 @@ def timed(params: Params, models: Path, name: str, evaluation: str) -> float:
 def measure(params: Params, models: Path) -> dict[str, dict[str, float]]:
     """``first``, ``cached`` and ``rerun`` seconds per ``<model>/<evaluation>``."""
     names = [m.name for m in resolve_models(read_models_file(models))]
-    folder = RunLayout(params).benchmark_results
+    folder = RunLayout(params).study_results("benchmark")
     seconds: dict[str, dict[str, float]] = {}
     for name in names:
         for evaluation in params.eval.evaluations:

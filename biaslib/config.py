@@ -14,6 +14,7 @@ import json
 import re
 import types
 import typing
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -22,6 +23,7 @@ import yaml
 
 from biaslib.errors import BiaslibError
 from biaslib.ratios import RatioCode, written_ratio
+from biaslib.study_registry import declared_studies, study_sections
 
 
 class ParamsError(BiaslibError, ValueError):
@@ -255,7 +257,8 @@ class EvalConfig:
 
 @dataclass(frozen=True)
 class FinetuneParams:
-    """Fine-tuning settings of the multilingual study (``multilingual.finetune``).
+    """Fine-tuning settings of a text-to-image pipeline (:mod:`biaslib.finetune`), as a study's params section nests
+    them.
 
     The fields of :class:`biaslib.finetune.FinetuneConfig` that a params file may set (``FinetuneConfig``
     extends this class with the ones only code sets); the defaults are the paper settings (formats.md C3):
@@ -286,135 +289,35 @@ class FinetuneParams:
     seed: int = 0
 
 
-@dataclass(frozen=True)
-class MultilingualConfig:
-    """The multilingual gender-bias study (``multilingual`` section; :mod:`biaslib.studies.multilingual.pipeline`).
-
-    ``languages``: prompt languages (codes or MAGBIG names of :func:`biaslib.prompts.supported_languages`).
-    ``subset``: template slots → first N values or a list (:func:`biaslib.prompts.template_table`).
-    Dataset (formats.md C3): each language's ``caption`` prompt (``neutral`` as the original, or
-    ``gendered``) is paired with the image generated for the same prompt id from the ``image_prompt``
-    (``gendered`` as the original, or ``neutral``) in ``image_language`` (``en`` as the original, a
-    language, or ``same`` = the caption's own language). The ``balanced`` variant keeps equal numbers of
-    men and women per (profession, language); labels come from the simulator's record, else from
-    ``gender_labels`` (a table with ``key``/``id``, ``gender``/``outcome`` and, with several image
-    languages, ``language``; e.g. ``biaslib faces analyse`` output), else from the prompt's gender slot.
-    ``finetune_dataset`` is the variant fine-tuned; ``base_pipeline`` the pipeline folder fine-tuned
-    (``None``: the world's tiny pipeline in ``<runs_dir>/cache/tiny_pipeline``). Generation again:
-    ``eval_models`` (``base``, ``finetuned``) draw ``eval_images_per_prompt`` images per prompt of
-    ``eval_prompt_set`` (``template``: the neutral prompts; ``magbig``: MAGBIG's prompts) restricted by
-    ``eval_subset`` (``None``: ``subset``), with the ``generate`` section changed by ``eval_generate``.
-    ``eval_resample``: how the evaluation's bootstrap resamples an occupation's images (``images``: as one
-    pool; ``prompts``: whole prompts, for many prompts per occupation; coverage of each:
-    :mod:`biaslib.studies.multilingual.evaluation`); ``eval_n_boot`` its bootstrap draws for every interval (the
-    seed is the params' ``seed``). ``clip_params``: the amplification-study params file whose CLIP
-    (at ``clip_ratio``) scores the images (``None``: no CLIP score unless a checkpoint is given).
-    """
-
-    languages: tuple[str, ...] = ("en", "de", "zh", "ja")
-    subset: dict[str, Any] = field(default_factory=dict)
-    caption: Literal["neutral", "gendered"] = "neutral"
-    image_prompt: Literal["gendered", "neutral"] = "gendered"
-    image_language: str = "en"
-    gender_labels: Path | None = None
-    finetune_dataset: Literal["full", "balanced"] = "balanced"
-    base_pipeline: Path | None = None
-    finetune: FinetuneParams = field(default_factory=FinetuneParams)
-    eval_models: tuple[str, ...] = ("base", "finetuned")
-    eval_prompt_set: Literal["template", "magbig"] = "template"
-    eval_subset: dict[str, Any] | None = None
-    eval_images_per_prompt: int = 1
-    eval_generate: dict[str, Any] = field(default_factory=dict)
-    eval_resample: Literal["images", "prompts"] = "images"
-    eval_n_boot: int = 1000
-    clip_params: Path | None = None
-    clip_ratio: RatioCode = RatioCode("000")
+#: The folder relative paths of a params file resolve against when the file is not in a ``params/`` folder's parent.
+REPO_ROOT = Path(__file__).resolve().parent.parent
+#: The keys of :class:`Params` that are not a section: what the run is called and where it goes.
+RUN_KEYS = ("experiment", "runs_dir", "variants")
 
 
-@dataclass(frozen=True)
-class PrimaryTest:
-    """The one test a controlled study declares before it runs (``control.primary``): its estimand is the paired
-    difference treatment − reference of ``measure`` (``dataset:attribute:metric[:kind]``, kind ``overall`` unless
-    named: one row of every model's results) at mixing ratio ``ratio``, across the replicate pairs; its test the
-    sign-flip permutation test with the paired t statistic (:func:`biaslib.metrics.paired.paired_test`,
-    ``alternative``), called at level ``alpha`` with no multiplicity correction: it is one test per pair."""
-
-    measure: str = "fairface:gender:cosine_vs_data"
-    ratio: RatioCode = RatioCode("100")
-    alternative: Literal["two-sided", "greater", "less"] = "two-sided"
-    alpha: float = 0.01
+def _study_section_defaults() -> dict[str, Any]:
+    """Every study's own params sections at their defaults (:func:`biaslib.study_registry.study_sections`)."""
+    return {name: cls() for name, cls in study_sections().items()}
 
 
-@dataclass(frozen=True)
-class ControlConfig:
-    """A paired design of the amplification study (``control`` section; :mod:`biaslib.studies.amplification.control`).
-
-    The arms are the params file's ``variants`` (e.g. a faithful and a planted generator); ``pairs`` names each
-    comparison ``name: [treatment variant, reference variant]``. The arms of a pair must share every random source
-    but the treatment: the same ``train.replicates`` seeds, captions, real data and data order (the variants
-    change only ``generate``), with ``generate.per_replicate`` so that each replicate pair has generated data of
-    its own (its generator seed, shared by both arms). ``positive``: pairs with a planted effect the primary test
-    must call (positive controls); ``negative``: A/A pairs that differ only by chance and must stay quiet.
-    ``primary``: the declared test (:class:`PrimaryTest`). ``secondary``: every other measure compared, the
-    Benjamini–Hochberg family (per pair) whose q-values below ``q_level`` are findings; fixed here, so adding a
-    measure elsewhere never moves them. Analysis only: no step reads this section, and the params digest leaves
-    it out (the declaration is recorded when the study runs, :func:`biaslib.studies.amplification.control.declare`).
-    """
-
-    pairs: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    positive: tuple[str, ...] = ()
-    negative: tuple[str, ...] = ()
-    primary: PrimaryTest = field(default_factory=PrimaryTest)
-    secondary: tuple[str, ...] = ()
-    q_level: float = 0.05
-
-
-#: Results columns a family of gap tests may be split by (``analysis.gap_family``).
-GAP_FAMILY_COLUMNS = ("experiment", "ratio_fraction", "replicate", "evaluation", "dataset", "metric", "attribute")
-
-
-@dataclass(frozen=True)
-class AnalysisConfig:
-    """How the amplification study's dose-response table calls trends (``analysis`` section; analysis only).
-
-    ``trend_family``: the measures (``dataset:attribute:metric[:kind]``) whose slopes are tested together, with
-    Benjamini–Hochberg q-values below ``q_level`` called; empty: every headline measure. The rest of the table keeps
-    its p-values and is not called. Fixed in the params, so adding an evaluation never moves an existing q-value.
-    ``gap_family``: the results columns whose values together make one family of gap tests (default: the gaps of
-    one measure — evaluation, dataset, metric — of one trained model, over its attributes), so adding an
-    evaluation or a metric (the 54 harm gaps) never moves an existing gap's q-value.
-    """
-
-    trend_family: tuple[str, ...] = ()
-    q_level: float = 0.05
-    gap_family: tuple[str, ...] = ("experiment", "ratio_fraction", "replicate", "evaluation", "dataset", "metric")
-
-
-#: (section, field) → default of fields added to :class:`Params` after results were written with its digest.
-DIGEST_NEUTRAL: dict[tuple[str, str], Any] = {
-    ("train", "replicates"): 1, ("export", "fairface_occupations"): True, ("eval", "association_ks"): [100],
-    ("eval", "association_occupations"): [],
-    ("eval", "association_shares"): None, ("multilingual", "eval_n_boot"): 1000, ("eval", "fairface_labels"): None,
-    ("eval", "concepts"): list(CONCEPTS), ("eval", "concept_template"): "a photo of a {} person",
-    ("eval", "concept_ks"): [100, 1000], ("generate", "amplified"): list(AMPLIFIED_DEFAULT),
-    ("generate", "per_replicate"): False, ("train", "warm_start_epochs"): 0, ("train", "probe_ratios"): [],
-    ("eval", "options"): {},
-}
-
-
-#: Sections that only say how results are analysed, never what a step computes: left out of :meth:`Params.digest`.
-ANALYSIS_SECTIONS = ("control", "analysis")
-
-
-def without_neutral_defaults(section: str, values: dict[str, Any]) -> dict[str, Any]:
-    """``values`` of a params ``section`` (plain JSON, as :meth:`Params.to_dict` gives them) without the fields of
-    :data:`DIGEST_NEUTRAL` that are at their default: what a digest of that section hashes."""
-    return {k: v for k, v in values.items() if (section, k) not in DIGEST_NEUTRAL or v != DIGEST_NEUTRAL[section, k]}
+def _portable(value: Any, root: Path) -> Any:
+    """``value`` (a :func:`dataclasses.asdict` tree) with every path under ``root`` written relative to it, so that
+    a digest is the same wherever the checkout lies."""
+    if isinstance(value, Path):
+        return value.relative_to(root).as_posix() if value.is_relative_to(root) else str(value)
+    if isinstance(value, dict):
+        return {k: _portable(v, root) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_portable(v, root) for v in value]
+    return value
 
 
 @dataclass(frozen=True)
 class Params:
-    """All parameters of one experiment."""
+    """All parameters of one experiment: the run's name and place, the shared sections the pipeline steps read
+    (``world`` … ``eval``) and, in ``sections``, each study's own sections (``params.<section>`` reads one; a
+    study declares them, :mod:`biaslib.study_registry`). ``root``: the folder the file's relative paths were
+    resolved against (the repository root for a file in ``params/``)."""
 
     experiment: str = "world_default"
     seed: int = 0
@@ -425,19 +328,29 @@ class Params:
     mix: MixConfig = field(default_factory=MixConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
-    multilingual: MultilingualConfig = field(default_factory=MultilingualConfig)
-    control: ControlConfig = field(default_factory=ControlConfig)
-    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
     #: Named variants of the experiment, each a mapping of dotted keys to values applied on top of the
     #: file (``{"gamma2": {"generate.amplification": 2.0}}``); :func:`load_params` with ``variant=NAME``
     #: gives the experiment ``<experiment>_<NAME>``. Empty for a single experiment.
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sections: dict[str, Any] = field(default_factory=_study_section_defaults)
+    root: Path = field(default=REPO_ROOT, compare=False, repr=False)
+
+    def __getattr__(self, name: str) -> Any:
+        sections = self.__dict__.get("sections")
+        if sections is not None and name in sections:
+            return sections[name]
+        raise AttributeError(f"Params has no field or study section {name!r}")
+
+    def with_section(self, name: str, value: Any) -> Params:
+        """These params with study section ``name`` replaced by ``value``."""
+        if name not in self.sections:
+            raise ValueError(f"no study section {name!r}; the sections: {', '.join(self.sections)}")
+        return dataclasses.replace(self, sections={**self.sections, name: value})
 
     @property
     def run_dir(self) -> Path:
         """Folder of this experiment's outputs: ``<runs_dir>/<experiment>``."""
         return self.runs_dir / self.experiment
-
     def data_replicates(self) -> range:
         """The replicates that have data of their own: every training replicate with ``generate.per_replicate``,
         else only replicate 0 (all replicates train on its data)."""
@@ -459,19 +372,26 @@ class Params:
             mix=dataclasses.replace(self.mix, generated=f"{self.mix.generated}_r{replicate}"))
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-JSON form (paths as strings), for provenance records."""
-        return json.loads(json.dumps(dataclasses.asdict(self), default=str))
+        """Plain-JSON form (paths as strings) in the shape of a params file (study sections at the top level),
+        for provenance records."""
+        plain = dataclasses.asdict(self)
+        del plain["root"]
+        sections = plain.pop("sections")
+        return json.loads(json.dumps({**plain, **sections}, default=str))
 
-    def digest(self) -> str:
-        """Short sha256 of the parameters, for provenance and output naming. A field added after results were
-        written (:data:`DIGEST_NEUTRAL`) counts only when it differs from its default, so those results stay
-        current; :data:`ANALYSIS_SECTIONS` do not count."""
-        plain = {key: without_neutral_defaults(key, value) if isinstance(value, dict) else value
-                 for key, value in self.to_dict().items() if key not in ANALYSIS_SECTIONS}
-        return hashlib.sha256(json.dumps(plain, sort_keys=True).encode()).hexdigest()[:12]
-
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
+    def digest(self, keys: Iterable[str]) -> str:
+        """Short sha256 of the values of ``keys`` (top-level keys of :meth:`to_dict`: ``seed``, sections), paths
+        under :attr:`root` written relative to it (the same digest wherever the checkout lies). What a study's
+        results depend on is its :func:`~biaslib.study_registry.study_digest`."""
+        plain = dataclasses.asdict(self)
+        del plain["root"]
+        sections = plain.pop("sections")
+        plain = {**plain, **sections}
+        unknown = sorted(set(keys) - set(plain))
+        if unknown:
+            raise ValueError(f"no params key(s) {', '.join(unknown)}; the keys: {', '.join(plain)}")
+        chosen = _portable({key: plain[key] for key in keys}, self.root)
+        return hashlib.sha256(json.dumps(chosen, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 class ParamsLoader(yaml.SafeLoader):
@@ -612,34 +532,49 @@ def load_params(path: str | Path | None = None, overrides: dict[str, Any] | None
                                   f"({node!r}), not a section")
         node[leaf] = value
     base = path.resolve().parent.parent if path.resolve().parent.name == "params" else path.resolve().parent
-    params = _build(Params, data, "", base)
+    owned = study_sections()
+    unknown = sorted(set(data) - {f.name for f in dataclasses.fields(Params)} - set(owned) - {"sections", "root"})
+    if unknown:
+        names = [f.name for f in dataclasses.fields(Params) if f.name not in ("sections", "root")] + list(owned)
+        raise ParamsError(f"unknown key {unknown[0]}; allowed keys here: {', '.join(names)}")
+    sections = {name: _build(cls, _section_mapping(data.pop(name, None), name), name, base)
+                for name, cls in owned.items()}
+    params = dataclasses.replace(_build(Params, data, "", base), sections=sections, root=base)
     for name, mapping in params.variants.items():
         if not isinstance(mapping, dict) or not all(isinstance(k, str) for k in mapping):
             raise ParamsError(f"variants.{name}: expected a mapping of dotted keys to values, got {mapping!r}")
-    _check_ranges(params, path)
-    unknown = sorted(set(params.analysis.gap_family) - set(GAP_FAMILY_COLUMNS))
-    if unknown:
-        raise ParamsError(f"analysis.gap_family ({path}): unknown columns {unknown}; choose among "
-                          f"{list(GAP_FAMILY_COLUMNS)}")
+    check_ranges(params, RANGES, path)
+    for study in declared_studies().values():
+        if study.check_params is not None:
+            study.check_params(params, path)
     return params
 
 
-#: Dotted keys with the closed range their value must lie in (None: unbounded on that side).
+def _section_mapping(value: Any, name: str) -> dict[str, Any]:
+    """A study section's mapping from a params file (absent or empty: its defaults)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ParamsError(f"{name}: expected a mapping, got {value!r}")
+    return value
+
+
+#: Dotted keys of the shared sections with the closed range their value must lie in (None: unbounded on that side);
+#: a study checks its own sections (:attr:`~biaslib.study_registry.StudyDeclaration.check_params`).
 RANGES: dict[str, tuple[float | None, float | None]] = {
     "world.bias_strength": (0.0, None), "world.p_no_occupation": (0.0, 1.0), "world.p_object": (0.0, 1.0),
     "world.image_size": (8, None), "world.jpeg_quality": (1, 100), "generate.batch_size": (1, None),
     "generate.shard_size": (1, None), "generate.amplification": (0.0, None), "train.epochs": (1, None),
     "train.replicates": (1, None), "train.batch_size": (1, None), "train.warm_start_epochs": (0, None),
     "eval.n_boot": (1, None), "eval.n_perm": (1, None),
-    "multilingual.eval_n_boot": (1, None),
     "eval.min_group_size": (1, None), "mix.allow_skipped_real": (0, None),
-    "control.primary.alpha": (0.0, 1.0), "control.q_level": (0.0, 1.0), "analysis.q_level": (0.0, 1.0),
 }
 
 
-def _check_ranges(params: Params, path: Path) -> None:
-    """Refuse values outside :data:`RANGES` (e.g. ``world.bias_strength: -3``), naming the key and the file."""
-    for dotted, (low, high) in RANGES.items():
+def check_ranges(params: Params, ranges: dict[str, tuple[float | None, float | None]], path: Path) -> None:
+    """Refuse values outside ``ranges`` (dotted key → closed range, e.g. ``world.bias_strength: -3``), naming the
+    key and the file."""
+    for dotted, (low, high) in ranges.items():
         value: Any = params
         for part in dotted.split("."):
             value = getattr(value, part, None)

@@ -216,7 +216,7 @@ def _record(ctx: EvalContext, evaluation: str, rows: list[dict], tables: dict[st
     data = {d: {"root": str(dataset_root(ctx.params, d)), "split": get_dataset(d).split(ctx.cfg),
                 "n": len(tables[d])} for d in get_evaluation(evaluation).datasets}
     return result_record(ctx.target.study, ctx.params.experiment, evaluation, ctx.target.subject, rows, provenance(
-        ctx.params, settings, git=git,
+        ctx.params, settings, study=ctx.target.study, git=git,
         checkpoint={"path": None if checkpoint.path is None else str(checkpoint.path), "epoch": checkpoint.epoch,
                     "sha256": checkpoint.sha256, "model": checkpoint.model, "run": checkpoint.run},
         data=data, features=dict(ctx.used), embeddings=embedding_diagnostics(ctx.images), **ctx.target.extra))

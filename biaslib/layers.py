@@ -11,9 +11,10 @@ from __future__ import annotations
 LAYERS: dict[str, int] = {
     # 0 core: configuration, atomic io, errors, ratio codes, English articles, hardware, provenance and the one
     # result schema (written by provenance, read by results, for every study), the layer table itself, the run
-    # layout (every path of a run) and the figure style helpers (matplotlib only; the world's gallery uses them too)
+    # layout (every path of a run), the figure style helpers (matplotlib only; the world's gallery uses them too)
+    # and the study registry (what each study declares to the core; the core names no study)
     "biaslib": 0, "config": 0, "io": 0, "errors": 0, "ratios": 0, "articles": 0, "hardware": 0, "provenance": 0,
-    "results": 0, "layers": 0, "layout": 0, "figures": 0,
+    "results": 0, "layers": 0, "layout": 0, "figures": 0, "study_registry": 0,
     # 1 the synthetic world and the loaders of the real datasets
     "world": 1, "data": 1,
     # 2 pure metrics on arrays and tables
@@ -43,6 +44,6 @@ def layer_of(module: str) -> int | None:
 
 def study_of(module: str) -> str | None:
     """The study a module belongs to — the package under ``biaslib.studies`` it sits in
-    (``biaslib.studies.multilingual.evaluation`` → ``multilingual``); None for every other module."""
+    (``biaslib.studies.<name>.evaluation`` → ``<name>``); None for every other module."""
     parts = module.split(".")
     return parts[2] if len(parts) > 2 and parts[:2] == ["biaslib", "studies"] else None

@@ -2,14 +2,15 @@
 
 Every study writes one JSON per result through :func:`write_result`, in one schema (:data:`RESULT_FORMAT`)::
 
-    {"format": "biaslib-result/3", "study": "amplification" | "multilingual" | "benchmark",
-     "experiment": str, "evaluation": str, "subject": {<the study's SUBJECT_FIELDS>: ...},
+    {"format": "biaslib-result/3", "study": <a declared study's name>,
+     "experiment": str, "evaluation": str, "subject": {<the study's subject fields>: ...},
      "rows": [{...}, ...], "provenance": {...}}
 
-``subject`` names what was evaluated: a trained CLIP of the amplification study (``ratio`` code, ``replicate``),
-a generation set and language of the multilingual study, a model of a benchmark sweep (``model``). The rows
-are the study's table (:mod:`biaslib.results` reads them all). The ``provenance`` record holds the biaslib
-version, git commit and dirty flag, params digest, creation time and the ``settings`` its numbers depend on.
+``subject`` names what was evaluated, in the fields the study declares
+(:attr:`biaslib.study_registry.StudyDeclaration.subject_fields`: a trained model, a generated set and language, …).
+The rows are the study's table (:mod:`biaslib.results` reads them all). The ``provenance`` record holds the biaslib
+version, git commit and dirty flag, the study's params digest (:func:`biaslib.study_registry.study_digest`: what its
+numbers depend on), creation time and the ``settings`` its numbers depend on.
 A rerun compares its settings with the stored ones (:func:`is_current`): equal → the result is current and
 kept; different → an error naming every changed key, unless the caller overwrites.
 """
@@ -27,14 +28,9 @@ from biaslib import __version__
 from biaslib.config import REPO_ROOT, Params
 from biaslib.errors import BiaslibError
 from biaslib.io import write_json
+from biaslib.study_registry import get_study, study_digest
 
 RESULT_FORMAT = "biaslib-result/3"
-#: The fields of a result's ``subject`` per study: what one result file evaluated.
-SUBJECT_FIELDS: dict[str, tuple[str, ...]] = {
-    "amplification": ("ratio", "replicate"),
-    "multilingual": ("generation", "language"),
-    "benchmark": ("model",),
-}
 
 
 def git_state() -> tuple[str | None, bool | None]:
@@ -51,15 +47,15 @@ def git_state() -> tuple[str | None, bool | None]:
     return commit, (bool(status) if status is not None else None)
 
 
-def provenance(params: Params, settings: Mapping[str, Any], *, git: tuple[str | None, bool | None] | None = None,
-               **extra: Any) -> dict[str, Any]:
-    """The ``provenance`` record of a result of either study: biaslib version, git commit and dirty flag (``git``:
-    a :func:`git_state` already taken, e.g. once per sweep), params digest and seed, creation time (UTC), the
-    study's ``extra`` records (checkpoint, data, confusion, …) and last the ``settings`` its numbers depend on
-    (as JSON, which :func:`is_current` compares)."""
+def provenance(params: Params, settings: Mapping[str, Any], *, study: str,
+               git: tuple[str | None, bool | None] | None = None, **extra: Any) -> dict[str, Any]:
+    """The ``provenance`` record of a result of ``study``: biaslib version, git commit and dirty flag (``git``:
+    a :func:`git_state` already taken, e.g. once per sweep), the study's params digest and the seed, creation time
+    (UTC), the study's ``extra`` records (checkpoint, data, confusion, …) and last the ``settings`` its numbers
+    depend on (as JSON, which :func:`is_current` compares)."""
     commit, dirty = git if git is not None else git_state()
     return {"biaslib_version": __version__, "git_commit": commit, "git_dirty": dirty,
-            "params_digest": params.digest(), "seed": params.seed,
+            "params_digest": study_digest(params, study), "seed": params.seed,
             "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"), **extra,
             "settings": json.loads(json.dumps(dict(settings), default=str))}
 
@@ -87,15 +83,14 @@ def is_current(path: Path, settings: dict[str, Any]) -> bool:
 
 def result_record(study: str, experiment: str, evaluation: str, subject: Mapping[str, Any],
                   rows: list[dict[str, Any]], record: dict[str, Any]) -> dict[str, Any]:
-    """The JSON object of one result (module docstring): ``subject`` must hold exactly the study's
-    :data:`SUBJECT_FIELDS`, ``record`` is its :func:`provenance`."""
-    if study not in SUBJECT_FIELDS:
-        raise ValueError(f"unknown study {study!r}; expected one of {', '.join(SUBJECT_FIELDS)}")
-    if set(subject) != set(SUBJECT_FIELDS[study]):
-        raise ValueError(f"a {study} result's subject has fields {', '.join(SUBJECT_FIELDS[study])}; got "
+    """The JSON object of one result (module docstring): ``subject`` must hold exactly the study's subject fields,
+    ``record`` is its :func:`provenance`."""
+    fields = get_study(study).subject_fields
+    if set(subject) != set(fields):
+        raise ValueError(f"a {study} result's subject has fields {', '.join(fields)}; got "
                          f"{', '.join(subject) or 'none'}")
     return {"format": RESULT_FORMAT, "study": study, "experiment": experiment, "evaluation": evaluation,
-            "subject": {k: subject[k] for k in SUBJECT_FIELDS[study]}, "rows": rows, "provenance": record}
+            "subject": {k: subject[k] for k in fields}, "rows": rows, "provenance": record}
 
 
 def write_result(path: Path, result: dict[str, Any], *, overwrite: bool = False) -> bool:
@@ -108,5 +103,5 @@ def write_result(path: Path, result: dict[str, Any], *, overwrite: bool = False)
     return True
 
 
-__all__ = ["RESULT_FORMAT", "SUBJECT_FIELDS", "git_state", "is_current", "provenance", "result_record",
+__all__ = ["RESULT_FORMAT", "git_state", "is_current", "provenance", "result_record",
            "write_result"]

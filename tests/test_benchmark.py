@@ -25,7 +25,8 @@ from biaslib.models import (
     read_models_file,
     resolve_model,
 )
-from biaslib.results import BENCHMARK_COLUMNS, collect
+from biaslib.results import collect
+from biaslib.studies.benchmark.declaration import COLUMNS as BENCHMARK_COLUMNS
 from biaslib.studies.benchmark.leaderboard import (
     leaderboard,
     parse_shard,

@@ -16,14 +16,14 @@ def test_default_params_load_typed():
     assert p.world.image_size == 64 and isinstance(p.world.bias_strength, float)
     assert p.export.magbig_languages == ("english",)
     assert p.run_dir == REPO_ROOT / "runs" / "world_default"
-    assert len(p.digest()) == 12
+    assert len(p.digest(["seed", "world"])) == 12
 
 
 def test_overrides_and_digest_change():
     base = load_params()
     p = load_params(overrides={"world.bias_strength": 0, "export.cc3m_samples": 10})
     assert p.world.bias_strength == 0.0 and p.export.cc3m_samples == 10
-    assert p.digest() != base.digest()
+    assert p.digest(["world"]) != base.digest(["world"]) and p.digest(["export"]) != base.digest(["export"])
 
 
 @pytest.mark.parametrize("text, message", [
@@ -192,28 +192,53 @@ def test_out_of_range_values_and_unknown_table_formats_are_refused(tmp_path, cap
     assert ".csv or .parquet" in capsys.readouterr().err and not (tmp_path / "x.xlsx").exists()
 
 
-def test_a_field_added_later_leaves_the_digest_of_older_params_alone():
-    """train.replicates and the association's eval keys came after results were written with params digests: at
-    their defaults they are left out, so the digests of existing runs stay."""
-    import hashlib
-    import json
+def test_a_study_digest_covers_its_own_section_and_the_shared_ones_it_reads_and_nothing_else():
+    """Issue 28: one digest of the whole params made every new amplification field a DIGEST_NEUTRAL entry, or
+    multilingual results were refused. Each study's digest now covers what it declares: a setting of another study,
+    or an analysis-only section, leaves it alone; one it reads changes it."""
+    from biaslib.study_registry import study_digest
 
-    from biaslib.config import ANALYSIS_SECTIONS, DIGEST_NEUTRAL
-
-    params = load_params()
-    plain = params.to_dict()
-    for (section, key), default in DIGEST_NEUTRAL.items():  # every field added since, where at its default
-        if plain[section][key] == default:
-            del plain[section][key]
-    for section in ANALYSIS_SECTIONS:  # how results are analysed, not what a step computes
-        del plain[section]
-    assert params.digest() == hashlib.sha256(json.dumps(plain, sort_keys=True).encode()).hexdigest()[:12]
-    assert load_params(None, {"control.primary.alpha": 0.05}).digest() == params.digest()
-    assert load_params(None, {"generate.per_replicate": True}).digest() != params.digest()
-    assert load_params(None, {"train.replicates": 3}).digest() != params.digest()
-    assert load_params(None, {"eval.association_ks": [10]}).digest() != params.digest()
+    base = load_params()
+    def digests(**overrides):
+        params = load_params(None, overrides)
+        return {s: study_digest(params, s) for s in ("amplification", "multilingual", "benchmark")}
+    before = digests()
+    assert len(set(before.values())) == 3
+    every = {"amplification", "multilingual", "benchmark"}
+    for key, value, moved in [
+            ("train.replicates", 3, {"amplification"}), ("mix.ratios", ["000", "100"], {"amplification"}),
+            ("generate.per_replicate", True, {"amplification", "multilingual"}),
+            ("eval.association_ks", [10], {"amplification", "benchmark"}),
+            ("multilingual.eval_n_boot", 500, {"multilingual"}), ("control.primary.alpha", 0.05, set()),
+            ("analysis.q_level", 0.1, set()), ("world.bias_strength", 2.0, every), ("seed", 3, every),
+            ("experiment", "elsewhere", set()), ("runs_dir", "/tmp/other_runs", set())]:
+        after = digests(**{key: value})
+        assert {s for s in before if after[s] != before[s]} == moved, key
+    assert study_digest(base, "multilingual") == base.digest(["seed", "world", "generate", "multilingual"])
     with pytest.raises(ParamsError, match="train.replicates"):
         load_params(None, {"train.replicates": 0})
+    with pytest.raises(ParamsError, match="multilingual.eval_n_boot"):
+        load_params(None, {"multilingual.eval_n_boot": 0})
+
+
+def test_a_digest_is_the_same_wherever_the_checkout_lies(tmp_path):
+    """The whole-params digest hashed absolute paths (runs_dir, data roots): the same params file in a clone at
+    another path (e.g. /work/demo1 and /work/main) gave another digest, so its multilingual results were refused
+    as computed with other settings. Paths under the params' root now hash relative to it."""
+    import shutil
+
+    from biaslib.study_registry import study_digest
+
+    for name in ("default.yaml", "multilingual.yaml"):
+        here = load_params(REPO_ROOT / "params" / name, {"eval.data_root": "runs/elsewhere"})
+        (tmp_path / "params").mkdir(exist_ok=True)
+        shutil.copy(REPO_ROOT / "params" / name, tmp_path / "params" / name)
+        there = load_params(tmp_path / "params" / name, {"eval.data_root": "runs/elsewhere"})
+        assert there.runs_dir != here.runs_dir and there.eval.data_root != here.eval.data_root
+        for study in ("amplification", "multilingual", "benchmark"):
+            assert study_digest(there, study) == study_digest(here, study), (name, study)
+    outside = load_params(None, {"eval.data_root": str(tmp_path / "data")})
+    assert study_digest(outside, "amplification") != study_digest(load_params(), "amplification")
 
 
 def test_params_ratios_follow_the_cli_rule_and_yaml_reads_codes_as_written(tmp_path):
@@ -232,7 +257,8 @@ def test_params_ratios_follow_the_cli_rule_and_yaml_reads_codes_as_written(tmp_p
     p = load_params(path)
     assert p.mix.ratios == ("000", "050", "100") and p.train.epochs == 2
     assert p.multilingual.languages == ("en", "no")  # YAML 1.1 read Norwegian as false
-    assert load_params().digest() == load_params(overrides={"mix.ratios": [0, 0.2, 0.4, 0.6, 0.8, 1.0]}).digest()
+    spelled = load_params(overrides={"mix.ratios": [0, 0.2, 0.4, 0.6, 0.8, 1.0]})
+    assert load_params().digest(["mix"]) == spelled.digest(["mix"])
 
 
 def test_console_help_and_warnings_are_quiet_and_complete(capsys):

@@ -91,11 +91,11 @@ def test_a_declared_family_is_the_only_one_tested_and_called(study):
     never called; the planted endpoint is still called (q over 2 rows, not 10)."""
     import dataclasses
 
-    from biaslib.config import AnalysisConfig
     from biaslib.studies.amplification.dose_response import trend_findings, trend_table
+    from biaslib.studies.amplification.params import AnalysisConfig
 
     family = AnalysisConfig(trend_family=("fairface:gender:retrieval_vs_data@100",))
-    declared = dataclasses.replace(study, base=dataclasses.replace(study.base, analysis=family))
+    declared = dataclasses.replace(study, base=study.base.with_section("analysis", family))
     table = trend_table(declared, n_boot=200, n_perm=2000)
     tested = table[table["q_value"].notna()]
     assert set(tested["measure"]) == {"association · gender · retrieval_vs_data@100"} and len(tested) == 2

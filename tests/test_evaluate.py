@@ -45,6 +45,7 @@ from biaslib.io import files_fingerprint, texts_fingerprint
 from biaslib.models import CheckpointError, load_clip
 from biaslib.provenance import RESULT_FORMAT
 from biaslib.results import ROW_FIELDS
+from biaslib.study_registry import study_digest
 
 DIM = 32
 N_BOOT = 200
@@ -327,7 +328,7 @@ def test_result_schema_provenance_and_group_sizes(clip_run, tables):
         prov = record["provenance"]
         assert prov["checkpoint"] == {"path": str(checkpoint), "epoch": 2, "model": "biaslib-tiny-rn",
                                       "run": "clip_020", "sha256": hashlib.sha256(checkpoint.read_bytes()).hexdigest()}
-        assert prov["params_digest"] == params.digest() and prov["seed"] == params.seed
+        assert prov["params_digest"] == study_digest(params, "amplification") and prov["seed"] == params.seed
         assert prov["biaslib_version"] and datetime.fromisoformat(prov["created_utc"]).utcoffset().total_seconds() == 0
         assert prov["settings"]["n_boot"] == N_BOOT
         assert all(Path(d["root"]).is_dir() for d in prov["data"].values())

@@ -4,6 +4,7 @@ biaslib, at module level or inside a function, is checked against :mod:`biaslib.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import biaslib
@@ -89,6 +90,30 @@ def test_studies_are_packages_and_every_module_of_one_belongs_to_it():
     assert study_of("biaslib.studies.multilingual.evaluation") == "multilingual"
     assert study_of("biaslib.evaluate") is None
     assert layer_of("biaslib.studies.benchmark.leaderboard") == LAYERS["studies"]
+
+
+#: The one use of a study's name that is not the study: the generator's γ, ``generate.amplification`` (a step's
+#: setting every params file writes so).
+GENERATOR_GAMMA = re.compile(r"generate\.amplification|``amplification`` \(γ\)|^\s*amplification: float", re.M)
+
+
+def _study_names_in(text: str, studies: set[str]) -> list[str]:
+    """The lines of ``text`` that name one of ``studies`` (as a word), the generator's γ left aside."""
+    word = re.compile(r"\b(" + "|".join(sorted(studies)) + r")\b", re.I)
+    return [line.strip() for line in GENERATOR_GAMMA.sub("", text).splitlines() if word.search(line)]
+
+
+def test_the_core_names_no_study(tmp_path):
+    """Core modules (layer 0) name no study, in code or docs (issue 28: results.py and layout.py branched on study
+    names, config.py held every study's section): what a study is, the core learns from its declaration. The
+    checker sees a study named in a core-like file."""
+    studies = {p.name for p in (ROOT / "studies").iterdir() if (p / "__init__.py").is_file()}
+    core = [p for p in ROOT.glob("*.py") if LAYERS.get(p.stem if p.stem != "__init__" else "biaslib") == 0]
+    assert len(core) >= 10
+    named = {p.name: found for p in core if (found := _study_names_in(p.read_text(encoding="utf-8"), studies))}
+    assert not named, f"core modules name a study: {named}"
+    assert _study_names_in('if study == "multilingual":\n    amplification: float = 1.0\n', studies) == [
+        'if study == "multilingual":']
 
 
 def _private_imports(path: Path) -> set[str]:

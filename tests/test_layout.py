@@ -10,7 +10,9 @@ from pathlib import Path
 from biaslib.config import REPO_ROOT, load_params
 from biaslib.evaluate import dataset_root, feature_store
 from biaslib.layout import RunLayout
+from biaslib.studies.amplification.control import declaration_path
 from biaslib.studies.multilingual.evaluation import result_path
+from biaslib.studies.multilingual.layout import MultilingualLayout
 from biaslib.studies.multilingual.pipeline import base_pipeline_dir, dataset_dir, generation_dir
 
 #: joining a piece onto a run folder by hand: ``params.run_dir / "x"``, ``params.runs_dir / "cache"``
@@ -37,11 +39,16 @@ def test_paths_are_the_ones_runs_were_written_with(tmp_path):
     assert layout.cache == tmp_path / "runs" / "cache"
     assert layout.tiny_pipeline == tmp_path / "runs" / "cache" / "tiny_pipeline"
     assert base_pipeline_dir(params) == layout.tiny_pipeline
-    assert layout.prompts == run / "prompts.parquet" and layout.eval_prompts == run / "eval_prompts.parquet"
+    assert layout.study_results("benchmark") == run / "results" / "benchmark"
+    assert layout.study_results("amplification") == layout.results
+    mine = MultilingualLayout(params)  # the paths only the multilingual study writes
+    assert mine.prompts == run / "prompts.parquet" and mine.eval_prompts == run / "eval_prompts.parquet"
+    assert mine.multilingual_results == run / "results" / "multilingual" and mine.mix(20) == layout.mix(20)
     assert generation_dir(params, "base", "German") == run / "generated" / "base" / "de"
     assert dataset_dir(params, "balanced") == run / "datasets" / "balanced"
-    assert layout.finetuned == run / "finetuned"
+    assert mine.finetuned == run / "finetuned"
     assert result_path(params, "base", "de") == run / "results" / "multilingual" / "exp__base__de.json"
+    assert declaration_path(params) == run / "control_declaration.json"
     assert "exp" in repr(layout)
 
 

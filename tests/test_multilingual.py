@@ -16,7 +16,7 @@ from biaslib.config import REPO_ROOT, FinetuneParams, load_params
 from biaslib.errors import BiaslibError, DataLayoutError
 from biaslib.finetune import list_checkpoints
 from biaslib.generate import GenerateConfig, load_pipeline, read_generated, verify
-from biaslib.layout import RunLayout
+from biaslib.studies.multilingual.layout import MultilingualLayout
 from biaslib.studies.multilingual.pipeline import (
     balanced_records,
     check_params,
@@ -153,7 +153,7 @@ def test_metadata_naming_a_missing_image_fails_before_training(study: Path, tmp_
     (train / first).unlink()
     with pytest.raises(DataLayoutError, match=rf"metadata\.jsonl line 1: missing image '{first}'"):
         run_finetune(params, progress=False)
-    assert not RunLayout(params).finetuned.exists()  # nothing was trained or written
+    assert not MultilingualLayout(params).finetuned.exists()  # nothing was trained or written
 
 
 def test_interrupted_finetune_resumes_to_the_same_steps_and_the_pipeline_generates(study: Path,
@@ -165,15 +165,15 @@ def test_interrupted_finetune_resumes_to_the_same_steps_and_the_pipeline_generat
     params = load_params(copy_study(study, tmp_path / "b"))
     cut = run_finetune(params, stop_after_steps=3, progress=False)
     assert (cut.global_step, cut.finished) == (3, False)
-    assert [p.name for p in list_checkpoints(RunLayout(params).finetuned)] == ["checkpoint-2"]
+    assert [p.name for p in list_checkpoints(MultilingualLayout(params).finetuned)] == ["checkpoint-2"]
     rest = run_finetune(params, progress=False)
     assert rest.resumed_from.name == "checkpoint-2" and rest.global_step == full_run.global_step
     assert run_finetune(params, progress=False) is None  # finished: nothing is redone
-    a = WorldDiffusionPipeline.from_pretrained(RunLayout(straight).finetuned).unet.state_dict()
-    b = WorldDiffusionPipeline.from_pretrained(RunLayout(params).finetuned).unet.state_dict()
+    a = WorldDiffusionPipeline.from_pretrained(MultilingualLayout(straight).finetuned).unet.state_dict()
+    b = WorldDiffusionPipeline.from_pretrained(MultilingualLayout(params).finetuned).unet.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
 
-    pipe = load_pipeline(GenerateConfig(model=str(RunLayout(params).finetuned), dtype="fp32", device="cpu"))
+    pipe = load_pipeline(GenerateConfig(model=str(MultilingualLayout(params).finetuned), dtype="fp32", device="cpu"))
     assert isinstance(pipe, WorldDiffusionPipeline)
     generate_languages(params, "finetuned", ["de"], progress=False)
     out = generation_dir(params, "finetuned", "de")
@@ -192,7 +192,7 @@ def test_params_files_and_finetune_params_reach_finetune_config() -> None:
     assert isinstance(config, FinetuneParams)
     assert {f.name: getattr(config, f.name) for f in dataclasses.fields(FinetuneParams)} == dataclasses.asdict(
         params.multilingual.finetune)
-    assert config.learning_rate == 0.5 and config.output_dir == RunLayout(params).finetuned
+    assert config.learning_rate == 0.5 and config.output_dir == MultilingualLayout(params).finetuned
     world = load_params(REPO_ROOT / "params" / "multilingual.yaml")
     paper = load_params(REPO_ROOT / "params" / "multilingual_paper.yaml")
     for params in (world, paper):
@@ -251,7 +251,7 @@ def test_altdiffusion_from_its_parts_is_finetuned_reloaded_and_generates(study: 
                                 "multilingual.eval_generate": {"steps": 2, "resolution": 16, "batch_size": 4}})
     result = run_finetune(params, progress=False)
     assert result.finished and result.global_step == 2
-    index = json.loads((RunLayout(params).finetuned / "model_index.json").read_text())
+    index = json.loads((MultilingualLayout(params).finetuned / "model_index.json").read_text())
     assert index["_class_name"] == "AltDiffusionPipeline"
     generate_languages(params, "finetuned", ["zh"], progress=False)
     records = read_generated(generation_dir(params, "finetuned", "zh"))

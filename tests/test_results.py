@@ -16,7 +16,8 @@ from biaslib.data import coco_caption_table, load_coco_bias, load_phase
 from biaslib.evaluate import evaluate_sweep, feature_model, feature_store, resolve_checkpoint
 from biaslib.features import Features
 from biaslib.io import files_fingerprint, texts_fingerprint
-from biaslib.results import COLUMNS, KEY_COLUMNS, ResultsError, collect, per_group, result_files
+from biaslib.results import ResultsError, collect, per_group, result_files
+from biaslib.studies.amplification.declaration import COLUMNS, KEY_COLUMNS
 
 RATIOS = ("000", "100")
 
@@ -58,7 +59,7 @@ def runs(exported, tmp_path_factory) -> tuple[Path, dict[str, Params], list[Path
 
 def test_collect_holds_every_json_row_sorted(runs):
     root, experiments, paths = runs
-    frame = collect(root)
+    frame = collect(root, study="amplification")
     assert list(frame.columns) == COLUMNS
     records = [json.loads(p.read_text()) for p in paths]
     assert len(frame) == sum(len(r["rows"]) for r in records)
@@ -82,16 +83,16 @@ def test_collect_holds_every_json_row_sorted(runs):
 def test_collect_accepts_params_experiment_and_results_folders(runs):
     root, experiments, _ = runs
     params = experiments["a_exp"]
-    from_params = collect(params)
+    from_params = collect(params, study="amplification")
     assert set(from_params["experiment"]) == {"a_exp"}
     for where in (params.run_dir, params.run_dir / "results"):
-        pd.testing.assert_frame_equal(collect(where), from_params)
-    everything = collect(root)
+        pd.testing.assert_frame_equal(collect(where, study="amplification"), from_params)
+    everything = collect(root, study="amplification")
     pd.testing.assert_frame_equal(everything[everything["experiment"] == "a_exp"].reset_index(drop=True), from_params)
 
 
 def test_gap_rows_test_the_large_groups(runs):
-    frame = collect(runs[0])
+    frame = collect(runs[0], study="amplification")
     groups = per_group(frame)
     min_size = EvalConfig().min_group_size
     json_gaps = frame[frame["kind"] == "gap"]
@@ -120,32 +121,32 @@ def test_format_one_results_without_gap_tests_are_still_read(runs, tmp_path):
         for row in record["rows"]:
             del row["p_value"], row["null_gap"]
         path.write_text(json.dumps(record))
-    old = collect(root)
+    old = collect(root, study="amplification")
     assert old["p_value"].isna().all() and old["null_gap"].isna().all()
-    new = collect(runs[0] / "a_exp" / "results")
+    new = collect(runs[0] / "a_exp" / "results", study="amplification")
     pd.testing.assert_series_equal(old["value"], new["value"])
 
 
 def test_malformed_result_is_named_or_skipped_with_a_warning(runs, tmp_path):
     root = tmp_path / "copy"
     shutil.copytree(runs[0] / "a_exp" / "results", root)
-    good = collect(root)
+    good = collect(root, study="amplification")
     (root / "a_exp__040__retrieval.json").write_text("{not json", encoding="utf-8")
     with pytest.raises(ResultsError, match=r"a_exp__040__retrieval\.json: not a readable JSON file"):
-        collect(root)
+        collect(root, study="amplification")
     with pytest.warns(RuntimeWarning, match=r"skipped 1 malformed result file\(s\): .*a_exp__040__retrieval\.json"):
-        pd.testing.assert_frame_equal(collect(root, skip_bad=True), good)
+        pd.testing.assert_frame_equal(collect(root, skip_bad=True, study="amplification"), good)
     record = json.loads((root / "a_exp__000__retrieval.json").read_text())
     del record["rows"][3]["n"]
     (root / "a_exp__040__retrieval.json").write_text(json.dumps(record), encoding="utf-8")
     with pytest.raises(ResultsError, match=r"a_exp__040__retrieval\.json: row 3 lacks field\(s\) n"):
-        collect(root)
+        collect(root, study="amplification")
 
 
 def test_missing_and_empty_folders(tmp_path):
     with pytest.raises(ResultsError, match="results folder not found: .*nowhere"):
-        collect(tmp_path / "nowhere")
-    empty = collect(tmp_path)
+        collect(tmp_path / "nowhere", study="amplification")
+    empty = collect(tmp_path, study="amplification")
     assert empty.empty and list(empty.columns) == COLUMNS
     assert result_files(Params(runs_dir=tmp_path)) == []
 
@@ -169,7 +170,7 @@ def test_replicates_get_their_own_result_files_and_collect_reads_the_replicate(t
         path = result_path(params, "020", "retrieval", replicate or 0)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(record))
-    frame = collect(params).set_index("replicate")
+    frame = collect(params, study="amplification").set_index("replicate")
     assert frame.loc[0, "value"] == 0.5 and frame.loc[1, "value"] == 0.7
 
 
@@ -191,7 +192,7 @@ def test_one_schema_for_both_studies_and_old_multilingual_files_are_read(runs, t
 
     params = Params(experiment="e", runs_dir=tmp_path / "runs")
     shutil.copytree(runs[0] / "a_exp" / "results", params.run_dir / "results")
-    amplification = collect(params)
+    amplification = collect(params, study="amplification")
     table = pd.DataFrame([{"generation": "base", "language": code, "correction": "raw", "metric": "mean_l1",
                            "value": 0.3, "attribute": "gender"} for code in ("en", "de")])
     paths = write_results(params, {"fairness": table})
@@ -199,7 +200,8 @@ def test_one_schema_for_both_studies_and_old_multilingual_files_are_read(runs, t
         record = read_result(path)
         assert record["format"] == "biaslib-result/3" and record["study"] == "multilingual"
         assert record["subject"]["generation"] == "base" and record["evaluation"] == "multilingual"
-    pd.testing.assert_frame_equal(collect(params), amplification)  # the amplification table ignores them
+    # the amplification table ignores them
+    pd.testing.assert_frame_equal(collect(params, study="amplification"), amplification)
     mine = collect(params, study="multilingual")
     assert sorted(mine["language"]) == ["de", "en"] and (mine["section"] == "fairness").all()
     # earlier multilingual formats: same rows, gender filled in for format 1
@@ -225,7 +227,7 @@ def test_write_result_keeps_identical_refuses_changed_and_checks_the_subject(tmp
     params = Params(experiment="e", runs_dir=tmp_path)
     path = tmp_path / "e__base__en.json"
     record = result_record("multilingual", "e", "multilingual", {"generation": "base", "language": "en"},
-                           [{"section": "x", "value": 1.0}], provenance(params, {"n_boot": 10}))
+                           [{"section": "x", "value": 1.0}], provenance(params, {"n_boot": 10}, study="multilingual"))
     assert write_result(path, record) and json.loads(path.read_text()) == record
     again = {**record, "rows": [{"section": "x", "value": 2.0}]}
     assert not write_result(path, again) and json.loads(path.read_text()) == record  # same settings: kept

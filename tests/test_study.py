@@ -32,7 +32,7 @@ def test_one_variant_end_to_end_then_nothing_is_redone(study, capsys):
     seconds = json.loads(capsys.readouterr().out)
     assert list(seconds) == ["s_g3"] and list(seconds["s_g3"]) == ["export", "generate", "mix", "train", "eval"]
     params = load_params(study, variant="g3")
-    results = collect(params)
+    results = collect(params, study="amplification")
     assert sorted(results["ratio"].unique()) == ["000", "100"]
     assert set(results["evaluation"]) == {"retrieval", "markedness", "geode"}
     assert (results.groupby(["ratio", "evaluation"]).size() > 0).all()

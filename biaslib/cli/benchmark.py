@@ -40,8 +40,8 @@ def cmd_bench_leaderboard(args: argparse.Namespace) -> int:
     params = load_params(args.params, parse_overrides(args.set))
     board = leaderboard(collect(params, study="benchmark"))
     if board.empty:
-        raise BiaslibError(f"no benchmark results under {RunLayout(params).benchmark_results}; run `biaslib benchmark "
-                           "run --models …` first")
+        folder = RunLayout(params).study_results("benchmark")
+        raise BiaslibError(f"no benchmark results under {folder}; run `biaslib benchmark run --models …` first")
     if args.out is not None:
         write_csv(args.out, board)
     if args.figures_dir is not None:

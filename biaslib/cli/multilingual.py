@@ -12,7 +12,7 @@ from biaslib.cli.arguments import (
     positive_number,
 )
 from biaslib.config import load_params
-from biaslib.layout import RunLayout
+from biaslib.studies.multilingual.layout import MultilingualLayout
 
 
 def _multilingual_params(args: argparse.Namespace):
@@ -55,7 +55,7 @@ def cmd_multilingual_finetune(args: argparse.Namespace) -> int:
     params = _multilingual_params(args)
     result = run_finetune(params, overwrite=args.overwrite)
     steps = None if result is None else result.global_step
-    print(json.dumps({"output_dir": str(RunLayout(params).finetuned), "global_step": steps,
+    print(json.dumps({"output_dir": str(MultilingualLayout(params).finetuned), "global_step": steps,
                       "already_done": result is None}))
     return 0
 
@@ -106,7 +106,7 @@ def cmd_multilingual_findings(args: argparse.Namespace) -> int:
     params = _multilingual_params(args)
     collected = collect(params, study="multilingual")
     if collected.empty:
-        raise DataLayoutError(f"no multilingual results under {RunLayout(params).multilingual_results}; "
+        raise DataLayoutError(f"no multilingual results under {MultilingualLayout(params).multilingual_results}; "
                               f"run `biaslib multilingual eval --params {args.params}` first")
     print("\n".join(findings_of_results(collected)[1]))
     return 0
@@ -124,7 +124,7 @@ def cmd_multilingual_figures(args: argparse.Namespace) -> int:
     params = _multilingual_params(args)
     collected = collect(params, study="multilingual")
     if collected.empty:
-        raise DataLayoutError(f"no multilingual results under {RunLayout(params).multilingual_results}; "
+        raise DataLayoutError(f"no multilingual results under {MultilingualLayout(params).multilingual_results}; "
                               f"run `biaslib multilingual eval --params {args.params}` first")
     written = save_multilingual_figures(result_tables(collected), params.experiment,
                                         args.figures_dir or REPO_ROOT / "figures")

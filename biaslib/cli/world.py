@@ -26,7 +26,8 @@ def cmd_world_export(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     roots = export_all(World(params.world, params.seed), out, params.export, overwrite=args.overwrite)
     summary = {"out": str(out), "datasets": {k: str(v) for k, v in roots.items()},
-               "seconds": round(time.perf_counter() - start, 1), "params_digest": params.digest()}
+               "seconds": round(time.perf_counter() - start, 1),
+               "params_digest": params.digest(("seed", "world", "export"))}
     print(json.dumps(summary, indent=1))
     return 0
 

@@ -157,10 +157,10 @@ def _claim(out_dir: Path, params: dict[str, Any], shard_names: set[str], overwri
     """Refuse (or with ``overwrite`` clear) an output folder that holds a mix with other parameters."""
     conflicts = []
     manifest = out_dir / "manifest.json"
-    if manifest.is_file() and _params_of(load_json(manifest)) != params:
+    if manifest.is_file() and not same_mix_params(_params_of(load_json(manifest)), params, out_dir):
         conflicts.append(manifest.name)
     for stats in sorted(out_dir.glob("*_stats.json")):
-        if load_json(stats).get("params") != params:
+        if not same_mix_params(load_json(stats).get("params"), params, out_dir):
             conflicts.append(stats.name)
     conflicts += sorted(p.name for p in out_dir.glob("*.tar") if p.name not in shard_names)
     if not conflicts:
@@ -172,6 +172,31 @@ def _claim(out_dir: Path, params: dict[str, Any], shard_names: set[str], overwri
                            "output folder")
     for path in [manifest, *out_dir.glob("*_stats.json"), *out_dir.glob("*.tar")]:
         path.unlink(missing_ok=True)
+
+
+def same_mix_params(recorded: Any, params: dict[str, Any], out_dir: Path) -> bool:
+    """True when a record's mix params (ratio, seed, roots) are ``params`` of a mix into ``out_dir``: the same
+    ratio and seed, and each root the same folder or the same folder after the tree holding it and the mix moved
+    (a copied or renamed run folder, a clone): the paths then differ only in a prefix that ``out_dir`` lies under.
+    Each shard's inputs (name, size, mtime, selection) are compared besides, so a moved tree whose files changed
+    is rebuilt."""
+    if not isinstance(recorded, dict) or any(recorded.get(k) != params[k] for k in ("ratio", "seed")):
+        return False
+    return all(_same_folder(recorded.get(k), params[k], out_dir) for k in ("real_root", "generated_root"))
+
+
+def _same_folder(recorded: Any, current: str, out_dir: Path) -> bool:
+    """``recorded`` names ``current``, or did before the tree holding it and ``out_dir`` moved."""
+    if recorded == current:
+        return True
+    if not isinstance(recorded, str):
+        return False
+    old, new = Path(recorded).parts, Path(current).parts
+    same = 0
+    while same < min(len(old), len(new)) and old[-1 - same] == new[-1 - same]:
+        same += 1
+    moved_from = Path(*new[:len(new) - same]) if same < len(new) else None
+    return same > 0 and moved_from is not None and len(moved_from.parts) > 1 and out_dir.is_relative_to(moved_from)
 
 
 def _params_of(record: dict[str, Any]) -> dict[str, Any]:
@@ -195,7 +220,8 @@ def _mix_shard(path: Path, keys: list[str], stats: ReadStats, plan: _Plan) -> di
     inputs = {"name": path.name, "bytes": info.st_size, "mtime_ns": info.st_mtime_ns,
               "selection_sha256": selection_digest(keys, plan.chosen, plan.index)}
     previous = load_json(stats_path)
-    if (previous.get("params") == plan.params and previous.get("inputs") == inputs and out.is_file()
+    if (same_mix_params(previous.get("params"), plan.params, plan.out_dir) and previous.get("inputs") == inputs
+            and out.is_file()
             and out.stat().st_size == previous.get("shard", {}).get("bytes")):
         if file_sha256(out) == previous["shard"].get("sha256"):
             return previous["shard"]

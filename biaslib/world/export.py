@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from biaslib import __version__
 from biaslib.articles import with_article
-from biaslib.config import ExportConfig, without_neutral_defaults
+from biaslib.config import ExportConfig
 from biaslib.errors import BiaslibError
 from biaslib.io import TarShardWriter, write_bytes, write_csv, write_json, write_parquet
 from biaslib.world import World
@@ -366,9 +366,12 @@ def export_magbig(root: str | Path, languages: Sequence[str] = ("english",)) -> 
 
 
 def _bytes_config(config: ExportConfig) -> dict:
-    """The settings an export's bytes depend on (fields added since at their default left out, as in the params
-    digest, so exports made before them keep their digest)."""
-    return without_neutral_defaults("export", {k: v for k, v in asdict(config).items() if k != "workers"})
+    """The settings an export's bytes depend on (not ``workers``; ``fairface_occupations``, added after exports were
+    made, only when off, so exports made before it keep their digest)."""
+    kept = {k: v for k, v in asdict(config).items() if k != "workers"}
+    if config.fairface_occupations:
+        del kept["fairface_occupations"]
+    return kept
 
 
 def export_digest(world: World, config: ExportConfig) -> str:

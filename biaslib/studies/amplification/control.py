@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from biaslib.config import ControlConfig, Params, load_params
+from biaslib.config import Params, load_params
 from biaslib.errors import BiaslibError
 from biaslib.io import write_json
 from biaslib.layout import RunLayout
@@ -43,6 +43,7 @@ from biaslib.metrics.intervals import bh_qvalues, check_callable
 from biaslib.metrics.paired import detectable_effect, paired_test, smallest_attainable_p
 from biaslib.ratios import ratio_code
 from biaslib.results import collect
+from biaslib.studies.amplification.params import ControlConfig
 from biaslib.studies.amplification.results import Measure, MeasureError
 
 TABLE_COLUMNS = ["pair", "role", "family", "measure", "treatment", "reference", "pairs", "effect", "ci_low",
@@ -116,8 +117,8 @@ def check_design(params_file: str | Path | None, overrides: Mapping[str, Any] | 
 
 
 def declaration_path(params: Params) -> Path:
-    """Where the declaration of a params file's control is recorded (:attr:`RunLayout.control_declaration`)."""
-    return RunLayout(params).control_declaration
+    """Where the declaration of a params file's control is recorded: ``<run>/control_declaration.json``."""
+    return RunLayout(params).root / "control_declaration.json"
 
 
 def _declared(params_file: str | Path | None, overrides: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -226,7 +227,7 @@ def load_control(params_file: str | Path | None, overrides: Mapping[str, Any] | 
     recorded_declaration(params_file, overrides)
     base, by_name = load_params(params_file, dict(overrides or {})), arms(params_file, overrides)
     experiments = {name: p.experiment for name, p in by_name.items()}
-    results = collect(base.runs_dir)
+    results = collect(base.runs_dir, study="amplification")
     results = results[results["experiment"].isin(experiments.values())] if len(results) else results
     measures = [("primary", spec.primary.measure)] + [("secondary", m) for m in spec.secondary]
     parts = []

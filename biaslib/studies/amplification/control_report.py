@@ -9,7 +9,7 @@
   pairing, and with it ρ);
 * ``figures/<experiment>_generator_amplification.png|pdf``: each arm's generated images against the real data
   (the plant's size at the data level);
-* the Markdown report (``--out``) and :attr:`~biaslib.layout.RunLayout.control_report` (the tables, findings and
+* the Markdown report (``--out``) and ``<run>/control_report.json`` (the tables, findings and
   provenance).
 """
 
@@ -132,7 +132,7 @@ def report_control(params_file: str | Path | None, overrides: Mapping[str, Any] 
     markdown = "\n".join([f"# {control.tag}: positive and negative controls", "",
                           *(f"- {line}" for line in findings), "", markdown_table(table, REPORT_COLUMNS, digits=4), "",
                           markdown_table(detectable, list(detectable.columns), digits=4)])
-    record = RunLayout(control.base).control_report
+    record = RunLayout(control.base).root / "control_report.json"
     write_json(record, {"declaration": recorded_declaration(params_file, overrides), "table": _records(table),
                         "values": _records(control.values), "detectable": _records(detectable),
                         "amplification": _records(amp), "findings": findings,

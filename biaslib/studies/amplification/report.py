@@ -30,9 +30,9 @@ from statistics import NormalDist
 import numpy as np
 import pandas as pd
 
-from biaslib.config import AnalysisConfig
 from biaslib.metrics.intervals import Q_LEVEL, bh_qvalues, check_callable, z_value
 from biaslib.metrics.trend import power, trend  # noqa: F401  (biaslib.studies.amplification.report.trend / power: dose-response)
+from biaslib.studies.amplification.params import AnalysisConfig  # noqa: I001
 
 TREND_KEYS = ["experiment", "evaluation", "dataset", "attribute", "metric"]
 SPREAD_COLUMNS = [*TREND_KEYS, "ratio", "replicate", "value_first", "value", "move", "half_width"]

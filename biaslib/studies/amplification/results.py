@@ -86,7 +86,7 @@ def load_study(params_file: str | Path | None = None, overrides: Mapping[str, An
     base = load_params(params_file, dict(overrides or {}))
     experiments = variant_params(params_file, dict(overrides or {}))
     names = [p.experiment for p in experiments]
-    results = collect(base.runs_dir)
+    results = collect(base.runs_dir, study="amplification")
     results = results[results["experiment"].isin(names)].copy() if len(results) else results
     if not len(results):
         raise DataLayoutError(f"no results for {names} under {base.runs_dir}; run the evaluations first (04_eval, "

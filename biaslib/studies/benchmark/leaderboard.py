@@ -100,8 +100,8 @@ def model_target(params: Params, model: ResolvedModel) -> Target:
     """The :class:`~biaslib.evaluate.Target` of a benchmarked model (study ``benchmark``, subject ``model``)."""
     checkpoint = CheckpointInfo(path=model.path, epoch=model.epoch, sha256=model.sha256, model=model.arch,
                                 run=model.name)
-    return Target("benchmark", {"model": model.name}, checkpoint, model.load, RunLayout(params).benchmark_results,
-                  model.name, extra={"model_spec": model.spec})
+    return Target("benchmark", {"model": model.name}, checkpoint, model.load,
+                  RunLayout(params).study_results("benchmark"), model.name, extra={"model_spec": model.spec})
 
 
 def run_benchmark(params: Params, models_file: str | Path, evaluations: Sequence[str] | None = None, *,

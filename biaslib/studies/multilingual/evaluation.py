@@ -46,6 +46,7 @@ occupation, with the same floors and tests as gender.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -61,7 +62,6 @@ from biaslib.errors import DataLayoutError
 from biaslib.faces.counts import GENDER_ALIASES, OUTCOMES, face_counts, image_outcomes
 from biaslib.faces.world_confusion import classify_gender, render_confusion, through_resolution
 from biaslib.io import check_writable
-from biaslib.layout import RunLayout
 from biaslib.metrics import amplification_table, clip_score, paired_cosine
 from biaslib.metrics._checks import check_ci
 from biaslib.metrics.correction import (
@@ -82,6 +82,8 @@ from biaslib.metrics.magbig import (
 )
 from biaslib.prompts import resolve_language
 from biaslib.provenance import git_state, is_current, provenance, result_record, write_result
+from biaslib.studies.multilingual.layout import MultilingualLayout
+from biaslib.studies.multilingual.legacy_digest import legacy_digest
 from biaslib.studies.multilingual.pipeline import (
     GENERATIONS,
     check_generated,
@@ -91,6 +93,7 @@ from biaslib.studies.multilingual.pipeline import (
     image_languages,
     language_codes,
 )
+from biaslib.study_registry import study_digest
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +182,8 @@ def image_labels(params: Params, generation: str, language: str, *, world: Any =
         keys = captions.index.to_series()
         (outcome, skin), labels = _table_outcomes(faces, keys, code), "faces"
     else:
-        attributes = generated_attributes(out, world or World(params.world, params.seed), RunLayout(params).cache)
+        attributes = generated_attributes(out, world or World(params.world, params.seed),
+                                          MultilingualLayout(params).cache)
         keys, outcome = attributes["key"], attributes["gender"].map(GENDER_ALIASES).fillna("other").to_numpy()
         skin = skin_of_world_tone(attributes["skin_tone"].to_numpy())
         labels = attributes["labels"].iloc[0]
@@ -269,7 +273,7 @@ def generation_confusion(params: Params, generation: str, *, world: Any = None, 
     if config.model == "simulator":
         return EXACT
     world = world or World(params.world, params.seed)
-    cache = RunLayout(params).cache
+    cache = MultilingualLayout(params).cache
     if source == "stated":
         return stated_confusion(load_pipeline(config), world, cache, per_prompt=per_prompt, steps=config.steps,
                                 guidance=config.guidance)
@@ -636,7 +640,7 @@ def result_path(params: Params, generation: str, language: str) -> Path:
     """``<run>/results/multilingual/<experiment>__<generation>__<language>.json``."""
     if generation not in GENERATIONS:
         raise ValueError(f"unknown generation set {generation!r}; choose one of {', '.join(GENERATIONS)}")
-    return RunLayout(params).multilingual_results / f"{params.experiment}__{generation}__{language}.json"
+    return MultilingualLayout(params).multilingual_results / f"{params.experiment}__{generation}__{language}.json"
 
 
 def _json_rows(section: str, frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -663,10 +667,11 @@ def write_results(params: Params, tables: Mapping[str, pd.DataFrame], *,
         chosen = _confusion_of(confusion, generation)
         record = result_record("multilingual", params.experiment, "multilingual",
                                {"generation": generation, "language": code}, rows,
-                               provenance(params, settings or {}, git=git, confusion={
+                               provenance(params, settings or {}, study="multilingual", git=git, confusion={
                                    "labels": list(chosen.labels), "counts": chosen.counts.tolist()}))
         path = result_path(params, generation, code)
-        write_result(path, record, overwrite=overwrite)
+        if overwrite or not is_current(path, as_recorded(path, record["provenance"]["settings"], params)):
+            write_result(path, record, overwrite=overwrite)
         paths.append(path)
     return paths
 
@@ -674,8 +679,9 @@ def write_results(params: Params, tables: Mapping[str, pd.DataFrame], *,
 def eval_settings(params: Params, *, n_boot: int, seed: int, clip: tuple[str | os.PathLike, str] | None,
                   amplification_boot: int = 300, faces: bool = False) -> dict[str, Any]:
     """What an evaluation's numbers depend on (stored in each result's provenance, compared on a rerun): the
-    params digest, bootstrap sizes and seed, the resampling design, the CLIP checkpoint and the label source."""
-    return {"params_digest": params.digest(), "n_boot": n_boot, "seed": seed,
+    study's params digest (:func:`~biaslib.study_registry.study_digest`), bootstrap sizes and seed, the resampling
+    design, the CLIP checkpoint and the label source."""
+    return {"params_digest": study_digest(params, "multilingual"), "n_boot": n_boot, "seed": seed,
             "resample": params.multilingual.eval_resample, "amplification_boot": amplification_boot,
             "clip": [str(c) for c in clip] if clip else None, "labels": "faces table" if faces else "world"}
 
@@ -689,7 +695,20 @@ def check_results(params: Params, generations: Sequence[str], languages: Sequenc
         return
     for generation in generations:
         for code in _default_languages(params, generation, languages):
-            is_current(result_path(params, generation, code), dict(settings))
+            path = result_path(params, generation, code)
+            is_current(path, as_recorded(path, settings, params))
+
+
+def as_recorded(path: Path, settings: Mapping[str, Any], params: Params) -> dict[str, Any]:
+    """``settings`` as the result at ``path`` would have recorded them: a result written before the study had a
+    digest of its own recorded the whole params file's (:func:`~.legacy_digest.legacy_digest`); where that equals
+    the legacy digest of ``params``, the comparison uses it, so the result stays current."""
+    try:
+        recorded = json.loads(path.read_text(encoding="utf-8"))["provenance"]["settings"]["params_digest"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return dict(settings)
+    legacy = legacy_digest(params)
+    return {**settings, "params_digest": legacy} if recorded == legacy else dict(settings)
 
 
 def evaluate_multilingual(params: Params, generations: Sequence[str] | None = None,

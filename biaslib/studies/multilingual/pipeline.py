@@ -51,9 +51,9 @@ from biaslib import __version__
 from biaslib.config import GenerateConfig, Params, build_config
 from biaslib.errors import BiaslibError, DataLayoutError
 from biaslib.io import write_json, write_parquet, write_text
-from biaslib.layout import RunLayout
 from biaslib.metrics.intervals import wilson_interval
 from biaslib.prompts import SLOTS, prompt_table, resolve_language, supported_languages, translate
+from biaslib.studies.multilingual.layout import MultilingualLayout
 
 log = logging.getLogger(__name__)
 
@@ -102,19 +102,19 @@ def generation_dir(params: Params, generation: str, language: str) -> Path:
     """Shards of one generation set in one language: ``<run>/generated/<generation>/<code>``."""
     if generation not in GENERATIONS:
         raise ValueError(f"unknown generation set {generation!r}; choose one of {', '.join(GENERATIONS)}")
-    return RunLayout(params).generation(generation, resolve_language(language))
+    return MultilingualLayout(params).generation(generation, resolve_language(language))
 
 
 def dataset_dir(params: Params, variant: str) -> Path:
     """A dataset variant's imagefolder root: ``<run>/datasets/<variant>`` (images in ``train/``)."""
     if variant not in DATASETS:
         raise ValueError(f"unknown dataset variant {variant!r}; choose one of {', '.join(DATASETS)}")
-    return RunLayout(params).dataset(variant)
+    return MultilingualLayout(params).dataset(variant)
 
 
 def base_pipeline_dir(params: Params) -> Path:
     """The pipeline that is fine-tuned: ``multilingual.base_pipeline`` or the world's tiny pipeline."""
-    return params.multilingual.base_pipeline or RunLayout(params).tiny_pipeline
+    return params.multilingual.base_pipeline or MultilingualLayout(params).tiny_pipeline
 
 
 def check_params(params: Params) -> None:
@@ -187,7 +187,7 @@ def evaluation_prompts(params: Params) -> pd.DataFrame:
 def write_prompts(params: Params) -> dict[str, Path]:
     """Step ``prompts``: write the training and evaluation prompt tables (atomic; cheap, always rebuilt)."""
     check_params(params)
-    layout = RunLayout(params)
+    layout = MultilingualLayout(params)
     write_parquet(layout.prompts, training_prompts(params))
     write_parquet(layout.eval_prompts, evaluation_prompts(params))
     return {"prompts": layout.prompts, "eval_prompts": layout.eval_prompts}
@@ -195,7 +195,7 @@ def write_prompts(params: Params) -> dict[str, Path]:
 
 def read_prompts(params: Params, evaluation: bool = False) -> pd.DataFrame:
     """The prompt table written by :func:`write_prompts` (``evaluation``: the evaluation table)."""
-    path = RunLayout(params).eval_prompts if evaluation else RunLayout(params).prompts
+    path = MultilingualLayout(params).eval_prompts if evaluation else MultilingualLayout(params).prompts
     if not path.is_file():
         raise DataLayoutError(f"no prompt table {path}: run the prompts step first (biaslib multilingual run "
                               "--step prompts)")
@@ -283,7 +283,7 @@ def generation_config(params: Params, generation: str) -> GenerateConfig:
         return params.generate
     if generation == "base":
         return eval_generate_config(params, base_pipeline_dir(params))
-    return eval_generate_config(params, RunLayout(params).finetuned)
+    return eval_generate_config(params, MultilingualLayout(params).finetuned)
 
 
 def _claim_captions(out: Path, captions: pd.DataFrame, overwrite: bool, rank: int) -> None:
@@ -399,7 +399,8 @@ def world_gender_shares(params: Params, generation: str, languages: Sequence[str
     default = image_languages(params) if generation == "data" else params.multilingual.languages
     rows = []
     for code in language_codes(languages if languages is not None else default):
-        attributes = generated_attributes(check_generated(params, generation, code), world, RunLayout(params).cache)
+        attributes = generated_attributes(check_generated(params, generation, code), world,
+                                          MultilingualLayout(params).cache)
         profession = generation_captions(params, generation, code).set_index("key")["profession"]
         attributes["profession"] = profession.loc[attributes["key"]].to_numpy()
         for name, group in attributes.groupby("profession", sort=False):
@@ -577,7 +578,7 @@ def collect_datasets(params: Params, *, overwrite: bool = False) -> dict[str, Pa
         todo.append(variant)
     if not todo:
         return roots
-    staging = RunLayout(params).datasets / f".tmp-{os.getpid()}"
+    staging = MultilingualLayout(params).datasets / f".tmp-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     try:
         full = staging / "full" / "train"
@@ -614,10 +615,11 @@ def read_dataset(params: Params, variant: str) -> pd.DataFrame:
 
 def finetune_config(params: Params, *, progress: bool = True) -> Any:
     """The :class:`~biaslib.finetune.FinetuneConfig` of the study: ``multilingual.finetune`` into
-    ``RunLayout(params).finetuned``, resuming from the latest checkpoint there."""
+    ``MultilingualLayout(params).finetuned``, resuming from the latest checkpoint there."""
     from biaslib.finetune import FinetuneConfig
 
-    return FinetuneConfig(output_dir=RunLayout(params).finetuned, resume_from_checkpoint="latest", progress=progress,
+    return FinetuneConfig(output_dir=MultilingualLayout(params).finetuned, resume_from_checkpoint="latest",
+                          progress=progress,
                           **dataclasses.asdict(params.multilingual.finetune))
 
 
@@ -630,7 +632,8 @@ def _finetune_record(params: Params) -> dict[str, Any]:
 
 def run_finetune(params: Params, *, overwrite: bool = False, stop_after_steps: int | None = None,
                  progress: bool = True) -> Any:
-    """Step ``finetune``: fine-tune the base pipeline on the chosen dataset variant → ``RunLayout(params).finetuned``.
+    """Step ``finetune``: fine-tune the base pipeline on the chosen dataset variant →
+    ``MultilingualLayout(params).finetuned``.
 
     The dataset is read and validated first (a ``metadata.jsonl`` naming a missing image fails before any
     model is loaded). A finished run with the same base, dataset and settings is kept (returns ``None``);
@@ -649,7 +652,7 @@ def run_finetune(params: Params, *, overwrite: bool = False, stop_after_steps: i
     config = finetune_config(params, progress=progress)
     dataset = load_finetune_dataset(root, resolution=config.resolution, center_crop=config.center_crop,
                                     random_flip=config.random_flip)
-    out, wanted = RunLayout(params).finetuned, _finetune_record(params)
+    out, wanted = MultilingualLayout(params).finetuned, _finetune_record(params)
     previous = _read_json(out / _FINETUNE_RECORD)
     if previous is not None and previous != wanted:
         if not overwrite:
