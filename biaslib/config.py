@@ -2,8 +2,14 @@
 
 A params file has one section per pipeline step. Unknown keys are errors (a typo must not silently
 fall back to a default); values are converted to the annotated type, and a value that does not fit
-names its dotted key. Relative paths are resolved against the repository root (the folder that
-holds ``params/``) so notebooks and the CLI agree wherever they run from.
+names its dotted key.
+
+One rule for relative paths, so that a notebook runs the same from JupyterLab (kernel in ``notebooks/``), from
+papermill in any folder and from the command line: **a relative path names a place in a project, and resolves
+against that project's folder** — the folder that holds ``params/``. Inside a params or models file (path values,
+``extends``, a models file's ``runs:``) that is the file's :func:`project_folder` (the repository root for a file in
+``params/``); a notebook's path parameters resolve against the repository root (:func:`repo_path`). Only paths
+typed on the command line keep the shell's meaning (relative to the current folder).
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import re
 import types
 import typing
@@ -471,8 +478,25 @@ def _build(cls: type, data: dict[str, Any], prefix: str, base: Path) -> Any:
     return cls(**kwargs)
 
 
+def project_folder(path: str | Path) -> Path:
+    """The folder a params or models file's relative paths resolve against: the folder above ``params/`` for a file
+    in a ``params`` folder (``params/default.yaml`` → the repository root), else the file's own folder."""
+    folder = Path(path).expanduser().resolve().parent
+    return folder.parent if folder.name == "params" else folder
+
+
+def repo_path(path: str | Path | None) -> Path | None:
+    """A notebook's path parameter as a path: relative → under the repository root (:data:`REPO_ROOT`), whatever
+    the working folder; absolute (``~`` expanded) → itself; None → None."""
+    if path is None:
+        return None
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else REPO_ROOT / path
+
+
 def _read_params_file(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """The mapping of a params YAML, with ``extends: <file>`` (relative to this file) resolved: the named
+    """The mapping of a params YAML, with ``extends: <file>`` (relative to the file's :func:`project_folder`, as
+    its other paths) resolved: the named
     file's mapping with this file's sections merged on top, key by key (a nested mapping merges, any other
     value replaces). Raises :class:`ParamsError` naming the file for a missing file, invalid YAML, a
     non-mapping or an ``extends`` cycle."""
@@ -493,7 +517,13 @@ def _read_params_file(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any
         return data
     if not isinstance(parent, str):
         raise ParamsError(f"{path}: extends must name one params file, got {parent!r}")
-    return _merged(_read_params_file(path.parent / parent, (*chain, path.resolve())), data)
+    named = Path(parent).expanduser()
+    named = named if named.is_absolute() else project_folder(path) / named
+    if not named.is_file() and (path.parent / parent).is_file() and not Path(parent).is_absolute():
+        raise ParamsError(f"{path}: extends: {parent} is read from the project folder {project_folder(path)} (as every "
+                          f"relative path of a params file); write extends: "
+                          f"{os.path.relpath((path.parent / parent).resolve(), project_folder(path))}")
+    return _merged(_read_params_file(named, (*chain, path.resolve())), data)
 
 
 def _merged(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
@@ -531,7 +561,7 @@ def load_params(path: str | Path | None = None, overrides: dict[str, Any] | None
                 raise ParamsError(f"cannot set {dotted}: {'.'.join(parents[:depth + 1])} is a value "
                                   f"({node!r}), not a section")
         node[leaf] = value
-    base = path.resolve().parent.parent if path.resolve().parent.name == "params" else path.resolve().parent
+    base = project_folder(path)
     owned = study_sections()
     unknown = sorted(set(data) - {f.name for f in dataclasses.fields(Params)} - set(owned) - {"sections", "root"})
     if unknown:

@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 import torch
 
-from biaslib.config import read_yaml
+from biaslib.config import project_folder, read_yaml
 from biaslib.data._common import PathLike
 from biaslib.errors import BiaslibError
 from biaslib.ratios import written_ratio
@@ -221,11 +221,12 @@ class ModelSpec:
         return {"name": self.name, "kind": self.kind, **{k: str(v) for k, v in fields.items() if v is not None}}
 
 
-def model_spec(name: str, entry: Any) -> ModelSpec:
+def model_spec(name: str, entry: Any, folder: Path | None = None) -> ModelSpec:
     """The :class:`ModelSpec` of one models-file entry (a mapping, or the shorthands ``"runs:<params file>"``
-    and ``"hf:<folder>"``). Raises one :class:`ModelSpecError` listing every problem of the entry, a line each
-    naming the model: a bad name, unknown keys (close names listed), keys of two kinds, weights and pretrained
-    together, a bad ratio."""
+    and ``"hf:<folder>"``); its relative paths resolve against ``folder`` (the models file's
+    :func:`~biaslib.config.project_folder`; None: left relative). Raises one :class:`ModelSpecError` listing
+    every problem of the entry, a line each naming the model: a bad name, unknown keys (close names listed), keys of
+    two kinds, weights and pretrained together, a bad ratio."""
     where = f"model {name!r}"
     problems = []
     if not isinstance(name, str) or not MODEL_NAME.fullmatch(name):
@@ -264,7 +265,8 @@ def model_spec(name: str, entry: Any) -> ModelSpec:
         value = entry.get(key)
         if value is None:
             return None
-        return Path(str(value)).expanduser()
+        path = Path(str(value)).expanduser()
+        return path if folder is None or path.is_absolute() else folder / path
 
     pretrained = entry.get("pretrained")
     return ModelSpec(name=name, kind=kind, arch=entry.get("arch"), weights=path("weights"),
@@ -275,8 +277,8 @@ def model_spec(name: str, entry: Any) -> ModelSpec:
 
 def read_models_file(path: str | Path) -> list[ModelSpec]:
     """The :class:`ModelSpec` of every entry of a models file (YAML: ``models: {<name>: <spec>, ...}``; relative
-    paths are read from the working directory, like a params file's); raises :class:`ModelSpecError` naming
-    the file."""
+    paths resolve against the file's :func:`~biaslib.config.project_folder`, like a params file's: the repository
+    root for ``params/models.yaml``, whatever the working folder); raises :class:`ModelSpecError` naming the file."""
     import yaml
 
     path = Path(path).expanduser()
@@ -293,7 +295,7 @@ def read_models_file(path: str | Path) -> list[ModelSpec]:
     specs, problems = [], []
     for name, entry in models.items():
         try:
-            specs.append(model_spec(str(name), entry))
+            specs.append(model_spec(str(name), entry, project_folder(path)))
         except ModelSpecError as exc:
             problems += str(exc).splitlines()
     if problems:

@@ -99,6 +99,38 @@ def test_extends_merges_section_by_section_and_names_bad_files(tmp_path):
         load_params(tmp_path / "orphan.yaml")
 
 
+def test_one_rule_for_relative_paths_whatever_the_working_folder(tmp_path, monkeypatch):
+    """Issue 29: a relative path names a place in a project and resolves against the project's folder, from any
+    working folder (JupyterLab runs a kernel in notebooks/). In a params or models file, that is the folder above
+    params/ (or the file's own folder elsewhere), for every path value, ``extends`` and a models file's ``runs:``;
+    a notebook's path parameters resolve against the repository root. Before, a models file's ``runs:`` was read
+    from the working folder, and ``extends`` from the file's own folder."""
+    from biaslib.config import project_folder, repo_path
+    from biaslib.models import read_models_file
+
+    project = tmp_path / "project"
+    (project / "params").mkdir(parents=True)
+    (project / "params" / "base.yaml").write_text("experiment: base\nruns_dir: runs\neval: {data_root: data}\n")
+    (project / "params" / "child.yaml").write_text("extends: params/base.yaml\nworld: {image_size: 32}\n")
+    (project / "params" / "models.yaml").write_text(
+        "models:\n  study: {runs: params/child.yaml}\n  local: {arch: RN50, weights: weights/rn50.pt}\n")
+    (project / "notebooks").mkdir()
+    monkeypatch.chdir(project / "notebooks")  # where JupyterLab starts a kernel
+    assert project_folder(project / "params" / "models.yaml") == project == project_folder("../params/child.yaml")
+    child = load_params(project / "params" / "child.yaml")
+    assert child.experiment == "base" and child.world.image_size == 32
+    assert child.runs_dir == project / "runs" and child.eval.data_root == project / "data"
+    specs = {spec.name: spec for spec in read_models_file("../params/models.yaml")}
+    assert specs["study"].params == project / "params" / "child.yaml"
+    assert specs["local"].weights == project / "weights" / "rn50.pt"
+    assert repo_path("params/default.yaml") == REPO_ROOT / "params" / "default.yaml"
+    assert repo_path(tmp_path) == tmp_path and repo_path(None) is None
+    # a file written for the old rule (extends beside it) is told what to write instead
+    (project / "params" / "old.yaml").write_text("extends: base.yaml\n")
+    with pytest.raises(ParamsError, match="write extends: params/base.yaml"):
+        load_params(project / "params" / "old.yaml")
+
+
 def test_world_study_gamma1_is_the_default_experiment():
     """The study's γ = 1 variant reuses the demo's runs, so its params must equal params/default.yaml."""
     import dataclasses

@@ -48,8 +48,10 @@ def run_notebook(name: str, out_dir: Path, **parameters) -> Path:
     """Execute ``notebooks/<name>.ipynb`` into ``out_dir`` (papermill raises on the first failing cell)."""
     out = out_dir / f"{name}{parameters.pop('_suffix', '')}.ipynb"
     parameters = {**NO_WIDGETS.get(name, {}), **parameters}
+    # the kernel runs in notebooks/, as JupyterLab starts it (issue 29: 06 failed there, papermill from the
+    # repository root hid it); relative path parameters are read from the repository root wherever it runs
     papermill.execute_notebook(NOTEBOOKS / f"{name}.ipynb", out, parameters=parameters, kernel_name=KERNEL,
-                               cwd=str(REPO_ROOT), progress_bar=False, execution_timeout=CELL_TIMEOUT)
+                               cwd=str(NOTEBOOKS), progress_bar=False, execution_timeout=CELL_TIMEOUT)
     return out
 
 
@@ -116,14 +118,20 @@ def test_amplification_notebooks_run_in_order_on_a_tiny_world(amplification_run)
 
 
 def test_benchmark_notebook_and_04_with_a_model_name(amplification_run, tmp_path: Path):
-    """Notebook 06 on the tiny study's two CLIPs (a runs: spec) and a random tiny ViT; 04_eval with -p model."""
-    models = tmp_path / "models.yaml"
-    models.write_text(f"models:\n  nb: {{runs: {amplification_run['params']}}}\n"
-                      "  floor: {arch: biaslib-tiny-vit, pretrained: none}\n")
+    """Notebook 06 on the tiny study's two CLIPs (a runs: spec) and a random tiny ViT; 04_eval with -p model. The
+    kernel runs in notebooks/ (as in JupyterLab) and every path is relative: the models file and figures folder
+    to the repository root, the models file's runs: to its project folder (issue 29: 06 raised ModelSpecError
+    there, its models file read from the working folder)."""
+    import os
+
+    models = tmp_path / "params" / "models.yaml"
+    models.parent.mkdir()
+    study = os.path.relpath(amplification_run["params"], tmp_path)
+    models.write_text(f"models:\n  nb: {{runs: {study}}}\n  floor: {{arch: biaslib-tiny-vit, pretrained: none}}\n")
     figures, executed = tmp_path / "figures", tmp_path / "executed"
     executed.mkdir()
-    run_notebook("06_benchmark", executed, PARAMS_FILE=str(amplification_run["params"]), MODELS_FILE=str(models),
-                 FIGURES_DIR=str(figures))
+    run_notebook("06_benchmark", executed, PARAMS_FILE=str(amplification_run["params"]),
+                 MODELS_FILE=os.path.relpath(models, REPO_ROOT), FIGURES_DIR=os.path.relpath(figures, REPO_ROOT))
     run_notebook("04_eval", executed, PARAMS_FILE=str(amplification_run["params"]), model="floor",
                  MODELS_FILE=str(models), _suffix="_floor")
     assert pngs(figures) == {"nb_benchmark_leaderboard"}
