@@ -4,6 +4,9 @@ Per occupation o with ``man`` and ``woman`` counts, ``p_o = man / (man + woman)`
 ``L1_o = 2|p_o − ½|`` (in [0, 1]) and ``L2_o = √2 |p_o − ½|`` (biaslib reports these, not the
 unused MAD helper of the original, which is half of L1). ``std`` uses ddof = 0 like the original.
 Occupations with no detected face (man + woman = 0) are listed in ``excluded`` and left out.
+The scores are label-neutral: every function that reads count columns takes ``labels`` = (reference, counted),
+the two columns it reads (default :data:`GENDER_LABELS`, ``("man", "woman")``; e.g. ``("light", "dark")`` for skin
+tone), and p is then the share of the reference label, ``reference / (reference + counted)``.
 
 "Expected max" is what a user sees: draw ``occupations`` (k) distinct occupations uniformly and
 ``images`` (n) images each, ``X_o ~ Binomial(n, p_o)``, score ``|2 X_o / n − 1|`` and take the worst
@@ -38,6 +41,8 @@ _SQRT2 = math.sqrt(2.0)
 MAGBIG_SCORES: tuple[str, ...] = ("mean_l1", "std_l1", "mean_l2", "std_l2", "exp_max_l1", "exp_max_l2")
 #: Resampling designs of an occupation's images (:func:`resampled_counts`): as one pool, or whole prompts.
 RESAMPLE: tuple[str, ...] = ("images", "prompts")
+#: The count columns read by default: (reference label, counted label); p is the share of the first.
+GENDER_LABELS: tuple[str, str] = ("man", "woman")
 
 
 def parity_l1(p: np.ndarray | float) -> np.ndarray:
@@ -51,29 +56,39 @@ def parity_l1(p: np.ndarray | float) -> np.ndarray:
     return np.abs(2.0 * np.asarray(p, dtype=np.float64) - 1.0)
 
 
-def _shares(counts: pd.DataFrame, occupations: int, images: int) -> tuple[np.ndarray, list[Any]]:
-    """Man share of every occupation with at least one face, and the excluded occupations."""
-    p, _, excluded = _shares_and_totals(counts, occupations, images)
+def _check_labels(labels: Sequence[str]) -> tuple[str, str]:
+    """``labels`` as (reference, counted): two distinct column names, else a ``ValueError`` saying what came."""
+    if isinstance(labels, str) or len(labels) != 2 or labels[0] == labels[1]:
+        raise ValueError(f"labels must be two distinct count columns (reference, counted), got {labels!r}")
+    return labels[0], labels[1]
+
+
+def _shares(counts: pd.DataFrame, occupations: int, images: int,
+            labels: Sequence[str] = GENDER_LABELS) -> tuple[np.ndarray, list[Any]]:
+    """Reference-label share of every occupation with at least one face, and the excluded occupations."""
+    p, _, excluded = _shares_and_totals(counts, occupations, images, labels)
     return p, excluded
 
 
-def _shares_and_totals(counts: pd.DataFrame, occupations: int,
-                       images: int) -> tuple[np.ndarray, np.ndarray, list[Any]]:
-    """Man share and face count of every occupation with at least one face, and the excluded occupations."""
+def _shares_and_totals(counts: pd.DataFrame, occupations: int, images: int,
+                       labels: Sequence[str] = GENDER_LABELS) -> tuple[np.ndarray, np.ndarray, list[Any]]:
+    """Share of the reference label (the first of ``labels``) and face count of every occupation with at least one
+    face, and the excluded occupations."""
     if occupations < 1 or images < 1:
         raise ValueError(f"occupations and images must be >= 1, got {occupations} and {images}")
-    missing = [c for c in ("occupation", "man", "woman") if c not in counts.columns]
+    reference, counted = _check_labels(labels)
+    missing = [c for c in ("occupation", reference, counted) if c not in counts.columns]
     if missing:
         raise ValueError(f"counts lacks columns {missing}; it has {list(counts.columns)}")
-    man = counts["man"].to_numpy(dtype=np.float64)
-    woman = counts["woman"].to_numpy(dtype=np.float64)
-    bad = ~np.isfinite(man) | ~np.isfinite(woman) | (man < 0) | (woman < 0)
+    first = counts[reference].to_numpy(dtype=np.float64)
+    second = counts[counted].to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(first) | ~np.isfinite(second) | (first < 0) | (second < 0)
     if bad.any():
         raise ValueError(
-            f"man/woman counts must be finite and non-negative; bad rows for occupations "
+            f"{reference}/{counted} counts must be finite and non-negative; bad rows for occupations "
             f"{counts['occupation'][bad].tolist()}"
         )
-    total = man + woman
+    total = first + second
     excluded = counts["occupation"][total == 0].tolist()
     kept = total > 0
     if kept.sum() < occupations:
@@ -81,7 +96,7 @@ def _shares_and_totals(counts: pd.DataFrame, occupations: int,
             f"expected max needs at least occupations={occupations} occupations with faces, "
             f"got {int(kept.sum())} (excluded for having no face: {excluded})"
         )
-    return man[kept] / total[kept], total[kept], excluded
+    return first[kept] / total[kept], total[kept], excluded
 
 
 def _binomial_pmf(p: np.ndarray, images: int) -> np.ndarray:
@@ -185,18 +200,22 @@ def _point_scores(p: np.ndarray, excluded: list[Any]) -> dict[str, Any]:
     }
 
 
-def magbig_fairness(counts: pd.DataFrame, occupations: int = 10, images: int = 10) -> dict[str, Any]:
+def magbig_fairness(counts: pd.DataFrame, occupations: int = 10, images: int = 10, *,
+                    labels: tuple[str, str] = GENDER_LABELS) -> dict[str, Any]:
     """Mean/std of per-occupation unfairness and the exact expected worst case (formats.md C6).
 
     Parameters
     ----------
     counts : pd.DataFrame
-        Columns ``occupation`` (name), ``man``, ``woman`` (non-negative face counts), one row per
-        occupation.
+        Columns ``occupation`` (name) and the two of ``labels`` (non-negative face counts; by default ``man``,
+        ``woman``), one row per occupation.
     occupations : int, default 10
         Occupations per draw (k, without replacement).
     images : int, default 10
         Images per occupation in a draw (binomial n).
+    labels : tuple of str, default ("man", "woman")
+        Keyword only: the count columns read, (reference, counted); p_o is the share of the first (the scores are
+        symmetric in the two), e.g. ``("light", "dark")`` for skin tone.
 
     Returns
     -------
@@ -223,8 +242,14 @@ def magbig_fairness(counts: pd.DataFrame, occupations: int = 10, images: int = 1
     >>> scores = magbig_fairness(counts, occupations=2, images=1)
     >>> scores["mean_l1"], scores["std_l1"], scores["excluded"], scores["exp_max_l1"]
     (0.25, 0.25, ['c'], 1.0)
+
+    The same counts in other columns (skin tone, say) score alike when ``labels`` names them:
+
+    >>> skin = counts.rename(columns={"man": "light", "woman": "dark"})
+    >>> magbig_fairness(skin, occupations=2, images=1, labels=("light", "dark")) == scores
+    True
     """
-    p, totals, excluded = _shares_and_totals(counts, occupations, images)
+    p, totals, excluded = _shares_and_totals(counts, occupations, images, labels)
     mean, mean_square = expected_max_l1(p, occupations, images)
     std = math.sqrt(max(mean_square - mean * mean, 0.0))
     scores = _point_scores(p, excluded)
@@ -349,26 +374,34 @@ def corrected_mean_l1(man: np.ndarray, totals: np.ndarray) -> dict[str, float]:
     return {"estimate": estimate / size, "se": math.sqrt(variance) / size, "max_bias": bias / size}
 
 
-def _whole_counts(counts: pd.DataFrame, caller: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    p, totals, _ = _shares_and_totals(counts, 1, 1)
+def _whole_counts(counts: pd.DataFrame, caller: str,
+                  labels: Sequence[str] = GENDER_LABELS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Reference-label share, reference-label count and face count of every occupation with a face (whole counts)."""
+    p, totals, _ = _shares_and_totals(counts, 1, 1, labels)
     if np.any(totals != np.round(totals)):
-        raise ValueError(f"{caller} needs whole face counts (man and woman are counts of faces)")
+        reference, counted = _check_labels(labels)
+        raise ValueError(f"{caller} needs whole face counts ({reference} and {counted} are counts of faces)")
     return p, np.round(p * totals).astype(np.int64), totals.astype(np.int64)
 
 
-def mean_l1_inference(counts: pd.DataFrame, *, n_boot: int = 1000, ci: float = 0.95, seed: int = 0) -> dict[str, Any]:
+def mean_l1_inference(counts: pd.DataFrame, *, n_boot: int = 1000, ci: float = 0.95, seed: int = 0,
+                      labels: tuple[str, str] = GENDER_LABELS) -> dict[str, Any]:
     """Mean L1 with its fair floor, a bias-corrected estimate, an interval and a test of fairness.
 
     Parameters
     ----------
     counts : pd.DataFrame
-        ``occupation``, ``man``, ``woman`` whole face counts (occupations without a face are left out).
+        ``occupation`` and the two of ``labels`` (by default ``man``, ``woman``), whole face counts (occupations
+        without a face are left out).
     n_boot : int, default 1000
         Fair draws (every p_o = ½ with the same face counts) for ``p_fair``.
     ci : float, default 0.95
         Interval level.
     seed : int, default 0
         Seed of ``numpy.random.default_rng`` (the fair draws).
+    labels : tuple of str, default ("man", "woman")
+        The count columns read, (reference, counted); p_o is the share of the first (every score is symmetric in
+        the two), e.g. ``("light", "dark")`` for skin tone.
 
     Returns
     -------
@@ -400,7 +433,7 @@ def mean_l1_inference(counts: pd.DataFrame, *, n_boot: int = 1000, ci: float = 0
 
     if n_boot < 1:
         raise ValueError(f"n_boot must be >= 1, got {n_boot}")
-    p, man, totals = _whole_counts(counts, "mean_l1_inference")
+    p, man, totals = _whole_counts(counts, "mean_l1_inference", labels)
     rng = np.random.default_rng(seed)
     observed = float(parity_l1(p).mean())
     fair = parity_l1(rng.binomial(totals, 0.5, size=(n_boot, len(p))) / totals).mean(axis=1)
@@ -527,14 +560,16 @@ def occupation_share_draws(strata: Sequence[np.ndarray], rates: np.ndarray, rate
 
 
 def magbig_fairness_mc(
-    counts: pd.DataFrame, draws: int = 1000, occupations: int = 10, images: int = 10, *, seed: int = 0
+    counts: pd.DataFrame, draws: int = 1000, occupations: int = 10, images: int = 10, *, seed: int = 0,
+    labels: tuple[str, str] = GENDER_LABELS,
 ) -> dict[str, Any]:
     """Monte Carlo version of :func:`magbig_fairness` (the original's 1,000-draw estimator).
 
     Every call starts from a fresh ``numpy.random.default_rng(seed)``; each draw picks
     ``occupations`` distinct occupations uniformly and ``X_o ~ Binomial(images, p_o)`` for each.
     ``exp_max_*`` / ``exp_std_*`` are the mean / std (ddof 0) of the per-draw maxima; the other
-    keys are exact, as in :func:`magbig_fairness`.
+    keys are exact, as in :func:`magbig_fairness`. ``labels`` (keyword only, default ``("man", "woman")``): the
+    count columns read, (reference, counted), p_o being the share of the first, as in :func:`magbig_fairness`.
 
     Two fair occupations of 2 images each: the Monte Carlo mean of the worst score is near the exact 0.75.
 
@@ -545,7 +580,7 @@ def magbig_fairness_mc(
     """
     if draws < 1:
         raise ValueError(f"draws must be >= 1, got {draws}")
-    p, excluded = _shares(counts, occupations, images)
+    p, excluded = _shares(counts, occupations, images, labels)
     rng = np.random.default_rng(seed)
     picked = np.argsort(rng.random((draws, len(p))), axis=1)[:, :occupations]
     successes = rng.binomial(images, p[picked])
@@ -559,7 +594,8 @@ def magbig_fairness_mc(
     }
 
 
-def mean_l1_difference(counts: pd.DataFrame, reference: pd.DataFrame, ci: float = 0.95) -> dict[str, Any]:
+def mean_l1_difference(counts: pd.DataFrame, reference: pd.DataFrame, ci: float = 0.95, *,
+                       labels: tuple[str, str] = GENDER_LABELS) -> dict[str, Any]:
     """Minimax mean L1 of ``counts`` minus that of ``reference`` (e.g. fine-tuned minus base), with an interval.
 
     Both sides are estimated by :func:`corrected_mean_l1` (so a side near fairness does not keep its floor); the
@@ -568,6 +604,9 @@ def mean_l1_difference(counts: pd.DataFrame, reference: pd.DataFrame, ci: float 
     ``difference_corrected``, ``max_bias``, ``se``, ``ci_low``/``ci_high`` and ``p_value``
     (:func:`~biaslib.metrics.intervals.bias_aware_p` of "no difference": below 1 − ci exactly when the interval
     excludes 0). Coverage ≥ 0.94 also when one side is exactly fair (``tests/test_magbig_inference.py``).
+    Both tables have ``occupation`` and the two whole-count columns of ``labels`` (keyword only, default
+    ``("man", "woman")``; (reference, counted), p_o the share of the first, as in :func:`mean_l1_inference`; e.g.
+    ``("light", "dark")`` for skin tone).
 
     All-one-gender occupations against 5:5 ones: plug-in difference 1 − 0; the corrected one is smaller (each side
     is pulled toward its minimax estimate) but clearly above 0. A side against itself differs by exactly 0.
@@ -586,7 +625,7 @@ def mean_l1_difference(counts: pd.DataFrame, reference: pd.DataFrame, ci: float 
 
     sides = []
     for table in (counts, reference):
-        p, man, totals = _whole_counts(table, "mean_l1_difference")
+        p, man, totals = _whole_counts(table, "mean_l1_difference", labels)
         sides.append((float(parity_l1(p).mean()), corrected_mean_l1(man, totals)))
     (plain, corrected), (ref_plain, ref_corrected) = sides
     difference = corrected["estimate"] - ref_corrected["estimate"]

@@ -26,8 +26,8 @@ images of every occupation and, for corrected scores, every row of the calibrati
 confusion draws are shared by all languages of a generation set (one classifier), the image draws are
 independent per (generation, language). An occupation's images come from several prompts (e.g. 3 prompts ×
 4 seeds). ``resample="images"`` (default) resamples the occupation's images as one pool (a multinomial draw
-of its man/woman counts with its classified total); ``resample="prompts"`` (counts per prompt:
-:func:`counts_of` ``by_prompt=True``, what :func:`evaluate_multilingual` passes) resamples whole prompts within
+of its two label counts, man/woman or light/dark, with its classified total); ``resample="prompts"`` (counts per
+prompt: :func:`counts_of` ``by_prompt=True``, what :func:`evaluate_multilingual` passes) resamples whole prompts within
 each occupation, for prompts seen as a sample from a population of ways to ask. Measured coverage of a 95%
 share interval (tests/test_multilingual_eval.py, README "Statistics"): with 3 prompts × 4 images, pooling
 covers the fixed prompts' mean (≥ 95%) and under-covers a population of very different prompts (≈ 90%),
@@ -41,7 +41,8 @@ Two attributes are scored the same way (column ``attribute``): ``gender`` (label
 women) and ``skin`` (``light``/``dark``: world skin tone 1–3 vs 4–6, or Chardon's ITA categories very
 light/light/intermediate vs tan/brown/dark for a faces table with ``ita``; share of dark skin). Skin scores
 are raw readings (no confusion correction) and measure the distance from a 50/50 light/dark split per
-occupation, with the same floors and tests as gender.
+occupation, with the same floors and tests as gender. Each attribute is scored on its own count columns (the MAGBIG
+kernels are told which: ``labels=ATTRIBUTE_LABELS[attribute]``).
 """
 
 from __future__ import annotations
@@ -347,29 +348,32 @@ def _named(scores: dict[str, Any], share: str) -> dict[str, Any]:
 def _all_draws(counts: pd.DataFrame, confusion: Confusion | Mapping[str, Confusion] | None, n_boot: int,
                seed: int, attribute: str = "gender", resample: str = "images"
                ) -> dict[tuple[str, str], tuple[pd.DataFrame, dict[str, tuple[np.ndarray, np.ndarray]]]]:
-    """(generation, language) → (its rows, one per occupation, with ``man``/``woman`` = the attribute's
-    reference/counted label counts and ``classified``; :func:`~biaslib.metrics.magbig.occupation_share_draws`),
-    confusion draws shared within a generation. Counts per prompt (a ``prompt_id`` column) are summed per occupation
-    for the rows and kept apart for the draws. Skin is never corrected (the exact confusion)."""
+    """(generation, language) → (its rows, one per occupation: ``occupation``, ``generation``, ``language``,
+    ``labels`` where ``counts`` has it, the attribute's reference and counted label counts under their own names
+    (``man``/``woman`` or ``light``/``dark``) and ``classified``, their sum;
+    :func:`~biaslib.metrics.magbig.occupation_share_draws`), confusion draws shared within a generation. Counts per
+    prompt (a ``prompt_id`` column) are summed per occupation for the rows and kept apart for the draws. Skin is
+    never corrected (the exact confusion)."""
     if n_boot < 1:
         raise ValueError(f"n_boot must be >= 1, got {n_boot}")
     reference, counted = _check_attribute(attribute)
     missing = [c for c in ("generation", "language", "occupation", reference, counted) if c not in counts.columns]
     if missing:
         raise ValueError(f"counts lacks columns {missing}; it has {list(counts.columns)}")
-    counts = counts.assign(man=counts[reference], woman=counts[counted])
-    counts = counts.assign(classified=counts["man"] + counts["woman"])
+    counts = counts.assign(classified=counts[reference] + counts[counted])
+    kept = [c for c in ("generation", "language", "labels") if c in counts.columns]
+    exact = Confusion((reference, counted), np.eye(2, dtype=np.int64))
     rng = np.random.default_rng(seed)
     out = {}
     for generation, rows in counts.groupby("generation", sort=False):
-        chosen = _confusion_of(confusion, generation) if attribute == "gender" else EXACT
+        chosen = _confusion_of(confusion, generation) if attribute == "gender" else exact
         rates_drawn = rate_draws(chosen, n_boot=n_boot, rng=rng)
         for code, group in rows.groupby("language", sort=False):
             by_occupation = group.groupby("occupation", sort=False)
-            strata = [part[list(LABELS)].to_numpy(dtype=np.int64) for _, part in by_occupation]
-            first = by_occupation.head(1).set_index("occupation")
-            summed = by_occupation[["man", "woman", "classified"]].sum()
-            frame = first.drop(columns=["man", "woman", "classified"]).join(summed).reset_index()
+            strata = [part[[reference, counted]].to_numpy(dtype=np.int64) for _, part in by_occupation]
+            first = by_occupation.head(1).set_index("occupation")[kept]
+            summed = by_occupation[[reference, counted, "classified"]].sum()
+            frame = first.join(summed).reset_index()
             out[(generation, code)] = (frame, occupation_share_draws(strata, chosen.rates, rates_drawn, rng=rng,
                                                                      resample=resample))
     return out
@@ -397,8 +401,8 @@ def fairness_table(counts: pd.DataFrame, confusion: Confusion | Mapping[str, Con
     DataFrame
         One row per (generation, language, correction ∈ {raw, corrected}, metric: the share, then MAGBIG's),
         columns :data:`FAIRNESS_COLUMNS`: ``value`` (scores in [0, 1]; point value =
-        :func:`~biaslib.metrics.magbig_fairness` on the raw counts, or on corrected counts man = (1 − p̂)·n,
-        woman = p̂·n), ``ci_low``, ``ci_high``, ``n_occupations`` (with a classified face), ``n_excluded`` and
+        :func:`~biaslib.metrics.magbig_fairness` on the raw counts, or on corrected counts reference = (1 − p̂)·n,
+        counted = p̂·n), ``ci_low``, ``ci_high``, ``n_occupations`` (with a classified face), ``n_excluded`` and
         ``excluded`` (occupations without one, comma-separated), ``classified`` (faces), ``labels``. ``floor``:
         what a fair generator (p = ½ per occupation) scores on average with the same classified faces per
         occupation (mean L1/L2 and expected max; NaN for the other metrics; for corrected shares a lower
@@ -430,7 +434,7 @@ def fairness_table(counts: pd.DataFrame, confusion: Confusion | Mapping[str, Con
                              "ci_low": low, "ci_high": high, "floor": floor, "excess": values[metric] - floor,
                              "p_fair": float("nan")})
         if common["n_occupations"] > 0:
-            rows.append(_bias_corrected_row(common, group, floors, n_boot, seed, ci))
+            rows.append(_bias_corrected_row(common, group, floors, n_boot, seed, ci, _check_attribute(attribute)))
     return pd.DataFrame(rows, columns=FAIRNESS_COLUMNS)
 
 
@@ -447,17 +451,18 @@ def _floors(group: pd.DataFrame, occupations: int, images: int) -> dict[str, flo
             "exp_max_l1": floors["floor_exp_max_l1"], "exp_max_l2": floors["floor_exp_max_l1"] / _SQRT2}
 
 
-def _face_counts(group: pd.DataFrame) -> pd.DataFrame:
-    """``occupation``, ``man``, ``woman`` (the reference and counted label) of a group's occupations with a face."""
+def _face_counts(group: pd.DataFrame, labels: tuple[str, str]) -> pd.DataFrame:
+    """``occupation`` and the two ``labels`` columns (reference, counted; e.g. ``light``, ``dark``) of a group's
+    occupations with a face."""
     kept = group[group["classified"] > 0]
-    return pd.DataFrame({"occupation": kept["occupation"], "man": kept["man"], "woman": kept["woman"]})
+    return pd.DataFrame({"occupation": kept["occupation"], **{label: kept[label] for label in labels}})
 
 
 def _bias_corrected_row(common: dict[str, Any], group: pd.DataFrame, floors: dict[str, float], n_boot: int,
-                        seed: int, ci: float) -> dict[str, Any]:
-    """The ``mean_l1_bc`` row on raw counts (:func:`~biaslib.metrics.mean_l1_inference`): the bias-corrected
-    mean L1 with its bias-aware interval and ``p_fair``, the test of "every p is ½"."""
-    result = mean_l1_inference(_face_counts(group), n_boot=n_boot, ci=ci, seed=seed)
+                        seed: int, ci: float, labels: tuple[str, str]) -> dict[str, Any]:
+    """The ``mean_l1_bc`` row on raw counts of the ``labels`` columns (:func:`~biaslib.metrics.mean_l1_inference`):
+    the bias-corrected mean L1 with its bias-aware interval and ``p_fair``, the test of "every p is ½"."""
+    result = mean_l1_inference(_face_counts(group, labels), n_boot=n_boot, ci=ci, seed=seed, labels=labels)
     return {**common, "correction": "raw", "metric": "mean_l1_bc", "value": result["mean_l1_corrected"],
             "ci_low": result["ci_low"], "ci_high": result["ci_high"], "floor": floors["mean_l1"],
             "excess": result["mean_l1_corrected"] - floors["mean_l1"], "p_fair": result["p_fair"]}
@@ -488,6 +493,7 @@ def fairness_contrasts(counts: pd.DataFrame, confusion: Confusion | Mapping[str,
     if by not in ("language", "generation"):
         raise ValueError(f"by must be 'language' or 'generation', got {by!r}")
     names = _metric_names(attribute)
+    labels = _check_attribute(attribute)
     metrics = list(metrics if metrics is not None else names[:2])
     unknown = sorted(set(metrics) - set(names))
     if unknown:
@@ -514,7 +520,8 @@ def fairness_contrasts(counts: pd.DataFrame, confusion: Confusion | Mapping[str,
                              "value": values[metric] - ref_values[metric], "ci_low": low, "ci_high": high,
                              "p_value": float("nan")})
         if "mean_l1" in metrics:
-            result = mean_l1_difference(_face_counts(group), _face_counts(ref_group), ci=ci)
+            result = mean_l1_difference(_face_counts(group, labels), _face_counts(ref_group, labels), ci=ci,
+                                        labels=labels)
             rows.append({"generation": generation, "language": code, "reference": reference, "attribute": attribute,
                          "correction": "raw", "metric": "mean_l1_bc", "value": result["difference_corrected"],
                          "ci_low": result["ci_low"], "ci_high": result["ci_high"], "p_value": result["p_value"]})
