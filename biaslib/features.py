@@ -282,7 +282,7 @@ def extract_image_features(model: torch.nn.Module, preprocess: Any, images: Imag
                            ids: Sequence[str] | None = None, *, batch_size: int = 256, workers: int = 0,
                            precision: Precision = "auto", threads: int | None = None,
                            channels_last: bool = True, encode_in: EncodeIn = "auto",
-                           progress: bool = False) -> Features:
+                           progress: bool = False, label: str = "images") -> Features:
     """Embed images: a list of PIL images, a list of image file paths, or webdataset shards.
 
     Shards are given as a folder, a ``.tar`` or a brace pattern (see
@@ -327,7 +327,7 @@ def extract_image_features(model: torch.nn.Module, preprocess: Any, images: Imag
     keys: list[str] = []
     rows: list[np.ndarray] = []
     with _torch_threads(threads or cpu_threads(workers), device):
-        for index, batch in _progress(loader, progress, "images"):
+        for index, batch in _progress(loader, progress, label):
             rows.append(np.asarray(batch) if in_workers else encode(batch))
             keys += [position_ids[int(i)] for i in index] if position_ids is not None else list(index)
     return Features(keys, _stack(rows))
@@ -380,15 +380,16 @@ def _encode_in_workers(encode_in: EncodeIn, device: torch.device, workers: int) 
 
 def extract_text_features(model: torch.nn.Module, tokenizer: Any, texts: Sequence[str],
                           ids: Sequence[str] | None = None, *, batch_size: int = 256,
-                          precision: Precision = "auto", progress: bool = False) -> Features:
-    """Embed ``texts`` (ids default to positions ``"0"``…``"N-1"``); float32 (N, D) unit rows."""
+                          precision: Precision = "auto", progress: bool = False, label: str = "texts") -> Features:
+    """Embed ``texts`` (ids default to positions ``"0"``…``"N-1"``); float32 (N, D) unit rows. ``progress``: a
+    progress bar named ``label`` (what is embedded), gone when done."""
     ids = _check_ids(ids, len(texts))
     device = _device_of(model)
     model.eval()
     rows = []
     with torch.inference_mode():
         starts = range(0, len(texts), batch_size)
-        for start in _progress(starts, progress, "texts"):
+        for start in _progress(starts, progress, label):
             tokens = tokenizer(list(texts[start:start + batch_size])).to(device)
             length = pooled_length(model, tokens)
             with _autocast(device, precision), _context_length(model, length):
@@ -452,11 +453,13 @@ def _stack(rows: list[np.ndarray]) -> np.ndarray:
 
 
 def _progress(items: Iterable, enabled: bool, desc: str) -> Iterable:
+    """``items`` with a progress bar named ``desc`` that disappears when done (a sweep leaves no pile of finished
+    bars in a notebook)."""
     if not enabled:
         return items
     from tqdm.auto import tqdm
 
-    return tqdm(items, desc=desc, unit="batch")
+    return tqdm(items, desc=desc, unit="batch", leave=False)
 
 
 # ---- feature store ------------------------------------------------------------------------------

@@ -84,6 +84,20 @@ def test_text_features_do_not_depend_on_batch_size(clip, people):
     np.testing.assert_allclose(one.vectors, many.vectors, atol=1e-5, rtol=0)
 
 
+def test_progress_bars_name_what_they_embed_and_vanish_when_done(clip, people, capsys):
+    """Issue 29: a benchmark in a notebook piled up 32 finished bars labelled only "images:" / "texts:"; a bar now
+    names its model and dataset (the evaluation context passes them) and is gone when done."""
+    from biaslib.features import _progress
+
+    model, _, tokenizer = clip
+    extract_text_features(model, tokenizer, list(people[0]["caption"])[:4], progress=True,
+                          label="world-020: phase texts")
+    assert "world-020: phase texts" in capsys.readouterr().err
+    bar = _progress(range(3), True, "world-020: phase images")
+    assert bar.desc == "world-020: phase images" and bar.leave is False
+    bar.close()
+
+
 def test_every_row_is_unit_norm(clip, people):
     model, preprocess, tokenizer = clip
     image = extract_image_features(model, preprocess, people[1], batch_size=32).vectors

@@ -99,6 +99,19 @@ def test_amplification_notebooks_run_in_order_on_a_tiny_world(amplification_run)
     printed = "".join(o.get("text", "") for c in mixed.cells if c.cell_type == "code" for o in c.outputs)
     assert "gender skew of the training data" in printed and "p = " in printed
     assert "sampling error" not in printed
+    # issue 29: no stray repr above a figure (00 echoed [PosixPath(…png), PosixPath(…pdf)]) and 00 lists only the
+    # figures it wrote (it listed every world_* file of the folder)
+    executed = amplification_run["params"].parent / "executed"
+    for path in sorted(executed.glob("*.ipynb")):
+        shown = nbformat.read(path, as_version=4)
+        texts = [str(o.get("text", "")) + str((o.get("data") or {}).get("text/plain", ""))
+                 for c in shown.cells if c.cell_type == "code" for o in c.outputs]
+        assert not any("PosixPath(" in t for t in texts), path.name
+    world = nbformat.read(executed / "00_world.ipynb", as_version=4)
+    listed = next(o["text"] for c in world.cells if c.cell_type == "code" for o in c.outputs
+                  if "figures written:" in o.get("text", ""))
+    names = {n.strip() for n in listed.split("figures written:")[1].split(",")}
+    assert names == {f"{n}.png" for n in written if n.startswith("nb_world")}, names
     expected = {"nb_world_occupations", "nb_world_gender_by_occupation", "nb_generate_default_examples",
                 "nb_mix_gender_skew", "nb_train_loss", "nb_train_zero_shot", "nb_retrieval_phase_R1",
                 "nb_self_similarity", "nb_gaps", "nb_geode_regions", "nb_generator_amplification"}

@@ -127,7 +127,8 @@ class EvalContext:
             model, preprocess, _ = self._model()
             return extract_image_features(model, preprocess, list(files), ids, batch_size=self.cfg.batch_size,
                                           workers=self.cfg.workers, precision=self.cfg.precision,
-                                          threads=self.cfg.threads, progress=self.progress)
+                                          threads=self.cfg.threads, progress=self.progress,
+                                          label=f"{self.target.stem}: {dataset} images")
 
         self.images[dataset] = self._cached(dataset, ids, compute, files_fingerprint(files))
         return self.images[dataset]
@@ -141,6 +142,7 @@ class EvalContext:
 
             model, _, tokenizer = self._model()
             return extract_text_features(model, tokenizer, list(texts), ids, batch_size=self.cfg.batch_size,
-                                         precision=self.cfg.precision, progress=self.progress)
+                                         precision=self.cfg.precision, progress=self.progress,
+                                         label=f"{self.target.stem}: {dataset} texts")
 
         return self._cached(dataset, ids, compute, texts_fingerprint(texts))
