@@ -16,7 +16,7 @@ NO_BROWSER := -p SHOW_BROWSER False
 NO_PANEL   := -p PANEL False
 STUDY_PARAMS ?= params/world_study.yaml
 
-.PHONY: venv demo benchmark study power control test test-all lint bench bench-quick clean
+.PHONY: venv demo lab benchmark study power control test test-all test-browser browser lint bench bench-quick clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,18 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# JupyterLab as researchers open it: set-up on first use (as `make demo`), notebooks kept out of commits with their
+# outputs (nbstripout as this checkout's git filter), then JupyterLab from .venv with the biaslib kernel on the
+# loopback interface; it prints the URL to open, token included (LAB_PORT busy: it takes the next free port)
+LAB_PORT ?= 8888
+lab: $(STAMP)
+	@if git rev-parse --git-dir >/dev/null 2>&1; then $(VENV)/bin/nbstripout --install && \
+	  git config filter.nbstripout.clean "'$(abspath $(PY))' -m nbstripout --keep-id" && \
+	  echo "nbstripout: notebook outputs stay out of commits in this checkout"; fi
+	@echo "JupyterLab: open the http://127.0.0.1:… URL printed below (token included); start with notebooks/00_world.ipynb"
+	$(VENV)/bin/jupyter lab --no-browser --ip=127.0.0.1 --port=$(LAB_PORT) --ServerApp.root_dir=$(CURDIR) \
+	  --MappingKernelManager.default_kernel_name=biaslib $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 demo: $(STAMP)
 	mkdir -p $(NB_OUT)
@@ -85,13 +97,26 @@ control: $(STAMP)
 	$(VENV)/bin/biaslib amplification control --params $(CONTROL_PARAMS) --design 8 --design 20 --design params/paper.yaml \
 	  --out runs/world_control_report.md
 
-# the fast tier (what CI runs: .ci/run): every test not marked `slow`; the 15 slowest are listed at the end
+# the fast tier (what CI runs: .ci/run): every test not marked `slow` or `browser`; the 15 slowest are listed at the end
 test: $(STAMP)
-	$(PY) -m pytest -q -m "not slow" --durations=15
+	$(PY) -m pytest -q -m "not slow and not browser" --durations=15
 
-# every test, the slow tier included (trained models that must reach a quality bar, notebook smoke tests)
+# every test but the browser tier, the slow tier included (trained models that must reach a quality bar, notebook
+# smoke tests)
 test-all: $(STAMP)
-	$(PY) -m pytest -q --durations=30
+	$(PY) -m pytest -q -m "not browser" --durations=30
+
+# Debian's chromium and chromedriver for the browser tier, installed when missing (apt; root or sudo)
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  echo "installing Debian's chromium and chromium-driver"; \
+	  $(if $(filter 0,$(shell id -u)),,sudo -n) apt-get install -y --no-install-recommends chromium chromium-driver; }
+
+# the browser tier: every notebook (00–06, 10–13) opened in JupyterLab by headless Chromium on a tiny world, Run
+# All, no error output, widgets live, 00's and 05's controls change what they show; failures' screenshots in
+# runs/test-browser/
+test-browser: $(STAMP) browser
+	$(PY) -m pytest -q -m browser --durations=15
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check biaslib tests bench

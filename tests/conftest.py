@@ -103,12 +103,15 @@ def _biaslib_modules() -> set[str]:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """The fast tier must still reach every module: after a whole-suite run (no file, ``-k`` or ``--lf``
-    selection), a biaslib module that no test imported fails the run, naming it."""
+    selection, and no ``-m`` choosing one tier such as ``browser``), a biaslib module that no test imported fails the
+    run, naming it."""
     import sys
 
     config = session.config
     whole_suite = not config.args or [Path(a).resolve() for a in config.args] == [Path(config.rootpath, "tests")]
-    if not whole_suite or config.option.keyword or config.option.collectonly or config.getoption("lf", False):
+    one_tier = config.option.markexpr.strip() and not config.option.markexpr.strip().startswith("not ")
+    if (not whole_suite or one_tier or config.option.keyword or config.option.collectonly
+            or config.getoption("lf", False)):  # `-m browser` runs one tier only: it need not reach every module
         return
     if session.testscollected == 0 or exitstatus != 0:
         return

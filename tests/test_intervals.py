@@ -324,9 +324,9 @@ GAP_TRUTHS = {
 
 @pytest.mark.parametrize("truth", GAP_TRUTHS, ids=str)
 def test_gap_and_ratio_intervals_cover_the_planted_truth_and_the_reselected_range_did_not(truth):
-    """Coverage of the true max − min and min / max over 200 datasets (README "Gaps" quotes these). The range of
-    each resample (the two groups re-selected in each), the earlier interval, is recorded beside it: it sits above
-    the true gap when groups are close (measured: 0% coverage of a true 0, 63% at the near tie)."""
+    """Coverage of the true max − min and min / max over 200 datasets (docs/statistics.md "Gaps" quotes these). The
+    range of each resample (the two groups re-selected in each), the earlier interval, is recorded beside it: it sits
+    above the true gap when groups are close (measured: 0% coverage of a true 0, 63% at the near tie)."""
     shares, sizes = (np.array(x) for x in GAP_TRUTHS[truth])
     codes = np.repeat(np.arange(len(sizes)), sizes)
     rng = np.random.default_rng(11)

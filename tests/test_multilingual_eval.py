@@ -244,7 +244,7 @@ def _share_coverage(prompts: int, images: int, resample: str, population: bool, 
 def test_resampling_designs_cover_as_the_module_states() -> None:
     """Pooling an occupation's images covers the fixed prompts' mean at 3 prompts × 4 images; with very
     different prompts from a population only whole-prompt resampling of many prompts covers (module
-    docstring and README "Statistics" quote these numbers)."""
+    docstring and docs/statistics.md quote these numbers)."""
     rng = np.random.default_rng(11)
     fixed = _share_coverage(3, 4, "images", False, rng)
     assert fixed >= 0.93, fixed

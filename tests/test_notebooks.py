@@ -55,14 +55,55 @@ def run_notebook(name: str, out_dir: Path, **parameters) -> Path:
     return out
 
 
+def _committed(path: Path) -> str:
+    """The text of ``path`` as committed (the git index: what the next commit holds), or the file outside a git
+    checkout. JupyterLab's autosave writes outputs into the working copy; nbstripout, the git filter ``make lab``
+    sets up, keeps them out of the index."""
+    import subprocess
+
+    done = subprocess.run(["git", "show", f":{path.relative_to(REPO_ROOT).as_posix()}"], cwd=REPO_ROOT,
+                          capture_output=True, text=True)
+    return done.stdout if done.returncode == 0 else path.read_text(encoding="utf-8")
+
+
 @pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("*.ipynb")), ids=lambda p: p.stem)
 def test_notebook_is_valid_committed_without_outputs_and_has_one_parameters_cell(path: Path):
     import nbformat
 
-    notebook = nbformat.read(path, as_version=4)
+    notebook = nbformat.reads(_committed(path), as_version=4)
     nbformat.validate(notebook)  # cell ids included (nbformat 4.5)
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
     assert all(not cell.outputs and cell.execution_count is None for cell in code)
+    assert sum("parameters" in cell.metadata.get("tags", []) for cell in code) == 1
+
+
+def test_the_git_filter_strips_an_executed_notebook_to_its_committed_form(tmp_path: Path):
+    """nbstripout (the filter ``make lab`` installs) turns a notebook with outputs, as JupyterLab saves it, back into
+    what the test above accepts — no outputs or execution counts, the parameters tag and cell ids kept — and leaves
+    a committed notebook as it is."""
+    import subprocess
+    import sys
+
+    import nbformat
+
+    notebook = nbformat.read(NOTEBOOKS / "00_world.ipynb", as_version=4)
+    for number, cell in enumerate(c for c in notebook.cells if c.cell_type == "code"):
+        cell.execution_count = number + 1
+        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="ran\n")]
+    saved = tmp_path / "00_world.ipynb"
+    nbformat.write(notebook, saved)
+    def strip(text: str) -> str:  # the clean filter `make lab` configures
+        return subprocess.run([sys.executable, "-m", "nbstripout", "--keep-id", "-t"], input=text,
+                              capture_output=True, text=True, check=True).stdout
+
+    committed = _committed(NOTEBOOKS / "00_world.ipynb")
+    assert strip(committed) == committed  # a notebook opened and saved unchanged commits as nothing new
+    stripped = strip(saved.read_text())
+    again = nbformat.reads(stripped, as_version=4)
+    nbformat.validate(again)
+    code = [cell for cell in again.cells if cell.cell_type == "code"]
+    assert all(not cell.outputs and cell.execution_count is None for cell in code)
+    assert [c.id for c in again.cells] == [c.id for c in notebook.cells]
     assert sum("parameters" in cell.metadata.get("tags", []) for cell in code) == 1
 
 

@@ -18,8 +18,8 @@ with intervals and tests. :mod:`biaslib.evaluate` runs them on any CLIP. The bui
 * :mod:`.harms_summary` — the harm labels' share of all faces and White vs non-White (the CLIP paper's summaries).
 
 Adding one is adding a module that calls :func:`register_evaluation`, and declaring it: an entry point of its own
-package under ``biaslib.evaluations`` (:data:`~.registry.ENTRY_POINT_GROUP`), or importing it before use (README,
-"Add an evaluation"); nothing else changes. Names are listed without importing any module
+package under ``biaslib.evaluations`` (:data:`~.registry.ENTRY_POINT_GROUP`), or importing it before use
+(docs/development.md, "Add an evaluation"); nothing else changes. Names are listed without importing any module
 (:func:`list_evaluations`); an evaluation's module is imported when it is first used.
 """
 

@@ -3,7 +3,7 @@ split.
 
 A dataset is registered with :func:`register_dataset` (the built-in loaders of :mod:`biaslib.data` below). Its
 folder is ``eval.<name>_root`` where that setting exists (the built-in ones), else ``<eval.data_root>/<name>``,
-with ``data_root`` defaulting to ``<run_dir>/data`` (README, "Add a dataset").
+with ``data_root`` defaulting to ``<run_dir>/data`` (docs/development.md, "Add a dataset").
 """
 
 from __future__ import annotations

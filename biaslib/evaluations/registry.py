@@ -6,7 +6,7 @@ it is imported. The registry knows each evaluation's module by name before impor
 the built-in ones, and those other packages declare under the entry-point group :data:`ENTRY_POINT_GROUP`), so
 listing names (the CLI's choices and help) imports nothing heavy; :func:`get_evaluation` imports the module on first
 use. :mod:`biaslib.evaluate` runs whatever is registered; ``eval.evaluations`` and the benchmark's leaderboard
-measures come from here too (README, "Add an evaluation").
+measures come from here too (docs/development.md, "Add an evaluation").
 """
 
 from __future__ import annotations

@@ -413,7 +413,7 @@ def mean_l1_inference(counts: pd.DataFrame, *, n_boot: int = 1000, ci: float = 0
         0 when fairness is not rejected at the interval's one-sided level), ``p_fair`` (share of fair draws whose
         plug-in mean L1 reaches the observed one: a small value says the unfairness is beyond chance),
         ``n_occupations``. Coverage ≥ 0.94 over 10/40/150 occupations × 12/25/100 faces × p(woman) ½, 0.6, 0.7
-        and a fair/unfair mix (``tests/test_magbig_inference.py``; README).
+        and a fair/unfair mix (``tests/test_magbig_inference.py``; docs/statistics.md, "MAGBIG scores").
 
     Examples
     --------

@@ -29,9 +29,9 @@ independent per (generation, language). An occupation's images come from several
 of its two label counts, man/woman or light/dark, with its classified total); ``resample="prompts"`` (counts per
 prompt: :func:`counts_of` ``by_prompt=True``, what :func:`evaluate_multilingual` passes) resamples whole prompts within
 each occupation, for prompts seen as a sample from a population of ways to ask. Measured coverage of a 95%
-share interval (tests/test_multilingual_eval.py, README "Statistics"): with 3 prompts × 4 images, pooling
-covers the fixed prompts' mean (≥ 95%) and under-covers a population of very different prompts (≈ 90%),
-while whole-prompt resampling of only 3 prompts under-covers it too (≈ 85%); with 12 prompts per occupation
+share interval (tests/test_multilingual_eval.py, docs/statistics.md "Images of one prompt"): with 3 prompts ×
+4 images, pooling covers the fixed prompts' mean (≥ 95%) and under-covers a population of very different prompts
+(≈ 90%), while whole-prompt resampling of only 3 prompts under-covers it too (≈ 85%); with 12 prompts per occupation
 whole-prompt resampling covers both (≈ 93–95%). Resampling images within each prompt (stratified) is not
 offered: with 4 images per prompt its plug-in variance under-covers (≈ 90%) even for fixed prompts.
 Occupations with no
@@ -408,8 +408,8 @@ def fairness_table(counts: pd.DataFrame, confusion: Confusion | Mapping[str, Con
         occupation (mean L1/L2 and expected max; NaN for the other metrics; for corrected shares a lower
         bound, as correction adds spread) and ``excess`` = value − floor. One more row per group, metric
         ``mean_l1_bc`` on raw counts: the bias-corrected mean L1 with an interval that covers whatever its
-        remaining bias (coverage by occupations, faces and shares: README) and ``p_fair``, the p-value of "every
-        occupation's p is ½" (:func:`~biaslib.metrics.mean_l1_inference`).
+        remaining bias (coverage by occupations, faces and shares: docs/statistics.md) and ``p_fair``, the p-value
+        of "every occupation's p is ½" (:func:`~biaslib.metrics.mean_l1_inference`).
     """
     check_ci(ci)
     names = _metric_names(attribute)
@@ -487,7 +487,7 @@ def fairness_contrasts(counts: pd.DataFrame, confusion: Confusion | Mapping[str,
     Scores use the occupations with a classified face in each group. Returns :data:`CONTRAST_COLUMNS`; with
     ``mean_l1`` among ``metrics`` also a ``mean_l1_bc`` row per pair on raw counts: the difference of the
     small-sample-bias-corrected mean L1s with an interval that covers whatever their remaining bias, and its p-value
-    (:func:`~biaslib.metrics.mean_l1_difference`; coverage in README).
+    (:func:`~biaslib.metrics.mean_l1_difference`; coverage in docs/statistics.md).
     """
     check_ci(ci)
     if by not in ("language", "generation"):
