@@ -33,15 +33,17 @@ venv: $(STAMP)
 
 # JupyterLab as researchers open it: set-up on first use (as `make demo`), notebooks kept out of commits with their
 # outputs (nbstripout as this checkout's git filter), then JupyterLab from .venv with the biaslib kernel on the
-# loopback interface; it prints the URL to open, token included (LAB_PORT busy: it takes the next free port)
+# loopback interface; it prints the URL to open, token included (LAB_PORT busy: it takes the next free port;
+# LAB_ARGS: more JupyterLab options)
 LAB_PORT ?= 8888
+LAB_ARGS ?=
 lab: $(STAMP)
 	@if git rev-parse --git-dir >/dev/null 2>&1; then $(VENV)/bin/nbstripout --install && \
 	  git config filter.nbstripout.clean "'$(abspath $(PY))' -m nbstripout --keep-id" && \
 	  echo "nbstripout: notebook outputs stay out of commits in this checkout"; fi
 	@echo "JupyterLab: open the http://127.0.0.1:… URL printed below (token included); start with notebooks/00_world.ipynb"
 	$(VENV)/bin/jupyter lab --no-browser --ip=127.0.0.1 --port=$(LAB_PORT) --ServerApp.root_dir=$(CURDIR) \
-	  --MappingKernelManager.default_kernel_name=biaslib $(if $(filter 0,$(shell id -u)),--allow-root,)
+	  --MappingKernelManager.default_kernel_name=biaslib $(if $(filter 0,$(shell id -u)),--allow-root,) $(LAB_ARGS)
 
 demo: $(STAMP)
 	mkdir -p $(NB_OUT)
