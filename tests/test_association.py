@@ -32,13 +32,13 @@ def test_gaps_and_slopes_equal_a_direct_computation():
         assert gaps[q] == pytest.approx(np.mean([scores[q, f] for f in range(40) if woman[f]])
                                         - np.mean([scores[q, f] for f in range(40) if not woman[f]]))
     result = cosine_association(scores, woman, shares, n_boot=200)
-    assert result["value"] == pytest.approx(np.polyfit(shares, gaps, 1)[0])
-    assert result["ci_low"] < result["value"] < result["ci_high"]
-    assert (result["gap_low"] <= gaps).all() and (gaps <= result["gap_high"]).all()
+    assert result.value == pytest.approx(np.polyfit(shares, gaps, 1)[0])
+    assert result.ci_low < result.value < result.ci_high
+    assert (result.gap_low <= gaps).all() and (gaps <= result.gap_high).all()
     text = text_association(gaps + 1.0, np.ones(7), shares, n_boot=200)
-    assert text["value"] == pytest.approx(result["value"]) and text["ci_low"] < text["value"] < text["ci_high"]
-    assert cosine_association(scores, woman, shares, n_boot=200, seed=4)["ci_low"] == cosine_association(
-        scores, woman, shares, n_boot=200, seed=4)["ci_low"]  # seeded
+    assert text.value == pytest.approx(result.value) and text.ci_low < text.value < text.ci_high
+    assert cosine_association(scores, woman, shares, n_boot=200, seed=4).ci_low == cosine_association(
+        scores, woman, shares, n_boot=200, seed=4).ci_low  # seeded
 
 
 def test_bad_input_is_named():
@@ -66,5 +66,5 @@ def test_interval_covers_the_population_slope_whichever_source_varies(case, opti
     for _ in range(200):
         scores, woman, shares = _dataset(rng, **options)
         result = cosine_association(scores, woman, shares, n_boot=300, seed=int(rng.integers(2**31)))
-        covered.append(result["ci_low"] <= BETA <= result["ci_high"])
+        covered.append(result.ci_low <= BETA <= result.ci_high)
     assert 0.90 <= np.mean(covered) <= 0.995, (case, np.mean(covered))

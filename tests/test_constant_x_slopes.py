@@ -53,9 +53,9 @@ def test_text_association_drops_single_occupation_resamples():
     # more distinct occupations has slope 0.25 (up to rounding); resamples of one occupation (1/9 of them) have no
     # slope and must be dropped. The interval therefore holds 0.25 only.
     result = text_association([0.3, 0.25, 0.2], [0.2, 0.25, 0.3], [0.9, 0.5, 0.1], n_boot=50)
-    assert result["value"] == pytest.approx(0.25, abs=1e-12)
-    assert result["ci_low"] == pytest.approx(0.25, abs=1e-12)
-    assert result["ci_high"] == pytest.approx(0.25, abs=1e-12)
+    assert result.value == pytest.approx(0.25, abs=1e-12)
+    assert result.ci_low == pytest.approx(0.25, abs=1e-12)
+    assert result.ci_high == pytest.approx(0.25, abs=1e-12)
 
 
 def test_cosine_association_drops_single_occupation_resamples():
@@ -65,9 +65,9 @@ def test_cosine_association_drops_single_occupation_resamples():
     woman = np.array([True, True, False, False])
     scores = np.column_stack([0.25 * shares + 0.1, 0.25 * shares + 0.1, np.full(3, 0.1), np.full(3, 0.1)])
     result = cosine_association(scores, woman, shares, n_boot=200, seed=0)
-    assert result["value"] == pytest.approx(0.25, abs=1e-12)
-    assert result["ci_low"] == pytest.approx(0.25, abs=1e-12)
-    assert result["ci_high"] == pytest.approx(0.25, abs=1e-12)
+    assert result.value == pytest.approx(0.25, abs=1e-12)
+    assert result.ci_low == pytest.approx(0.25, abs=1e-12)
+    assert result.ci_high == pytest.approx(0.25, abs=1e-12)
 
 
 @pytest.mark.filterwarnings("ignore:All-NaN slice:RuntimeWarning")  # model_trend's np.nanmax of the all-NaN null
@@ -75,7 +75,7 @@ def test_model_trend_at_one_ratio_has_no_slope():
     # three models at the single ratio 0.1: no slope, no interval, no p-value (was slope −5.33, interval ±2.7e17)
     with np.errstate(all="ignore"):
         result = model_trend(np.full(3, 0.1), np.array([0.0, 1.0, 3.0]), np.zeros(3), n_boot=10)
-    assert np.isnan([result["slope"], result["ci_low"], result["ci_high"], result["p_value"]]).all(), result
+    assert np.isnan([result.value, result.ci_low, result.ci_high, result.p_value]).all(), result
 
 
 def test_slopes_match_brute_force():

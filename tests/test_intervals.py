@@ -179,9 +179,9 @@ def test_gap_test_false_positive_rate_is_nominal_under_equal_groups():
     for trial in range(400):
         values, groups = _null_data(rng)
         result = gap_test(values, groups, n_perm=400, n_boot=0, seed=trial)
-        p_values.append(result["p_value"])
-        gaps.append(result["gap"])
-        null_gaps.append(result["null_gap"])
+        p_values.append(result.p_value)
+        gaps.append(result.value)
+        null_gaps.append(result.null_gap)
     rate = np.mean(np.array(p_values) < 0.05)
     assert 0.02 <= rate <= 0.08, rate
     # under the null the observed gap is on average the null floor (the fixed-pair interval called it real)
@@ -198,8 +198,8 @@ def test_gap_test_with_clusters_false_positive_rate_is_nominal():
         clusters = np.repeat(np.arange(sum(sizes)), 5)
         groups = np.repeat(np.repeat(np.arange(4), sizes), 5)
         values = np.repeat(rng.normal(size=sum(sizes)), 5) + 0.3 * rng.normal(size=len(clusters))
-        rejections += gap_test(values, groups, clusters=clusters, n_perm=300, n_boot=0, seed=trial)["p_value"] < 0.05
-        naive += gap_test(values, groups, n_perm=300, n_boot=0, seed=trial)["p_value"] < 0.05
+        rejections += gap_test(values, groups, clusters=clusters, n_perm=300, n_boot=0, seed=trial).p_value < 0.05
+        naive += gap_test(values, groups, n_perm=300, n_boot=0, seed=trial).p_value < 0.05
     assert 0.02 <= rejections / trials <= 0.08
     assert naive / trials > 0.2  # what ignoring the clusters would claim
 
@@ -214,7 +214,7 @@ def test_gap_test_detects_a_planted_difference():
         groups = np.repeat(np.arange(len(SIZES)), SIZES)
         share = np.where(groups == 2, 0.7, 0.3)  # one group of 150 is 40 points better
         values = (rng.random(len(groups)) < share).astype(float)
-        detected += gap_test(values, groups, n_perm=400, n_boot=0, seed=trial)["p_value"] < 0.05
+        detected += gap_test(values, groups, n_perm=400, n_boot=0, seed=trial).p_value < 0.05
     assert detected / 300 >= 0.9
 
 
@@ -240,21 +240,21 @@ def test_gap_test_matches_peers_and_reselects_the_pair():
         means = np.array([np.mean(x, axis=axis) for x in xs])
         return means.max(axis=0) - means.min(axis=0)
 
-    assert ours["test"] == "studentised bootstrap"
-    assert ours["p_value"] == pytest.approx(_brute_force_max_welch_p(samples, 4000, rng), abs=0.015)
-    assert ours["gap"] == pytest.approx(spread(*samples))
-    assert (ours["low_group"], ours["high_group"]) == ("a", "b")
-    assert 0.0 <= ours["ci_low"] <= ours["gap"] <= ours["ci_high"]  # max − min never goes below 0
+    assert ours.test == "studentised bootstrap"
+    assert ours.p_value == pytest.approx(_brute_force_max_welch_p(samples, 4000, rng), abs=0.015)
+    assert ours.value == pytest.approx(spread(*samples))
+    assert (ours.low_group, ours.high_group) == ("a", "b")
+    assert 0.0 <= ours.ci_low <= ours.value <= ours.ci_high  # max − min never goes below 0
     # two groups: Welch's t-test (scipy), which the bootstrap approximates without assuming normal tails
     two = contrast_test(values[:80], groups[:80], "a", "b", n_perm=20000, n_boot=0)
-    assert two["p_value"] == pytest.approx(stats.ttest_ind(samples[0], samples[1], equal_var=False).pvalue, abs=0.01)
+    assert two.p_value == pytest.approx(stats.ttest_ind(samples[0], samples[1], equal_var=False).pvalue, abs=0.01)
     # a discrete (0/1) sample: the exact permutation test; the hypergeometric permutation equals shuffling rows
     hits = (values > 0.2).astype(float)
     fast = gap_test(hits, groups, n_perm=20000, n_boot=0, seed=0)
     slow = stats.permutation_test([hits[groups == g] for g in "abc"], spread, permutation_type="independent",
                                   alternative="greater", n_resamples=20000, vectorized=True, random_state=2)
-    assert fast["test"] == "permutation"
-    assert fast["p_value"] == pytest.approx(slow.pvalue, abs=0.01)
+    assert fast.test == "permutation"
+    assert fast.p_value == pytest.approx(slow.pvalue, abs=0.01)
 
 
 @pytest.mark.parametrize("sizes", [(30, 60, 60, 120), (10, 40, 40, 200), (120, 60, 60, 30)], ids=str)
@@ -267,8 +267,8 @@ def test_gap_test_means_equal_means_under_unequal_spreads(sizes):
     gap_rejections = contrast_rejections = 0
     for trial in range(trials):
         values = rng.normal(0.0, sd)
-        gap_rejections += gap_test(values, groups, n_perm=400, n_boot=0, seed=trial)["p_value"] < 0.05
-        contrast_rejections += contrast_test(values, groups, 0, 3, n_perm=400, n_boot=0, seed=trial)["p_value"] < 0.05
+        gap_rejections += gap_test(values, groups, n_perm=400, n_boot=0, seed=trial).p_value < 0.05
+        contrast_rejections += contrast_test(values, groups, 0, 3, n_perm=400, n_boot=0, seed=trial).p_value < 0.05
     assert gap_rejections / trials <= 0.07 and contrast_rejections / trials <= 0.07
     assert gap_rejections / trials >= 0.02  # not conservative to uselessness
 
@@ -284,7 +284,7 @@ def test_gap_test_of_clustered_scores_with_unequal_spreads_keeps_its_level():
     rejections = 0
     for trial in range(trials):
         values = spread * (np.repeat(rng.normal(size=sum(sizes)), 5) + 0.5 * rng.normal(size=len(clusters)))
-        rejections += gap_test(values, groups, clusters=clusters, n_perm=400, n_boot=0, seed=trial)["p_value"] < 0.05
+        rejections += gap_test(values, groups, clusters=clusters, n_perm=400, n_boot=0, seed=trial).p_value < 0.05
     assert rejections / trials <= 0.07
 
 
@@ -305,9 +305,9 @@ def test_equal_groups_rarely_get_a_gap_interval_without_zero(clustered):
             values, groups = _null_data(rng)
             clusters = None
         result = gap_test(values, groups, clusters=clusters, n_perm=300, n_boot=300, seed=trial)
-        without_zero += result["ci_low"] > 0
-        rejected += result["p_value"] < 0.05
-        assert result["ci_low"] == 0 or result["p_value"] < 0.05  # the interval and the test agree
+        without_zero += result.ci_low > 0
+        rejected += result.p_value < 0.05
+        assert result.ci_low == 0 or result.p_value < 0.05  # the interval and the test agree
     assert without_zero / trials <= 0.07 and rejected / trials <= 0.08
 
 
@@ -336,8 +336,8 @@ def test_gap_and_ratio_intervals_cover_the_planted_truth_and_the_reselected_rang
     for trial in range(trials):
         values = (rng.random(len(codes)) < shares[codes]).astype(float)
         result = gap_test(values, codes, n_perm=0, n_boot=300, seed=trial)
-        gap_hits += result["ci_low"] <= true_gap <= result["ci_high"]
-        excludes_zero += result["ci_low"] > 0
+        gap_hits += result.ci_low <= true_gap <= result.ci_high
+        excludes_zero += result.ci_low > 0
         means = np.bincount(codes, values) / sizes
         draws = group_mean_draws(values, codes, len(sizes), n_boot=300, rng=np.random.default_rng(trial))
         low, high = ratio_interval(means, draws, variance_floor=binary_mean_variance(means * sizes, sizes))
@@ -370,7 +370,7 @@ def test_gap_interval_covers_continuous_values_and_clusters():
                 result = gap_test(values[keep], codes[keep], n_perm=0, n_boot=300, seed=trial)
             else:
                 result = gap_test(values, codes, clusters=clusters, n_perm=0, n_boot=300, seed=trial)
-            hits[name] += result["ci_low"] <= 0.3 <= result["ci_high"]
+            hits[name] += result.ci_low <= 0.3 <= result.ci_high
     assert hits["rows"] / trials >= 0.9 and hits["clusters"] / trials >= 0.9, hits
 
 
@@ -415,15 +415,15 @@ def test_contrast_test_is_signed_covers_and_keeps_its_false_positive_rate():
         groups = np.repeat(np.array(["female", "male", "other"], dtype=object), [30, 200, 50])
         values = (rng.random(280) < np.where(groups == "female", 0.2, 0.3)).astype(float)
         result = contrast_test(values, groups, "female", "male", n_perm=300, n_boot=300, seed=trial)
-        covered += result["ci_low"] <= -0.1 <= result["ci_high"]
+        covered += result.ci_low <= -0.1 <= result.ci_high
         equal = (rng.random(280) < 0.3).astype(float)
-        rejections += contrast_test(equal, groups, "female", "male", n_perm=300, n_boot=0, seed=trial)["p_value"] < 0.05
-        assert (result["n_first"], result["n_second"]) == (30, 200)
+        rejections += contrast_test(equal, groups, "female", "male", n_perm=300, n_boot=0, seed=trial).p_value < 0.05
+        assert (result.n_first, result.n_second) == (30, 200)
     assert covered / 300 >= 0.9 and 0.02 <= rejections / 300 <= 0.08
     sign = contrast_test(np.r_[np.ones(40), np.zeros(40)], np.repeat(["a", "b"], 40), "a", "b", n_boot=200)
-    assert sign["difference"] == 1.0 and sign["ci_low"] > 0 and sign["p_value"] < 0.01
+    assert sign.value == 1.0 and sign.ci_low > 0 and sign.p_value < 0.01
     flipped = contrast_test(np.r_[np.ones(40), np.zeros(40)], np.repeat(["a", "b"], 40), "b", "a", n_boot=200)
-    assert flipped["difference"] == -1.0 and flipped["ci_high"] < 0
+    assert flipped.value == -1.0 and flipped.ci_high < 0
     with pytest.raises(ValueError, match="both groups need rows"):
         contrast_test([1.0, 0.0], ["a", "a"], "a", "b")
 

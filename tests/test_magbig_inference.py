@@ -58,8 +58,8 @@ def test_mean_l1_interval_coverage_over_the_grid(occupations):
             covered, estimates = 0, []
             for trial in range(trials):
                 result = mean_l1_inference(_table(rng.binomial(images, p), images), n_boot=200, seed=trial)
-                covered += result["ci_low"] - 1e-12 <= truth <= result["ci_high"] + 1e-12
-                estimates.append(result["mean_l1_corrected"])
+                covered += result.ci_low - 1e-12 <= truth <= result.ci_high + 1e-12
+                estimates.append(result.value)
             assert covered / trials >= 0.90, (occupations, images, name, covered / trials)
             # the estimate's bias is the closed form's (its curve at these shares), within Monte Carlo error
             predicted = np.interp(np.maximum(p, 1 - p), BIAS_GRID, estimator.bias).mean()
@@ -72,8 +72,8 @@ def test_p_fair_is_calibrated_at_the_fair_generator_and_rejects_an_unfair_one():
     rng = np.random.default_rng(11)
     fair, unfair = [], []
     for trial in range(300):
-        fair.append(mean_l1_inference(_table(rng.binomial(12, 0.5, size=40), 12), n_boot=300, seed=trial)["p_fair"])
-        unfair.append(mean_l1_inference(_table(rng.binomial(12, 0.85, size=10), 12), n_boot=300, seed=trial)["p_fair"])
+        fair.append(mean_l1_inference(_table(rng.binomial(12, 0.5, size=40), 12), n_boot=300, seed=trial).p_value)
+        unfair.append(mean_l1_inference(_table(rng.binomial(12, 0.85, size=10), 12), n_boot=300, seed=trial).p_value)
     assert np.mean(np.array(fair) < 0.05) == pytest.approx(0.05, abs=0.035)
     assert stats.kstest(fair, "uniform").pvalue > 0.001
     assert np.mean(np.array(unfair) < 0.05) >= 0.9
@@ -90,9 +90,9 @@ def test_mean_l1_difference_covers_also_when_one_side_is_exactly_fair(base, tune
     for _ in range(trials):
         tuned_table = _table(rng.binomial(12, tuned, size=40), 12)
         result = mean_l1_difference(tuned_table, _table(rng.binomial(12, base, size=40), 12))
-        plain.append(result["difference"])
-        covered += result["ci_low"] <= truth <= result["ci_high"]
-        called += result["p_value"] < 0.05
+        plain.append(result.plug_in)
+        covered += result.ci_low <= truth <= result.ci_high
+        called += result.p_value < 0.05
     assert covered / trials >= 0.9
     if truth == 0:
         assert called / trials <= 0.05

@@ -15,6 +15,7 @@ from biaslib.metrics import (
     bias_amplification,
     by_group,
     clip_score,
+    directional_amplification_table,
     directional_bias_amplification,
     group_accuracy,
     group_gap,
@@ -502,14 +503,13 @@ def test_directional_bias_amplification_matches_loop():
     t_pred = eye_t[(rng.integers(0, 4, 613) + 2 * a_pred[:, 0].astype(int)) % 4]
     for direction in ("A->T", "T->A"):
         got = directional_bias_amplification(a_train, t_train, a_pred, t_pred, direction=direction)
-        assert got["value"] == pytest.approx(wang_reference(a_train, t_train, a_pred, t_pred, direction), abs=1e-12)
-        assert len(got["table"]) == 8
-    named = directional_bias_amplification(
-        pd.DataFrame(a_train, columns=["woman", "man"]), t_train, a_pred, t_pred
-    )
-    assert named["table"]["attribute"].tolist()[:4] == ["woman"] * 4
+        assert got == pytest.approx(wang_reference(a_train, t_train, a_pred, t_pred, direction), abs=1e-12)
+        table = directional_amplification_table(a_train, t_train, a_pred, t_pred, direction=direction)
+        assert len(table) == 8 and table["contribution"].mean() == pytest.approx(got, abs=1e-15)
+    named = directional_amplification_table(pd.DataFrame(a_train, columns=["woman", "man"]), t_train, a_pred, t_pred)
+    assert named["attribute"].tolist()[:4] == ["woman"] * 4
     no_change = directional_bias_amplification(a_train, t_train, a_train, t_train)
-    assert no_change["value"] == pytest.approx(0.0, abs=1e-15)
+    assert no_change == pytest.approx(0.0, abs=1e-15)
     with pytest.raises(ValueError, match="997 rows.*613"):
         directional_bias_amplification(a_train, t_pred, a_pred, t_pred)
 

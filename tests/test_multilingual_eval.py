@@ -349,12 +349,12 @@ def test_soft_directional_amplification_equals_the_per_item_computation() -> Non
     eye2, eye4 = np.eye(2), np.eye(4)
     for direction in ("A->T", "T->A"):
         hard = directional_bias_amplification(eye2[a_train], eye4[t_train], eye2[a_pred], eye4[t_pred],
-                                              direction=direction)["value"]
+                                              direction=direction)
         assert directional_bias_amplification(eye2[a_train], eye4[t_train], eye2[a_pred], eye4[t_pred],
-                                              direction=direction, soft=True)["value"] == pytest.approx(hard)
+                                              direction=direction, soft=True) == pytest.approx(hard)
         share = np.stack([eye2[a_pred[t_pred == t]].mean(axis=0) for t in range(4)])
         assert directional_bias_amplification(eye2[a_train], eye4[t_train], share[t_pred], eye4[t_pred],
-                                              direction=direction, soft=True)["value"] == pytest.approx(hard)
+                                              direction=direction, soft=True) == pytest.approx(hard)
     with pytest.raises(ValueError, match="only 0 and 1"):
         directional_bias_amplification(eye2[a_train] * 0.5, eye4[t_train], eye2[a_pred], eye4[t_pred])
 

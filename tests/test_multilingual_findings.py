@@ -91,16 +91,16 @@ def _null_tables(rng: np.random.Generator, groups: list[tuple[str, str]], n_boot
     for (generation, language), table in faces.items():
         result = mean_l1_inference(table, n_boot=n_boot, seed=1)
         fairness.append({"attribute": "gender", "generation": generation, "language": language, "correction": "raw",
-                         "metric": "mean_l1_bc", "value": result["mean_l1_corrected"], "ci_low": result["ci_low"],
-                         "ci_high": result["ci_high"], "floor": result["floor_mean_l1"], "p_fair": result["p_fair"]})
+                         "metric": "mean_l1_bc", "value": result.value, "ci_low": result.ci_low,
+                         "ci_high": result.ci_high, "floor": result.floor_mean_l1, "p_fair": result.p_value})
 
     def contrasts(pairs: list[tuple[tuple[str, str], tuple[str, str], str]]) -> pd.DataFrame:
         rows = []
         for group, other, reference in pairs:
             result = mean_l1_difference(faces[group], faces[other])
             rows.append({"attribute": "gender", "generation": group[0], "language": group[1], "reference": reference,
-                         "correction": "raw", "metric": "mean_l1_bc", "value": result["difference_corrected"],
-                         "ci_low": result["ci_low"], "ci_high": result["ci_high"], "p_value": result["p_value"]})
+                         "correction": "raw", "metric": "mean_l1_bc", "value": result.value,
+                         "ci_low": result.ci_low, "ci_high": result.ci_high, "p_value": result.p_value})
         return pd.DataFrame(rows)
 
     finetune = contrasts([((g, code), ("base", code), "base") for g, code in groups if g != "base"])

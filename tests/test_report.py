@@ -158,8 +158,8 @@ def _model_rows(rng: np.random.Generator, shares: list[float], size: int, ratio:
             "ratio_fraction": ratio, "replicate": 0, "p_value": np.nan, "null_gap": np.nan}
     rows = [{**base, "kind": "group", "group": g, "value": r.value, "ci_low": r.ci_low, "ci_high": r.ci_high,
              "low": None, "high": None} for g, r in zip(frame.index, frame.itertuples())]
-    return rows + [{**base, "kind": "gap", "group": "", "value": test["gap"], "ci_low": test["ci_low"],
-                    "ci_high": test["ci_high"], "low": test["low_group"], "high": test["high_group"]}]
+    return rows + [{**base, "kind": "gap", "group": "", "value": test.value, "ci_low": test.ci_low,
+                    "ci_high": test.ci_high, "low": test.low_group, "high": test.high_group}]
 
 
 @pytest.mark.parametrize(("first", "last", "low", "high"), [

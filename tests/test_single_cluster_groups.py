@@ -111,15 +111,15 @@ CLUSTERS = ["k1"] * 3 + ["k2", "k2", "k3", "k3", "k4", "k4"]
 
 def test_gap_test_single_cluster_group_is_not_significant() -> None:
     clustered = gap_test(VALUES, GROUPS, clusters=CLUSTERS, n_perm=N_PERM, n_boot=100)
-    assert clustered["test"] == "studentised bootstrap"
-    assert clustered["gap"] < 1e-3
-    assert clustered["p_value"] != pytest.approx(1.0 / (1 + N_PERM)), clustered
+    assert clustered.test == "studentised bootstrap"
+    assert clustered.value < 1e-3
+    assert clustered.p_value != pytest.approx(1.0 / (1 + N_PERM)), clustered
     # a one-row group a (its mean as its only row) without clusters: its only pair is left out, p = 1
     one_row = gap_test([float(np.mean(A_ROWS))] + B_ROWS, ["a"] + ["b"] * 6, n_perm=N_PERM, n_boot=100)
-    assert one_row["p_value"] == 1.0
-    assert clustered["p_value"] == one_row["p_value"]
+    assert one_row.p_value == 1.0
+    assert clustered.p_value == one_row.p_value
     # and the interval, aligned with a test that does not reject, holds 0
-    assert clustered["ci_low"] == 0.0
+    assert clustered.ci_low == 0.0
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -129,12 +129,12 @@ def test_gap_test_single_cluster_p_whatever_the_data(seed: int) -> None:
     b = rng.uniform(0, 1, size=8).tolist()
     result = gap_test(a + b, ["a"] * 3 + ["b"] * 8, clusters=["a0"] * 3 + [f"b{i // 2}" for i in range(8)],
                       n_perm=N_PERM, n_boot=0, seed=seed)
-    assert result["p_value"] == 1.0, result
+    assert result.p_value == 1.0, result
 
 
 def test_contrast_test_single_cluster_group() -> None:
     result = contrast_test(VALUES, GROUPS, "a", "b", clusters=CLUSTERS, n_perm=N_PERM, n_boot=100)
-    assert result["p_value"] == 1.0, result
+    assert result.p_value == 1.0, result
 
 
 def test_exactly_tied_one_row_group_is_left_out() -> None:
@@ -142,8 +142,8 @@ def test_exactly_tied_one_row_group_is_left_out() -> None:
     b = [0.4, 0.6, 0.45, 0.55, 0.3, 0.7, 0.35, 0.65]  # mean exactly 0.5
     for clusters in (None, list(range(9))):
         result = gap_test([0.5] + b, ["a"] + ["b"] * 8, clusters=clusters, n_perm=N_PERM, n_boot=0)
-        assert result["gap"] == 0.0
-        assert result["p_value"] == 1.0, (clusters, result)
+        assert result.value == 0.0
+        assert result.p_value == 1.0, (clusters, result)
 
 
 def test_single_cluster_pairs_left_out_of_the_statistic() -> None:

@@ -58,6 +58,6 @@ def test_the_interval_over_prompts_covers_the_expected_imbalance():
         draw = np.random.default_rng(seed).choice(np.arange(1, 11), size=(150, 12), p=p)
         frame = pd.DataFrame({"prompt": np.repeat(np.arange(150), 12), "tone": draw.ravel()})
         result = mean_imbalance(frame, n_boot=300, seed=seed)
-        covered += result["ci_low"] <= truth <= result["ci_high"]
-        assert result["floor"] == pytest.approx(imbalance_floor(12)) and result["prompts"] == 150
+        covered += result.ci_low <= truth <= result.ci_high
+        assert result.floor == pytest.approx(imbalance_floor(12)) and result.prompts == 150
     assert covered >= 180

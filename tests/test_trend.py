@@ -27,7 +27,7 @@ def _study(rng: np.random.Generator, slope: float) -> tuple[np.ndarray, np.ndarr
 def test_exact_permutation_p_equals_enumerating_every_permutation():
     values = np.array([0.1, 0.3, 0.2, 0.5, 0.35, 0.6])
     ratios = np.repeat([0.0, 0.5, 1.0], 2)
-    got = model_trend(ratios, values, np.zeros(6), n_boot=10)["p_value"]
+    got = model_trend(ratios, values, np.zeros(6), n_boot=10).p_value
     observed = abs(np.polyfit(ratios, values, 1)[0])
     slopes = [abs(np.polyfit(np.array(p), values, 1)[0]) for p in itertools.permutations(ratios)]
     assert got == pytest.approx(np.mean([s >= observed - 1e-12 for s in slopes]), abs=1e-12)
@@ -40,9 +40,9 @@ def test_a_planted_slope_is_recovered_and_its_interval_coverage_is_measured():
     for i in range(studies):
         values, se = _study(rng, 0.3)
         result = model_trend(RATIOS, values, se, n_boot=1000, seed=i)
-        estimates.append(result["slope"])
-        covered += result["ci_low"] <= 0.3 <= result["ci_high"]
-        detected += result["p_value"] < 0.05
+        estimates.append(result.value)
+        covered += result.ci_low <= 0.3 <= result.ci_high
+        detected += result.p_value < 0.05
     # unbiased: the mean estimate is within 3 Monte Carlo standard errors of the truth
     assert abs(np.mean(estimates) - 0.3) < 3 * np.std(estimates) / np.sqrt(studies)
     assert 0.90 <= covered / studies <= 0.99  # the t interval with the pure-error variance (was 0.88: a bootstrap)
@@ -62,13 +62,13 @@ def test_slope_interval_covers_whether_evaluation_noise_is_shared_or_not(trainin
         values = 0.2 + 0.3 * RATIOS + shared + rng.normal(0, training_sd, len(RATIOS)) + rng.normal(0, own_se, 9)
         result = model_trend(RATIOS, values, np.full(len(RATIOS), np.hypot(own_se, shared_se)), n_boot=10,
                              n_perm=10, seed=i)
-        covered += result["ci_low"] <= 0.3 <= result["ci_high"]
+        covered += result.ci_low <= 0.3 <= result.ci_high
     assert 0.93 <= covered / studies <= 0.97, covered / studies
 
 
 def test_without_an_effect_the_permutation_p_value_is_uniform():
     rng = np.random.default_rng(2)
-    p = np.array([model_trend(RATIOS, *_study(rng, 0.0), n_boot=10, seed=i)["p_value"] for i in range(400)])
+    p = np.array([model_trend(RATIOS, *_study(rng, 0.0), n_boot=10, seed=i).p_value for i in range(400)])
     assert stats.kstest(p, "uniform").pvalue > 0.01
     assert 0.02 <= (p < 0.05).mean() <= 0.08
 
@@ -108,7 +108,7 @@ def test_power_measures_the_noise_and_its_detectable_slope_is_detected_about_80_
     assert table["replicate_df"] == 27 and table["evaluation_var"] == pytest.approx(EVAL_SE**2, rel=1e-4)
     assert 0.5 * TRAINING_SD**2 < table["training_var"] < 2 * TRAINING_SD**2
     slope = table["detectable_slope"]
-    detected = np.mean([model_trend(RATIOS, *_study(rng, slope), n_boot=10, seed=i)["p_value"] < 0.05
+    detected = np.mean([model_trend(RATIOS, *_study(rng, slope), n_boot=10, seed=i).p_value < 0.05
                         for i in range(300)])
     assert 0.68 <= detected <= 0.92, (slope, detected)  # measured: see the assertion message when it fails
     assert np.isnan(power(pd.DataFrame(rows[:3]), 3, [0.0, 0.5, 1.0])["detectable_slope"].iloc[0])  # no replicates
@@ -143,7 +143,7 @@ def test_a_table_that_could_not_call_one_finding_is_refused():
         rows += [{"metric": f"m{measure:02d}", "ratio_fraction": r, "replicate": i % 3, "value": v,
                   "ci_low": v - 0.05, "ci_high": v + 0.05} for i, (r, v) in enumerate(zip(RATIOS, values))]
     frame = pd.DataFrame(rows)
-    assert model_trend(RATIOS, np.arange(9.0), np.zeros(9), n_boot=10)["min_p"] == pytest.approx(2 / 1680)
+    assert model_trend(RATIOS, np.arange(9.0), np.zeros(9), n_boot=10).min_p == pytest.approx(2 / 1680)
     with pytest.raises(ValueError, match=r"no finding can be called.*q ≥ 0.05238"):
         trend(frame, n_boot=50)
     table = trend(frame, n_boot=50, family=lambda t: t["metric"] < "m10")

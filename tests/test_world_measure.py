@@ -84,11 +84,11 @@ def test_skew_change_tests_the_planted_change_and_stays_quiet_on_an_a_a_pair():
     counts = gender_count_table(pd.concat([skewed, pd.DataFrame({"occupation": ["none"], "gender": ["woman"]})]))
     assert counts.to_dict("list") == {"occupation": ["nurse", "pilot"], "man": [40, 360], "woman": [360, 40]}
     planted = skew_change({"000": balanced, "100": skewed}, "000", "100")
-    assert planted["difference"] == pytest.approx(0.8) and planted["p_value"] < 0.001
-    assert planted["ci_low"] > 0 and planted["ci_low"] < planted["difference_corrected"] < planted["ci_high"]
+    assert planted.plug_in == pytest.approx(0.8) and planted.p_value < 0.001
+    assert planted.ci_low > 0 and planted.ci_low < planted.value < planted.ci_high
     rng = np.random.default_rng(0)
     quiet = 0
     for _ in range(40):  # A/A: both mixes 50/50 in truth, 400 samples per occupation each
         a, b = (balanced.assign(gender=rng.choice(["woman", "man"], len(balanced))) for _ in range(2))
-        quiet += skew_change({"000": a, "100": b}, "000", "100")["p_value"] >= 0.05
+        quiet += skew_change({"000": a, "100": b}, "000", "100").p_value >= 0.05
     assert quiet >= 36  # ≤ 10% false calls over 40 pairs (5% nominal)

@@ -85,11 +85,11 @@ def _cosine_rows(ctx: EvalContext, prompts: Sequence[str], scores: np.ndarray, i
                             n_boot=cfg.n_boot, ci=cfg.ci, seed=cfg.seed)
     n = len(occupations)
     rows = [row("fairface", "gender", o, "group", "cosine_gap", v, low, high, len(is_woman))
-            for o, v, low, high in zip(occupations, image["gaps"], image["gap_low"], image["gap_high"])]
+            for o, v, low, high in zip(occupations, image.gaps, image.gap_low, image.gap_high)]
     rows += [row("fairface", "gender", o, "group", "text_cosine_gap", v, np.nan, np.nan, 1)
-             for o, v in zip(occupations, text["gaps"])]
-    return rows + [row("fairface", "gender", "all", "overall", metric, part["value"], part["ci_low"],
-                        part["ci_high"], n) for metric, part in (("cosine_vs_data", image), ("text_vs_data", text))]
+             for o, v in zip(occupations, text.gaps)]
+    return rows + [row("fairface", "gender", "all", "overall", metric, part.value, part.ci_low,
+                        part.ci_high, n) for metric, part in (("cosine_vs_data", image), ("text_vs_data", text))]
 
 
 

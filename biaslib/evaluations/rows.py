@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from biaslib.config import EvalConfig
-from biaslib.metrics import by_group, gap_test
+from biaslib.metrics import Estimate, by_group, gap_test
 from biaslib.metrics.intervals import (
     aligned_with_test,
     binary_variance_floor,
@@ -63,7 +63,7 @@ def large_groups(frame: pd.DataFrame, cfg: EvalConfig) -> pd.DataFrame:
 
 
 def gap_rows(dataset: str, attribute: str, metric: str, frame: pd.DataFrame, draws: np.ndarray,
-             test: dict[str, Any], cfg: EvalConfig, variance_floor: np.ndarray | None = None) -> list[dict]:
+             test: Estimate, cfg: EvalConfig, variance_floor: np.ndarray | None = None) -> list[dict]:
     """``gap`` and ``min_over_max`` rows of the large groups of ``frame``.
 
     ``draws`` (B, G) are replicates of the large groups' values; :func:`gap_interval` and :func:`ratio_interval`
@@ -77,15 +77,15 @@ def gap_rows(dataset: str, attribute: str, metric: str, frame: pd.DataFrame, dra
     low, high = values.min(), values.max()
     # intervals that hold 0 (gap) and 1 (min/max) whenever the test of "all groups equal" does not reject
     gap_low, gap_high = aligned_with_test(*gap_interval(values, draws, cfg.ci, variance_floor=variance_floor),
-                                          test["p_value"], cfg.ci)
+                                          test.p_value, cfg.ci)
     ratio_low, ratio_high = aligned_with_test(*ratio_interval(values, draws, cfg.ci, variance_floor=variance_floor),
-                                              test["p_value"], cfg.ci, null=1.0)
+                                              test.p_value, cfg.ci, null=1.0)
     n = int(large["n"].sum())
     return [
-        row(dataset, attribute, "gap", "gap", metric, high - low, gap_low, gap_high, n, test["low_group"],
-             test["high_group"], test["p_value"], test["null_gap"]),
+        row(dataset, attribute, "gap", "gap", metric, high - low, gap_low, gap_high, n, test.low_group,
+             test.high_group, test.p_value, test.null_gap),
         row(dataset, attribute, "min_over_max", "min_over_max", metric, low / high if high != 0 else np.nan,
-             ratio_low, ratio_high, n, test["low_group"], test["high_group"], test["p_value"]),
+             ratio_low, ratio_high, n, test.low_group, test.high_group, test.p_value),
     ]
 
 

@@ -2,11 +2,19 @@
 
 Importing this package loads numpy and pandas only; torch is imported inside
 :func:`retrieval_hits` when it runs. Definitions: ``design.md`` ("Metric definitions") and
-``reference/formats.md`` (A6–A9, C6, D).
+``reference/formats.md`` (A6–A9, C6, D). Every measure that comes with its uncertainty returns an
+:class:`Estimate` (``value``, ``ci_low``, ``ci_high``, ``p_value`` and its details); the kinds of result and their
+one type each: :mod:`biaslib.metrics.estimate`.
 """
 
-from biaslib.metrics.amplification import amplification_table, bias_amplification, directional_bias_amplification
+from biaslib.metrics.amplification import (
+    amplification_table,
+    bias_amplification,
+    directional_amplification_table,
+    directional_bias_amplification,
+)
 from biaslib.metrics.clipscore import clip_score, paired_cosine
+from biaslib.metrics.estimate import Estimate
 from biaslib.metrics.geode import group_accuracy
 from biaslib.metrics.groups import by_group, group_gap
 from biaslib.metrics.intervals import (
@@ -30,6 +38,7 @@ from biaslib.metrics.skew import max_skew, ndkl
 from biaslib.metrics.zero_shot import category_indicators, zero_shot_predict
 
 __all__ = [
+    "Estimate",
     "amplification_table",
     "bh_qvalues",
     "bias_amplification",
@@ -37,6 +46,7 @@ __all__ = [
     "category_indicators",
     "clip_score",
     "contrast_test",
+    "directional_amplification_table",
     "directional_bias_amplification",
     "gap_interval",
     "gap_test",

@@ -120,8 +120,33 @@ def directional_bias_amplification(
     direction: Literal["A->T", "T->A"] = "A->T",
     *,
     soft: bool = False,
-) -> dict[str, Any]:
-    """Wang & Russakovsky (2021) directional bias amplification BiasAmp→.
+) -> float:
+    """Wang & Russakovsky (2021) directional bias amplification BiasAmp→ (share units): the mean of the
+    ``contribution`` column of :func:`directional_amplification_table` over its defined cells.
+
+    In the data, 3 of 4 women are cooks and 3 of 4 men doctors; a model that makes every woman a cook and every
+    man a doctor moves each P(task | attribute) 0.25 the way of the data's association.
+
+    >>> import numpy as np
+    >>> attr = np.eye(2)[[0, 0, 0, 0, 1, 1, 1, 1]]  # columns: woman, man
+    >>> task = np.eye(2)[[0, 0, 0, 1, 0, 1, 1, 1]]  # columns: cook, doctor
+    >>> directional_bias_amplification(attr, task, attr, np.eye(2)[[0, 0, 0, 0, 1, 1, 1, 1]])
+    0.25
+    """
+    table = directional_amplification_table(train_attr, train_task, pred_attr, pred_task, direction, soft=soft)
+    return float(np.nanmean(table["contribution"].to_numpy(dtype=np.float64)))
+
+
+def directional_amplification_table(
+    train_attr: ArrayLike,
+    train_task: ArrayLike,
+    pred_attr: ArrayLike,
+    pred_task: ArrayLike,
+    direction: Literal["A->T", "T->A"] = "A->T",
+    *,
+    soft: bool = False,
+) -> pd.DataFrame:
+    """The cells of Wang & Russakovsky's (2021) directional bias amplification BiasAmp→, one row per (a, t).
 
     ``y_at = 1[P(A=a, T=t) > P(A=a) P(T=t)]`` on the reference (train) items;
     A→T: ``Δ_at = P(T̂=t | Â=a) − P(T=t | A=a)``; T→A: ``Δ_at = P(Â=a | T̂=t) − P(A=a | T=t)``,
@@ -150,21 +175,21 @@ def directional_bias_amplification(
 
     Returns
     -------
-    dict
-        ``value`` (float, share units) and ``table`` (DataFrame with columns ``attribute``,
-        ``task``, ``y``, ``delta``, ``contribution``, one row per (a, t)).
+    pd.DataFrame
+        Columns ``attribute``, ``task``, ``y``, ``delta``, ``contribution`` (share units), one row per (a, t);
+        :func:`directional_bias_amplification` is the mean of ``contribution``.
 
     Examples
     --------
     In the data, 3 of 4 women are cooks and 3 of 4 men doctors; a model that makes every woman a cook and every
-    man a doctor moves each P(task | attribute) 0.25 the way of the data's association.
+    man a doctor moves each P(task | attribute) 0.25 the way of the data's association, in each of the four cells.
 
     >>> import numpy as np
     >>> attr = np.eye(2)[[0, 0, 0, 0, 1, 1, 1, 1]]  # columns: woman, man
     >>> task = np.eye(2)[[0, 0, 0, 1, 0, 1, 1, 1]]  # columns: cook, doctor
-    >>> amp = directional_bias_amplification(attr, task, attr, np.eye(2)[[0, 0, 0, 0, 1, 1, 1, 1]])
-    >>> amp["value"], amp["table"]["contribution"].tolist()
-    (0.25, [0.25, 0.25, 0.25, 0.25])
+    >>> table = directional_amplification_table(attr, task, attr, np.eye(2)[[0, 0, 0, 0, 1, 1, 1, 1]])
+    >>> table["y"].tolist(), table["contribution"].tolist()
+    ([1, 0, 0, 1], [0.25, 0.25, 0.25, 0.25])
     """
     if direction not in ("A->T", "T->A"):
         raise ValueError(f"direction must be 'A->T' or 'T->A', got {direction!r}")
@@ -185,7 +210,7 @@ def directional_bias_amplification(
     delta = _conditional(a_pred, t_pred, given) - _conditional(a_train, t_train, given)
     contribution = np.where(y, delta, -delta)
     n_a, n_t = y.shape
-    table = pd.DataFrame(
+    return pd.DataFrame(
         {
             "attribute": np.repeat(a_names if a_names is not None else np.arange(n_a), n_t),
             "task": np.tile(t_names if t_names is not None else np.arange(n_t), n_a),
@@ -194,7 +219,6 @@ def directional_bias_amplification(
             "contribution": contribution.ravel(),
         }
     )
-    return {"value": float(np.nanmean(contribution)), "table": table}
 
 
 # ---- generator vs its data, three readings --------------------------------------------------------
@@ -242,7 +266,7 @@ def _metrics(train: np.ndarray, generated: np.ndarray, attributes: Sequence[Any]
     sides = [_soft_items(t) for t in (train, generated)]
     for direction in ("A->T", "T->A"):
         out[f"directional_{direction}"] = directional_bias_amplification(*sides[0], *sides[1], direction=direction,
-                                                                         soft=True)["value"]
+                                                                         soft=True)
     return out
 
 

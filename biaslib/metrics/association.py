@@ -20,11 +20,10 @@ interval. Each query's gap gets the faces-only interval. The text-side slope res
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from numpy.typing import ArrayLike
 
+from biaslib.metrics.estimate import Estimate
 from biaslib.metrics.intervals import percentile_interval
 from biaslib.metrics.trend import least_squares_slopes
 
@@ -55,17 +54,17 @@ def gender_cosine_gaps(scores: ArrayLike, is_woman: ArrayLike) -> np.ndarray:
 
 
 def cosine_association(scores: ArrayLike, is_woman: ArrayLike, shares: ArrayLike, *, n_boot: int = 1000,
-                       ci: float = 0.95, seed: int = 0) -> dict[str, Any]:
+                       ci: float = 0.95, seed: int = 0) -> Estimate:
     """The image-side association (module docstring): ``value`` = slope of :func:`gender_cosine_gaps` on
-    ``shares`` (Q,) with its pigeonhole interval (``ci_low``, ``ci_high``), and per query ``gaps`` (Q,) with
-    faces-only intervals (``gap_low``, ``gap_high``).
+    ``shares`` (Q,) with its pigeonhole interval (``ci_low``, ``ci_high``; no test: ``p_value`` NaN), and as details
+    per query ``gaps`` (Q,) with faces-only intervals (``gap_low``, ``gap_high``).
 
     Gaps of 0.2 and −0.1 (as in :func:`gender_cosine_gaps`) at shares 0.75 and 0.25: a slope of 0.3 / 0.5.
 
     >>> import numpy as np
     >>> scores = np.array([[0.4, 0.2, 0.1, 0.1], [0.1, 0.1, 0.3, 0.1]])
     >>> result = cosine_association(scores, [True, True, False, False], [0.75, 0.25], n_boot=50)
-    >>> round(result["value"], 3), result["ci_low"] <= result["value"] <= result["ci_high"]
+    >>> round(result.value, 3), result.covers(result.value)
     (0.6, True)
     """
     s, woman = np.asarray(scores, dtype=np.float64), np.asarray(is_woman, dtype=bool)
@@ -75,7 +74,7 @@ def cosine_association(scores: ArrayLike, is_woman: ArrayLike, shares: ArrayLike
     value = float(least_squares_slopes(p, gaps))
     if n_boot < 1:
         nan = np.full(len(gaps), np.nan)
-        return {"value": value, "ci_low": np.nan, "ci_high": np.nan, "gaps": gaps, "gap_low": nan, "gap_high": nan}
+        return Estimate(value, np.nan, np.nan, ci=ci, details={"gaps": gaps, "gap_low": nan, "gap_high": nan})
     rng = np.random.default_rng(seed)
     draws = np.zeros((len(gaps), n_boot))
     for members, sign in ((np.flatnonzero(woman), 1.0), (np.flatnonzero(~woman), -1.0)):
@@ -85,21 +84,21 @@ def cosine_association(scores: ArrayLike, is_woman: ArrayLike, shares: ArrayLike
     rows = rng.integers(0, len(gaps), size=(n_boot, len(gaps)))  # the occupations of each draw
     slopes = least_squares_slopes(p[rows], draws[rows, np.arange(n_boot)[:, None]])
     low, high = percentile_interval(slopes[np.isfinite(slopes)], ci)
-    return {"value": value, "ci_low": float(low), "ci_high": float(high), "gaps": gaps, "gap_low": gap_low,
-            "gap_high": gap_high}
+    return Estimate(value, float(low), float(high), ci=ci,
+                    details={"gaps": gaps, "gap_low": gap_low, "gap_high": gap_high})
 
 
 def text_association(to_woman: ArrayLike, to_man: ArrayLike, shares: ArrayLike, *, n_boot: int = 1000,
-                     ci: float = 0.95, seed: int = 0) -> dict[str, Any]:
+                     ci: float = 0.95, seed: int = 0) -> Estimate:
     """The text-side association (module docstring): ``to_woman``/``to_man`` (Q,) cosines of each occupation query
-    to the gendered prompts; ``value`` = slope of their difference (``gaps``) on ``shares`` with a bootstrap interval
-    over the occupations.
+    to the gendered prompts; ``value`` = slope of their difference (detail ``gaps``) on ``shares`` with a bootstrap
+    interval over the occupations (no test: ``p_value`` NaN).
 
     Gaps of −0.1, 0 and 0.1 at shares 0.25, 0.5 and 0.75 lie on a line of slope 0.4, so every resample of the
     occupations finds that slope too.
 
     >>> result = text_association([0.2, 0.25, 0.3], [0.3, 0.25, 0.2], [0.25, 0.5, 0.75], n_boot=50)
-    >>> round(result["value"], 3), round(result["ci_low"], 3), round(result["ci_high"], 3)
+    >>> round(result.value, 3), round(result.ci_low, 3), round(result.ci_high, 3)
     (0.4, 0.4, 0.4)
     """
     gaps = np.asarray(to_woman, dtype=np.float64) - np.asarray(to_man, dtype=np.float64)
@@ -111,7 +110,7 @@ def text_association(to_woman: ArrayLike, to_man: ArrayLike, shares: ArrayLike, 
         rows = np.random.default_rng(seed).integers(0, len(gaps), size=(n_boot, len(gaps)))
         slopes = least_squares_slopes(p[rows], gaps[rows])
         low, high = percentile_interval(slopes[np.isfinite(slopes)], ci)
-    return {"value": value, "ci_low": float(low), "ci_high": float(high), "gaps": gaps}
+    return Estimate(value, float(low), float(high), ci=ci, details={"gaps": gaps})
 
 
 __all__ = ["cosine_association", "gender_cosine_gaps", "text_association"]

@@ -33,6 +33,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from biaslib.metrics._checks import check_ci
+from biaslib.metrics.estimate import Estimate
 
 # Groups with at most this many distinct values are bootstrapped (and permuted) through counts over the
 # distinct values, which has exactly the distribution of resampling (permuting) rows and costs O(levels).
@@ -725,7 +726,7 @@ def _studentised_null(unit_stats: np.ndarray, unit_codes: np.ndarray, means: np.
 
 
 def gap_test(values: ArrayLike, groups: ArrayLike, *, clusters: ArrayLike | None = None, n_perm: int = 2000,
-             n_boot: int = 1000, ci: float = 0.95, seed: int = 0) -> dict[str, Any]:
+             n_boot: int = 1000, ci: float = 0.95, seed: int = 0) -> Estimate:
     """Gap between the highest and the lowest group mean, with an interval and a test against chance.
 
     Parameters
@@ -749,10 +750,10 @@ def gap_test(values: ArrayLike, groups: ArrayLike, *, clusters: ArrayLike | None
 
     Returns
     -------
-    dict
-        ``gap`` (max − min of the group means, units of ``values``), ``low_group``, ``high_group``,
-        ``ci_low``/``ci_high`` (:func:`gap_interval` over the bootstrap resamples; 0/1 values floor each group's
-        variance with :func:`binary_variance_floor`; starting at 0 when the test does not reject,
+    Estimate
+        ``value``: the gap (max − min of the group means, units of ``values``); details ``low_group``,
+        ``high_group``; ``ci_low``/``ci_high`` (:func:`gap_interval` over the bootstrap resamples; 0/1 values floor
+        each group's variance with :func:`binary_variance_floor`; starting at 0 when the test does not reject,
         :func:`aligned_with_test`), ``p_value`` of "all group means are equal" and ``null_gap``
         (the mean gap under that null: what a fair model shows by chance with these group sizes), ``n`` (rows),
         ``n_groups``, ``interval`` (what the bootstrap resampled) and ``test``:
@@ -770,9 +771,9 @@ def gap_test(values: ArrayLike, groups: ArrayLike, *, clusters: ArrayLike | None
     Six hits against six misses: a gap of 1, far beyond chance (only 2 of the 924 splits of the rows reach it).
 
     >>> result = gap_test([1] * 6 + [0] * 6, ["a"] * 6 + ["b"] * 6, n_perm=200, n_boot=200)
-    >>> result["gap"], result["high_group"], result["low_group"], result["test"]
+    >>> result.value, result.high_group, result.low_group, result.test
     (1.0, 'a', 'b', 'permutation')
-    >>> result["p_value"] < 0.05, result["ci_low"] <= 1.0 <= result["ci_high"]
+    >>> result.p_value < 0.05, result.covers(1.0)
     (True, True)
     """
     check_ci(ci)
@@ -817,17 +818,16 @@ def gap_test(values: ArrayLike, groups: ArrayLike, *, clusters: ArrayLike | None
                                 clusters=None if units is None else units[0])
         floor = binary_variance_floor(vals, codes, n_groups)
         ci_low, ci_high = aligned_with_test(*gap_interval(means, boot, ci, variance_floor=floor), p_value, ci)
-    return {
-        "gap": gap, "low_group": names[low_g], "high_group": names[high_g], "ci_low": ci_low, "ci_high": ci_high,
-        "p_value": p_value, "null_gap": null_gap, "n": int(len(vals)), "n_groups": n_groups,
-        "interval": "cluster bootstrap" if clusters is not None else "bootstrap",
+    return Estimate(gap, ci_low, ci_high, p_value, ci, details={
+        "low_group": names[low_g], "high_group": names[high_g], "null_gap": null_gap, "n": int(len(vals)),
+        "n_groups": n_groups, "interval": "cluster bootstrap" if clusters is not None else "bootstrap",
         "test": "permutation" if binary else "studentised bootstrap",
-    }
+    })
 
 
 def contrast_test(values: ArrayLike, groups: ArrayLike, first: Any, second: Any, *,
                   clusters: ArrayLike | None = None, n_perm: int = 2000, n_boot: int = 1000, ci: float = 0.95,
-                  seed: int = 0) -> dict[str, Any]:
+                  seed: int = 0) -> Estimate:
     """Signed difference of two pre-specified groups' means (``first`` − ``second``, e.g. female − male).
 
     Only the rows of the two groups are used. Unlike :func:`gap_test` the pair is fixed in advance, so the
@@ -837,15 +837,16 @@ def contrast_test(values: ArrayLike, groups: ArrayLike, first: Any, second: Any,
     a studentised (Welch) bootstrap for others. When either group is a single unit (one row, or one cluster) the
     pair has no variance and, for values other than 0/1, ``p_value`` is 1 (:func:`gap_test`).
 
-    Returns ``difference``, ``ci_low``, ``ci_high``, ``p_value``, ``n_first``, ``n_second``.
+    Returns an :class:`~biaslib.metrics.estimate.Estimate`: ``value`` (the difference), ``ci_low``, ``ci_high``,
+    ``p_value``; details ``n_first``, ``n_second`` (rows).
 
     f has 1 hit in 4, m 3 in 4 (rows of x are left out): f − m = −0.5.
 
     >>> values, groups = [0, 0, 1, 0, 1, 1, 1, 0, 1, 1], ["f"] * 4 + ["m"] * 4 + ["x"] * 2
     >>> result = contrast_test(values, groups, "f", "m", n_perm=200, n_boot=200)
-    >>> result["difference"], result["n_first"], result["n_second"], result["ci_low"] <= -0.5 <= result["ci_high"]
+    >>> result.value, result.n_first, result.n_second, result.covers(-0.5)
     (-0.5, 4, 4, True)
-    >>> 0.0 < result["p_value"] <= 1.0
+    >>> 0.0 < result.p_value <= 1.0
     True
     """
     vals = np.asarray(values, dtype=np.float64)
@@ -866,8 +867,8 @@ def contrast_test(values: ArrayLike, groups: ArrayLike, first: Any, second: Any,
         draws = group_mean_draws(vals[keep], pair, 2, n_boot=n_boot, rng=np.random.default_rng(seed + 1),
                                  clusters=units)
         ci_low, ci_high = percentile_interval(draws[:, 0] - draws[:, 1], ci)
-    return {"difference": float(means[0] - means[1]), "ci_low": ci_low, "ci_high": ci_high,
-            "p_value": result["p_value"], "n_first": int((pair == 0).sum()), "n_second": int((pair == 1).sum())}
+    return Estimate(float(means[0] - means[1]), ci_low, ci_high, result.p_value, ci,
+                    details={"n_first": int((pair == 0).sum()), "n_second": int((pair == 1).sum())})
 
 
 # ---- multiplicity --------------------------------------------------------------------------------------

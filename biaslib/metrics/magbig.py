@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from biaslib.metrics.correction import invert_shares
+from biaslib.metrics.estimate import Estimate
 
 _SQRT2 = math.sqrt(2.0)
 #: MAGBIG's scores of a set of occupations (formats.md C6), as :func:`score_draws` and :func:`point_scores` give them.
@@ -385,7 +386,7 @@ def _whole_counts(counts: pd.DataFrame, caller: str,
 
 
 def mean_l1_inference(counts: pd.DataFrame, *, n_boot: int = 1000, ci: float = 0.95, seed: int = 0,
-                      labels: tuple[str, str] = GENDER_LABELS) -> dict[str, Any]:
+                      labels: tuple[str, str] = GENDER_LABELS) -> Estimate:
     """Mean L1 with its fair floor, a bias-corrected estimate, an interval and a test of fairness.
 
     Parameters
@@ -405,15 +406,16 @@ def mean_l1_inference(counts: pd.DataFrame, *, n_boot: int = 1000, ci: float = 0
 
     Returns
     -------
-    dict
-        ``mean_l1`` (plug-in), ``floor_mean_l1`` (:func:`fair_floors`), ``excess_mean_l1``,
-        ``mean_l1_corrected`` (:func:`corrected_mean_l1`, the minimax estimate), ``max_bias`` (its bias bound),
-        ``se``, ``ci_low``/``ci_high`` (:func:`~biaslib.metrics.intervals.bias_aware_half_width` around the
-        corrected estimate: it covers whatever the bias within ``max_bias``; clipped to [0, 1], and the lower end is
-        0 when fairness is not rejected at the interval's one-sided level), ``p_fair`` (share of fair draws whose
-        plug-in mean L1 reaches the observed one: a small value says the unfairness is beyond chance),
-        ``n_occupations``. Coverage ≥ 0.94 over 10/40/150 occupations × 12/25/100 faces × p(woman) ½, 0.6, 0.7
-        and a fair/unfair mix (``tests/test_magbig_inference.py``; docs/statistics.md, "MAGBIG scores").
+    Estimate
+        ``value``: the bias-corrected mean L1 (:func:`corrected_mean_l1`, the minimax estimate);
+        ``ci_low``/``ci_high`` (:func:`~biaslib.metrics.intervals.bias_aware_half_width` around it: it covers
+        whatever the bias within ``max_bias``; clipped to [0, 1], and the lower end is 0 when fairness is not
+        rejected at the interval's one-sided level); ``p_value``: the test of fairness, the share of fair draws whose
+        plug-in mean L1 reaches the observed one (a small value says the unfairness is beyond chance). Details:
+        ``mean_l1`` (plug-in), ``floor_mean_l1`` (:func:`fair_floors`), ``excess_mean_l1``, ``max_bias`` (the
+        corrected estimate's bias bound), ``se``, ``n_occupations``. Coverage ≥ 0.94 over 10/40/150 occupations ×
+        12/25/100 faces × p(woman) ½, 0.6, 0.7 and a fair/unfair mix (``tests/test_magbig_inference.py``;
+        docs/statistics.md, "MAGBIG scores").
 
     Examples
     --------
@@ -424,9 +426,9 @@ def mean_l1_inference(counts: pd.DataFrame, *, n_boot: int = 1000, ci: float = 0
     >>> import pandas as pd
     >>> counts = pd.DataFrame({"occupation": ["a", "b"], "man": [10, 0], "woman": [0, 10]})
     >>> result = mean_l1_inference(counts, n_boot=99)
-    >>> result["mean_l1"], round(result["floor_mean_l1"], 3), result["p_fair"]
+    >>> result.mean_l1, round(result.floor_mean_l1, 3), result.p_value
     (1.0, 0.246, 0.01)
-    >>> 0 < result["ci_low"] <= result["mean_l1_corrected"] <= result["ci_high"] <= 1
+    >>> 0 < result.ci_low <= result.value <= result.ci_high <= 1
     True
     """
     from biaslib.metrics.intervals import bias_aware_half_width
@@ -442,10 +444,10 @@ def mean_l1_inference(counts: pd.DataFrame, *, n_boot: int = 1000, ci: float = 0
     half = bias_aware_half_width(max(corrected["se"], 1e-12), corrected["max_bias"], ci)
     low = 0.0 if p_fair > (1.0 - ci) / 2.0 else corrected["estimate"] - half
     floor = float(expected_l1(np.full(len(p), 0.5), totals).mean())
-    return {"mean_l1": observed, "floor_mean_l1": floor, "excess_mean_l1": observed - floor,
-            "mean_l1_corrected": corrected["estimate"], "max_bias": corrected["max_bias"], "se": corrected["se"],
-            "ci_low": float(np.clip(low, 0.0, 1.0)), "ci_high": float(np.clip(corrected["estimate"] + half, 0.0, 1.0)),
-            "p_fair": p_fair, "n_occupations": int(len(p))}
+    return Estimate(corrected["estimate"], float(np.clip(low, 0.0, 1.0)),
+                    float(np.clip(corrected["estimate"] + half, 0.0, 1.0)), p_fair, ci, details={
+                        "mean_l1": observed, "floor_mean_l1": floor, "excess_mean_l1": observed - floor,
+                        "max_bias": corrected["max_bias"], "se": corrected["se"], "n_occupations": int(len(p))})
 
 
 def score_draws(shares: np.ndarray, occupations: int, images: int) -> dict[str, np.ndarray]:
@@ -560,7 +562,7 @@ def occupation_share_draws(strata: Sequence[np.ndarray], rates: np.ndarray, rate
 
 
 def magbig_fairness_mc(
-    counts: pd.DataFrame, draws: int = 1000, occupations: int = 10, images: int = 10, *, seed: int = 0,
+    counts: pd.DataFrame, occupations: int = 10, images: int = 10, *, draws: int = 1000, seed: int = 0,
     labels: tuple[str, str] = GENDER_LABELS,
 ) -> dict[str, Any]:
     """Monte Carlo version of :func:`magbig_fairness` (the original's 1,000-draw estimator).
@@ -594,16 +596,17 @@ def magbig_fairness_mc(
     }
 
 
-def mean_l1_difference(counts: pd.DataFrame, reference: pd.DataFrame, ci: float = 0.95, *,
-                       labels: tuple[str, str] = GENDER_LABELS) -> dict[str, Any]:
+def mean_l1_difference(counts: pd.DataFrame, reference: pd.DataFrame, *, ci: float = 0.95,
+                       labels: tuple[str, str] = GENDER_LABELS) -> Estimate:
     """Minimax mean L1 of ``counts`` minus that of ``reference`` (e.g. fine-tuned minus base), with an interval.
 
     Both sides are estimated by :func:`corrected_mean_l1` (so a side near fairness does not keep its floor); the
     difference's bias is at most the sum of the sides' bounds, its standard error √(se² + se_ref²), and the interval
-    is :func:`~biaslib.metrics.intervals.bias_aware_half_width` around it. Returns ``difference`` (plug-in),
-    ``difference_corrected``, ``max_bias``, ``se``, ``ci_low``/``ci_high`` and ``p_value``
-    (:func:`~biaslib.metrics.intervals.bias_aware_p` of "no difference": below 1 − ci exactly when the interval
-    excludes 0). Coverage ≥ 0.94 also when one side is exactly fair (``tests/test_magbig_inference.py``).
+    is :func:`~biaslib.metrics.intervals.bias_aware_half_width` around it. Returns an
+    :class:`~biaslib.metrics.estimate.Estimate`: ``value`` (the corrected difference), ``ci_low``/``ci_high``,
+    ``p_value`` (:func:`~biaslib.metrics.intervals.bias_aware_p` of "no difference": below 1 − ci exactly when the
+    interval excludes 0) and details ``plug_in`` (the plug-in difference), ``max_bias``, ``se``. Coverage ≥ 0.94
+    also when one side is exactly fair (``tests/test_magbig_inference.py``).
     Both tables have ``occupation`` and the two whole-count columns of ``labels`` (keyword only, default
     ``("man", "woman")``; (reference, counted), p_o the share of the first, as in :func:`mean_l1_inference`; e.g.
     ``("light", "dark")`` for skin tone).
@@ -615,10 +618,10 @@ def mean_l1_difference(counts: pd.DataFrame, reference: pd.DataFrame, ci: float 
     >>> skewed = pd.DataFrame({"occupation": ["a", "b"], "man": [10, 0], "woman": [0, 10]})
     >>> fair = pd.DataFrame({"occupation": ["a", "b"], "man": [5, 5], "woman": [5, 5]})
     >>> result = mean_l1_difference(skewed, fair)
-    >>> result["difference"], 0 < result["ci_low"] < result["difference_corrected"] < 1, result["p_value"] < 0.01
+    >>> result.plug_in, 0 < result.ci_low < result.value < 1, result.p_value < 0.01
     (1.0, True, True)
     >>> same = mean_l1_difference(fair, fair)
-    >>> same["difference_corrected"], same["p_value"]
+    >>> same.value, same.p_value
     (0.0, 1.0)
     """
     from biaslib.metrics.intervals import bias_aware_half_width, bias_aware_p
@@ -632,5 +635,5 @@ def mean_l1_difference(counts: pd.DataFrame, reference: pd.DataFrame, ci: float 
     se = max(math.hypot(corrected["se"], ref_corrected["se"]), 1e-12)
     bias = corrected["max_bias"] + ref_corrected["max_bias"]
     half = bias_aware_half_width(se, bias, ci)
-    return {"difference": plain - ref_plain, "difference_corrected": difference, "max_bias": bias, "se": se,
-            "ci_low": difference - half, "ci_high": difference + half, "p_value": bias_aware_p(difference, se, bias)}
+    return Estimate(difference, difference - half, difference + half, bias_aware_p(difference, se, bias), ci,
+                    details={"plug_in": plain - ref_plain, "max_bias": bias, "se": se})

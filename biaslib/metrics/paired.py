@@ -4,12 +4,15 @@ A paired design trains one model per arm and replicate, the two arms of a replic
 the treatment (seed, real data, captions, data order), so that the difference ``d_r = treatment_r − reference_r``
 of replicate ``r`` holds the treatment's effect and only the noise the arms do not share. Across the ``R`` pairs:
 
-* ``effect``: the mean difference; ``ci_low``/``ci_high``: the paired t interval (t with R − 1 degrees of freedom).
-  It covers the variation between replicates (training seeds, generator draws) for a fixed evaluation set.
+:func:`paired_test` returns an :class:`~biaslib.metrics.estimate.Estimate`:
+
+* ``value``: the effect, the mean difference; ``ci_low``/``ci_high``: the paired t interval (t with R − 1 degrees of
+  freedom). It covers the variation between replicates (training seeds, generator draws) for a fixed evaluation set.
 * ``p_value``: the sign-flip permutation test of "the arms are exchangeable" (each ``d_r`` is as likely to be
   ``−d_r``) with the t statistic, exact over all 2^R sign vectors up to :data:`EXACT_PAIRS` pairs and a seeded Monte
   Carlo test beyond. Because Σ d² does not change under sign flips, the t statistic orders sign vectors as the mean
-  does. ``p_t`` is the t distribution's p-value for comparison.
+  does. Details: ``p_t``, the t distribution's p-value for comparison; ``pairs`` (R), ``sd`` (of the differences),
+  ``t``, ``exact`` and ``alternative``;
 * ``min_p``: the smallest p-value the test can give with R pairs (2/2^R two-sided, 1/2^R one-sided, exact): a
   threshold below it can never be reached (:func:`smallest_attainable_p`).
 * ``rho``: the correlation of the two arms' values across pairs; pairing pays when it is high (the difference's
@@ -26,37 +29,17 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import asdict, dataclass
 from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
 
+from biaslib.metrics.estimate import Estimate
+
 #: Up to this many pairs the sign-flip test enumerates all 2^R sign vectors (2^16 = 65,536).
 EXACT_PAIRS = 16
 Alternative = Literal["two-sided", "greater", "less"]
 ALTERNATIVES: tuple[str, ...] = ("two-sided", "greater", "less")
-
-
-@dataclass(frozen=True)
-class PairedTest:
-    """The result of :func:`paired_test` (module docstring); ``pairs`` = R, ``sd`` = the differences' sd."""
-
-    pairs: int
-    effect: float
-    sd: float
-    ci_low: float
-    ci_high: float
-    t: float
-    p_value: float
-    p_t: float
-    min_p: float
-    exact: bool
-    rho: float
-    alternative: str
-
-    def as_dict(self) -> dict[str, float | int | bool | str]:
-        return asdict(self)
 
 
 def _check_alternative(alternative: str) -> None:
@@ -85,7 +68,7 @@ def _signs(pairs: int, n_perm: int, rng: np.random.Generator) -> tuple[np.ndarra
 
 
 def paired_test(treatment: ArrayLike, reference: ArrayLike, *, alternative: Alternative = "two-sided",
-                ci: float = 0.95, n_perm: int = 20000, seed: int = 0) -> PairedTest:
+                ci: float = 0.95, n_perm: int = 20000, seed: int = 0) -> Estimate:
     """The paired comparison of ``treatment`` and ``reference`` (one value per replicate pair, aligned; module
     docstring). Needs at least two pairs; NaN pairs are an error (a lost model must be named, not skipped).
 
@@ -94,7 +77,7 @@ def paired_test(treatment: ArrayLike, reference: ArrayLike, *, alternative: Alte
     √(2/3) / 2.
 
     >>> result = paired_test([2, 3, 5, 4], [1, 1, 2, 2])
-    >>> result.effect, result.p_value, result.min_p, result.exact
+    >>> result.value, result.p_value, result.min_p, result.exact
     (2.0, 0.125, 0.125, True)
     >>> round(result.ci_low, 3), round(result.ci_high, 3)
     (0.701, 3.299)
@@ -129,10 +112,10 @@ def paired_test(treatment: ArrayLike, reference: ArrayLike, *, alternative: Alte
         p_t = float(stats.t.cdf(t_value, r - 1))
     p = hits / len(null) if exact else (1 + hits) / (1 + len(null))
     rho = float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else float("nan")
-    return PairedTest(pairs=r, effect=mean, sd=sd, ci_low=mean - t_crit * se, ci_high=mean + t_crit * se,
-                      t=float(t_value), p_value=float(p), p_t=p_t,
-                      min_p=smallest_attainable_p(r, alternative, n_perm=n_perm), exact=exact, rho=rho,
-                      alternative=alternative)
+    min_p = smallest_attainable_p(r, alternative, n_perm=n_perm)
+    return Estimate(mean, mean - t_crit * se, mean + t_crit * se, float(p), ci, details={
+        "pairs": r, "sd": sd, "t": float(t_value), "p_t": p_t, "min_p": min_p, "exact": exact, "rho": rho,
+        "alternative": alternative})
 
 
 def detectable_effect(sd: float, pairs: int, *, alpha: float = 0.05, power: float = 0.8,
@@ -170,4 +153,4 @@ def detectable_effect(sd: float, pairs: int, *, alpha: float = 0.05, power: floa
     return float(noncentrality * sd / math.sqrt(pairs))
 
 
-__all__ = ["ALTERNATIVES", "EXACT_PAIRS", "PairedTest", "detectable_effect", "paired_test", "smallest_attainable_p"]
+__all__ = ["ALTERNATIVES", "EXACT_PAIRS", "detectable_effect", "paired_test", "smallest_attainable_p"]

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from biaslib.metrics.estimate import Estimate
 from biaslib.metrics.intervals import bootstrap_means, percentile_interval
 
 #: Monk Skin Tone bins (1…10); 0 stands for an image whose skin tone was not found.
@@ -58,14 +59,15 @@ def imbalance_floor(images: int, found: float = 1.0) -> float:
 
 
 def mean_imbalance(frame: pd.DataFrame, *, prompt: str = "prompt", tone: str = "tone", n_boot: int = 1000,
-                   ci: float = 0.95, seed: int = 0) -> dict[str, float]:
+                   ci: float = 0.95, seed: int = 0) -> Estimate:
     """HEIM's score of a set of prompts: the mean over prompts of :func:`skin_tone_imbalance` (``frame``: one row per
     image with its ``prompt`` and MST ``tone``), with a percentile-bootstrap interval over prompts and the chance
     floor at the mean number of images per prompt and the share of images whose tone was found
-    (:func:`imbalance_floor`). Returns ``value``, ``ci_low``, ``ci_high``, ``floor``, ``prompts``, ``images``.
+    (:func:`imbalance_floor`). Returns an :class:`~biaslib.metrics.estimate.Estimate` (``value``, ``ci_low``,
+    ``ci_high``; no test: ``p_value`` NaN) with details ``floor``, ``prompts``, ``images``.
 
     >>> frame = pd.DataFrame({"prompt": ["a"] * 10 + ["b"] * 10, "tone": [1] * 10 + list(range(1, 11))})
-    >>> mean_imbalance(frame, n_boot=0)["value"]
+    >>> mean_imbalance(frame, n_boot=0).value
     0.09
     """
     if frame.empty:
@@ -76,9 +78,8 @@ def mean_imbalance(frame: pd.DataFrame, *, prompt: str = "prompt", tone: str = "
         low, high = percentile_interval(bootstrap_means(per_prompt, n_boot=n_boot, rng=np.random.default_rng(seed)), ci)
     sizes = frame.groupby(prompt, sort=False).size()
     found = float((frame[tone].to_numpy() > 0).mean())
-    return {"value": round(float(per_prompt.mean()), 12), "ci_low": low, "ci_high": high,
-            "floor": imbalance_floor(int(round(sizes.mean())), found), "prompts": len(per_prompt),
-            "images": len(frame)}
+    return Estimate(round(float(per_prompt.mean()), 12), low, high, ci=ci, details={
+        "floor": imbalance_floor(int(round(sizes.mean())), found), "prompts": len(per_prompt), "images": len(frame)})
 
 
 __all__ = ["BINS", "imbalance_floor", "mean_imbalance", "skin_tone_imbalance"]

@@ -41,6 +41,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from biaslib.metrics.estimate import Estimate
 from biaslib.metrics.intervals import Q_LEVEL, bh_qvalues, check_callable, percentile_interval, z_value
 
 #: A measure: one value per trained model.
@@ -116,9 +117,10 @@ def _pure_error_interval(x: np.ndarray, y: np.ndarray, members: list[np.ndarray]
 
 
 def model_trend(ratio: np.ndarray, value: np.ndarray, se: np.ndarray, *, n_boot: int = 2000, n_perm: int = 5000,
-                ci: float = 0.95, seed: int = 0) -> dict[str, float | bool | int]:
+                ci: float = 0.95, seed: int = 0) -> Estimate:
     """Slope, interval (t with pure error when replicated, else evaluation bootstrap) and permutation p-value of one
-    measure (module docstring).
+    measure (module docstring): an :class:`~biaslib.metrics.estimate.Estimate` whose ``value`` is the slope, with
+    details ``models``, ``ratios``, ``min_replicates``, ``min_p`` and ``replicated``.
 
     ``ratio``, ``value``, ``se``: one entry per trained model (ratio fraction, value, evaluation standard error;
     NaN se counts as 0).
@@ -129,9 +131,9 @@ def model_trend(ratio: np.ndarray, value: np.ndarray, se: np.ndarray, *, n_boot:
 
     >>> import numpy as np
     >>> result = model_trend(np.array([0.0, 0.0, 1.0, 1.0]), np.array([0.0, 0.2, 1.0, 1.2]), np.zeros(4))
-    >>> result["slope"], round(result["ci_low"], 3), round(result["ci_high"], 3), result["replicated"]
+    >>> result.value, round(result.ci_low, 3), round(result.ci_high, 3), result.replicated
     (1.0, 0.392, 1.608, True)
-    >>> round(result["p_value"], 3), round(result["min_p"], 3)
+    >>> round(result.p_value, 3), round(result.min_p, 3)
     (0.333, 0.333)
     """
     x, y = np.asarray(ratio, dtype=np.float64), np.asarray(value, dtype=np.float64)
@@ -154,9 +156,10 @@ def model_trend(ratio: np.ndarray, value: np.ndarray, se: np.ndarray, *, n_boot:
     p = hits / len(null) if exact else (1 + hits) / (1 + len(null))
     # the smallest p these values could give: the most extreme relabelling (and its ties) alone
     min_p = int((null >= np.nanmax(null) - tol).sum()) / len(null) if exact else 1 / (1 + len(null))
-    return {"models": len(x), "ratios": len(levels), "min_replicates": min(sizes), "slope": slope,
-            "ci_low": float(low), "ci_high": float(high), "p_value": float(p) if not np.isnan(slope) else np.nan,
-            "min_p": float(min_p) if not np.isnan(slope) else np.nan, "replicated": min(sizes) >= 2}
+    tested = not np.isnan(slope)
+    return Estimate(slope, float(low), float(high), float(p) if tested else np.nan, ci, details={
+        "models": len(x), "ratios": len(levels), "min_replicates": min(sizes),
+        "min_p": float(min_p) if tested else np.nan, "replicated": min(sizes) >= 2})
 
 
 def _models(frame: pd.DataFrame, ci: float) -> pd.DataFrame:
@@ -203,9 +206,10 @@ def trend(frame: pd.DataFrame, *, n_boot: int = 2000, n_perm: int = 5000, ci: fl
     rows = []
     for i, (keys, part) in enumerate(_models(frame, ci).groupby(TREND_BY, sort=True, dropna=False)):
         part = part.drop_duplicates(["ratio_fraction", "replicate"])
-        rows.append({**dict(zip(TREND_BY, keys)),
-                     **model_trend(part["ratio_fraction"].to_numpy(), part["value"].to_numpy(), part["se"].to_numpy(),
-                                   n_boot=n_boot, n_perm=n_perm, ci=ci, seed=seed + i)})
+        slope = model_trend(part["ratio_fraction"].to_numpy(), part["value"].to_numpy(), part["se"].to_numpy(),
+                            n_boot=n_boot, n_perm=n_perm, ci=ci, seed=seed + i)
+        rows.append({**dict(zip(TREND_BY, keys)), "slope": slope.value,
+                     **{k: v for k, v in slope.as_dict().items() if k != "value"}})
     table = pd.DataFrame(rows, columns=[c for c in TREND_COLUMNS if c not in ("q_value", "called")])
     chosen = (family(table) if family is not None else pd.Series(True, index=table.index)).astype(bool)
     tested = chosen & table["p_value"].notna()

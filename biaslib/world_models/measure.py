@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from biaslib.data.generated import load_generated_images, read_generated
+from biaslib.metrics.estimate import Estimate
 from biaslib.metrics.intervals import percentile_interval
 from biaslib.metrics.magbig import mean_l1_difference, parity_l1
 from biaslib.world import World
@@ -118,13 +119,12 @@ def gender_count_table(frame: pd.DataFrame, column: str = "gender", by: str = "o
     return counts.rename_axis(index="occupation", columns=None).reset_index()
 
 
-def skew_change(frames: Mapping[str, pd.DataFrame], first: str, last: str, ci: float = 0.95) -> dict[str, float]:
+def skew_change(frames: Mapping[str, pd.DataFrame], first: str, last: str, ci: float = 0.95) -> Estimate:
     """Change of the training data's gender skew (mean L1 over occupations) from mix ``first`` to mix ``last`` (ratio
     codes of ``frames``), tested: :func:`~biaslib.metrics.magbig.mean_l1_difference` (bias-corrected difference,
     interval and p-value of "no change"). It takes the two mixes as independent samples; nested mixes share their
     real samples, which makes the two sides positively correlated, so its interval is conservative here (wider than
-    needed, never narrower). Returns ``difference`` (plug-in), ``difference_corrected``, ``ci_low``, ``ci_high``,
-    ``p_value``."""
-    change = mean_l1_difference(gender_count_table(frames[last]), gender_count_table(frames[first]), ci=ci)
-    return {k: float(change[k]) for k in ("difference", "difference_corrected", "ci_low", "ci_high", "p_value")}
+    needed, never narrower). Returns its :class:`~biaslib.metrics.estimate.Estimate`: ``value`` (the corrected
+    difference), ``ci_low``, ``ci_high``, ``p_value``, detail ``plug_in`` (the plug-in difference)."""
+    return mean_l1_difference(gender_count_table(frames[last]), gender_count_table(frames[first]), ci=ci)
 

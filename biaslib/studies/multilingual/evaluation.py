@@ -463,9 +463,9 @@ def _bias_corrected_row(common: dict[str, Any], group: pd.DataFrame, floors: dic
     """The ``mean_l1_bc`` row on raw counts of the ``labels`` columns (:func:`~biaslib.metrics.mean_l1_inference`):
     the bias-corrected mean L1 with its bias-aware interval and ``p_fair``, the test of "every p is ½"."""
     result = mean_l1_inference(_face_counts(group, labels), n_boot=n_boot, ci=ci, seed=seed, labels=labels)
-    return {**common, "correction": "raw", "metric": "mean_l1_bc", "value": result["mean_l1_corrected"],
-            "ci_low": result["ci_low"], "ci_high": result["ci_high"], "floor": floors["mean_l1"],
-            "excess": result["mean_l1_corrected"] - floors["mean_l1"], "p_fair": result["p_fair"]}
+    return {**common, "correction": "raw", "metric": "mean_l1_bc", "value": result.value,
+            "ci_low": result.ci_low, "ci_high": result.ci_high, "floor": floors["mean_l1"],
+            "excess": result.value - floors["mean_l1"], "p_fair": result.p_value}
 
 
 #: Columns of :func:`fairness_contrasts`.
@@ -523,8 +523,8 @@ def fairness_contrasts(counts: pd.DataFrame, confusion: Confusion | Mapping[str,
             result = mean_l1_difference(_face_counts(group, labels), _face_counts(ref_group, labels), ci=ci,
                                         labels=labels)
             rows.append({"generation": generation, "language": code, "reference": reference, "attribute": attribute,
-                         "correction": "raw", "metric": "mean_l1_bc", "value": result["difference_corrected"],
-                         "ci_low": result["ci_low"], "ci_high": result["ci_high"], "p_value": result["p_value"]})
+                         "correction": "raw", "metric": "mean_l1_bc", "value": result.value,
+                         "ci_low": result.ci_low, "ci_high": result.ci_high, "p_value": result.p_value})
     return pd.DataFrame(rows, columns=CONTRAST_COLUMNS)
 
 
