@@ -111,3 +111,12 @@ def test_varying_x_bit_identical_to_the_previous_formula():
     sxx = (dx * dx).sum(axis=-1)
     previous = (dx * (y - y.mean(axis=-1, keepdims=True))).sum(axis=-1) / sxx
     np.testing.assert_array_equal(least_squares_slopes(x, y), previous)
+
+
+def test_detectable_slope_refuses_a_single_ratio_that_is_not_exact_in_binary():
+    # [0.1] * 3 has Σ (x − x̄)² ≈ 6e-34 from rounding, not 0: it gave a "detectable slope" of ~4e15
+    from biaslib.metrics.trend import detectable_slope
+
+    with pytest.raises(ValueError, match="two distinct ratios"):
+        detectable_slope(0.01, 3, [0.1, 0.1, 0.1])
+    assert detectable_slope(0.01, 3, [0.1, 0.2]) > 0
