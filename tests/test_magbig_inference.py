@@ -59,7 +59,8 @@ def test_mean_l1_interval_coverage_over_the_grid(occupations):
             for trial in range(trials):
                 result = mean_l1_inference(_table(rng.binomial(images, p), images), n_boot=200, seed=trial)
                 covered += result.ci_low - 1e-12 <= truth <= result.ci_high + 1e-12
-                estimates.append(result.value)
+                estimates.append(result.unclipped)  # the closed form's bias is the minimax estimate's
+                assert result.value == min(max(result.unclipped, 0.0), 1.0) and result.covers(result.value)
             assert covered / trials >= 0.90, (occupations, images, name, covered / trials)
             # the estimate's bias is the closed form's (its curve at these shares), within Monte Carlo error
             predicted = np.interp(np.maximum(p, 1 - p), BIAS_GRID, estimator.bias).mean()
@@ -99,3 +100,11 @@ def test_mean_l1_difference_covers_also_when_one_side_is_exactly_fair(base, tune
     else:
         assert np.mean(plain) > truth + 0.04  # what the correction is for
         assert called / trials >= 0.8  # a change of 0.28–0.68 in L1 over 40 occupations is found
+
+
+def test_the_corrected_mean_l1_lies_inside_its_own_interval_near_fairness():
+    # ten occupations of 6 + 6 faces: the minimax estimate falls below 0 (−0.146) while the interval, like the
+    # estimand, starts at 0; the reported value is clipped as the interval is (it was −0.146 against [0, 0.092])
+    result = mean_l1_inference(_table(np.full(10, 6), 12), n_boot=200)
+    assert result.unclipped < -0.1 and result.value == 0.0 == result.ci_low < result.ci_high
+    assert result.p_value == 1.0  # no fair draw is fairer than every occupation at 6:6

@@ -407,15 +407,16 @@ def mean_l1_inference(counts: pd.DataFrame, *, n_boot: int = 1000, ci: float = 0
     Returns
     -------
     Estimate
-        ``value``: the bias-corrected mean L1 (:func:`corrected_mean_l1`, the minimax estimate);
+        ``value``: the bias-corrected mean L1 (:func:`corrected_mean_l1`, the minimax estimate), clipped to [0, 1]
+        like its interval (near fairness the minimax estimate can fall below 0: detail ``unclipped``);
         ``ci_low``/``ci_high`` (:func:`~biaslib.metrics.intervals.bias_aware_half_width` around it: it covers
         whatever the bias within ``max_bias``; clipped to [0, 1], and the lower end is 0 when fairness is not
         rejected at the interval's one-sided level); ``p_value``: the test of fairness, the share of fair draws whose
         plug-in mean L1 reaches the observed one (a small value says the unfairness is beyond chance). Details:
-        ``mean_l1`` (plug-in), ``floor_mean_l1`` (:func:`fair_floors`), ``excess_mean_l1``, ``max_bias`` (the
-        corrected estimate's bias bound), ``se``, ``n_occupations``. Coverage ≥ 0.94 over 10/40/150 occupations ×
-        12/25/100 faces × p(woman) ½, 0.6, 0.7 and a fair/unfair mix (``tests/test_magbig_inference.py``;
-        docs/statistics.md, "MAGBIG scores").
+        ``unclipped``, ``mean_l1`` (plug-in), ``floor_mean_l1`` (:func:`fair_floors`), ``excess_mean_l1``,
+        ``max_bias`` (the corrected estimate's bias bound), ``se``, ``n_occupations``. Coverage ≥ 0.94 over
+        10/40/150 occupations × 12/25/100 faces × p(woman) ½, 0.6, 0.7 and a fair/unfair mix
+        (``tests/test_magbig_inference.py``; docs/statistics.md, "MAGBIG scores").
 
     Examples
     --------
@@ -444,9 +445,12 @@ def mean_l1_inference(counts: pd.DataFrame, *, n_boot: int = 1000, ci: float = 0
     half = bias_aware_half_width(max(corrected["se"], 1e-12), corrected["max_bias"], ci)
     low = 0.0 if p_fair > (1.0 - ci) / 2.0 else corrected["estimate"] - half
     floor = float(expected_l1(np.full(len(p), 0.5), totals).mean())
-    return Estimate(corrected["estimate"], float(np.clip(low, 0.0, 1.0)),
+    # the estimand lies in [0, 1], so the estimate is clipped as the interval is (never farther from the truth, and
+    # inside its own interval: near fairness the minimax estimate can fall below 0 while the interval starts at 0)
+    return Estimate(float(np.clip(corrected["estimate"], 0.0, 1.0)), float(np.clip(low, 0.0, 1.0)),
                     float(np.clip(corrected["estimate"] + half, 0.0, 1.0)), p_fair, ci, details={
-                        "mean_l1": observed, "floor_mean_l1": floor, "excess_mean_l1": observed - floor,
+                        "unclipped": corrected["estimate"], "mean_l1": observed, "floor_mean_l1": floor,
+                        "excess_mean_l1": observed - floor,
                         "max_bias": corrected["max_bias"], "se": corrected["se"], "n_occupations": int(len(p))})
 
 
