@@ -108,3 +108,13 @@ def test_the_corrected_mean_l1_lies_inside_its_own_interval_near_fairness():
     result = mean_l1_inference(_table(np.full(10, 6), 12), n_boot=200)
     assert result.unclipped < -0.1 and result.value == 0.0 == result.ci_low < result.ci_high
     assert result.p_value == 1.0  # no fair draw is fairer than every occupation at 6:6
+
+
+def test_the_corrected_difference_and_its_interval_stay_within_the_range_of_a_change():
+    # two occupations of 2 faces, all of one gender against 1:1: the bias-aware interval reached 1.91 (a change of
+    # mean L1s lies in [−1, 1]); it is clipped there like the value, in both directions, and the p-value is unchanged
+    skewed = pd.DataFrame({"occupation": ["x", "y"], "man": [2, 0], "woman": [0, 2]})
+    fair = pd.DataFrame({"occupation": ["x", "y"], "man": [1, 1], "woman": [1, 1]})
+    up, down = mean_l1_difference(skewed, fair), mean_l1_difference(fair, skewed)
+    assert up.ci_high == 1.0 and down.ci_low == -1.0 and up.unclipped + up.max_bias + 4 * up.se > 1.0
+    assert up.covers(up.value) and down.covers(down.value) and up.p_value == down.p_value > 0.05
