@@ -135,8 +135,8 @@ def normal_rows(dataset: str, attribute: str, metric: str, frame: pd.DataFrame, 
     draws = values + se * rng.standard_normal((cfg.n_boot, len(large)))
     null = np.ptp(se * rng.standard_normal((max(cfg.n_perm, 1), len(large))), axis=1)
     gap = float(values.max() - values.min())
-    test = {"low_group": large["value"].idxmin(), "high_group": large["value"].idxmax(),
-            "p_value": float((1 + np.sum(null >= gap)) / (1 + len(null))), "null_gap": float(null.mean())}
+    test = Estimate(gap, np.nan, np.nan, float((1 + np.sum(null >= gap)) / (1 + len(null))), cfg.ci, details={
+        "low_group": large["value"].idxmin(), "high_group": large["value"].idxmax(), "null_gap": float(null.mean())})
     return rows + gap_rows(dataset, attribute, metric, frame, draws, test, cfg)
 
 
