@@ -41,6 +41,7 @@ from biaslib.hardware import cpu_threads
 from biaslib.io import atomic_path, write_json
 from biaslib.metrics.zero_shot import zero_shot_predict
 from biaslib.models import Precision, load_clip
+from biaslib.progress import progress
 
 EncodeIn = Literal["auto", "main", "workers"]
 ImageInput = Sequence[Image.Image] | Sequence[PathLike]
@@ -457,9 +458,7 @@ def _progress(items: Iterable, enabled: bool, desc: str) -> Iterable:
     bars in a notebook)."""
     if not enabled:
         return items
-    from tqdm.auto import tqdm
-
-    return tqdm(items, desc=desc, unit="batch", leave=False)
+    return progress(items, desc=desc, unit="batch", transient=True)
 
 
 # ---- feature store ------------------------------------------------------------------------------

@@ -12,9 +12,9 @@ LAYERS: dict[str, int] = {
     # 0 core: configuration, atomic io, errors, ratio codes, English articles, hardware, provenance and the one
     # result schema (written by provenance, read by results, for every study), the layer table itself, the run
     # layout (every path of a run), the figure style helpers (matplotlib only; the world's gallery uses them too)
-    # and the study registry (what each study declares to the core; the core names no study)
+    # the study registry (what each study declares to the core; the core names no study) and the progress bars
     "biaslib": 0, "config": 0, "io": 0, "errors": 0, "ratios": 0, "articles": 0, "hardware": 0, "provenance": 0,
-    "results": 0, "layers": 0, "layout": 0, "figures": 0, "study_registry": 0,
+    "results": 0, "layers": 0, "layout": 0, "figures": 0, "study_registry": 0, "progress": 0,
     # 1 the synthetic world and the loaders of the real datasets
     "world": 1, "data": 1,
     # 2 pure metrics on arrays and tables

@@ -48,7 +48,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from tqdm.auto import tqdm
 
 from biaslib.config import Params, TrainConfig
 from biaslib.data._common import PathLike, layout_error, require_dir
@@ -64,6 +63,7 @@ from biaslib.models import (
     read_checkpoint,
     register_model_configs,
 )
+from biaslib.progress import progress
 from biaslib.ratios import model_code, ratio_code
 
 RUN_RECORD = "biaslib_run.json"
@@ -385,8 +385,8 @@ class _TrainingProgress(logging.Handler):
             return
         per_epoch = int(match["epoch_samples"])
         if self.bar is None:
-            self.bar = tqdm(total=self.epochs * per_epoch, desc=f"train {self.name}", unit="img", unit_scale=True,
-                            leave=False)
+            self.bar = progress(total=self.epochs * per_epoch, desc=f"train {self.name}", unit="img",
+                                unit_scale=True, transient=True)
         self.bar.n = min(self.bar.total, int(match["epoch"]) * per_epoch + int(match["samples"]))
         losses = {m["name"]: float(m["average"]) for m in _LOSS.finditer(match["losses"])}
         self.bar.set_postfix(epoch=int(match["epoch"]) + 1, loss=losses.get("Loss", float("nan")), refresh=False)

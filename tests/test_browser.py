@@ -84,6 +84,9 @@ class Lab:
             pytest.fail("chromedriver not found: `make browser` installs Debian's chromium and chromium-driver")
         self.driver = webdriver.Chrome(service=Service(driver), options=options)
         self.driver.set_script_timeout(RUN_ALL_TIMEOUT)
+        # each call to the browser waits up to 120 s by default; a page busy drawing a kernel's outputs while the kernel
+        # holds both cores answered none in that time (seen with another heavy job beside the tier)
+        self.driver.command_executor.client_config.timeout = RUN_ALL_TIMEOUT
 
     def _wait_for_server(self) -> None:
         for _ in range(240):
@@ -150,9 +153,9 @@ class Lab:
 WARNING = re.compile(r"^\S+:\d+: \w*Warning: .*\n(?:[ \t]+.*\n?)?", re.M)
 
 
-def problems_of(cells: list[dict], page: str) -> list[str]:
+def problems_of(cells: list[dict], outputs: str) -> list[str]:
     """Error outputs, stderr text other than Python warnings (a tiny world's groups of one warn, as they should)
-    and widgets that failed to display, a line each."""
+    and widgets that failed to display (in ``outputs``, the text the output areas show), a line each."""
     found = []
     for index, cell in enumerate(cells):
         for output in cell.get("outputs", []):
@@ -163,7 +166,7 @@ def problems_of(cells: list[dict], page: str) -> list[str]:
                 rest = WARNING.sub("", "".join(text) if isinstance(text, list) else str(text)).strip()
                 if rest:
                     found.append(f"cell {index} stderr: {rest}"[:300])
-    if "Error displaying widget" in page:
+    if "Error displaying widget" in outputs:
         found.append("a widget failed to display (Error displaying widget)")
     return found
 
@@ -199,7 +202,10 @@ def _run(lab: Lab, folder: Path, name: str, **parameters) -> list[dict]:
     try:
         lab.open(f"notebooks/{copy}")
         cells = lab.run_all()
-        problems = problems_of(cells, lab.driver.page_source)
+        # the outputs' text, not the page's: 00's and 05's notes above their panels name the error they explain
+        shown = lab.script("return Array.from(document.querySelectorAll('.jp-OutputArea-output'))"
+                           ".map(e => e.innerText).join('\\n');")
+        problems = problems_of(cells, shown)
         _, missing = live_widgets(lab)
         if missing:
             problems.append(f"{missing} widget(s) whose model is not found")

@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from tqdm.auto import tqdm
-
 from biaslib.data._common import PathLike, require_dir
 from biaslib.errors import BiaslibError
 from biaslib.mix.tar import (
@@ -29,6 +27,7 @@ from biaslib.mix.tar import (
     sample_image_ext,
     scan_tar,
 )
+from biaslib.progress import progress as progress_bar
 
 log = logging.getLogger(__name__)
 GENERATED_LAYOUT = """
@@ -100,7 +99,7 @@ def index_generated(root: PathLike, progress: bool = False) -> GeneratedIndex:
     index = GeneratedIndex(root)
     owner: dict[str, Path] = {}
     tars = sorted(p for p in root.glob("*.tar") if not p.name.startswith("."))
-    for path in tqdm(tars, desc="index generated", unit="shard", disable=not progress, leave=False):
+    for path in progress_bar(tars, desc="index generated", unit="shard", disable=not progress, transient=True):
         if _stats_path(path).is_file():
             _index_shard(index, path, owner)
         else:

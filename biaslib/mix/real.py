@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from tqdm.auto import tqdm
-
 from biaslib.data._common import PathLike, layout_error, require_dir
 from biaslib.data.cc3m import LAYOUT as REAL_LAYOUT
 from biaslib.data.cc3m import ReadStats, list_shards, shard_index_count
@@ -29,6 +27,7 @@ from biaslib.mix.tar import (
     sample_image_ext,
     scan_tar,
 )
+from biaslib.progress import progress as progress_bar
 
 
 class RealSample(NamedTuple):
@@ -112,7 +111,7 @@ class RealSurvey:
 def survey_real(paths: list[Path], progress: bool) -> RealSurvey:
     """Read every real shard once; a key in two places raises :class:`BiaslibError` naming both."""
     survey, owner = RealSurvey(), {}
-    for path in tqdm(paths, desc="index real", unit="shard", disable=not progress, leave=False):
+    for path in progress_bar(paths, desc="index real", unit="shard", disable=not progress, transient=True):
         stats = ReadStats(shards=1)
         with mapped_file(path) as buf:
             keys = [s.key for s in read_real(buf, path, stats)]

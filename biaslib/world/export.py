@@ -30,13 +30,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from biaslib import __version__
 from biaslib.articles import with_article
 from biaslib.config import ExportConfig
 from biaslib.errors import BiaslibError
 from biaslib.io import TarShardWriter, write_bytes, write_csv, write_json, write_parquet
+from biaslib.progress import progress
 from biaslib.world import World
 from biaslib.world.attributes import (
     binary_skin,
@@ -96,19 +96,24 @@ def encoded_images(world: World, rows: Sequence[Mapping], crop: str = "full", wo
                    desc: str | None = None) -> Iterator[bytes]:
     """JPEG bytes of ``rows`` rendered in order, in ``workers`` processes (1 = in this process)."""
     jobs = [(r, crop, world.config.jpeg_quality) for r in rows]
-    bar = tqdm(total=len(jobs), desc=desc, unit="img", disable=desc is None, leave=False)
-    if workers <= 1 or len(jobs) < 256:
-        _init_worker(world)
-        for job in jobs:
-            yield _encode_one(job)
-            bar.update()
-    else:
-        ctx = multiprocessing.get_context("fork")
-        with ctx.Pool(workers, initializer=_init_worker, initargs=(world,)) as pool:
-            for data in pool.imap(_encode_one, jobs, chunksize=64):
-                yield data
+    bar = progress(total=len(jobs), desc=desc, unit="img", disable=desc is None, transient=True)
+    # counted before each yield and closed in ``finally``: a caller that zips the images with its rows stops at the
+    # last one without resuming the generator, which then closes at its yield (the bar was left one short, red)
+    try:
+        if workers <= 1 or len(jobs) < 256:
+            _init_worker(world)
+            for job in jobs:
+                data = _encode_one(job)
                 bar.update()
-    bar.close()
+                yield data
+        else:
+            ctx = multiprocessing.get_context("fork")
+            with ctx.Pool(workers, initializer=_init_worker, initargs=(world,)) as pool:
+                for data in pool.imap(_encode_one, jobs, chunksize=64):
+                    bar.update()
+                    yield data
+    finally:
+        bar.close()
 
 
 def _truth(frame: pd.DataFrame, image_ids: Sequence[str], columns: Sequence[str]) -> pd.DataFrame:
