@@ -48,6 +48,8 @@ class Estimate:
     (0.25, 40, False)
     >>> result.as_dict()
     {'value': 0.25, 'ci_low': 0.1, 'ci_high': 0.4, 'p_value': 0.01, 'n': 40}
+    >>> list(result.as_dict("slope"))[0]
+    'slope'
     """
 
     value: float
@@ -73,9 +75,10 @@ class Estimate:
         """Whether ``value`` lies in the interval (False when the interval was not computed)."""
         return bool(self.ci_low <= value <= self.ci_high)
 
-    def as_dict(self) -> dict[str, Any]:
-        """``value``, ``ci_low``, ``ci_high``, ``p_value`` and then the details: one flat row."""
-        return {"value": self.value, "ci_low": self.ci_low, "ci_high": self.ci_high, "p_value": self.p_value,
+    def as_dict(self, value: str = "value") -> dict[str, Any]:
+        """``value`` (under the name ``value``, e.g. a table's ``slope`` column), ``ci_low``, ``ci_high``,
+        ``p_value`` and then the details: one flat row."""
+        return {value: self.value, "ci_low": self.ci_low, "ci_high": self.ci_high, "p_value": self.p_value,
                 **self.details}
 
 

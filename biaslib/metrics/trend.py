@@ -208,8 +208,7 @@ def trend(frame: pd.DataFrame, *, n_boot: int = 2000, n_perm: int = 5000, ci: fl
         part = part.drop_duplicates(["ratio_fraction", "replicate"])
         slope = model_trend(part["ratio_fraction"].to_numpy(), part["value"].to_numpy(), part["se"].to_numpy(),
                             n_boot=n_boot, n_perm=n_perm, ci=ci, seed=seed + i)
-        rows.append({**dict(zip(TREND_BY, keys)), "slope": slope.value,
-                     **{k: v for k, v in slope.as_dict().items() if k != "value"}})
+        rows.append({**dict(zip(TREND_BY, keys)), **slope.as_dict("slope")})
     table = pd.DataFrame(rows, columns=[c for c in TREND_COLUMNS if c not in ("q_value", "called")])
     chosen = (family(table) if family is not None else pd.Series(True, index=table.index)).astype(bool)
     tested = chosen & table["p_value"].notna()

@@ -256,8 +256,8 @@ def control_table(control: ControlResults, *, n_perm: int = 20000, seed: int = 0
         test = paired_test(part["treatment"], part["reference"], alternative=alternative, n_perm=n_perm, seed=seed)
         treatment, reference = spec.pairs[pair]
         rows.append({"pair": pair, "role": _role(spec, pair), "family": family, "measure": measure,
-                     "treatment": treatment, "reference": reference, "effect": test.value,
-                     **{k: v for k, v in test.as_dict().items() if k not in ("value", "alternative", "exact")},
+                     "treatment": treatment, "reference": reference,
+                     **{k: v for k, v in test.as_dict("effect").items() if k not in ("alternative", "exact")},
                      "evaluation_half_width": float(part["half_width"].median())})
     table = pd.DataFrame(rows)
     table["q_value"] = np.nan
